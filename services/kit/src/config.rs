@@ -1,0 +1,228 @@
+//! The one configuration of the `kefu` binary, read from environment variables only. This table
+//! is the documentation; `kefu --help` and README.md point here.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `KEFU_DATABASE_URL` | unset: SQLite files `<data dir>/<service>.db` | `postgres://user@host:port/db`: every service uses this database, each in its own schema named after it |
+//! | `KEFU_DATA_DIR` | `./data` | where the SQLite files live |
+//! | `KEFU_TIME_ZONE` | `Asia/Shanghai` | the company's time zone (IANA name): case-number dates, deadlines |
+//! | `KEFU_GATEWAY_ADDR` | `127.0.0.1:50051` | where the gateway listens |
+//! | `KEFU_<SERVICE>_ADDR` | intake `127.0.0.1:50061`, inspection `…62`, claims `…63`, settlement `…64`, archives `…65` | where that service listens |
+//! | `KEFU_<SERVICE>_URL` | `http://` + its `_ADDR` | how the others reach it (in Kubernetes: `http://intake:50061`) |
+//! | `KEFU_ROUTING_POLICY` | unset: the handbook's table | a routing policy file for the gateway (see `gateway/src/policy.rs`) |
+//! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
+//!
+//! `<SERVICE>` is `INTAKE`, `INSPECTION`, `CLAIMS`, `SETTLEMENT` or `ARCHIVES`.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
+
+use chrono_tz::Tz;
+
+/// The five services, by the names the routing policy, the metadata and the events use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceName {
+    Intake,
+    Inspection,
+    Claims,
+    Settlement,
+    Archives,
+}
+
+impl ServiceName {
+    pub const ALL: [ServiceName; 5] = [
+        ServiceName::Intake,
+        ServiceName::Inspection,
+        ServiceName::Claims,
+        ServiceName::Settlement,
+        ServiceName::Archives,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Intake => "intake",
+            ServiceName::Inspection => "inspection",
+            ServiceName::Claims => "claims",
+            ServiceName::Settlement => "settlement",
+            ServiceName::Archives => "archives",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            ServiceName::Intake => 50061,
+            ServiceName::Inspection => 50062,
+            ServiceName::Claims => 50063,
+            ServiceName::Settlement => 50064,
+            ServiceName::Archives => 50065,
+        }
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ServiceName {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        ServiceName::ALL
+            .into_iter()
+            .find(|service| service.as_str() == name)
+            .ok_or_else(|| format!("unknown service {name:?}; the services are intake, inspection, claims, settlement, archives"))
+    }
+}
+
+/// Where one service listens and how the others reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub listen: SocketAddr,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub time_zone: Tz,
+    pub gateway_addr: SocketAddr,
+    /// Indexed like [`ServiceName::ALL`].
+    pub services: [Endpoint; 5],
+    pub routing_policy: Option<PathBuf>,
+    pub log: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}={value:?}: {problem}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub value: String,
+    pub problem: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |key: &str| lookup(key).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
+        let parse_addr = |key: &str, default: SocketAddr| -> Result<SocketAddr, ConfigError> {
+            match get(key) {
+                None => Ok(default),
+                Some(value) => value.parse().map_err(|_| ConfigError {
+                    variable: key.into(),
+                    value,
+                    problem: "expected an address like 127.0.0.1:50051".into(),
+                }),
+            }
+        };
+        let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+
+        let mut services = Vec::with_capacity(5);
+        for service in ServiceName::ALL {
+            let upper = service.as_str().to_uppercase();
+            let listen = parse_addr(&format!("KEFU_{upper}_ADDR"), loopback(service.default_port()))?;
+            let url = get(&format!("KEFU_{upper}_URL")).unwrap_or_else(|| {
+                // A service listening on all interfaces is reached on loopback by default.
+                let reach = if listen.ip().is_unspecified() { loopback(listen.port()) } else { listen };
+                format!("http://{reach}")
+            });
+            services.push(Endpoint { listen, url });
+        }
+        let services: [Endpoint; 5] = services.try_into().map_err(|_| ConfigError {
+            variable: "KEFU_*_ADDR".into(),
+            value: String::new(),
+            problem: "internal: expected five services".into(),
+        })?;
+
+        let time_zone = match get("KEFU_TIME_ZONE") {
+            None => chrono_tz::Asia::Shanghai,
+            Some(value) => value.parse().map_err(|_| ConfigError {
+                variable: "KEFU_TIME_ZONE".into(),
+                value,
+                problem: "expected an IANA time zone name like Asia/Shanghai".into(),
+            })?,
+        };
+        let database_url = get("KEFU_DATABASE_URL");
+        if let Some(url) = &database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError {
+                    variable: "KEFU_DATABASE_URL".into(),
+                    value: redact_password(url),
+                    problem: "expected a PostgreSQL URL like postgres://user@127.0.0.1:5432/kefu; leave it unset for SQLite files under KEFU_DATA_DIR".into(),
+                });
+            }
+        }
+        Ok(Config {
+            database_url,
+            data_dir: get("KEFU_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data")),
+            time_zone,
+            gateway_addr: parse_addr("KEFU_GATEWAY_ADDR", loopback(50051))?,
+            services,
+            routing_policy: get("KEFU_ROUTING_POLICY").map(PathBuf::from),
+            log: get("KEFU_LOG").unwrap_or_else(|| "info".into()),
+        })
+    }
+
+    pub fn endpoint(&self, service: ServiceName) -> &Endpoint {
+        &self.services[service as usize]
+    }
+
+    pub fn endpoint_mut(&mut self, service: ServiceName) -> &mut Endpoint {
+        &mut self.services[service as usize]
+    }
+}
+
+/// A database URL fit for messages: the password, if any, replaced by `***`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|key| map.get(key).cloned())
+    }
+
+    #[test]
+    fn defaults_are_loopback_sqlite_and_shanghai() {
+        let config = config(&[]).expect("defaults are valid");
+        assert_eq!(config.gateway_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.endpoint(ServiceName::Claims).url, "http://127.0.0.1:50063");
+        assert_eq!(config.database_url, None);
+        assert_eq!(config.time_zone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn a_service_on_all_interfaces_is_reached_on_loopback_unless_told() {
+        let config = config(&[("KEFU_INTAKE_ADDR", "0.0.0.0:7000"), ("KEFU_CLAIMS_URL", "http://claims:50063")])
+            .expect("valid");
+        assert_eq!(config.endpoint(ServiceName::Intake).url, "http://127.0.0.1:7000");
+        assert_eq!(config.endpoint(ServiceName::Claims).url, "http://claims:50063");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let error = config(&[("KEFU_GATEWAY_ADDR", "localhost")]).expect_err("not an address");
+        assert_eq!(error.variable, "KEFU_GATEWAY_ADDR");
+        let error = config(&[("KEFU_DATABASE_URL", "mysql://root:secret@db/kefu")]).expect_err("not postgres");
+        assert!(error.to_string().contains("root:***@db"), "{error}");
+        assert!(!error.to_string().contains("secret"));
+        let error = config(&[("KEFU_TIME_ZONE", "Mars/Olympus")]).expect_err("no such zone");
+        assert_eq!(error.variable, "KEFU_TIME_ZONE");
+    }
+}

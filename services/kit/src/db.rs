@@ -1,0 +1,76 @@
+//! Connecting a service to its database.
+//!
+//! - **SQLite** (default): one file per service, `<KEFU_DATA_DIR>/<service>.db`, in WAL mode with
+//!   `synchronous=FULL`, so a commit is on disk before the caller hears of it. One connection per
+//!   service: SQLite has one writer at a time anyway, and a single connection never meets
+//!   `SQLITE_BUSY`.
+//! - **PostgreSQL** (`KEFU_DATABASE_URL`): one database shared by the services, each in its own
+//!   schema named after it (`intake`, `inspection`, …), created on start; a service's connections
+//!   have `search_path` set to its schema, so no service can see another's tables by accident.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
+
+use crate::config::{Config, ServiceName, redact_password};
+
+/// Connections a service keeps to PostgreSQL at most.
+const POSTGRES_POOL_SIZE: u32 = 16;
+
+/// Connects `service` to its database as `config` says, and makes sure its schema exists.
+pub async fn connect(config: &Config, service: ServiceName) -> Result<DatabaseConnection, DbErr> {
+    match &config.database_url {
+        None => connect_sqlite(config, service).await,
+        Some(url) => connect_postgres(url, service).await,
+    }
+}
+
+async fn connect_sqlite(config: &Config, service: ServiceName) -> Result<DatabaseConnection, DbErr> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|error| {
+        DbErr::Custom(format!("cannot create the data directory {}: {error}", config.data_dir.display()))
+    })?;
+    let path = config.data_dir.join(format!("{service}.db"));
+    let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
+    options
+        .max_connections(1)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false);
+    let db = Database::connect(options).await?;
+    for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=10000"] {
+        db.execute(Statement::from_string(DbBackend::Sqlite, pragma)).await?;
+    }
+    Ok(db)
+}
+
+async fn connect_postgres(url: &str, service: ServiceName) -> Result<DatabaseConnection, DbErr> {
+    let unreachable = |error: DbErr| {
+        DbErr::Custom(format!(
+            "cannot connect to PostgreSQL at {}: {error}. Is the server running (pg_ctlcluster 15 main start) and does the database exist?",
+            redact_password(url)
+        ))
+    };
+    {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options.max_connections(1).sqlx_logging(false).connect_timeout(Duration::from_secs(10));
+        let admin = Database::connect(options).await.map_err(unreachable)?;
+        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{service}\"");
+        if let Err(error) = admin.execute(Statement::from_string(DbBackend::Postgres, create)).await {
+            // Two replicas starting at once may race to create the schema; the loser finds it there.
+            if !crate::error::is_unique_violation(&error) {
+                return Err(error);
+            }
+        }
+        admin.close().await?;
+    }
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(POSTGRES_POOL_SIZE)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .set_schema_search_path(service.as_str())
+        .sqlx_logging(false);
+    Database::connect(options).await.map_err(unreachable)
+}

@@ -1,0 +1,111 @@
+//! How failures become gRPC statuses. Each service has one error enum with one exhaustive
+//! `From<Error> for tonic::Status`; the pieces they share are here: field violations
+//! (`INVALID_ARGUMENT` with `google.rpc.BadRequest`) and internal failures, which are logged with
+//! their cause and returned without internals.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The offending fields of a request, collected so the caller learns of all of them at once.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FieldViolations {
+    violations: Vec<(String, String)>,
+}
+
+impl FieldViolations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.violations.push((field.into(), description.into()));
+    }
+
+    pub fn extend(&mut self, other: FieldViolations) {
+        self.violations.extend(other.violations);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.violations.iter().map(|(field, _)| field.as_str())
+    }
+
+    /// `Ok(())` when nothing is wrong, else the `INVALID_ARGUMENT` status naming every field.
+    pub fn into_result(self) -> Result<(), Status> {
+        if self.is_empty() { Ok(()) } else { Err(self.into_status()) }
+    }
+
+    pub fn into_status(self) -> Status {
+        let message = self
+            .violations
+            .iter()
+            .map(|(field, description)| format!("{field}: {description}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut details = ErrorDetails::new();
+        for (field, description) in self.violations {
+            details.add_bad_request_violation(field, description);
+        }
+        Status::with_error_details(Code::InvalidArgument, message, details)
+    }
+
+    /// The field violations carried by a status, if it has any (to merge two services' answers).
+    pub fn from_status(status: &Status) -> FieldViolations {
+        let mut violations = FieldViolations::new();
+        if let Some(bad_request) = status.get_details_bad_request() {
+            for violation in bad_request.field_violations {
+                violations.add(violation.field, violation.description);
+            }
+        }
+        violations
+    }
+}
+
+/// A single violation as a status.
+pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
+    let mut violations = FieldViolations::new();
+    violations.add(field, description);
+    violations.into_status()
+}
+
+/// Logs an unexpected failure with its cause and returns a status that reveals nothing of it.
+pub fn internal(context: &str, cause: &dyn std::fmt::Display) -> Status {
+    tracing::error!(%cause, "{context}");
+    Status::internal(format!("{context}: internal error, logged on the server; retrying with the same request_id is safe"))
+}
+
+/// Database failures are internal, except when the database is unreachable, which the caller
+/// can retry.
+pub fn from_db(context: &str, error: sea_orm::DbErr) -> Status {
+    match &error {
+        sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
+            tracing::error!(cause = %error, "{context}");
+            Status::unavailable(format!("{context}: the database is unavailable; retry later"))
+        }
+        _ => internal(context, &error),
+    }
+}
+
+/// Whether a database error is a unique-key violation (a concurrent duplicate).
+pub fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
+    matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn violations_travel_in_bad_request_details() {
+        let mut violations = FieldViolations::new();
+        violations.add("complaint.category", "required");
+        violations.add("complaint.waybill_number", "required");
+        let status = violations.into_status();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let back = FieldViolations::from_status(&status);
+        assert_eq!(back.fields().collect::<Vec<_>>(), ["complaint.category", "complaint.waybill_number"]);
+    }
+}

@@ -1,0 +1,37 @@
+//! The runtime every kefu service shares.
+//!
+//! Each service crate (`intake`, `inspection`, `claims`, `settlement`, `archives`) holds its own
+//! API, rules and tables; what is the same for all of them lives here, once:
+//!
+//! - [`config`]: the one typed configuration, read from `KEFU_*` environment variables;
+//! - [`clock`]: the injected clock and the company's time zone;
+//! - [`db`] and [`migrate`]: connecting to SQLite or PostgreSQL and running migrations;
+//! - [`outbox`], [`relay`] and [`inbox`]: events between services — written in the same
+//!   transaction as the change that caused them, delivered with retries, applied at most once;
+//! - [`routed`]: the record an owning department keeps of a complaint routed to it;
+//! - [`caller`] and [`trace`]: who is calling, and the W3C trace context, carried on every hop;
+//! - [`error`]: field violations and the mapping of internal failures to `tonic::Status`;
+//! - [`server`]: one gRPC server with health, reflection and graceful shutdown;
+//! - [`paging`]: AIP-158 page tokens.
+
+pub mod caller;
+pub mod case_number;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod inbox;
+pub mod migrate;
+pub mod outbox;
+pub mod paging;
+pub mod relay;
+pub mod routed;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;
+pub mod trace;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
+pub use shutdown::Shutdown;

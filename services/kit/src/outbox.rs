@@ -1,0 +1,148 @@
+//! The transactional outbox. A service that changes its state and must tell another service writes
+//! the event here **in the same transaction** as the change: either both are committed or neither
+//! is. The [`relay`](crate::relay) delivers what is here and deletes it once the receiver has it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use kefu_proto::events::v1::{Event, event::Payload};
+use prost::Message;
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait,
+    entity::prelude::*,
+    sea_query::{ColumnDef, Index, Table},
+};
+use tokio::sync::Notify;
+
+use crate::{
+    caller::Caller,
+    config::ServiceName,
+    migrate::{Migration, SchemaStatement},
+    time::to_timestamp,
+    trace::TraceContext,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "outbox")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub seq: i64,
+    #[sea_orm(unique)]
+    pub event_id: String,
+    /// The receiving service's name.
+    pub destination: String,
+    /// The encoded `kefu.events.v1.Event`.
+    pub payload: Vec<u8>,
+    pub attempts: i32,
+    pub next_attempt_at: DateTimeUtc,
+    /// While set and in the future, one relay has claimed the row.
+    pub lease_until: Option<DateTimeUtc>,
+    pub last_error: Option<String>,
+    pub create_time: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+pub static MIGRATION: Migration = Migration {
+    name: "kit_0001_outbox_inbox",
+    statements: || {
+        vec![
+            SchemaStatement::Table(
+                Table::create()
+                    .table(Entity)
+                    .if_not_exists()
+                    .col(ColumnDef::new(Column::Seq).big_integer().not_null().auto_increment().primary_key())
+                    .col(ColumnDef::new(Column::EventId).string_len(64).not_null().unique_key())
+                    .col(ColumnDef::new(Column::Destination).string_len(32).not_null())
+                    .col(ColumnDef::new(Column::Payload).binary().not_null())
+                    .col(ColumnDef::new(Column::Attempts).integer().not_null().default(0))
+                    .col(ColumnDef::new(Column::NextAttemptAt).timestamp_with_time_zone().not_null())
+                    .col(ColumnDef::new(Column::LeaseUntil).timestamp_with_time_zone().null())
+                    .col(ColumnDef::new(Column::LastError).text().null())
+                    .col(ColumnDef::new(Column::CreateTime).timestamp_with_time_zone().not_null())
+                    .to_owned(),
+            ),
+            SchemaStatement::Index(
+                Index::create()
+                    .if_not_exists()
+                    .name("outbox_due")
+                    .table(Entity)
+                    .col(Column::NextAttemptAt)
+                    .to_owned(),
+            ),
+            SchemaStatement::Table(
+                Table::create()
+                    .table(crate::inbox::Entity)
+                    .if_not_exists()
+                    .col(ColumnDef::new(crate::inbox::Column::EventId).string_len(64).not_null().primary_key())
+                    .col(ColumnDef::new(crate::inbox::Column::Source).string_len(32).not_null())
+                    .col(ColumnDef::new(crate::inbox::Column::ReceiveTime).timestamp_with_time_zone().not_null())
+                    .to_owned(),
+            ),
+        ]
+    },
+};
+
+/// Wakes the relay after an outbox write has been committed, so handoffs go out at once rather
+/// than at the next poll.
+#[derive(Debug, Clone, Default)]
+pub struct RelayWaker(Arc<Notify>);
+
+impl RelayWaker {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    pub(crate) async fn woken(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// A new event from `source`, caused by `caller` within the trace `trace`.
+pub fn new_event(
+    source: ServiceName,
+    now: DateTime<Utc>,
+    trace: &TraceContext,
+    caller: &Caller,
+    payload: Payload,
+) -> Event {
+    Event {
+        id: uuid::Uuid::now_v7().to_string(),
+        source: source.as_str().into(),
+        create_time: Some(to_timestamp(now)),
+        traceparent: trace.traceparent.clone(),
+        tracestate: trace.tracestate.clone(),
+        caller: Some(caller.to_proto()),
+        payload: Some(payload),
+    }
+}
+
+/// Writes `event` for `destination` within the caller's transaction `tx`.
+pub async fn enqueue(
+    tx: &impl ConnectionTrait,
+    destination: ServiceName,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let row = ActiveModel {
+        event_id: Set(event.id.clone()),
+        destination: Set(destination.as_str().into()),
+        payload: Set(event.encode_to_vec()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        lease_until: Set(None),
+        last_error: Set(None),
+        create_time: Set(now),
+        ..Default::default()
+    };
+    Entity::insert(row).exec_without_returning(tx).await?;
+    Ok(())
+}
+
+/// Events not yet delivered, for operators and tests.
+pub async fn pending(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    Entity::find().count(db).await
+}

@@ -1,0 +1,191 @@
+//! The record an owning department keeps of a complaint routed to it, and the handler that accepts
+//! `case_routed` events: it stores the record and, in the same transaction, tells intake the
+//! owner's reference (`case_accepted`). Inspection, claims and settlement all accept cases this
+//! way; their own work on a case builds on this record.
+
+use kefu_proto::{
+    events::v1::{CaseAccepted, Event, event::Payload},
+    types::v1::RoutedComplaint,
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+    entity::prelude::*,
+    sea_query::{ColumnDef, Table},
+};
+use tonic::Status;
+
+use crate::{
+    caller::Caller,
+    clock::SharedClock,
+    config::ServiceName,
+    error,
+    inbox::EventHandler,
+    migrate::{Migration, SchemaStatement},
+    outbox,
+    time::{from_timestamp, to_timestamp},
+    trace::TraceContext,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "routed_cases")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub seq: i64,
+    /// The complaint's case number at intake; the owner's record has the same number.
+    #[sea_orm(unique)]
+    pub case_number: String,
+    pub category: String,
+    pub waybill_number: String,
+    pub channel: String,
+    pub description: String,
+    pub customer_request: String,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub branch: String,
+    pub responsible_unit: String,
+    pub complaint_create_time: DateTimeUtc,
+    pub deadline: DateTimeUtc,
+    pub received_by: String,
+    pub accept_time: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+pub static MIGRATION: Migration = Migration {
+    name: "kit_0002_routed_cases",
+    statements: || {
+        vec![SchemaStatement::Table(
+            Table::create()
+                .table(Entity)
+                .if_not_exists()
+                .col(ColumnDef::new(Column::Seq).big_integer().not_null().auto_increment().primary_key())
+                .col(ColumnDef::new(Column::CaseNumber).string_len(32).not_null().unique_key())
+                .col(ColumnDef::new(Column::Category).string_len(64).not_null())
+                .col(ColumnDef::new(Column::WaybillNumber).string_len(64).not_null())
+                .col(ColumnDef::new(Column::Channel).string_len(16).not_null())
+                .col(ColumnDef::new(Column::Description).text().not_null())
+                .col(ColumnDef::new(Column::CustomerRequest).text().not_null())
+                .col(ColumnDef::new(Column::ContactName).string_len(128).not_null())
+                .col(ColumnDef::new(Column::ContactPhone).string_len(64).not_null())
+                .col(ColumnDef::new(Column::Branch).string_len(64).not_null())
+                .col(ColumnDef::new(Column::ResponsibleUnit).string_len(64).not_null())
+                .col(ColumnDef::new(Column::ComplaintCreateTime).timestamp_with_time_zone().not_null())
+                .col(ColumnDef::new(Column::Deadline).timestamp_with_time_zone().not_null())
+                .col(ColumnDef::new(Column::ReceivedBy).string_len(128).not_null())
+                .col(ColumnDef::new(Column::AcceptTime).timestamp_with_time_zone().not_null())
+                .to_owned(),
+        )]
+    },
+};
+
+/// Accepts `case_routed` events for one owning service.
+pub struct AcceptRoutedCases {
+    pub owner: ServiceName,
+    /// The owner's collection, e.g. `cases` at inspection, `claims` at claims.
+    pub collection: &'static str,
+    pub clock: SharedClock,
+}
+
+impl EventHandler for AcceptRoutedCases {
+    async fn apply(&self, tx: &DatabaseTransaction, event: &Event) -> Result<(), Status> {
+        let Some(Payload::CaseRouted(routed)) = &event.payload else {
+            return Err(Status::invalid_argument(format!("{} accepts only case_routed events", self.owner)));
+        };
+        let complaint = routed.complaint.as_ref().ok_or_else(|| error::invalid_field("event.case_routed.complaint", "required"))?;
+        let case_number = complaint
+            .complaint
+            .strip_prefix("complaints/")
+            .filter(|number| !number.is_empty() && number.len() <= 32)
+            .ok_or_else(|| error::invalid_field("event.case_routed.complaint.complaint", "expected complaints/{case_number}"))?;
+        let time = |timestamp: &Option<prost_types::Timestamp>, field: &str| {
+            timestamp
+                .as_ref()
+                .and_then(from_timestamp)
+                .ok_or_else(|| error::invalid_field(&format!("event.case_routed.complaint.{field}"), "required"))
+        };
+        let now = self.clock.now();
+        let row = ActiveModel {
+            case_number: Set(case_number.to_owned()),
+            category: Set(complaint.category.clone()),
+            waybill_number: Set(complaint.waybill_number.clone()),
+            channel: Set(complaint.channel.clone()),
+            description: Set(complaint.description.clone()),
+            customer_request: Set(complaint.customer_request.clone()),
+            contact_name: Set(complaint.contact_name.clone()),
+            contact_phone: Set(complaint.contact_phone.clone()),
+            branch: Set(complaint.branch.clone()),
+            responsible_unit: Set(complaint.responsible_unit.clone()),
+            complaint_create_time: Set(time(&complaint.create_time, "create_time")?),
+            deadline: Set(time(&complaint.deadline, "deadline")?),
+            received_by: Set(complaint.received_by.clone()),
+            accept_time: Set(crate::time::to_micros(now)),
+            ..Default::default()
+        };
+        Entity::insert(row).exec_without_returning(tx).await.map_err(|e| error::from_db("accepting a routed case", e))?;
+
+        let accepted = CaseAccepted {
+            complaint: complaint.complaint.clone(),
+            owner: self.owner.as_str().into(),
+            owner_reference: format!("{}/{case_number}", self.collection),
+            accept_time: Some(to_timestamp(now)),
+        };
+        let trace = TraceContext { traceparent: event.traceparent.clone(), tracestate: event.tracestate.clone() };
+        let reply = outbox::new_event(self.owner, now, &trace, &Caller::from_proto(event.caller.as_ref()), Payload::CaseAccepted(accepted));
+        outbox::enqueue(tx, ServiceName::Intake, &reply, now).await.map_err(|e| error::from_db("queueing case_accepted", e))?;
+        tracing::info!(owner = %self.owner, case_number, category = %complaint.category, "case accepted");
+        Ok(())
+    }
+}
+
+pub async fn get(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find().filter(Column::CaseNumber.eq(case_number)).one(db).await
+}
+
+/// One page, newest first, after the position `after` (a `seq`) if given; also the position to
+/// continue from, if there may be more.
+pub async fn list(db: &impl ConnectionTrait, page_size: u64, after: Option<i64>) -> Result<(Vec<Model>, Option<i64>), DbErr> {
+    let mut query = Entity::find().order_by_desc(Column::Seq).limit(page_size + 1);
+    if let Some(after) = after {
+        query = query.filter(Column::Seq.lt(after));
+    }
+    let mut rows = query.all(db).await?;
+    let next = if rows.len() as u64 > page_size {
+        rows.truncate(page_size as usize);
+        rows.last().map(|row| row.seq)
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// Parses `"{collection}/{case_number}"`.
+pub fn parse_name<'a>(name: &'a str, collection: &str) -> Result<&'a str, Status> {
+    name.strip_prefix(collection)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|number| crate::case_number::is_well_formed(number))
+        .ok_or_else(|| error::invalid_field("name", format!("expected {collection}/{{case_number}}, e.g. {collection}/20261122-7K3M9Q")))
+}
+
+impl Model {
+    pub fn to_proto(&self) -> RoutedComplaint {
+        RoutedComplaint {
+            complaint: format!("complaints/{}", self.case_number),
+            category: self.category.clone(),
+            waybill_number: self.waybill_number.clone(),
+            channel: self.channel.clone(),
+            description: self.description.clone(),
+            customer_request: self.customer_request.clone(),
+            contact_name: self.contact_name.clone(),
+            contact_phone: self.contact_phone.clone(),
+            branch: self.branch.clone(),
+            responsible_unit: self.responsible_unit.clone(),
+            create_time: Some(to_timestamp(self.complaint_create_time)),
+            deadline: Some(to_timestamp(self.deadline)),
+            received_by: self.received_by.clone(),
+        }
+    }
+}

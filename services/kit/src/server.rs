@@ -1,0 +1,140 @@
+//! Starting a service: its database, migrations and outbox relay ([`ServiceContext`]), and the one
+//! gRPC server shape every kefu process uses — health (`grpc.health.v1`), reflection
+//! (`grpc.reflection.v1`, and v1alpha for older clients), a tracing span per call, and graceful
+//! shutdown with a time limit ([`serve`]).
+
+use std::{convert::Infallible, time::Duration};
+
+use chrono_tz::Tz;
+use http::{Request, Response};
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{body::Body, server::NamedService, service::Routes, transport::Server};
+use tonic_health::ServingStatus;
+
+use crate::{
+    clock::SharedClock,
+    config::{Config, ServiceName},
+    db, migrate,
+    migrate::Migration,
+    outbox::RelayWaker,
+    relay::Relay,
+    shutdown::Shutdown,
+};
+
+/// How long in-flight calls may take to finish once shutdown is asked for.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{service}: database: {source}")]
+    Database { service: ServiceName, source: sea_orm::DbErr },
+    #[error("{service}: {message}")]
+    Config { service: ServiceName, message: String },
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("serving: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// What every service's handlers share.
+#[derive(Clone)]
+pub struct ServiceContext {
+    pub name: ServiceName,
+    pub db: DatabaseConnection,
+    pub clock: SharedClock,
+    pub time_zone: Tz,
+    /// Call after committing an outbox row.
+    pub relay: RelayWaker,
+}
+
+impl ServiceContext {
+    /// Connects to the service's database and applies its migrations (the kit's outbox and
+    /// inbox tables first).
+    pub async fn open(name: ServiceName, config: &Config, clock: SharedClock, migrations: &[&Migration]) -> Result<Self, StartError> {
+        let database = |source| StartError::Database { service: name, source };
+        let db = db::connect(config, name).await.map_err(database)?;
+        let mut all = vec![&crate::outbox::MIGRATION];
+        all.extend_from_slice(migrations);
+        let applied = migrate::run(&db, name.as_str(), &all).await.map_err(database)?;
+        if !applied.is_empty() {
+            tracing::info!(service = %name, ?applied, "migrations applied");
+        }
+        Ok(ServiceContext { name, db, clock, time_zone: config.time_zone, relay: RelayWaker::default() })
+    }
+
+    /// The relay that delivers this service's outbox.
+    pub fn relay(&self, config: &Config) -> Result<Relay, StartError> {
+        Relay::new(self.name, self.db.clone(), self.clock.clone(), self.relay.clone(), config)
+            .map_err(|message| StartError::Config { service: self.name, message })
+    }
+}
+
+/// Health and reflection for the named gRPC services, plus those services' routes.
+pub async fn standard_routes(routes: Routes, service_names: &[&str]) -> Result<Routes, StartError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_service_status("", ServingStatus::Serving).await;
+    for name in service_names {
+        health.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    let reflection_names = |builder: tonic_reflection::server::Builder<'static>| {
+        let mut builder = builder
+            .register_encoded_file_descriptor_set(kefu_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(<tonic_health::pb::health_server::HealthServer<()> as NamedService>::NAME)
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+        for name in service_names {
+            builder = builder.with_service_name(*name);
+        }
+        builder
+    };
+    let reflection_v1 = reflection_names(tonic_reflection::server::Builder::configure()).build_v1()?;
+    let reflection_v1alpha = reflection_names(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
+    Ok(routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha))
+}
+
+/// Serves `service` on `listener` until `shutdown`, then lets calls in flight finish (at most
+/// [`DRAIN_LIMIT`]).
+pub async fn serve<S>(service: S, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let server = Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .serve_with_incoming_shutdown(service, TcpListenerStream::new(listener), shutdown.clone().wait());
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.map_err(StartError::from),
+        _ = shutdown.wait() => {}
+    }
+    match tokio::time::timeout(DRAIN_LIMIT, server).await {
+        Ok(result) => result.map_err(StartError::from),
+        Err(_) => {
+            tracing::warn!("calls still in flight after {DRAIN_LIMIT:?}; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+/// Runs a service: its relay in the background and its routes (with health and reflection)
+/// until `shutdown`.
+pub async fn run_service(
+    context: &ServiceContext,
+    config: &Config,
+    routes: Routes,
+    service_names: &[&str],
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
+    let relay = context.relay(config)?;
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+    let routes = standard_routes(routes, service_names).await?.prepare();
+    let served = serve(routes, listener, shutdown).await;
+    let _ = relay_task.await;
+    served
+}

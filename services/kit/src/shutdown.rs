@@ -1,0 +1,45 @@
+//! Shutdown as a value passed in: every server and background loop holds a [`Shutdown`] and stops
+//! when it fires (Ctrl-C in `kefu up`, SIGTERM from Kubernetes, the end of a test).
+
+use tokio::sync::watch;
+
+/// Fires once; every clone sees it.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    receiver: watch::Receiver<bool>,
+}
+
+/// The side that fires the [`Shutdown`].
+#[derive(Debug)]
+pub struct ShutdownTrigger {
+    sender: watch::Sender<bool>,
+}
+
+impl Shutdown {
+    pub fn new() -> (ShutdownTrigger, Shutdown) {
+        let (sender, receiver) = watch::channel(false);
+        (ShutdownTrigger { sender }, Shutdown { receiver })
+    }
+
+    /// Completes when shutdown has been asked for (at once if it already has been).
+    pub async fn wait(mut self) {
+        // An error means the trigger was dropped, which also means: stop.
+        let _ = self.receiver.wait_for(|stop| *stop).await;
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.receiver.borrow()
+    }
+}
+
+impl ShutdownTrigger {
+    pub fn trigger(&self) {
+        let _ = self.sender.send(true);
+    }
+}
+
+impl Drop for ShutdownTrigger {
+    fn drop(&mut self) {
+        self.trigger();
+    }
+}
