@@ -1,1 +1,8 @@
-fn main() {}
+//! `kefu`: see `kefu --help`.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    kefu::cli::main().await
+}

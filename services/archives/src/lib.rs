@@ -1,1 +1,37 @@
-//! placeholder
+//! Archives (档案室): keeps closed case files and customer files under access control.
+//!
+//! Today archives runs as a service of its own — its database, migrations, health, reflection and
+//! event inbox — and owns no complaints (the routing policy refuses to make it an owner). Case files
+//! arrive when intake closes cases, which a later issue builds.
+
+use kefu_kit::{
+    Config, Shutdown,
+    clock::SharedClock,
+    config::ServiceName,
+    inbox::{EventHandler, Inbox},
+    server::{ServiceContext, StartError, run_service},
+};
+use kefu_proto::events::v1::Event;
+use sea_orm::DatabaseTransaction;
+use tokio::net::TcpListener;
+use tonic::{Status, service::Routes};
+
+pub const NAME: ServiceName = ServiceName::Archives;
+
+/// Serves archives on `listener` until `shutdown`.
+pub async fn run(config: &Config, clock: SharedClock, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError> {
+    let context = ServiceContext::open(NAME, config, clock, &[]).await?;
+    let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), ArchivesEvents);
+    let routes = Routes::new(inbox.into_server());
+    run_service(&context, config, routes, &["kefu.events.v1.EventInbox"], listener, shutdown).await
+}
+
+struct ArchivesEvents;
+
+impl EventHandler for ArchivesEvents {
+    async fn apply(&self, _tx: &DatabaseTransaction, event: &Event) -> Result<(), Status> {
+        // Refusing keeps the event in its sender's outbox, where an operator sees it, rather
+        // than recording it as applied and losing it.
+        Err(Status::failed_precondition(format!("archives handles no events from {} yet", event.source)))
+    }
+}

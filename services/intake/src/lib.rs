@@ -1,1 +1,38 @@
-//! placeholder
+//! Intake (受理, the customer service center): the record of every complaint, its case number and
+//! deadline, and the handoff to the department that owns it.
+//!
+//! - [`domain`]: what a valid complaint is, channels and states, the list filter — no I/O;
+//! - [`store`]: the `complaints` table and its queries;
+//! - [`api`]: the `kefu.intake.v1.Intake` gRPC handlers (proto ⇄ domain only);
+//! - [`events`]: what intake does when an owner reports back (`case_accepted`).
+//!
+//! Invariant: a complaint and the `case_routed` event that hands it to its owner are committed in
+//! one transaction; the complaint is acknowledged to the caller only after that commit.
+
+pub mod api;
+pub mod domain;
+pub mod events;
+pub mod store;
+
+use kefu_kit::{
+    Config, Shutdown,
+    clock::SharedClock,
+    config::ServiceName,
+    inbox::Inbox,
+    migrate::Migration,
+    server::{ServiceContext, StartError, run_service},
+};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+pub const NAME: ServiceName = ServiceName::Intake;
+
+pub static MIGRATIONS: &[&Migration] = &[&store::MIGRATION];
+
+/// Serves intake on `listener` until `shutdown`.
+pub async fn run(config: &Config, clock: SharedClock, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError> {
+    let context = ServiceContext::open(NAME, config, clock, MIGRATIONS).await?;
+    let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events::IntakeEvents);
+    let routes = Routes::new(api::IntakeApi::new(context.clone()).into_server()).add_service(inbox.into_server());
+    run_service(&context, config, routes, &[api::SERVICE_NAME, "kefu.events.v1.EventInbox"], listener, shutdown).await
+}

@@ -189,3 +189,26 @@ impl Model {
         }
     }
 }
+
+/// The record named `"{collection}/{case_number}"`, or `NOT_FOUND`.
+pub async fn get_by_name(db: &impl ConnectionTrait, name: &str, collection: &str) -> Result<Model, Status> {
+    let case_number = parse_name(name, collection)?;
+    get(db, case_number)
+        .await
+        .map_err(|e| error::from_db("reading a case", e))?
+        .ok_or_else(|| Status::not_found(format!("no case named {name}")))
+}
+
+/// One page of records, newest first, and the token for the next page (empty at the end).
+pub async fn list_page(db: &impl ConnectionTrait, page_size: i32, page_token: &str) -> Result<(Vec<Model>, String), Status> {
+    let page_size = crate::paging::page_size(page_size)?;
+    let after = crate::paging::decode_token(page_token, "")?;
+    let (rows, next) = list(db, page_size, after).await.map_err(|e| error::from_db("listing cases", e))?;
+    Ok((rows, next.map(|seq| crate::paging::encode_token(seq, "")).unwrap_or_default()))
+}
+
+/// The `EventInbox` server of an owning service: it accepts routed cases into `collection`.
+pub fn inbox(context: &crate::server::ServiceContext, collection: &'static str) -> kefu_proto::events::v1::event_inbox_server::EventInboxServer<crate::inbox::Inbox<AcceptRoutedCases>> {
+    let handler = AcceptRoutedCases { owner: context.name, collection, clock: context.clock.clone() };
+    crate::inbox::Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), handler).into_server()
+}

@@ -43,3 +43,9 @@ impl Drop for ShutdownTrigger {
         self.trigger();
     }
 }
+
+impl ShutdownTrigger {
+    pub fn is_triggered(&self) -> bool {
+        *self.sender.borrow()
+    }
+}

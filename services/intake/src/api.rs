@@ -1,0 +1,263 @@
+//! `kefu.intake.v1.Intake`: proto ⇄ domain, and the registration transaction.
+
+use kefu_kit::{
+    caller::Caller,
+    case_number,
+    config::ServiceName,
+    error::{self, FieldViolations},
+    outbox, paging,
+    server::ServiceContext,
+    time::{from_duration, to_micros, to_timestamp},
+    trace::TraceContext,
+};
+use kefu_proto::{
+    events::v1::{CaseRouted, event::Payload},
+    intake::v1::{self as pb, intake_server},
+    types::v1::RoutedComplaint,
+};
+use sea_orm::{ActiveValue::Set, TransactionTrait};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    domain::{self, Channel, ComplaintFields, NewComplaint, Route, State},
+    store,
+};
+
+pub const SERVICE_NAME: &str = "kefu.intake.v1.Intake";
+
+/// How often registration draws a new case number after a collision before giving up.
+const CASE_NUMBER_DRAWS: usize = 8;
+
+pub struct IntakeApi {
+    context: ServiceContext,
+}
+
+impl IntakeApi {
+    pub fn new(context: ServiceContext) -> Self {
+        Self { context }
+    }
+
+    pub fn into_server(self) -> intake_server::IntakeServer<Self> {
+        intake_server::IntakeServer::new(self)
+    }
+
+    async fn register(
+        &self,
+        request_id: Option<String>,
+        complaint: NewComplaint,
+        route: Route,
+        caller: &Caller,
+        trace: &TraceContext,
+    ) -> Result<store::Model, Status> {
+        let db = &self.context.db;
+        if let Some(request_id) = &request_id {
+            if let Some(existing) = store::by_request_id(db, request_id).await.map_err(|e| error::from_db("looking up request_id", e))? {
+                return Ok(existing);
+            }
+        }
+        let now = to_micros(self.context.clock.now());
+        let deadline = to_micros(now + route.handling_time);
+        for _ in 0..CASE_NUMBER_DRAWS {
+            let case_number = case_number::generate(now, self.context.time_zone);
+            let owned_here = route.owner == ServiceName::Intake;
+            let row = store::ActiveModel {
+                case_number: Set(case_number.clone()),
+                request_id: Set(request_id.clone()),
+                category: Set(complaint.category.clone()),
+                waybill_number: Set(complaint.waybill_number.clone()),
+                channel: Set(complaint.channel.as_str().into()),
+                description: Set(complaint.description.clone()),
+                customer_request: Set(complaint.customer_request.clone()),
+                contact_name: Set(complaint.contact_name.clone()),
+                contact_phone: Set(complaint.contact_phone.clone()),
+                branch: Set(complaint.branch.clone()),
+                owner: Set(route.owner.as_str().into()),
+                responsible_unit: Set(route.responsible_unit.clone()),
+                // The service center answers what it owns itself: it holds the case at once.
+                owner_reference: Set(owned_here.then(|| format!("complaints/{case_number}"))),
+                state: Set(if owned_here { State::Accepted } else { State::Routed }.as_str().into()),
+                create_time: Set(now),
+                deadline: Set(deadline),
+                accept_time: Set(owned_here.then_some(now)),
+                received_by: Set(caller.user.clone()),
+                received_by_department: Set(caller.department.clone()),
+                ..Default::default()
+            };
+            let tx = db.begin().await.map_err(|e| error::from_db("registering a complaint", e))?;
+            match store::insert(&tx, row).await {
+                Ok(()) => {}
+                Err(insert_error) if error::is_unique_violation(&insert_error) => {
+                    drop(tx);
+                    // Either a concurrent retry with the same request_id won, or the case number
+                    // was drawn before: return the winner's complaint, or draw again.
+                    if let Some(request_id) = &request_id {
+                        if let Some(existing) =
+                            store::by_request_id(db, request_id).await.map_err(|e| error::from_db("looking up request_id", e))?
+                        {
+                            return Ok(existing);
+                        }
+                    }
+                    continue;
+                }
+                Err(insert_error) => return Err(error::from_db("registering a complaint", insert_error)),
+            }
+            if !owned_here {
+                let routed = RoutedComplaint {
+                    complaint: format!("complaints/{case_number}"),
+                    category: complaint.category.clone(),
+                    waybill_number: complaint.waybill_number.clone(),
+                    channel: complaint.channel.as_str().into(),
+                    description: complaint.description.clone(),
+                    customer_request: complaint.customer_request.clone(),
+                    contact_name: complaint.contact_name.clone(),
+                    contact_phone: complaint.contact_phone.clone(),
+                    branch: complaint.branch.clone(),
+                    responsible_unit: route.responsible_unit.clone(),
+                    create_time: Some(to_timestamp(now)),
+                    deadline: Some(to_timestamp(deadline)),
+                    received_by: caller.user.clone(),
+                };
+                let event = outbox::new_event(
+                    ServiceName::Intake,
+                    now,
+                    trace,
+                    caller,
+                    Payload::CaseRouted(CaseRouted { complaint: Some(routed) }),
+                );
+                outbox::enqueue(&tx, route.owner, &event, now).await.map_err(|e| error::from_db("queueing case_routed", e))?;
+            }
+            tx.commit().await.map_err(|e| error::from_db("registering a complaint", e))?;
+            self.context.relay.wake();
+            tracing::info!(
+                case_number,
+                category = %complaint.category,
+                owner = %route.owner,
+                trace_id = trace.trace_id(),
+                "complaint registered"
+            );
+            return store::by_case_number(db, &case_number)
+                .await
+                .map_err(|e| error::from_db("reading the new complaint", e))?
+                .ok_or_else(|| Status::internal("the new complaint vanished"));
+        }
+        Err(Status::unavailable("could not draw an unused case number; retry with the same request_id"))
+    }
+}
+
+#[tonic::async_trait]
+impl intake_server::Intake for IntakeApi {
+    async fn register_complaint(&self, request: Request<pb::RegisterComplaintRequest>) -> Result<Response<pb::Complaint>, Status> {
+        let caller = Caller::from_metadata(request.metadata());
+        let trace = TraceContext::from_metadata(request.metadata()).unwrap_or_else(TraceContext::new_root);
+        let request = request.into_inner();
+
+        let mut violations = FieldViolations::new();
+        if let Err(more) = domain::check_request_id(&request.request_id) {
+            violations.extend(more);
+        }
+        let complaint = request.complaint.unwrap_or_default();
+        let contact = complaint.contact.clone().unwrap_or_default();
+        let fields = ComplaintFields {
+            category: &complaint.category,
+            waybill_number: &complaint.waybill_number,
+            channel: channel_from_proto(complaint.channel),
+            description: &complaint.description,
+            customer_request: &complaint.customer_request,
+            contact_name: &contact.name,
+            contact_phone: &contact.phone,
+            branch: &complaint.branch,
+        };
+        let parsed = NewComplaint::parse(fields).map_err(|more| violations.extend(more)).ok();
+        if request.validate_only {
+            violations.into_result()?;
+            return Ok(Response::new(pb::Complaint::default()));
+        }
+        let route = request.route.unwrap_or_default();
+        let route = Route::parse(&route.owner, &route.responsible_unit, route.handling_time.as_ref().and_then(from_duration))
+            .map_err(|more| violations.extend(more))
+            .ok();
+        violations.into_result()?;
+        let (Some(complaint), Some(route)) = (parsed, route) else {
+            return Err(Status::internal("validated complaint missing"));
+        };
+        let request_id = Some(request.request_id.trim().to_owned()).filter(|id| !id.is_empty());
+        let row = self.register(request_id, complaint, route, &caller, &trace).await?;
+        Ok(Response::new(to_proto(row)))
+    }
+
+    async fn get_complaint(&self, request: Request<pb::GetComplaintRequest>) -> Result<Response<pb::Complaint>, Status> {
+        let name = request.into_inner().name;
+        let case_number = parse_name(&name)?;
+        let row = store::by_case_number(&self.context.db, case_number)
+            .await
+            .map_err(|e| error::from_db("reading a complaint", e))?
+            .ok_or_else(|| Status::not_found(format!("no complaint named {name}")))?;
+        Ok(Response::new(to_proto(row)))
+    }
+
+    async fn list_complaints(&self, request: Request<pb::ListComplaintsRequest>) -> Result<Response<pb::ListComplaintsResponse>, Status> {
+        let request = request.into_inner();
+        let page_size = paging::page_size(request.page_size)?;
+        let terms = domain::parse_filter(&request.filter).map_err(|message| error::invalid_field("filter", message))?;
+        let after = paging::decode_token(&request.page_token, &request.filter)?;
+        let (rows, next) = store::list(&self.context.db, &terms, page_size, after)
+            .await
+            .map_err(|e| error::from_db("listing complaints", e))?;
+        Ok(Response::new(pb::ListComplaintsResponse {
+            complaints: rows.into_iter().map(to_proto).collect(),
+            next_page_token: next.map(|seq| paging::encode_token(seq, &request.filter)).unwrap_or_default(),
+        }))
+    }
+}
+
+/// `complaints/{case_number}` → the case number.
+pub fn parse_name(name: &str) -> Result<&str, Status> {
+    name.strip_prefix("complaints/")
+        .filter(|number| case_number::is_well_formed(number))
+        .ok_or_else(|| error::invalid_field("name", "expected complaints/{case_number}, e.g. complaints/20261122-7K3M9Q"))
+}
+
+fn channel_from_proto(channel: i32) -> Option<Channel> {
+    match pb::Channel::try_from(channel).ok()? {
+        pb::Channel::Unspecified => Some(Channel::Unspecified),
+        pb::Channel::Phone => Some(Channel::Phone),
+        pb::Channel::Letter => Some(Channel::Letter),
+        pb::Channel::InPerson => Some(Channel::InPerson),
+        pb::Channel::Online => Some(Channel::Online),
+    }
+}
+
+fn channel_to_proto(channel: &str) -> pb::Channel {
+    match channel.parse::<Channel>() {
+        Ok(Channel::Phone) => pb::Channel::Phone,
+        Ok(Channel::Letter) => pb::Channel::Letter,
+        Ok(Channel::InPerson) => pb::Channel::InPerson,
+        Ok(Channel::Online) => pb::Channel::Online,
+        Ok(Channel::Unspecified) | Err(()) => pb::Channel::Unspecified,
+    }
+}
+
+fn to_proto(row: store::Model) -> pb::Complaint {
+    pb::Complaint {
+        name: format!("complaints/{}", row.case_number),
+        category: row.category,
+        waybill_number: row.waybill_number,
+        channel: channel_to_proto(&row.channel) as i32,
+        description: row.description,
+        customer_request: row.customer_request,
+        contact: Some(pb::Contact { name: row.contact_name, phone: row.contact_phone }),
+        branch: row.branch,
+        owner: row.owner,
+        responsible_unit: row.responsible_unit,
+        owner_reference: row.owner_reference.unwrap_or_default(),
+        state: match row.state.parse::<State>() {
+            Ok(State::Routed) => pb::State::Routed,
+            Ok(State::Accepted) => pb::State::Accepted,
+            Err(()) => pb::State::Unspecified,
+        } as i32,
+        create_time: Some(to_timestamp(row.create_time)),
+        deadline: Some(to_timestamp(row.deadline)),
+        accept_time: row.accept_time.map(to_timestamp),
+        received_by: row.received_by,
+    }
+}

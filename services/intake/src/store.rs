@@ -1,0 +1,151 @@
+//! The `complaints` table: one row per complaint, the case number and request id unique.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    entity::prelude::*,
+    sea_query::{ColumnDef, Expr, Index, Table},
+};
+
+use kefu_kit::migrate::{Migration, SchemaStatement};
+
+use crate::domain::{FilterField, State};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "complaints")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub seq: i64,
+    #[sea_orm(unique)]
+    pub case_number: String,
+    /// The caller's idempotency key; `None` when the caller gave none.
+    #[sea_orm(unique)]
+    pub request_id: Option<String>,
+    pub category: String,
+    pub waybill_number: String,
+    pub channel: String,
+    pub description: String,
+    pub customer_request: String,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub branch: String,
+    pub owner: String,
+    pub responsible_unit: String,
+    pub owner_reference: Option<String>,
+    pub state: String,
+    pub create_time: DateTimeUtc,
+    pub deadline: DateTimeUtc,
+    pub accept_time: Option<DateTimeUtc>,
+    pub received_by: String,
+    pub received_by_department: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+pub static MIGRATION: Migration = Migration {
+    name: "intake_0001_complaints",
+    statements: || {
+        let index = |name: &str, column: Column| {
+            SchemaStatement::Index(Index::create().if_not_exists().name(name).table(Entity).col(column).to_owned())
+        };
+        vec![
+            SchemaStatement::Table(
+                Table::create()
+                    .table(Entity)
+                    .if_not_exists()
+                    .col(ColumnDef::new(Column::Seq).big_integer().not_null().auto_increment().primary_key())
+                    .col(ColumnDef::new(Column::CaseNumber).string_len(32).not_null().unique_key())
+                    .col(ColumnDef::new(Column::RequestId).string_len(128).null().unique_key())
+                    .col(ColumnDef::new(Column::Category).string_len(64).not_null())
+                    .col(ColumnDef::new(Column::WaybillNumber).string_len(64).not_null())
+                    .col(ColumnDef::new(Column::Channel).string_len(16).not_null())
+                    .col(ColumnDef::new(Column::Description).text().not_null())
+                    .col(ColumnDef::new(Column::CustomerRequest).text().not_null())
+                    .col(ColumnDef::new(Column::ContactName).string_len(128).not_null())
+                    .col(ColumnDef::new(Column::ContactPhone).string_len(64).not_null())
+                    .col(ColumnDef::new(Column::Branch).string_len(64).not_null())
+                    .col(ColumnDef::new(Column::Owner).string_len(32).not_null())
+                    .col(ColumnDef::new(Column::ResponsibleUnit).string_len(64).not_null())
+                    .col(ColumnDef::new(Column::OwnerReference).string_len(128).null())
+                    .col(ColumnDef::new(Column::State).string_len(16).not_null())
+                    .col(ColumnDef::new(Column::CreateTime).timestamp_with_time_zone().not_null())
+                    .col(ColumnDef::new(Column::Deadline).timestamp_with_time_zone().not_null())
+                    .col(ColumnDef::new(Column::AcceptTime).timestamp_with_time_zone().null())
+                    .col(ColumnDef::new(Column::ReceivedBy).string_len(128).not_null())
+                    .col(ColumnDef::new(Column::ReceivedByDepartment).string_len(128).not_null())
+                    .to_owned(),
+            ),
+            index("complaints_waybill", Column::WaybillNumber),
+            index("complaints_branch", Column::Branch),
+            index("complaints_category", Column::Category),
+        ]
+    },
+};
+
+pub async fn insert(db: &impl ConnectionTrait, row: ActiveModel) -> Result<(), DbErr> {
+    Entity::insert(row).exec_without_returning(db).await.map(|_| ())
+}
+
+pub async fn by_case_number(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find().filter(Column::CaseNumber.eq(case_number)).one(db).await
+}
+
+pub async fn by_request_id(db: &impl ConnectionTrait, request_id: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find().filter(Column::RequestId.eq(request_id)).one(db).await
+}
+
+/// One page, newest first, matching every term, after the position `after` if given; also the
+/// position to continue from if there may be more.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    terms: &[(FilterField, String)],
+    page_size: u64,
+    after: Option<i64>,
+) -> Result<(Vec<Model>, Option<i64>), DbErr> {
+    let mut query = Entity::find().order_by_desc(Column::Seq).limit(page_size + 1);
+    if let Some(after) = after {
+        query = query.filter(Column::Seq.lt(after));
+    }
+    for (field, value) in terms {
+        let column = match field {
+            FilterField::Category => Column::Category,
+            FilterField::Owner => Column::Owner,
+            FilterField::Branch => Column::Branch,
+            FilterField::State => Column::State,
+            FilterField::WaybillNumber => Column::WaybillNumber,
+            FilterField::Channel => Column::Channel,
+        };
+        query = query.filter(column.eq(value.as_str()));
+    }
+    let mut rows = query.all(db).await?;
+    let next = if rows.len() as u64 > page_size {
+        rows.truncate(page_size as usize);
+        rows.last().map(|row| row.seq)
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// Records that `owner` accepted the complaint as `owner_reference`; false if there is no such
+/// complaint routed to that owner.
+pub async fn mark_accepted(
+    db: &impl ConnectionTrait,
+    case_number: &str,
+    owner: &str,
+    owner_reference: &str,
+    accept_time: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = Entity::update_many()
+        .col_expr(Column::OwnerReference, Expr::value(owner_reference))
+        .col_expr(Column::State, Expr::value(State::Accepted.as_str()))
+        .col_expr(Column::AcceptTime, Expr::value(accept_time))
+        .filter(Column::CaseNumber.eq(case_number))
+        .filter(Column::Owner.eq(owner))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}

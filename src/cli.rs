@@ -1,0 +1,138 @@
+//! The command line. `main.rs` only calls [`main`].
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use clap::{Parser, Subcommand};
+use kefu_kit::{Config, Shutdown, SystemClock};
+
+use crate::suite::{self, Target};
+
+const CONFIGURATION: &str = "\
+Configuration comes from environment variables only:
+  KEFU_DATABASE_URL    postgres://user@host:5432/db — every service in its own schema;
+                       unset: SQLite files under KEFU_DATA_DIR (default ./data)
+  KEFU_GATEWAY_ADDR    where the gateway listens (default 127.0.0.1:50051)
+  KEFU_<SERVICE>_ADDR  where a service listens (intake 127.0.0.1:50061, inspection …62,
+                       claims …63, settlement …64, archives …65)
+  KEFU_<SERVICE>_URL   how the others reach it (default http:// + its _ADDR)
+  KEFU_ROUTING_POLICY  a routing policy file (default: the handbook's table)
+  KEFU_TIME_ZONE       the company's time zone (default Asia/Shanghai)
+  KEFU_LOG             log filter (default info)
+The full table is in services/kit/src/config.rs.";
+
+/// kefu (客服): the complaint-handling backbone of a logistics company's customer service center.
+///
+/// Complaints arrive at the gateway, are recorded by intake with a case number and a deadline,
+/// and are routed by category to the department that owns them: inspection (监察部), claims
+/// (理赔部) or settlement (结算部). Archives (档案室) keeps closed files.
+#[derive(Debug, Parser)]
+#[command(name = "kefu", version, after_help = CONFIGURATION)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway and all five services in one process, each on its own port with its own
+    /// database. Stop with Ctrl-C.
+    ///
+    /// Try it:  grpcurl -plaintext 127.0.0.1:50051 list
+    Up,
+    /// Run one service, or the gateway, alone: what each Kubernetes Deployment runs.
+    ///
+    /// The others are found at KEFU_<SERVICE>_URL. Stops on Ctrl-C or SIGTERM.
+    Serve {
+        /// gateway, intake, inspection, claims, settlement or archives
+        target: Target,
+    },
+    /// Create or update every service's tables, then exit (the Kubernetes migration Job).
+    Migrate,
+    /// Drive CreateComplaint through a running gateway and report throughput, latency, errors,
+    /// CPU per complaint and whether the handoff to the owners keeps up.
+    Bench(crate::bench::BenchArgs),
+}
+
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("kefu: configuration: {error}\n\n{CONFIGURATION}");
+            return ExitCode::from(2);
+        }
+    };
+    kefu_kit::telemetry::init(&config.log);
+    let result = match cli.command {
+        Command::Up => run_targets(config, &suite::all_targets(), true).await,
+        Command::Serve { target } => run_targets(config, &[target], false).await,
+        Command::Migrate => suite::migrate(&config, Arc::new(SystemClock)).await.map_err(|error| error.to_string()),
+        Command::Bench(args) => crate::bench::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("kefu: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_targets(config: Config, targets: &[Target], announce: bool) -> Result<(), String> {
+    // A broken routing policy stops start-up before anything listens.
+    kefu_gateway::RoutingPolicy::load(config.routing_policy.as_deref()).map_err(|error| error.to_string())?;
+    let bound = suite::bind(config, targets).await.map_err(|error| error.to_string())?;
+    let storage = match &bound.config.database_url {
+        Some(url) => format!("PostgreSQL {} (a schema per service)", kefu_kit::config::redact_password(url)),
+        None => format!("SQLite files under {}/", bound.config.data_dir.display()),
+    };
+    let mut lines = Vec::new();
+    for target in targets {
+        if let Some(addr) = bound.address(*target) {
+            lines.push(format!("  {target:<11} {addr}"));
+        }
+    }
+    if announce {
+        println!("kefu is up. Storage: {storage}");
+        println!("{}", lines.join("\n"));
+        println!("Call the gateway:  grpcurl -plaintext {} list", bound.config.gateway_addr);
+        println!("Stop with Ctrl-C.");
+    } else {
+        println!("kefu serving. Storage: {storage}\n{}", lines.join("\n"));
+    }
+    let (trigger, shutdown) = Shutdown::new();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("kefu: stopping; letting calls in flight finish");
+        trigger.trigger();
+        // A second signal, or ten more seconds, and we are gone regardless.
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+        }
+        std::process::exit(130);
+    });
+    suite::run(bound, Arc::new(SystemClock), shutdown).await.map_err(|error| error.to_string())?;
+    println!("kefu stopped.");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,176 @@
+//! Starting kefu: the whole suite in one process (`kefu up`), or one service alone (`kefu serve`).
+//! Either way each service is its own gRPC server on its own port with its own database, so
+//! `kefu up` runs the same code path as a cluster.
+
+use std::net::SocketAddr;
+
+use kefu_gateway::RoutingPolicy;
+use kefu_kit::{
+    Config, Shutdown,
+    clock::SharedClock,
+    config::ServiceName,
+    server::{ServiceContext, StartError},
+};
+use tokio::{net::TcpListener, task::JoinSet};
+
+/// What `kefu serve` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Gateway,
+    Service(ServiceName),
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        if name == "gateway" {
+            return Ok(Target::Gateway);
+        }
+        name.parse::<ServiceName>()
+            .map(Target::Service)
+            .map_err(|_| format!("unknown target {name:?}; choose gateway, intake, inspection, claims, settlement or archives"))
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Gateway => f.pad("gateway"),
+            Target::Service(service) => f.pad(service.as_str()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("cannot listen on {addr} for {target}: {source}. Is another kefu running? Set KEFU_{env}_ADDR to another address.")]
+    Bind { target: Target, addr: SocketAddr, env: String, source: std::io::Error },
+    #[error(transparent)]
+    Policy(#[from] kefu_gateway::policy::PolicyError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// Listeners bound for the targets, and the configuration updated with the addresses actually
+/// bound (a port 0 becomes a real port, and the other services are told of it).
+pub struct Bound {
+    pub config: Config,
+    pub listeners: Vec<(Target, TcpListener)>,
+}
+
+impl Bound {
+    pub fn address(&self, target: Target) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(bound, _)| *bound == target)
+            .and_then(|(_, listener)| listener.local_addr().ok())
+    }
+}
+
+/// Binds a listener for each target before anything starts, so that every service knows where
+/// every other is.
+pub async fn bind(mut config: Config, targets: &[Target]) -> Result<Bound, SuiteError> {
+    let mut listeners = Vec::new();
+    for &target in targets {
+        let addr = match target {
+            Target::Gateway => config.gateway_addr,
+            Target::Service(service) => config.endpoint(service).listen,
+        };
+        let listener = TcpListener::bind(addr).await.map_err(|source| SuiteError::Bind {
+            target,
+            addr,
+            env: target.to_string().to_uppercase(),
+            source,
+        })?;
+        let actual = listener.local_addr().map_err(|source| SuiteError::Bind { target, addr, env: target.to_string().to_uppercase(), source })?;
+        match target {
+            Target::Gateway => config.gateway_addr = actual,
+            Target::Service(service) => {
+                let endpoint = config.endpoint_mut(service);
+                if endpoint.listen.port() == 0 || endpoint.url == format!("http://{}", endpoint.listen) {
+                    endpoint.url = format!("http://{actual}");
+                }
+                endpoint.listen = actual;
+            }
+        }
+        listeners.push((target, listener));
+    }
+    Ok(Bound { config, listeners })
+}
+
+/// Every target of the whole suite: the five services and the gateway.
+pub fn all_targets() -> Vec<Target> {
+    let mut targets: Vec<Target> = ServiceName::ALL.into_iter().map(Target::Service).collect();
+    targets.push(Target::Gateway);
+    targets
+}
+
+/// Runs every bound target until `shutdown`; the first that fails stops the others.
+pub async fn run(bound: Bound, clock: SharedClock, shutdown: Shutdown) -> Result<(), SuiteError> {
+    let policy = RoutingPolicy::load(bound.config.routing_policy.as_deref())?;
+    let config = bound.config;
+    let (stop_all, stop) = Shutdown::new();
+    let mut tasks = JoinSet::new();
+    for (target, listener) in bound.listeners {
+        let (config, clock, stop, policy) = (config.clone(), clock.clone(), stop.clone(), policy.clone());
+        tasks.spawn(async move {
+            let result = match target {
+                Target::Gateway => kefu_gateway::run(&config, policy, listener, stop).await,
+                Target::Service(ServiceName::Intake) => kefu_intake::run(&config, clock, listener, stop).await,
+                Target::Service(ServiceName::Inspection) => kefu_inspection::run(&config, clock, listener, stop).await,
+                Target::Service(ServiceName::Claims) => kefu_claims::run(&config, clock, listener, stop).await,
+                Target::Service(ServiceName::Settlement) => kefu_settlement::run(&config, clock, listener, stop).await,
+                Target::Service(ServiceName::Archives) => kefu_archives::run(&config, clock, listener, stop).await,
+            };
+            (target, result)
+        });
+    }
+    let mut first_error = None;
+    let mut shutdown = std::pin::pin!(shutdown.wait());
+    loop {
+        tokio::select! {
+            _ = &mut shutdown, if !stop_all_triggered(&stop_all) => stop_all.trigger(),
+            joined = tasks.join_next() => match joined {
+                None => break,
+                Some(Ok((target, Err(error)))) => {
+                    tracing::error!(%target, %error, "stopped with an error; stopping the rest");
+                    first_error.get_or_insert(error);
+                    stop_all.trigger();
+                }
+                Some(Ok((target, Ok(())))) => {
+                    tracing::info!(%target, "stopped");
+                    stop_all.trigger();
+                }
+                Some(Err(panic)) => {
+                    tracing::error!(%panic, "a task failed; stopping the rest");
+                    stop_all.trigger();
+                }
+            },
+        }
+    }
+    match first_error {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
+}
+
+fn stop_all_triggered(trigger: &kefu_kit::shutdown::ShutdownTrigger) -> bool {
+    trigger.is_triggered()
+}
+
+/// Creates or updates every service's tables (`kefu migrate`).
+pub async fn migrate(config: &Config, clock: SharedClock) -> Result<(), StartError> {
+    for service in ServiceName::ALL {
+        let migrations: &[&kefu_kit::migrate::Migration] = match service {
+            ServiceName::Intake => kefu_intake::MIGRATIONS,
+            ServiceName::Inspection => kefu_inspection::MIGRATIONS,
+            ServiceName::Claims => kefu_claims::MIGRATIONS,
+            ServiceName::Settlement => kefu_settlement::MIGRATIONS,
+            ServiceName::Archives => &[],
+        };
+        ServiceContext::open(service, config, clock.clone(), migrations).await?;
+        tracing::info!(%service, "migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests: the suite started as users start it and driven through the gateway.
+//!
+//! - `flow`: the whole suite in this process (each service still its own gRPC server on a loopback
+//!   port with its own database), on SQLite and on PostgreSQL — every test runs on both;
+//! - `processes`: the real `kefu` binary as separate processes: `kill -9`, restart, and a bad
+//!   routing policy.
+//!
+//! PostgreSQL tests create a fresh database per test on `KEFU_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and fail loudly if it cannot be reached.
+
+mod flow;
+mod processes;
+mod support;

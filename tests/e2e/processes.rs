@@ -1,0 +1,199 @@
+//! The real `kefu` binary as separate processes, one per service, as Kubernetes runs them: the
+//! handoff across processes, `kill -9` at any moment, restart, and start-up refusing a bad policy.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use kefu_proto::{
+    gateway::v1::{GetComplaintRequest, ListComplaintsRequest, State, complaints_client::ComplaintsClient},
+    inspection::v1::{ListCasesRequest, inspection_client::InspectionClient},
+};
+use tonic::transport::Channel;
+
+use crate::support::{Backend, TestDatabase, complaint, create, eventually, on_both_backends};
+
+const TARGETS: [&str; 6] = ["gateway", "intake", "inspection", "claims", "settlement", "archives"];
+
+/// Free loopback ports for every target, and the environment that tells each process of the others.
+struct Cluster {
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    ports: HashMap<&'static str, u16>,
+    children: HashMap<&'static str, Child>,
+}
+
+impl Cluster {
+    fn new(dir: &Path, database: Option<&TestDatabase>) -> Cluster {
+        let mut env = vec![("KEFU_DATA_DIR".to_owned(), dir.join("data").display().to_string()), ("KEFU_LOG".into(), "info".into())];
+        let mut ports = HashMap::new();
+        for target in TARGETS {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+            ports.insert(target, port);
+            env.push((format!("KEFU_{}_ADDR", target.to_uppercase()), format!("127.0.0.1:{port}")));
+        }
+        if let Some(database) = database {
+            env.push(("KEFU_DATABASE_URL".into(), database.url.clone()));
+        }
+        Cluster { dir: dir.to_owned(), env, ports, children: HashMap::new() }
+    }
+
+    fn start(&mut self, target: &'static str) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("{target}.log"))).expect("a log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args(["serve", target])
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start kefu serve");
+        self.children.insert(target, child);
+    }
+
+    /// SIGKILL: no shutdown, no flush, no goodbye.
+    fn kill_9(&mut self, target: &str) {
+        if let Some(mut child) = self.children.remove(target) {
+            child.kill().expect("kill -9");
+            child.wait().expect("reaped");
+        }
+    }
+
+    fn gateway(&self) -> Channel {
+        Channel::from_shared(format!("http://127.0.0.1:{}", self.ports["gateway"])).expect("a URL").connect_lazy()
+    }
+
+    fn log(&self, target: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{target}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, mut child) in self.children.drain() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn state_of(client: &ComplaintsClient<Channel>, name: &str) -> Option<State> {
+    let complaint = client.clone().get_complaint(GetComplaintRequest { name: name.into() }).await.ok()?.into_inner();
+    Some(complaint.state())
+}
+
+on_both_backends!(a_handoff_survives_kill_9_and_completes_across_processes);
+async fn a_handoff_survives_kill_9_and_completes_across_processes(backend: Backend) {
+    let dir = tempfile::tempdir().expect("a directory");
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(TestDatabase::create().await),
+    };
+    let mut cluster = Cluster::new(dir.path(), database.as_ref());
+    // The owner is down: complaints are acknowledged and their handoff waits in intake's outbox.
+    cluster.start("intake");
+    cluster.start("gateway");
+    let client = ComplaintsClient::new(cluster.gateway());
+    let mut acknowledged = Vec::new();
+    for i in 0..10 {
+        let created = eventually("the gateway and intake answer", || {
+            let mut client = client.clone();
+            async move { client.create_complaint(create(&format!("first-{i}"), complaint("late_delivery", "YD1"))).await.ok() }
+        })
+        .await
+        .into_inner();
+        acknowledged.push(created.name);
+    }
+    for name in &acknowledged {
+        assert_eq!(state_of(&client, name).await, Some(State::Routed), "inspection is down, so {name} waits");
+    }
+
+    // kill -9 while handoffs are pending; then a burst of complaints with intake killed mid-way.
+    cluster.kill_9("intake");
+    cluster.start("intake");
+    let burst = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut names = Vec::new();
+            for i in 0..2000 {
+                match client.clone().create_complaint(create(&format!("burst-{i}"), complaint("attitude", "YD2"))).await {
+                    Ok(created) => names.push(created.into_inner().name),
+                    Err(_) if !names.is_empty() => break,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            names
+        })
+    };
+    eventually("the burst is under way", || async { (cluster_log_has_registered(&cluster)).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.kill_9("intake");
+    let burst_acknowledged = burst.await.expect("burst");
+    assert!(!burst_acknowledged.is_empty(), "some complaints were acknowledged before the kill");
+    acknowledged.extend(burst_acknowledged);
+
+    // Restart intake, bring up the owner: every acknowledged complaint is there and reaches it.
+    cluster.start("intake");
+    cluster.start("inspection");
+    for name in &acknowledged {
+        eventually(&format!("{name} reaches inspection"), || async { (state_of(&client, name).await == Some(State::Accepted)).then_some(()) }).await;
+    }
+    let mut inspection = InspectionClient::new(cluster.gateway());
+    let mut held = 0;
+    let mut page_token = String::new();
+    loop {
+        let page = inspection.list_cases(ListCasesRequest { page_size: 500, page_token }).await.expect("listed").into_inner();
+        held += page.cases.len();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let registered = {
+        let mut total = 0;
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .clone()
+                .list_complaints(ListComplaintsRequest { page_size: 500, page_token, filter: String::new() })
+                .await
+                .expect("listed")
+                .into_inner();
+            total += page.complaints.len();
+            if page.next_page_token.is_empty() {
+                break total;
+            }
+            page_token = page.next_page_token;
+        }
+    };
+    assert!(registered >= acknowledged.len(), "nothing acknowledged was lost");
+    assert_eq!(held, registered, "inspection holds each complaint once: no loss, no duplicate");
+    drop(cluster);
+    if let Some(database) = database {
+        database.drop_database().await;
+    }
+}
+
+fn cluster_log_has_registered(cluster: &Cluster) -> bool {
+    cluster.log("intake").matches("complaint registered").count() > 15
+}
+
+#[test]
+fn a_broken_routing_policy_stops_start_up_naming_the_line() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let policy = dir.path().join("policy.txt");
+    std::fs::write(&policy, "# owners\nattitude inspection staff 72h\nlate_delivery warehouse branch 48h\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["serve", "gateway"])
+        .env("KEFU_ROUTING_POLICY", &policy)
+        .env("KEFU_GATEWAY_ADDR", "127.0.0.1:0")
+        .output()
+        .expect("run kefu");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 3"), "{stderr}");
+    assert!(stderr.contains("warehouse"), "{stderr}");
+}
