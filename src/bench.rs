@@ -50,7 +50,10 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     let client = ComplaintsClient::new(channel);
     println!("kefu bench against {} ({} s per run)", args.gateway, args.seconds);
     if let Some(pid) = args.suite_pid {
-        println!("suite pid {pid}: resident memory idle {}", rss(pid).map(format_kib).unwrap_or_else(|| "unknown".into()));
+        println!(
+            "suite pid {pid}: resident memory idle {}",
+            rss(pid).map(format_kib).unwrap_or_else(|| "unknown".into())
+        );
     }
     println!(
         "{:>5} {:>9} {:>9} {:>9} {:>7} {:>12} {:>12} {:>11} {:>9} {:>8}",
@@ -92,7 +95,10 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         loop {
             match backlog(&client).await {
                 Some(0) => {
-                    println!("      all complaints reached their owners {:.1} s after the run", drain_started.elapsed().as_secs_f64());
+                    println!(
+                        "      all complaints reached their owners {:.1} s after the run",
+                        drain_started.elapsed().as_secs_f64()
+                    );
                     break;
                 }
                 Some(n) if drain_started.elapsed() > Duration::from_secs(args.drain_seconds) => {
@@ -104,9 +110,14 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         }
     }
     if let Some(pid) = args.suite_pid {
-        println!("suite pid {pid}: resident memory after the runs {}", rss(pid).map(format_kib).unwrap_or_else(|| "unknown".into()));
+        println!(
+            "suite pid {pid}: resident memory after the runs {}",
+            rss(pid).map(format_kib).unwrap_or_else(|| "unknown".into())
+        );
     }
-    println!("suite_cpu_ms and pg_cpu_ms are CPU milliseconds per complaint; backlog counts complaints not yet accepted by their owner when the run ended.");
+    println!(
+        "suite_cpu_ms and pg_cpu_ms are CPU milliseconds per complaint; backlog counts complaints not yet accepted by their owner when the run ended."
+    );
     Ok(())
 }
 

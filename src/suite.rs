@@ -27,9 +27,9 @@ impl std::str::FromStr for Target {
         if name == "gateway" {
             return Ok(Target::Gateway);
         }
-        name.parse::<ServiceName>()
-            .map(Target::Service)
-            .map_err(|_| format!("unknown target {name:?}; choose gateway, intake, inspection, claims, settlement or archives"))
+        name.parse::<ServiceName>().map(Target::Service).map_err(|_| {
+            format!("unknown target {name:?}; choose gateway, intake, inspection, claims, settlement or archives")
+        })
     }
 }
 
@@ -44,7 +44,9 @@ impl std::fmt::Display for Target {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
-    #[error("cannot listen on {addr} for {target}: {source}. Is another kefu running? Set KEFU_{env}_ADDR to another address.")]
+    #[error(
+        "cannot listen on {addr} for {target}: {source}. Is another kefu running? Set KEFU_{env}_ADDR to another address."
+    )]
     Bind { target: Target, addr: SocketAddr, env: String, source: std::io::Error },
     #[error(transparent)]
     Policy(#[from] kefu_gateway::policy::PolicyError),
@@ -61,10 +63,7 @@ pub struct Bound {
 
 impl Bound {
     pub fn address(&self, target: Target) -> Option<SocketAddr> {
-        self.listeners
-            .iter()
-            .find(|(bound, _)| *bound == target)
-            .and_then(|(_, listener)| listener.local_addr().ok())
+        self.listeners.iter().find(|(bound, _)| *bound == target).and_then(|(_, listener)| listener.local_addr().ok())
     }
 }
 
@@ -83,7 +82,12 @@ pub async fn bind(mut config: Config, targets: &[Target]) -> Result<Bound, Suite
             env: target.to_string().to_uppercase(),
             source,
         })?;
-        let actual = listener.local_addr().map_err(|source| SuiteError::Bind { target, addr, env: target.to_string().to_uppercase(), source })?;
+        let actual = listener.local_addr().map_err(|source| SuiteError::Bind {
+            target,
+            addr,
+            env: target.to_string().to_uppercase(),
+            source,
+        })?;
         match target {
             Target::Gateway => config.gateway_addr = actual,
             Target::Service(service) => {

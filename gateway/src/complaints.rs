@@ -2,13 +2,7 @@
 //! routing policy to its category and hands it, with the route, to intake, which records it and
 //! the handoff to the owner in one transaction. Reading goes to intake.
 
-use kefu_kit::{
-    caller::Caller,
-    config::ServiceName,
-    error::FieldViolations,
-    time::to_duration,
-    trace::TraceContext,
-};
+use kefu_kit::{caller::Caller, config::ServiceName, error::FieldViolations, time::to_duration, trace::TraceContext};
 use kefu_proto::{
     gateway::v1::{self as pb, complaints_server},
     intake::v1::{self as intake, intake_client::IntakeClient},
@@ -46,7 +40,10 @@ impl ComplaintsApi {
 
 #[tonic::async_trait]
 impl complaints_server::Complaints for ComplaintsApi {
-    async fn create_complaint(&self, request: Request<pb::CreateComplaintRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn create_complaint(
+        &self,
+        request: Request<pb::CreateComplaintRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let (metadata, _, request) = request.into_parts();
         let complaint = request.complaint.unwrap_or_default();
         let route = self.policy.route(complaint.category.trim()).cloned();
@@ -82,7 +79,10 @@ impl complaints_server::Complaints for ComplaintsApi {
         Ok(Response::new(complaint_from_intake(created.into_inner())))
     }
 
-    async fn get_complaint(&self, request: Request<pb::GetComplaintRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn get_complaint(
+        &self,
+        request: Request<pb::GetComplaintRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let (metadata, _, request) = request.into_parts();
         let found = self
             .intake
@@ -92,7 +92,10 @@ impl complaints_server::Complaints for ComplaintsApi {
         Ok(Response::new(complaint_from_intake(found.into_inner())))
     }
 
-    async fn list_complaints(&self, request: Request<pb::ListComplaintsRequest>) -> Result<Response<pb::ListComplaintsResponse>, Status> {
+    async fn list_complaints(
+        &self,
+        request: Request<pb::ListComplaintsRequest>,
+    ) -> Result<Response<pb::ListComplaintsResponse>, Status> {
         let (metadata, _, request) = request.into_parts();
         let list = intake::ListComplaintsRequest {
             page_size: request.page_size,

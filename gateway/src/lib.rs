@@ -33,7 +33,12 @@ pub const PUBLIC_SERVICES: &[&str] = &[
 ];
 
 /// Serves the gateway on `listener` until `shutdown`.
-pub async fn run(config: &Config, policy: RoutingPolicy, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError> {
+pub async fn run(
+    config: &Config,
+    policy: RoutingPolicy,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
     let channel = |service: ServiceName| -> Result<Channel, StartError> {
         let url = &config.endpoint(service).url;
         Ok(Channel::from_shared(url.clone())

@@ -65,7 +65,9 @@ impl RoutingPolicy {
                 )));
             };
             let label = columns.collect::<Vec<_>>().join(" ");
-            if !category.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') || category.len() > 64 {
+            if !category.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                || category.len() > 64
+            {
                 return Err(error(format!("category {category:?}: use lowercase letters, digits and _, at most 64")));
             }
             let owner = match owner.parse::<ServiceName>() {
@@ -89,7 +91,11 @@ impl RoutingPolicy {
             }
         }
         if routes.is_empty() {
-            return Err(PolicyError { source_name: source_name.to_owned(), line: 0, problem: "no categories: the policy must route at least one".into() });
+            return Err(PolicyError {
+                source_name: source_name.to_owned(),
+                line: 0,
+                problem: "no categories: the policy must route at least one".into(),
+            });
         }
         Ok(RoutingPolicy { routes })
     }
@@ -105,7 +111,8 @@ impl RoutingPolicy {
 
 /// `90m`, `48h`, `7d`.
 fn parse_handling_time(text: &str) -> Result<Duration, String> {
-    let problem = || format!("handling time {text:?}: expected minutes, hours or days like 90m, 48h, 7d, at most a year");
+    let problem =
+        || format!("handling time {text:?}: expected minutes, hours or days like 90m, 48h, 7d, at most a year");
     let unit = text.chars().last().ok_or_else(problem)?;
     let number: i64 = text[..text.len() - unit.len_utf8()].parse().map_err(|_| problem())?;
     let duration = match unit {
@@ -148,7 +155,10 @@ mod tests {
     #[test]
     fn the_deployed_config_map_is_the_built_in_policy() {
         let deployed = include_str!("../../deploy/base/routing-policy.txt");
-        assert_eq!(deployed, DEFAULT_POLICY, "deploy/base/routing-policy.txt must equal gateway/src/routing-policy.txt");
+        assert_eq!(
+            deployed, DEFAULT_POLICY,
+            "deploy/base/routing-policy.txt must equal gateway/src/routing-policy.txt"
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ use kefu_proto::{
 };
 use tonic::Code;
 
-use crate::support::{Backend, TestSuite, as_user, complaint, create, eventually, on_both_backends, system_clock, violated_fields};
+use crate::support::{
+    Backend, TestSuite, as_user, complaint, create, eventually, on_both_backends, system_clock, violated_fields,
+};
 
 async fn accepted(suite: &TestSuite, name: &str) -> Complaint {
     let client = suite.complaints();
@@ -40,7 +42,8 @@ async fn a_complaint_is_routed_to_its_owner_which_accepts_and_shows_it(backend: 
         ("late_remittance", Department::Settlement, "cases/", Duration::hours(48)),
     ];
     for (index, (category, owner, collection, handling_time)) in cases.iter().enumerate() {
-        let request = as_user(create(&format!("req-{index}"), complaint(category, &format!("YD{index}"))), "A1024", "intake");
+        let request =
+            as_user(create(&format!("req-{index}"), complaint(category, &format!("YD{index}"))), "A1024", "intake");
         let created = complaints.create_complaint(request).await.expect("created").into_inner();
 
         let case_number = created.name.strip_prefix("complaints/").expect("named complaints/…");
@@ -72,7 +75,11 @@ async fn a_complaint_is_routed_to_its_owner_which_accepts_and_shows_it(backend: 
     let shown = inspection.get_case(GetCaseRequest { name: case.name.clone() }).await.expect("shown").into_inner();
     assert_eq!(&shown, case);
 
-    let claims = ClaimsClient::new(suite.gateway.clone()).list_claims(ListClaimsRequest::default()).await.expect("claims").into_inner();
+    let claims = ClaimsClient::new(suite.gateway.clone())
+        .list_claims(ListClaimsRequest::default())
+        .await
+        .expect("claims")
+        .into_inner();
     assert_eq!(claims.claims.len(), 1);
     assert_eq!(claims.claims[0].complaint.as_ref().map(|c| c.category.as_str()), Some("cargo_damage"));
     let settlement_cases = SettlementClient::new(suite.gateway.clone())
@@ -82,7 +89,8 @@ async fn a_complaint_is_routed_to_its_owner_which_accepts_and_shows_it(backend: 
         .into_inner();
     assert_eq!(settlement_cases.cases.len(), 1);
 
-    let missing = inspection.get_case(GetCaseRequest { name: "cases/20261122-7K3M9Q".into() }).await.expect_err("no such case");
+    let missing =
+        inspection.get_case(GetCaseRequest { name: "cases/20261122-7K3M9Q".into() }).await.expect_err("no such case");
     assert_eq!(missing.code(), Code::NotFound);
     suite.stop().await;
 }
@@ -118,12 +126,21 @@ async fn bad_input_is_refused_naming_every_field_and_nothing_is_stored(backend: 
         assert_eq!(status.code(), Code::InvalidArgument, "{name:?}");
         assert_eq!(violated_fields(&status), ["name"]);
     }
-    let status = complaints.get_complaint(GetComplaintRequest { name: "complaints/20261122-7K3M9Q".into() }).await.expect_err("absent");
+    let status = complaints
+        .get_complaint(GetComplaintRequest { name: "complaints/20261122-7K3M9Q".into() })
+        .await
+        .expect_err("absent");
     assert_eq!(status.code(), Code::NotFound);
 
-    let status = complaints.list_complaints(ListComplaintsRequest { filter: "colour = red".into(), ..Default::default() }).await.expect_err("bad filter");
+    let status = complaints
+        .list_complaints(ListComplaintsRequest { filter: "colour = red".into(), ..Default::default() })
+        .await
+        .expect_err("bad filter");
     assert_eq!(violated_fields(&status), ["filter"]);
-    let status = complaints.list_complaints(ListComplaintsRequest { page_token: "garbage".into(), ..Default::default() }).await.expect_err("bad token");
+    let status = complaints
+        .list_complaints(ListComplaintsRequest { page_token: "garbage".into(), ..Default::default() })
+        .await
+        .expect_err("bad token");
     assert_eq!(violated_fields(&status), ["page_token"]);
 
     let listed = complaints.list_complaints(ListComplaintsRequest::default()).await.expect("listed").into_inner();
@@ -148,7 +165,9 @@ async fn retries_with_one_request_id_make_one_complaint_and_case_numbers_never_c
 
     let distinct = (0..32).map(|i| {
         let mut client = client.clone();
-        tokio::spawn(async move { client.create_complaint(create(&format!("key-{i}"), complaint("attitude", "YD8"))).await })
+        tokio::spawn(
+            async move { client.create_complaint(create(&format!("key-{i}"), complaint("attitude", "YD8"))).await },
+        )
     });
     let mut names = HashSet::new();
     for call in distinct {
@@ -174,11 +193,15 @@ async fn retries_with_one_request_id_make_one_complaint_and_case_numbers_never_c
     }
     assert_eq!(all.len(), 33, "pages cover every complaint once");
     assert_eq!(all.iter().map(|c| &c.name).collect::<HashSet<_>>().len(), 33);
-    let times: Vec<_> = all.iter().map(|c| from_timestamp(c.create_time.as_ref().expect("time")).expect("valid")).collect();
+    let times: Vec<_> =
+        all.iter().map(|c| from_timestamp(c.create_time.as_ref().expect("time")).expect("valid")).collect();
     assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "newest first");
 
     let filtered = client
-        .list_complaints(ListComplaintsRequest { filter: r#"category = "mis_sort" AND owner = INSPECTION"#.into(), ..Default::default() })
+        .list_complaints(ListComplaintsRequest {
+            filter: r#"category = "mis_sort" AND owner = INSPECTION"#.into(),
+            ..Default::default()
+        })
         .await
         .expect("filtered")
         .into_inner();
@@ -195,7 +218,11 @@ async fn deadlines_and_case_numbers_keep_company_time_and_policy_is_data(backend
     let suite = TestSuite::start_with(backend, Arc::new(clock.clone()), Some(policy)).await;
     let mut complaints = suite.complaints();
 
-    let created = complaints.create_complaint(create("d1", complaint("lost_receipt", "YD9"))).await.expect("created").into_inner();
+    let created = complaints
+        .create_complaint(create("d1", complaint("lost_receipt", "YD9")))
+        .await
+        .expect("created")
+        .into_inner();
     assert!(created.name.starts_with("complaints/20261123-"), "dated in company time: {}", created.name);
     assert_eq!(from_timestamp(created.create_time.as_ref().expect("time")), Some(now));
     assert_eq!(from_timestamp(created.deadline.as_ref().expect("deadline")), Some(now + Duration::minutes(90)));
@@ -204,11 +231,19 @@ async fn deadlines_and_case_numbers_keep_company_time_and_policy_is_data(backend
     assert_eq!(created.responsible_unit, "service_center");
 
     clock.advance(Duration::hours(3));
-    let later = complaints.create_complaint(create("d2", complaint("late_delivery", "YD9"))).await.expect("created").into_inner();
-    assert_eq!(from_timestamp(later.deadline.as_ref().expect("deadline")), Some(now + Duration::hours(3) + Duration::hours(48)));
+    let later = complaints
+        .create_complaint(create("d2", complaint("late_delivery", "YD9")))
+        .await
+        .expect("created")
+        .into_inner();
+    assert_eq!(
+        from_timestamp(later.deadline.as_ref().expect("deadline")),
+        Some(now + Duration::hours(3) + Duration::hours(48))
+    );
 
     // The built-in table is replaced, not merged: attitude is no longer a category.
-    let status = complaints.create_complaint(create("d3", complaint("attitude", "YD9"))).await.expect_err("not in this policy");
+    let status =
+        complaints.create_complaint(create("d3", complaint("attitude", "YD9"))).await.expect_err("not in this policy");
     assert_eq!(violated_fields(&status), ["complaint.category"]);
     suite.stop().await;
 }
@@ -217,16 +252,22 @@ on_both_backends!(the_gateway_is_one_address_for_every_department_with_reflectio
 async fn the_gateway_is_one_address_for_every_department_with_reflection_and_health(backend: Backend) {
     use tokio_stream::StreamExt;
     use tonic_reflection::pb::v1::{
-        ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
-        server_reflection_response::MessageResponse,
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
 
     let suite = TestSuite::start(backend, system_clock()).await;
     let mut reflection = ServerReflectionClient::new(suite.gateway.clone());
-    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut responses = reflection.server_reflection_info(tokio_stream::iter([request])).await.expect("reflection").into_inner();
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses =
+        reflection.server_reflection_info(tokio_stream::iter([request])).await.expect("reflection").into_inner();
     let response = responses.next().await.expect("a response").expect("ok");
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else { panic!("expected a service list") };
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("expected a service list")
+    };
     let services: HashSet<String> = list.service.into_iter().map(|service| service.name).collect();
     for expected in [
         "kefu.gateway.v1.Complaints",
@@ -244,7 +285,8 @@ async fn the_gateway_is_one_address_for_every_department_with_reflection_and_hea
     let mut intake = IntakeClient::new(suite.gateway.clone());
     let status = intake.register_complaint(RegisterComplaintRequest::default()).await.expect_err("refused");
     assert_eq!(status.code(), Code::PermissionDenied);
-    let listed = intake.list_complaints(kefu_proto::intake::v1::ListComplaintsRequest::default()).await.expect("forwarded");
+    let listed =
+        intake.list_complaints(kefu_proto::intake::v1::ListComplaintsRequest::default()).await.expect("forwarded");
     assert!(listed.into_inner().complaints.is_empty());
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(suite.gateway.clone());

@@ -28,10 +28,14 @@ struct Cluster {
 
 impl Cluster {
     fn new(dir: &Path, database: Option<&TestDatabase>) -> Cluster {
-        let mut env = vec![("KEFU_DATA_DIR".to_owned(), dir.join("data").display().to_string()), ("KEFU_LOG".into(), "info".into())];
+        let mut env = vec![
+            ("KEFU_DATA_DIR".to_owned(), dir.join("data").display().to_string()),
+            ("KEFU_LOG".into(), "info".into()),
+        ];
         let mut ports = HashMap::new();
         for target in TARGETS {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+            let port =
+                std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
             ports.insert(target, port);
             env.push((format!("KEFU_{}_ADDR", target.to_uppercase()), format!("127.0.0.1:{port}")));
         }
@@ -42,7 +46,11 @@ impl Cluster {
     }
 
     fn start(&mut self, target: &'static str) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("{target}.log"))).expect("a log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{target}.log")))
+            .expect("a log file");
         let child = Command::new(env!("CARGO_BIN_EXE_kefu"))
             .args(["serve", target])
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -101,7 +109,9 @@ async fn a_handoff_survives_kill_9_and_completes_across_processes(backend: Backe
     for i in 0..10 {
         let created = eventually("the gateway and intake answer", || {
             let mut client = client.clone();
-            async move { client.create_complaint(create(&format!("first-{i}"), complaint("late_delivery", "YD1"))).await.ok() }
+            async move {
+                client.create_complaint(create(&format!("first-{i}"), complaint("late_delivery", "YD1"))).await.ok()
+            }
         })
         .await
         .into_inner();
@@ -119,7 +129,8 @@ async fn a_handoff_survives_kill_9_and_completes_across_processes(backend: Backe
         tokio::spawn(async move {
             let mut names = Vec::new();
             for i in 0..2000 {
-                match client.clone().create_complaint(create(&format!("burst-{i}"), complaint("attitude", "YD2"))).await {
+                match client.clone().create_complaint(create(&format!("burst-{i}"), complaint("attitude", "YD2"))).await
+                {
                     Ok(created) => names.push(created.into_inner().name),
                     Err(_) if !names.is_empty() => break,
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -139,13 +150,17 @@ async fn a_handoff_survives_kill_9_and_completes_across_processes(backend: Backe
     cluster.start("intake");
     cluster.start("inspection");
     for name in &acknowledged {
-        eventually(&format!("{name} reaches inspection"), || async { (state_of(&client, name).await == Some(State::Accepted)).then_some(()) }).await;
+        eventually(&format!("{name} reaches inspection"), || async {
+            (state_of(&client, name).await == Some(State::Accepted)).then_some(())
+        })
+        .await;
     }
     let mut inspection = InspectionClient::new(cluster.gateway());
     let mut held = 0;
     let mut page_token = String::new();
     loop {
-        let page = inspection.list_cases(ListCasesRequest { page_size: 500, page_token }).await.expect("listed").into_inner();
+        let page =
+            inspection.list_cases(ListCasesRequest { page_size: 500, page_token }).await.expect("listed").into_inner();
         held += page.cases.len();
         if page.next_page_token.is_empty() {
             break;
@@ -185,7 +200,8 @@ fn cluster_log_has_registered(cluster: &Cluster) -> bool {
 fn a_broken_routing_policy_stops_start_up_naming_the_line() {
     let dir = tempfile::tempdir().expect("a directory");
     let policy = dir.path().join("policy.txt");
-    std::fs::write(&policy, "# owners\nattitude inspection staff 72h\nlate_delivery warehouse branch 48h\n").expect("write");
+    std::fs::write(&policy, "# owners\nattitude inspection staff 72h\nlate_delivery warehouse branch 48h\n")
+        .expect("write");
     let output = Command::new(env!("CARGO_BIN_EXE_kefu"))
         .args(["serve", "gateway"])
         .env("KEFU_ROUTING_POLICY", &policy)

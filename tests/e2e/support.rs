@@ -5,7 +5,9 @@ use std::{future::Future, path::Path, sync::Arc, time::Duration};
 
 use kefu::suite;
 use kefu_kit::{Config, Shutdown, clock::SharedClock, shutdown::ShutdownTrigger};
-use kefu_proto::gateway::v1::{Channel as ComplaintChannel, Complaint, Contact, CreateComplaintRequest, complaints_client::ComplaintsClient};
+use kefu_proto::gateway::v1::{
+    Channel as ComplaintChannel, Complaint, Contact, CreateComplaintRequest, complaints_client::ComplaintsClient,
+};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use tonic::transport::Channel;
 
@@ -79,7 +81,8 @@ pub fn test_config(dir: &Path, database: Option<&TestDatabase>) -> Config {
     if let Some(database) = database {
         vars.push(("KEFU_DATABASE_URL".to_owned(), database.url.clone()));
     }
-    Config::from_lookup(|key| vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())).expect("a valid test configuration")
+    Config::from_lookup(|key| vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+        .expect("a valid test configuration")
 }
 
 /// The whole suite, in this process.
@@ -114,9 +117,7 @@ impl TestSuite {
         let config = bound.config.clone();
         let (trigger, shutdown) = Shutdown::new();
         let task = tokio::spawn(suite::run(bound, clock, shutdown));
-        let gateway = Channel::from_shared(format!("http://{}", config.gateway_addr))
-            .expect("a URL")
-            .connect_lazy();
+        let gateway = Channel::from_shared(format!("http://{}", config.gateway_addr)).expect("a URL").connect_lazy();
         let suite = TestSuite { gateway, trigger, task, database, _dir: dir };
         suite.wait_until_serving().await;
         suite

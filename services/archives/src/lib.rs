@@ -19,7 +19,12 @@ use tonic::{Status, service::Routes};
 pub const NAME: ServiceName = ServiceName::Archives;
 
 /// Serves archives on `listener` until `shutdown`.
-pub async fn run(config: &Config, clock: SharedClock, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError> {
+pub async fn run(
+    config: &Config,
+    clock: SharedClock,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
     let context = ServiceContext::open(NAME, config, clock, &[]).await?;
     let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), ArchivesEvents);
     let routes = Routes::new(inbox.into_server());

@@ -25,7 +25,12 @@ pub const COLLECTION: &str = "claims";
 pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION];
 
 /// Serves claims on `listener` until `shutdown`.
-pub async fn run(config: &Config, clock: SharedClock, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError> {
+pub async fn run(
+    config: &Config,
+    clock: SharedClock,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
     let context = ServiceContext::open(NAME, config, clock, MIGRATIONS).await?;
     let routes = Routes::new(claims_server::ClaimsServer::new(ClaimsApi { context: context.clone() }))
         .add_service(routed::inbox(&context, COLLECTION));
@@ -43,9 +48,13 @@ impl claims_server::Claims for ClaimsApi {
         Ok(Response::new(to_proto(row)))
     }
 
-    async fn list_claims(&self, request: Request<pb::ListClaimsRequest>) -> Result<Response<pb::ListClaimsResponse>, Status> {
+    async fn list_claims(
+        &self,
+        request: Request<pb::ListClaimsRequest>,
+    ) -> Result<Response<pb::ListClaimsResponse>, Status> {
         let request = request.into_inner();
-        let (rows, next_page_token) = routed::list_page(&self.context.db, request.page_size, &request.page_token).await?;
+        let (rows, next_page_token) =
+            routed::list_page(&self.context.db, request.page_size, &request.page_token).await?;
         Ok(Response::new(pb::ListClaimsResponse { claims: rows.into_iter().map(to_proto).collect(), next_page_token }))
     }
 }

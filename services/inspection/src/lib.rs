@@ -25,7 +25,12 @@ pub const COLLECTION: &str = "cases";
 pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION];
 
 /// Serves inspection on `listener` until `shutdown`.
-pub async fn run(config: &Config, clock: SharedClock, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError> {
+pub async fn run(
+    config: &Config,
+    clock: SharedClock,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
     let context = ServiceContext::open(NAME, config, clock, MIGRATIONS).await?;
     let routes = Routes::new(inspection_server::InspectionServer::new(InspectionApi { context: context.clone() }))
         .add_service(routed::inbox(&context, COLLECTION));
@@ -43,9 +48,13 @@ impl inspection_server::Inspection for InspectionApi {
         Ok(Response::new(to_proto(row)))
     }
 
-    async fn list_cases(&self, request: Request<pb::ListCasesRequest>) -> Result<Response<pb::ListCasesResponse>, Status> {
+    async fn list_cases(
+        &self,
+        request: Request<pb::ListCasesRequest>,
+    ) -> Result<Response<pb::ListCasesResponse>, Status> {
         let request = request.into_inner();
-        let (rows, next_page_token) = routed::list_page(&self.context.db, request.page_size, &request.page_token).await?;
+        let (rows, next_page_token) =
+            routed::list_page(&self.context.db, request.page_size, &request.page_token).await?;
         Ok(Response::new(pb::ListCasesResponse { cases: rows.into_iter().map(to_proto).collect(), next_page_token }))
     }
 }

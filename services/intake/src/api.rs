@@ -51,7 +51,9 @@ impl IntakeApi {
     ) -> Result<store::Model, Status> {
         let db = &self.context.db;
         if let Some(request_id) = &request_id {
-            if let Some(existing) = store::by_request_id(db, request_id).await.map_err(|e| error::from_db("looking up request_id", e))? {
+            if let Some(existing) =
+                store::by_request_id(db, request_id).await.map_err(|e| error::from_db("looking up request_id", e))?
+            {
                 return Ok(existing);
             }
         }
@@ -91,8 +93,9 @@ impl IntakeApi {
                     // Either a concurrent retry with the same request_id won, or the case number
                     // was drawn before: return the winner's complaint, or draw again.
                     if let Some(request_id) = &request_id {
-                        if let Some(existing) =
-                            store::by_request_id(db, request_id).await.map_err(|e| error::from_db("looking up request_id", e))?
+                        if let Some(existing) = store::by_request_id(db, request_id)
+                            .await
+                            .map_err(|e| error::from_db("looking up request_id", e))?
                         {
                             return Ok(existing);
                         }
@@ -124,7 +127,9 @@ impl IntakeApi {
                     caller,
                     Payload::CaseRouted(CaseRouted { complaint: Some(routed) }),
                 );
-                outbox::enqueue(&tx, route.owner, &event, now).await.map_err(|e| error::from_db("queueing case_routed", e))?;
+                outbox::enqueue(&tx, route.owner, &event, now)
+                    .await
+                    .map_err(|e| error::from_db("queueing case_routed", e))?;
             }
             tx.commit().await.map_err(|e| error::from_db("registering a complaint", e))?;
             self.context.relay.wake();
@@ -146,7 +151,10 @@ impl IntakeApi {
 
 #[tonic::async_trait]
 impl intake_server::Intake for IntakeApi {
-    async fn register_complaint(&self, request: Request<pb::RegisterComplaintRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn register_complaint(
+        &self,
+        request: Request<pb::RegisterComplaintRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let caller = Caller::from_metadata(request.metadata());
         let trace = TraceContext::from_metadata(request.metadata()).unwrap_or_else(TraceContext::new_root);
         let request = request.into_inner();
@@ -173,9 +181,10 @@ impl intake_server::Intake for IntakeApi {
             return Ok(Response::new(pb::Complaint::default()));
         }
         let route = request.route.unwrap_or_default();
-        let route = Route::parse(&route.owner, &route.responsible_unit, route.handling_time.as_ref().and_then(from_duration))
-            .map_err(|more| violations.extend(more))
-            .ok();
+        let route =
+            Route::parse(&route.owner, &route.responsible_unit, route.handling_time.as_ref().and_then(from_duration))
+                .map_err(|more| violations.extend(more))
+                .ok();
         violations.into_result()?;
         let (Some(complaint), Some(route)) = (parsed, route) else {
             return Err(Status::internal("validated complaint missing"));
@@ -185,7 +194,10 @@ impl intake_server::Intake for IntakeApi {
         Ok(Response::new(to_proto(row)))
     }
 
-    async fn get_complaint(&self, request: Request<pb::GetComplaintRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn get_complaint(
+        &self,
+        request: Request<pb::GetComplaintRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let name = request.into_inner().name;
         let case_number = parse_name(&name)?;
         let row = store::by_case_number(&self.context.db, case_number)
@@ -195,7 +207,10 @@ impl intake_server::Intake for IntakeApi {
         Ok(Response::new(to_proto(row)))
     }
 
-    async fn list_complaints(&self, request: Request<pb::ListComplaintsRequest>) -> Result<Response<pb::ListComplaintsResponse>, Status> {
+    async fn list_complaints(
+        &self,
+        request: Request<pb::ListComplaintsRequest>,
+    ) -> Result<Response<pb::ListComplaintsResponse>, Status> {
         let request = request.into_inner();
         let page_size = paging::page_size(request.page_size)?;
         let terms = domain::parse_filter(&request.filter).map_err(|message| error::invalid_field("filter", message))?;
@@ -212,9 +227,9 @@ impl intake_server::Intake for IntakeApi {
 
 /// `complaints/{case_number}` → the case number.
 pub fn parse_name(name: &str) -> Result<&str, Status> {
-    name.strip_prefix("complaints/")
-        .filter(|number| case_number::is_well_formed(number))
-        .ok_or_else(|| error::invalid_field("name", "expected complaints/{case_number}, e.g. complaints/20261122-7K3M9Q"))
+    name.strip_prefix("complaints/").filter(|number| case_number::is_well_formed(number)).ok_or_else(|| {
+        error::invalid_field("name", "expected complaints/{case_number}, e.g. complaints/20261122-7K3M9Q")
+    })
 }
 
 fn channel_from_proto(channel: i32) -> Option<Channel> {

@@ -122,7 +122,10 @@ impl NewComplaint {
         if category.is_empty() {
             violations.add("complaint.category", "required: a category code of the routing policy, e.g. late_delivery");
         } else if !is_code(category) {
-            violations.add("complaint.category", format!("a code of lowercase letters, digits and _, at most {MAX_CODE} characters"));
+            violations.add(
+                "complaint.category",
+                format!("a code of lowercase letters, digits and _, at most {MAX_CODE} characters"),
+            );
         }
         let waybill_number = fields.waybill_number.trim();
         if waybill_number.is_empty() {
@@ -176,7 +179,11 @@ pub struct Route {
 }
 
 impl Route {
-    pub fn parse(owner: &str, responsible_unit: &str, handling_time: Option<chrono::Duration>) -> Result<Route, FieldViolations> {
+    pub fn parse(
+        owner: &str,
+        responsible_unit: &str,
+        handling_time: Option<chrono::Duration>,
+    ) -> Result<Route, FieldViolations> {
         let mut violations = FieldViolations::new();
         let owner = match owner.parse::<ServiceName>() {
             Ok(ServiceName::Archives) => {
@@ -251,11 +258,7 @@ pub fn parse_filter(filter: &str) -> Result<Vec<(FilterField, String)>, String> 
             .split_once('=')
             .ok_or_else(|| format!("expected field = \"value\" in {term:?}; terms are joined by AND"))?;
         let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(value)
-            .to_owned();
+        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value).to_owned();
         if value.is_empty() {
             return Err(format!("empty value in {term:?}"));
         }
@@ -369,7 +372,8 @@ mod tests {
 
     #[test]
     fn filters_parse_and_normalize() {
-        let terms = parse_filter(r#"category = "late_delivery" AND owner = INSPECTION AND state=routed"#).expect("valid");
+        let terms =
+            parse_filter(r#"category = "late_delivery" AND owner = INSPECTION AND state=routed"#).expect("valid");
         assert_eq!(
             terms,
             vec![
@@ -378,7 +382,10 @@ mod tests {
                 (FilterField::State, "routed".to_owned()),
             ]
         );
-        assert_eq!(parse_filter(r#"branch = "A AND B""#).expect("quoted AND"), vec![(FilterField::Branch, "A AND B".to_owned())]);
+        assert_eq!(
+            parse_filter(r#"branch = "A AND B""#).expect("quoted AND"),
+            vec![(FilterField::Branch, "A AND B".to_owned())]
+        );
         assert!(parse_filter("color = red").is_err());
         assert!(parse_filter("owner = nobody").is_err());
         assert!(parse_filter("category").is_err());

@@ -30,7 +30,12 @@ pub const NAME: ServiceName = ServiceName::Intake;
 pub static MIGRATIONS: &[&Migration] = &[&store::MIGRATION];
 
 /// Serves intake on `listener` until `shutdown`.
-pub async fn run(config: &Config, clock: SharedClock, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError> {
+pub async fn run(
+    config: &Config,
+    clock: SharedClock,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
     let context = ServiceContext::open(NAME, config, clock, MIGRATIONS).await?;
     let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events::IntakeEvents);
     let routes = Routes::new(api::IntakeApi::new(context.clone()).into_server()).add_service(inbox.into_server());

@@ -68,10 +68,9 @@ impl FromStr for ServiceName {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        ServiceName::ALL
-            .into_iter()
-            .find(|service| service.as_str() == name)
-            .ok_or_else(|| format!("unknown service {name:?}; the services are intake, inspection, claims, settlement, archives"))
+        ServiceName::ALL.into_iter().find(|service| service.as_str() == name).ok_or_else(|| {
+            format!("unknown service {name:?}; the services are intake, inspection, claims, settlement, archives")
+        })
     }
 }
 
@@ -209,8 +208,8 @@ mod tests {
 
     #[test]
     fn a_service_on_all_interfaces_is_reached_on_loopback_unless_told() {
-        let config = config(&[("KEFU_INTAKE_ADDR", "0.0.0.0:7000"), ("KEFU_CLAIMS_URL", "http://claims:50063")])
-            .expect("valid");
+        let config =
+            config(&[("KEFU_INTAKE_ADDR", "0.0.0.0:7000"), ("KEFU_CLAIMS_URL", "http://claims:50063")]).expect("valid");
         assert_eq!(config.endpoint(ServiceName::Intake).url, "http://127.0.0.1:7000");
         assert_eq!(config.endpoint(ServiceName::Claims).url, "http://claims:50063");
     }

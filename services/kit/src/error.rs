@@ -84,7 +84,9 @@ pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
 /// Logs an unexpected failure with its cause and returns a status that reveals nothing of it.
 pub fn internal(context: &str, cause: &dyn std::fmt::Display) -> Status {
     tracing::error!(%cause, "{context}");
-    Status::internal(format!("{context}: internal error, logged on the server; retrying with the same request_id is safe"))
+    Status::internal(format!(
+        "{context}: internal error, logged on the server; retrying with the same request_id is safe"
+    ))
 }
 
 /// Database failures are internal, except when the database is unreachable, which the caller

@@ -7,8 +7,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use kefu_proto::events::v1::{DeliverRequest, DeliverResponse, Event, event_inbox_server};
 use sea_orm::{
-    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, TransactionTrait,
-    entity::prelude::*,
+    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, TransactionTrait, entity::prelude::*,
 };
 use tonic::{Request, Response, Status};
 
@@ -30,13 +29,14 @@ impl ActiveModelBehavior for ActiveModel {}
 
 /// Begins the transaction that applies `event`, with its id recorded; `None` if it was applied
 /// before. The caller applies the effect in the transaction and commits.
-pub async fn begin(db: &DatabaseConnection, event: &Event, now: DateTime<Utc>) -> Result<Option<DatabaseTransaction>, DbErr> {
+pub async fn begin(
+    db: &DatabaseConnection,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<Option<DatabaseTransaction>, DbErr> {
     let tx = db.begin().await?;
-    let row = ActiveModel {
-        event_id: Set(event.id.clone()),
-        source: Set(event.source.clone()),
-        receive_time: Set(now),
-    };
+    let row =
+        ActiveModel { event_id: Set(event.id.clone()), source: Set(event.source.clone()), receive_time: Set(now) };
     match Entity::insert(row).exec_without_returning(&tx).await {
         Ok(_) => Ok(Some(tx)),
         Err(error) if error::is_unique_violation(&error) => {
@@ -82,7 +82,8 @@ impl<H: EventHandler> event_inbox_server::EventInbox for Inbox<H> {
         if event.id.is_empty() || event.id.len() > 64 {
             return Err(error::invalid_field("event.id", "required, at most 64 characters"));
         }
-        let Some(tx) = begin(&self.db, &event, self.clock.now()).await.map_err(|e| error::from_db("recording an event", e))?
+        let Some(tx) =
+            begin(&self.db, &event, self.clock.now()).await.map_err(|e| error::from_db("recording an event", e))?
         else {
             tracing::debug!(event_id = %event.id, source = %event.source, "event applied before; nothing to do");
             return Ok(Response::new(DeliverResponse { applied: false }));

@@ -29,7 +29,11 @@ impl SchemaStatement {
 }
 
 /// Applies the migrations not yet applied; returns their names.
-pub async fn run(db: &DatabaseConnection, service: &str, migrations: &[&Migration]) -> Result<Vec<&'static str>, DbErr> {
+pub async fn run(
+    db: &DatabaseConnection,
+    service: &str,
+    migrations: &[&Migration],
+) -> Result<Vec<&'static str>, DbErr> {
     let backend = db.get_database_backend();
     let tx = db.begin().await?;
     if backend == DbBackend::Postgres {

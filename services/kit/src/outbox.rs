@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use kefu_proto::events::v1::{Event, event::Payload};
 use prost::Message;
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait,
+    ActiveValue::Set,
+    ConnectionTrait, DbErr, EntityTrait,
     entity::prelude::*,
     sea_query::{ColumnDef, Index, Table},
 };
@@ -66,12 +67,7 @@ pub static MIGRATION: Migration = Migration {
                     .to_owned(),
             ),
             SchemaStatement::Index(
-                Index::create()
-                    .if_not_exists()
-                    .name("outbox_due")
-                    .table(Entity)
-                    .col(Column::NextAttemptAt)
-                    .to_owned(),
+                Index::create().if_not_exists().name("outbox_due").table(Entity).col(Column::NextAttemptAt).to_owned(),
             ),
             SchemaStatement::Table(
                 Table::create()

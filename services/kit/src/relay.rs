@@ -16,8 +16,8 @@ use futures_util::{StreamExt, stream};
 use kefu_proto::events::v1::{DeliverRequest, Event, event_inbox_client::EventInboxClient};
 use prost::Message;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, LockBehavior, LockType},
 };
 use tonic::transport::Channel;
@@ -57,7 +57,13 @@ enum Outcome {
 
 impl Relay {
     /// A relay for `source`'s outbox that reaches the other services where `config` says.
-    pub fn new(source: ServiceName, db: DatabaseConnection, clock: SharedClock, waker: RelayWaker, config: &Config) -> Result<Self, String> {
+    pub fn new(
+        source: ServiceName,
+        db: DatabaseConnection,
+        clock: SharedClock,
+        waker: RelayWaker,
+        config: &Config,
+    ) -> Result<Self, String> {
         let mut receivers = HashMap::new();
         for service in ServiceName::ALL {
             let url = &config.endpoint(service).url;
@@ -104,7 +110,8 @@ impl Relay {
             return Ok(0);
         }
         let claimed = rows.len();
-        let outcomes: Vec<Outcome> = stream::iter(rows).map(|row| self.deliver(row)).buffer_unordered(IN_FLIGHT).collect().await;
+        let outcomes: Vec<Outcome> =
+            stream::iter(rows).map(|row| self.deliver(row)).buffer_unordered(IN_FLIGHT).collect().await;
         let now = self.clock.now();
         let delivered: Vec<i64> = outcomes
             .iter()
@@ -137,11 +144,7 @@ impl Relay {
         let tx = self.db.begin().await?;
         let mut due = outbox::Entity::find()
             .filter(outbox::Column::NextAttemptAt.lte(now))
-            .filter(
-                Condition::any()
-                    .add(outbox::Column::LeaseUntil.is_null())
-                    .add(outbox::Column::LeaseUntil.lt(now)),
-            )
+            .filter(Condition::any().add(outbox::Column::LeaseUntil.is_null()).add(outbox::Column::LeaseUntil.lt(now)))
             .order_by_asc(outbox::Column::Seq)
             .limit(BATCH);
         if self.db.get_database_backend() == DbBackend::Postgres {

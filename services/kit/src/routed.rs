@@ -8,8 +8,8 @@ use kefu_proto::{
     types::v1::RoutedComplaint,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     entity::prelude::*,
     sea_query::{ColumnDef, Table},
 };
@@ -95,12 +95,15 @@ impl EventHandler for AcceptRoutedCases {
         let Some(Payload::CaseRouted(routed)) = &event.payload else {
             return Err(Status::invalid_argument(format!("{} accepts only case_routed events", self.owner)));
         };
-        let complaint = routed.complaint.as_ref().ok_or_else(|| error::invalid_field("event.case_routed.complaint", "required"))?;
+        let complaint =
+            routed.complaint.as_ref().ok_or_else(|| error::invalid_field("event.case_routed.complaint", "required"))?;
         let case_number = complaint
             .complaint
             .strip_prefix("complaints/")
             .filter(|number| !number.is_empty() && number.len() <= 32)
-            .ok_or_else(|| error::invalid_field("event.case_routed.complaint.complaint", "expected complaints/{case_number}"))?;
+            .ok_or_else(|| {
+                error::invalid_field("event.case_routed.complaint.complaint", "expected complaints/{case_number}")
+            })?;
         let time = |timestamp: &Option<prost_types::Timestamp>, field: &str| {
             timestamp
                 .as_ref()
@@ -125,7 +128,10 @@ impl EventHandler for AcceptRoutedCases {
             accept_time: Set(crate::time::to_micros(now)),
             ..Default::default()
         };
-        Entity::insert(row).exec_without_returning(tx).await.map_err(|e| error::from_db("accepting a routed case", e))?;
+        Entity::insert(row)
+            .exec_without_returning(tx)
+            .await
+            .map_err(|e| error::from_db("accepting a routed case", e))?;
 
         let accepted = CaseAccepted {
             complaint: complaint.complaint.clone(),
@@ -134,8 +140,16 @@ impl EventHandler for AcceptRoutedCases {
             accept_time: Some(to_timestamp(now)),
         };
         let trace = TraceContext { traceparent: event.traceparent.clone(), tracestate: event.tracestate.clone() };
-        let reply = outbox::new_event(self.owner, now, &trace, &Caller::from_proto(event.caller.as_ref()), Payload::CaseAccepted(accepted));
-        outbox::enqueue(tx, ServiceName::Intake, &reply, now).await.map_err(|e| error::from_db("queueing case_accepted", e))?;
+        let reply = outbox::new_event(
+            self.owner,
+            now,
+            &trace,
+            &Caller::from_proto(event.caller.as_ref()),
+            Payload::CaseAccepted(accepted),
+        );
+        outbox::enqueue(tx, ServiceName::Intake, &reply, now)
+            .await
+            .map_err(|e| error::from_db("queueing case_accepted", e))?;
         tracing::info!(owner = %self.owner, case_number, category = %complaint.category, "case accepted");
         Ok(())
     }
@@ -147,7 +161,11 @@ pub async fn get(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<
 
 /// One page, newest first, after the position `after` (a `seq`) if given; also the position to
 /// continue from, if there may be more.
-pub async fn list(db: &impl ConnectionTrait, page_size: u64, after: Option<i64>) -> Result<(Vec<Model>, Option<i64>), DbErr> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    page_size: u64,
+    after: Option<i64>,
+) -> Result<(Vec<Model>, Option<i64>), DbErr> {
     let mut query = Entity::find().order_by_desc(Column::Seq).limit(page_size + 1);
     if let Some(after) = after {
         query = query.filter(Column::Seq.lt(after));
@@ -167,7 +185,12 @@ pub fn parse_name<'a>(name: &'a str, collection: &str) -> Result<&'a str, Status
     name.strip_prefix(collection)
         .and_then(|rest| rest.strip_prefix('/'))
         .filter(|number| crate::case_number::is_well_formed(number))
-        .ok_or_else(|| error::invalid_field("name", format!("expected {collection}/{{case_number}}, e.g. {collection}/20261122-7K3M9Q")))
+        .ok_or_else(|| {
+            error::invalid_field(
+                "name",
+                format!("expected {collection}/{{case_number}}, e.g. {collection}/20261122-7K3M9Q"),
+            )
+        })
 }
 
 impl Model {
@@ -200,7 +223,11 @@ pub async fn get_by_name(db: &impl ConnectionTrait, name: &str, collection: &str
 }
 
 /// One page of records, newest first, and the token for the next page (empty at the end).
-pub async fn list_page(db: &impl ConnectionTrait, page_size: i32, page_token: &str) -> Result<(Vec<Model>, String), Status> {
+pub async fn list_page(
+    db: &impl ConnectionTrait,
+    page_size: i32,
+    page_token: &str,
+) -> Result<(Vec<Model>, String), Status> {
     let page_size = crate::paging::page_size(page_size)?;
     let after = crate::paging::decode_token(page_token, "")?;
     let (rows, next) = list(db, page_size, after).await.map_err(|e| error::from_db("listing cases", e))?;
@@ -208,7 +235,10 @@ pub async fn list_page(db: &impl ConnectionTrait, page_size: i32, page_token: &s
 }
 
 /// The `EventInbox` server of an owning service: it accepts routed cases into `collection`.
-pub fn inbox(context: &crate::server::ServiceContext, collection: &'static str) -> kefu_proto::events::v1::event_inbox_server::EventInboxServer<crate::inbox::Inbox<AcceptRoutedCases>> {
+pub fn inbox(
+    context: &crate::server::ServiceContext,
+    collection: &'static str,
+) -> kefu_proto::events::v1::event_inbox_server::EventInboxServer<crate::inbox::Inbox<AcceptRoutedCases>> {
     let handler = AcceptRoutedCases { owner: context.name, collection, clock: context.clock.clone() };
     crate::inbox::Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), handler).into_server()
 }

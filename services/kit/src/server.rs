@@ -52,7 +52,12 @@ pub struct ServiceContext {
 impl ServiceContext {
     /// Connects to the service's database and applies its migrations (the kit's outbox and
     /// inbox tables first).
-    pub async fn open(name: ServiceName, config: &Config, clock: SharedClock, migrations: &[&Migration]) -> Result<Self, StartError> {
+    pub async fn open(
+        name: ServiceName,
+        config: &Config,
+        clock: SharedClock,
+        migrations: &[&Migration],
+    ) -> Result<Self, StartError> {
         let database = |source| StartError::Database { service: name, source };
         let db = db::connect(config, name).await.map_err(database)?;
         let mut all = vec![&crate::outbox::MIGRATION];

@@ -11,10 +11,7 @@ pub fn from_timestamp(timestamp: &prost_types::Timestamp) -> Option<DateTime<Utc
 }
 
 pub fn to_duration(duration: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: duration.num_seconds(),
-        nanos: duration.subsec_nanos(),
-    }
+    prost_types::Duration { seconds: duration.num_seconds(), nanos: duration.subsec_nanos() }
 }
 
 pub fn from_duration(duration: &prost_types::Duration) -> Option<Duration> {

@@ -28,11 +28,7 @@ impl TraceContext {
         if !is_valid_traceparent(traceparent) {
             return None;
         }
-        let tracestate = metadata
-            .get(TRACESTATE)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let tracestate = metadata.get(TRACESTATE).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
         Some(TraceContext { traceparent: traceparent.to_owned(), tracestate })
     }
 
@@ -92,10 +88,8 @@ mod tests {
         let mut metadata = MetadataMap::new();
         metadata.insert(TRACEPARENT, MetadataValue::from_static("00-xyz-123-01"));
         assert_eq!(TraceContext::from_metadata(&metadata), None);
-        metadata.insert(
-            TRACEPARENT,
-            MetadataValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-        );
+        metadata
+            .insert(TRACEPARENT, MetadataValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
         let context = TraceContext::from_metadata(&metadata).expect("valid traceparent");
         assert_eq!(context.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
