@@ -120,14 +120,8 @@ pub async fn list(
         };
         query = query.filter(column.eq(value.as_str()));
     }
-    let mut rows = query.all(db).await?;
-    let next = if rows.len() as u64 > page_size {
-        rows.truncate(page_size as usize);
-        rows.last().map(|row| row.seq)
-    } else {
-        None
-    };
-    Ok((rows, next))
+    let rows = query.all(db).await?;
+    Ok(kefu_kit::paging::take_page(rows, page_size, |row| row.seq))
 }
 
 /// Records that `owner` accepted the complaint as `owner_reference`; false if there is no such

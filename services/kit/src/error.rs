@@ -29,11 +29,6 @@ impl FieldViolations {
         self.violations.is_empty()
     }
 
-    /// Each violation as (field, description).
-    pub fn entries(self) -> impl Iterator<Item = (String, String)> {
-        self.violations.into_iter()
-    }
-
     /// The violations, less those of `field`.
     pub fn without(self, field: &str) -> FieldViolations {
         FieldViolations { violations: self.violations.into_iter().filter(|(name, _)| name != field).collect() }

@@ -137,8 +137,3 @@ pub async fn enqueue(
     Entity::insert(row).exec_without_returning(tx).await?;
     Ok(())
 }
-
-/// Events not yet delivered, for operators and tests.
-pub async fn pending(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
-    Entity::find().count(db).await
-}

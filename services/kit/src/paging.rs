@@ -31,6 +31,18 @@ pub fn decode_token(token: &str, filter: &str) -> Result<Option<i64>, Status> {
     position.parse::<i64>().map(Some).map_err(|_| refuse())
 }
 
+/// Splits the `page_size + 1` rows a query fetched into the page and the position to continue
+/// from: there is a next page exactly when the extra row came back.
+pub fn take_page<T>(mut rows: Vec<T>, page_size: u64, position: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
+    if rows.len() as u64 > page_size {
+        rows.truncate(page_size as usize);
+        let next = rows.last().map(position);
+        (rows, next)
+    } else {
+        (rows, None)
+    }
+}
+
 pub fn encode_token(position: i64, filter: &str) -> String {
     hex_encode(format!("{position}:{}", filter_fingerprint(filter)).as_bytes())
 }

@@ -170,14 +170,8 @@ pub async fn list(
     if let Some(after) = after {
         query = query.filter(Column::Seq.lt(after));
     }
-    let mut rows = query.all(db).await?;
-    let next = if rows.len() as u64 > page_size {
-        rows.truncate(page_size as usize);
-        rows.last().map(|row| row.seq)
-    } else {
-        None
-    };
-    Ok((rows, next))
+    let rows = query.all(db).await?;
+    Ok(crate::paging::take_page(rows, page_size, |row| row.seq))
 }
 
 /// Parses `"{collection}/{case_number}"`.
