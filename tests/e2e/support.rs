@@ -88,6 +88,8 @@ pub fn test_config(dir: &Path, database: Option<&TestDatabase>) -> Config {
 /// The whole suite, in this process.
 pub struct TestSuite {
     pub gateway: Channel,
+    /// The configuration the suite runs with, its addresses as bound.
+    pub config: Config,
 
     trigger: ShutdownTrigger,
     task: tokio::task::JoinHandle<Result<(), suite::SuiteError>>,
@@ -118,7 +120,7 @@ impl TestSuite {
         let (trigger, shutdown) = Shutdown::new();
         let task = tokio::spawn(suite::run(bound, clock, shutdown));
         let gateway = Channel::from_shared(format!("http://{}", config.gateway_addr)).expect("a URL").connect_lazy();
-        let suite = TestSuite { gateway, trigger, task, database, _dir: dir };
+        let suite = TestSuite { gateway, config, trigger, task, database, _dir: dir };
         suite.wait_until_serving().await;
         suite
     }

@@ -15,7 +15,7 @@ use kefu_proto::{
     intake::v1::{self as pb, intake_server},
     types::v1::RoutedComplaint,
 };
-use sea_orm::{ActiveValue::Set, TransactionTrait};
+use sea_orm::{ActiveValue::NotSet, TransactionTrait};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -50,43 +50,38 @@ impl IntakeApi {
         trace: &TraceContext,
     ) -> Result<store::Model, Status> {
         let db = &self.context.db;
-        if let Some(request_id) = &request_id {
-            if let Some(existing) =
-                store::by_request_id(db, request_id).await.map_err(|e| error::from_db("looking up request_id", e))?
-            {
-                return Ok(existing);
-            }
-        }
         let now = to_micros(self.context.clock.now());
         let deadline = to_micros(now + route.handling_time);
+        let owned_here = route.owner == ServiceName::Intake;
         for _ in 0..CASE_NUMBER_DRAWS {
             let case_number = case_number::generate(now, self.context.time_zone);
-            let owned_here = route.owner == ServiceName::Intake;
-            let row = store::ActiveModel {
-                case_number: Set(case_number.clone()),
-                request_id: Set(request_id.clone()),
-                category: Set(complaint.category.clone()),
-                waybill_number: Set(complaint.waybill_number.clone()),
-                channel: Set(complaint.channel.as_str().into()),
-                description: Set(complaint.description.clone()),
-                customer_request: Set(complaint.customer_request.clone()),
-                contact_name: Set(complaint.contact_name.clone()),
-                contact_phone: Set(complaint.contact_phone.clone()),
-                branch: Set(complaint.branch.clone()),
-                owner: Set(route.owner.as_str().into()),
-                responsible_unit: Set(route.responsible_unit.clone()),
+            let row = store::Model {
+                seq: 0,
+                case_number: case_number.clone(),
+                request_id: request_id.clone(),
+                category: complaint.category.clone(),
+                waybill_number: complaint.waybill_number.clone(),
+                channel: complaint.channel.as_str().into(),
+                description: complaint.description.clone(),
+                customer_request: complaint.customer_request.clone(),
+                contact_name: complaint.contact_name.clone(),
+                contact_phone: complaint.contact_phone.clone(),
+                branch: complaint.branch.clone(),
+                owner: route.owner.as_str().into(),
+                responsible_unit: route.responsible_unit.clone(),
                 // The service center answers what it owns itself: it holds the case at once.
-                owner_reference: Set(owned_here.then(|| format!("complaints/{case_number}"))),
-                state: Set(if owned_here { State::Accepted } else { State::Routed }.as_str().into()),
-                create_time: Set(now),
-                deadline: Set(deadline),
-                accept_time: Set(owned_here.then_some(now)),
-                received_by: Set(caller.user.clone()),
-                received_by_department: Set(caller.department.clone()),
-                ..Default::default()
+                owner_reference: owned_here.then(|| format!("complaints/{case_number}")),
+                state: if owned_here { State::Accepted } else { State::Routed }.as_str().into(),
+                create_time: now,
+                deadline,
+                accept_time: owned_here.then_some(now),
+                received_by: caller.user.clone(),
+                received_by_department: caller.department.clone(),
             };
+            let mut insert: store::ActiveModel = row.clone().into();
+            insert.seq = NotSet;
             let tx = db.begin().await.map_err(|e| error::from_db("registering a complaint", e))?;
-            match store::insert(&tx, row).await {
+            match store::insert(&tx, insert).await {
                 Ok(()) => {}
                 Err(insert_error) if error::is_unique_violation(&insert_error) => {
                     drop(tx);
@@ -140,10 +135,7 @@ impl IntakeApi {
                 trace_id = trace.trace_id(),
                 "complaint registered"
             );
-            return store::by_case_number(db, &case_number)
-                .await
-                .map_err(|e| error::from_db("reading the new complaint", e))?
-                .ok_or_else(|| Status::internal("the new complaint vanished"));
+            return Ok(row);
         }
         Err(Status::unavailable("could not draw an unused case number; retry with the same request_id"))
     }

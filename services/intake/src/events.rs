@@ -37,7 +37,7 @@ impl EventHandler for IntakeEvents {
                 accepted.complaint, accepted.owner
             )));
         }
-        tracing::info!(case_number, owner = %accepted.owner, "owner accepted the case");
+        tracing::debug!(case_number, owner = %accepted.owner, "owner accepted the case");
         Ok(())
     }
 }

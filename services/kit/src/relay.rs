@@ -16,10 +16,9 @@ use futures_util::{StreamExt, stream};
 use kefu_proto::events::v1::{DeliverRequest, Event, event_inbox_client::EventInboxClient};
 use prost::Message;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::{Expr, LockBehavior, LockType},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, sea_query::Expr,
 };
+use sea_orm::{Statement, Value};
 use tonic::transport::Channel;
 
 use crate::{
@@ -31,10 +30,11 @@ use crate::{
     trace::TraceContext,
 };
 
-/// Rows claimed at once.
-const BATCH: u64 = 128;
-/// Deliveries in flight at once.
-const IN_FLIGHT: usize = 32;
+/// Rows claimed at once: the LIMIT in the claim statements below.
+/// Events in one delivery call at most.
+const EVENTS_PER_CALL: usize = 64;
+/// Delivery calls in flight at once.
+const IN_FLIGHT: usize = 8;
 /// How long a claim keeps other replicas off a row.
 const LEASE: chrono::Duration = chrono::Duration::seconds(15);
 /// How long one delivery may take.
@@ -110,8 +110,20 @@ impl Relay {
             return Ok(0);
         }
         let claimed = rows.len();
-        let outcomes: Vec<Outcome> =
-            stream::iter(rows).map(|row| self.deliver(row)).buffer_unordered(IN_FLIGHT).collect().await;
+        // One call per destination and chunk of events, a few calls at once.
+        let mut calls: Vec<Vec<outbox::Model>> = Vec::new();
+        for row in rows {
+            match calls.iter_mut().find(|call| call[0].destination == row.destination && call.len() < EVENTS_PER_CALL) {
+                Some(call) => call.push(row),
+                None => calls.push(vec![row]),
+            }
+        }
+        let outcomes: Vec<Outcome> = stream::iter(calls)
+            .map(|call| self.deliver(call))
+            .buffer_unordered(IN_FLIGHT)
+            .flat_map(stream::iter)
+            .collect()
+            .await;
         let now = self.clock.now();
         let delivered: Vec<i64> = outcomes
             .iter()
@@ -139,26 +151,25 @@ impl Relay {
         Ok(claimed)
     }
 
+    /// Leases the oldest due rows in one statement. On PostgreSQL `FOR UPDATE SKIP LOCKED` lets
+    /// several replicas claim at once without waiting for or taking each other's rows.
     async fn claim(&self) -> Result<Vec<outbox::Model>, DbErr> {
         let now = self.clock.now();
-        let tx = self.db.begin().await?;
-        let mut due = outbox::Entity::find()
-            .filter(outbox::Column::NextAttemptAt.lte(now))
-            .filter(Condition::any().add(outbox::Column::LeaseUntil.is_null()).add(outbox::Column::LeaseUntil.lt(now)))
-            .order_by_asc(outbox::Column::Seq)
-            .limit(BATCH);
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let rows = due.all(&tx).await?;
-        if !rows.is_empty() {
-            outbox::Entity::update_many()
-                .col_expr(outbox::Column::LeaseUntil, Expr::value(now + LEASE))
-                .filter(outbox::Column::Seq.is_in(rows.iter().map(|row| row.seq)))
-                .exec(&tx)
-                .await?;
-        }
-        tx.commit().await?;
+        let backend = self.db.get_database_backend();
+        let (sql, lease_param, now_param) = match backend {
+            DbBackend::Postgres => (CLAIM_POSTGRES, "$1", "$2"),
+            _ => (CLAIM_SQLITE, "?", "?"),
+        };
+        debug_assert!(sql.contains(lease_param) && sql.contains(now_param));
+        let values: Vec<Value> = match backend {
+            DbBackend::Postgres => vec![(now + LEASE).into(), now.into()],
+            _ => vec![(now + LEASE).into(), now.into(), now.into()],
+        };
+        let mut rows = outbox::Entity::find()
+            .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
+            .all(&self.db)
+            .await?;
+        rows.sort_by_key(|row| row.seq);
         Ok(rows)
     }
 
@@ -170,37 +181,71 @@ impl Relay {
         Ok(())
     }
 
-    async fn deliver(&self, row: outbox::Model) -> Outcome {
-        let failed = |error: String| Outcome::Failed { seq: row.seq, attempts: row.attempts, error };
-        let Some(mut client) = self.receivers.get(&row.destination).cloned() else {
-            return failed(format!("no service named {:?}", row.destination));
+    /// Delivers the events of one call, all to the same destination.
+    async fn deliver(&self, rows: Vec<outbox::Model>) -> Vec<Outcome> {
+        let failed =
+            |row: &outbox::Model, error: String| Outcome::Failed { seq: row.seq, attempts: row.attempts, error };
+        let destination = rows[0].destination.clone();
+        let Some(mut client) = self.receivers.get(&destination).cloned() else {
+            return rows.iter().map(|row| failed(row, format!("no service named {destination:?}"))).collect();
         };
-        let event = match Event::decode(row.payload.as_slice()) {
-            Ok(event) => event,
-            Err(error) => return failed(format!("undecodable event: {error}")),
-        };
-        let mut request = tonic::Request::new(DeliverRequest { event: Some(event.clone()) });
+        let mut outcomes = Vec::new();
+        let mut sent = Vec::new();
+        for row in rows {
+            match Event::decode(row.payload.as_slice()) {
+                Ok(event) => sent.push((row, event)),
+                Err(error) => outcomes.push(failed(&row, format!("undecodable event: {error}"))),
+            }
+        }
+        if sent.is_empty() {
+            return outcomes;
+        }
+        let events: Vec<Event> = sent.iter().map(|(_, event)| event.clone()).collect();
+        let mut request = tonic::Request::new(DeliverRequest { events });
         request.set_timeout(DELIVERY_TIMEOUT);
-        let trace = TraceContext { traceparent: event.traceparent.clone(), tracestate: event.tracestate.clone() };
-        trace.child().write_metadata(request.metadata_mut());
-        Caller::from_proto(event.caller.as_ref()).write_metadata(request.metadata_mut());
+        // The call runs within the first event's trace; every event carries its own besides.
+        let first = &sent[0].1;
+        TraceContext { traceparent: first.traceparent.clone(), tracestate: first.tracestate.clone() }
+            .child()
+            .write_metadata(request.metadata_mut());
+        Caller::from_proto(first.caller.as_ref()).write_metadata(request.metadata_mut());
         match client.deliver(request).await {
-            Ok(_) => Outcome::Delivered(row.seq),
+            Ok(response) => {
+                let results = response.into_inner().outcomes;
+                for (row, event) in &sent {
+                    match results.iter().find(|result| result.event_id == event.id) {
+                        Some(result) if result.error.is_empty() => outcomes.push(Outcome::Delivered(row.seq)),
+                        Some(result) => outcomes.push(failed(row, result.error.clone())),
+                        None => outcomes.push(failed(row, "the receiver did not answer for this event".into())),
+                    }
+                }
+            }
             Err(status) => {
                 tracing::warn!(
                     source = %self.source,
-                    destination = %row.destination,
-                    event_id = %event.id,
-                    attempts = row.attempts + 1,
+                    %destination,
+                    events = sent.len(),
                     code = ?status.code(),
                     message = status.message(),
                     "event delivery failed; will retry"
                 );
-                failed(format!("{:?}: {}", status.code(), status.message()))
+                let error = format!("{:?}: {}", status.code(), status.message());
+                outcomes.extend(sent.iter().map(|(row, _)| failed(row, error.clone())));
             }
         }
+        outcomes
     }
 }
+
+const CLAIM_POSTGRES: &str = "UPDATE outbox SET lease_until = $1 WHERE seq IN (\
+    SELECT seq FROM outbox WHERE next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
+    ORDER BY seq LIMIT 128 FOR UPDATE SKIP LOCKED) \
+    RETURNING seq, event_id, destination, payload, attempts, next_attempt_at, lease_until, last_error, create_time";
+
+const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_until = ? WHERE seq IN (\
+    SELECT seq FROM outbox WHERE next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?) \
+    ORDER BY seq LIMIT 128) \
+    RETURNING seq, event_id, destination, payload, attempts, next_attempt_at, lease_until, last_error, create_time";
 
 /// 250 ms, doubling with each failed attempt, at most one minute.
 fn backoff(attempts: i32) -> chrono::Duration {

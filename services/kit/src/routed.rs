@@ -150,7 +150,7 @@ impl EventHandler for AcceptRoutedCases {
         outbox::enqueue(tx, ServiceName::Intake, &reply, now)
             .await
             .map_err(|e| error::from_db("queueing case_accepted", e))?;
-        tracing::info!(owner = %self.owner, case_number, category = %complaint.category, "case accepted");
+        tracing::debug!(owner = %self.owner, case_number, category = %complaint.category, "case accepted");
         Ok(())
     }
 }
