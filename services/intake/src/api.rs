@@ -15,12 +15,13 @@ use kefu_proto::{
     intake::v1::{self as pb, intake_server},
     types::v1::RoutedComplaint,
 };
-use sea_orm::{ActiveValue::NotSet, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend};
 use tonic::{Request, Response, Status};
 
 use crate::{
     domain::{self, Channel, ComplaintFields, NewComplaint, Route, State},
     store,
+    writer::{Registration, Writers, Written},
 };
 
 pub const SERVICE_NAME: &str = "kefu.intake.v1.Intake";
@@ -30,11 +31,18 @@ const CASE_NUMBER_DRAWS: usize = 8;
 
 pub struct IntakeApi {
     context: ServiceContext,
+    writers: Writers,
 }
 
 impl IntakeApi {
     pub fn new(context: ServiceContext) -> Self {
-        Self { context }
+        // SQLite has one connection; PostgreSQL gains from a few transactions in flight.
+        let writers = match context.db.get_database_backend() {
+            DbBackend::Sqlite => 1,
+            _ => 4,
+        };
+        let writers = Writers::start(context.db.clone(), writers);
+        Self { context, writers }
     }
 
     pub fn into_server(self) -> intake_server::IntakeServer<Self> {
@@ -78,28 +86,7 @@ impl IntakeApi {
                 received_by: caller.user.clone(),
                 received_by_department: caller.department.clone(),
             };
-            let mut insert: store::ActiveModel = row.clone().into();
-            insert.seq = NotSet;
-            let tx = db.begin().await.map_err(|e| error::from_db("registering a complaint", e))?;
-            match store::insert(&tx, insert).await {
-                Ok(()) => {}
-                Err(insert_error) if error::is_unique_violation(&insert_error) => {
-                    drop(tx);
-                    // Either a concurrent retry with the same request_id won, or the case number
-                    // was drawn before: return the winner's complaint, or draw again.
-                    if let Some(request_id) = &request_id {
-                        if let Some(existing) = store::by_request_id(db, request_id)
-                            .await
-                            .map_err(|e| error::from_db("looking up request_id", e))?
-                        {
-                            return Ok(existing);
-                        }
-                    }
-                    continue;
-                }
-                Err(insert_error) => return Err(error::from_db("registering a complaint", insert_error)),
-            }
-            if !owned_here {
+            let handoff = (!owned_here).then(|| {
                 let routed = RoutedComplaint {
                     complaint: format!("complaints/{case_number}"),
                     category: complaint.category.clone(),
@@ -122,11 +109,24 @@ impl IntakeApi {
                     caller,
                     Payload::CaseRouted(CaseRouted { complaint: Some(routed) }),
                 );
-                outbox::enqueue(&tx, route.owner, &event, now)
-                    .await
-                    .map_err(|e| error::from_db("queueing case_routed", e))?;
+                (route.owner, event)
+            });
+            match self.writers.write(Registration { row: row.clone(), handoff, now }).await? {
+                Written::Committed => {}
+                Written::Conflict => {
+                    // Either an earlier call with the same request_id won, or the case number
+                    // was drawn before: return the earlier complaint, or draw again.
+                    if let Some(request_id) = &request_id {
+                        if let Some(existing) = store::by_request_id(db, request_id)
+                            .await
+                            .map_err(|e| error::from_db("looking up request_id", e))?
+                        {
+                            return Ok(existing);
+                        }
+                    }
+                    continue;
+                }
             }
-            tx.commit().await.map_err(|e| error::from_db("registering a complaint", e))?;
             self.context.relay.wake();
             tracing::info!(
                 case_number,

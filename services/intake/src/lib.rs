@@ -4,7 +4,8 @@
 //! - [`domain`]: what a valid complaint is, channels and states, the list filter — no I/O;
 //! - [`store`]: the `complaints` table and its queries;
 //! - [`api`]: the `kefu.intake.v1.Intake` gRPC handlers (proto ⇄ domain only);
-//! - [`events`]: what intake does when an owner reports back (`case_accepted`).
+//! - [`events`]: what intake does when an owner reports back (`case_accepted`);
+//! - [`writer`]: group commit of registrations.
 //!
 //! Invariant: a complaint and the `case_routed` event that hands it to its owner are committed in
 //! one transaction; the complaint is acknowledged to the caller only after that commit.
@@ -13,6 +14,7 @@ pub mod api;
 pub mod domain;
 pub mod events;
 pub mod store;
+pub mod writer;
 
 use kefu_kit::{
     Config, Shutdown,

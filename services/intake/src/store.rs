@@ -85,10 +85,6 @@ pub static MIGRATION: Migration = Migration {
     },
 };
 
-pub async fn insert(db: &impl ConnectionTrait, row: ActiveModel) -> Result<(), DbErr> {
-    Entity::insert(row).exec_without_returning(db).await.map(|_| ())
-}
-
 pub async fn by_case_number(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<Model>, DbErr> {
     Entity::find().filter(Column::CaseNumber.eq(case_number)).one(db).await
 }

@@ -123,17 +123,31 @@ pub async fn enqueue(
     event: &Event,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let row = ActiveModel {
-        event_id: Set(event.id.clone()),
-        destination: Set(destination.as_str().into()),
-        payload: Set(event.encode_to_vec()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        lease_until: Set(None),
-        last_error: Set(None),
-        create_time: Set(now),
-        ..Default::default()
-    };
-    Entity::insert(row).exec_without_returning(tx).await?;
+    enqueue_many(tx, [(destination, event, now)]).await
+}
+
+/// Writes several events, each for its destination, within the caller's transaction `tx`.
+pub async fn enqueue_many<'a>(
+    tx: &impl ConnectionTrait,
+    events: impl IntoIterator<Item = (ServiceName, &'a Event, DateTime<Utc>)>,
+) -> Result<(), DbErr> {
+    let rows: Vec<ActiveModel> = events
+        .into_iter()
+        .map(|(destination, event, now)| ActiveModel {
+            event_id: Set(event.id.clone()),
+            destination: Set(destination.as_str().into()),
+            payload: Set(event.encode_to_vec()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            lease_until: Set(None),
+            last_error: Set(None),
+            create_time: Set(now),
+            ..Default::default()
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    Entity::insert_many(rows).exec_without_returning(tx).await?;
     Ok(())
 }

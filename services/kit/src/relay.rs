@@ -30,11 +30,14 @@ use crate::{
     trace::TraceContext,
 };
 
-/// Rows claimed at once: the LIMIT in the claim statements below.
+/// Rows one claim leases at most: the LIMIT in the claim statements below.
+const CLAIM_LIMIT: usize = 128;
 /// Events in one delivery call at most.
-const EVENTS_PER_CALL: usize = 64;
-/// Delivery calls in flight at once.
-const IN_FLIGHT: usize = 8;
+const EVENTS_PER_CALL: usize = 32;
+/// Delivery calls one worker has in flight at once.
+const IN_FLIGHT: usize = 4;
+/// Relay workers per service on PostgreSQL (SQLite, with one connection, has one).
+const POSTGRES_WORKERS: usize = 4;
 /// How long a claim keeps other replicas off a row.
 const LEASE: chrono::Duration = chrono::Duration::seconds(15);
 /// How long one delivery may take.
@@ -78,12 +81,20 @@ impl Relay {
 
     /// Delivers until `shutdown` fires.
     pub async fn run(self, shutdown: Shutdown) {
-        if self.db.get_database_backend() == DbBackend::Sqlite {
+        let workers = if self.db.get_database_backend() == DbBackend::Sqlite {
             // A SQLite file has one process; a lease left by a crash of that process is void.
             if let Err(error) = self.release_all_leases().await {
                 tracing::error!(%error, "cannot release outbox leases");
             }
-        }
+            1
+        } else {
+            POSTGRES_WORKERS
+        };
+        futures_util::future::join_all((0..workers).map(|_| self.work(shutdown.clone()))).await;
+    }
+
+    /// One worker: drains what is due, then waits to be woken or for the next poll.
+    async fn work(&self, shutdown: Shutdown) {
         loop {
             loop {
                 match self.deliver_batch().await {
@@ -110,6 +121,10 @@ impl Relay {
             return Ok(0);
         }
         let claimed = rows.len();
+        if claimed == CLAIM_LIMIT {
+            // There is likely more: let another worker claim it while this one delivers.
+            self.waker.wake();
+        }
         // One call per destination and chunk of events, a few calls at once.
         let mut calls: Vec<Vec<outbox::Model>> = Vec::new();
         for row in rows {

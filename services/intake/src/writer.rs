@@ -1,0 +1,127 @@
+//! Group commit for registrations. Each registration is a complaint row and, unless intake owns
+//! the case itself, the `case_routed` event for its owner. Registrations that arrive while a
+//! writer's transaction is in flight are written together in its next transaction — multi-row
+//! inserts and one commit for many complaints — and every caller is answered only after the
+//! transaction holding its complaint has committed.
+//!
+//! If a batch meets a unique-key conflict (a retried `request_id`, or a case number drawn twice),
+//! it is rolled back and its registrations are written one per transaction, so that each caller
+//! learns of its own conflict and nothing else is held back.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use chrono::{DateTime, Utc};
+use kefu_kit::{config::ServiceName, error, outbox};
+use kefu_proto::events::v1::Event;
+use sea_orm::{ActiveValue::NotSet, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+
+use crate::store;
+
+/// Registrations in one transaction at most.
+const MAX_BATCH: usize = 128;
+
+/// One complaint to write, with the event that hands it to its owner.
+pub struct Registration {
+    pub row: store::Model,
+    pub handoff: Option<(ServiceName, Event)>,
+    pub now: DateTime<Utc>,
+}
+
+/// What became of a registration.
+#[derive(Debug, Clone)]
+pub enum Written {
+    Committed,
+    /// A unique key was taken: by an earlier complaint with the same request id, or its case number.
+    Conflict,
+}
+
+type Reply = oneshot::Sender<Result<Written, Status>>;
+
+/// The handle the API writes through; writer tasks run behind it.
+#[derive(Clone)]
+pub struct Writers {
+    queues: Arc<Vec<mpsc::Sender<(Registration, Reply)>>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Writers {
+    /// Starts `count` writers on `db`. They stop when every handle is dropped.
+    pub fn start(db: DatabaseConnection, count: usize) -> Writers {
+        let mut queues = Vec::with_capacity(count);
+        for _ in 0..count.max(1) {
+            let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
+            tokio::spawn(write_batches(db.clone(), receiver));
+            queues.push(sender);
+        }
+        Writers { queues: Arc::new(queues), next: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// Writes `registration`; returns once it is committed or refused.
+    pub async fn write(&self, registration: Registration) -> Result<Written, Status> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.queues.len();
+        let (reply, answer) = oneshot::channel();
+        self.queues[index]
+            .send((registration, reply))
+            .await
+            .map_err(|_| Status::unavailable("intake is shutting down; retry with the same request_id"))?;
+        answer.await.map_err(|_| Status::unavailable("intake is shutting down; retry with the same request_id"))?
+    }
+}
+
+async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<(Registration, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        match write(&db, batch.iter().map(|(registration, _)| registration)).await {
+            Ok(()) => {
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Ok(Written::Committed));
+                }
+            }
+            Err(conflict) if error::is_unique_violation(&conflict) && batch.len() > 1 => {
+                for (registration, reply) in batch.drain(..) {
+                    let _ = reply.send(outcome(write(&db, std::iter::once(&registration)).await));
+                }
+            }
+            Err(failure) => {
+                let outcome = outcome(Err(failure));
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(outcome.clone());
+                }
+            }
+        }
+    }
+}
+
+fn outcome(result: Result<(), DbErr>) -> Result<Written, Status> {
+    match result {
+        Ok(()) => Ok(Written::Committed),
+        Err(conflict) if error::is_unique_violation(&conflict) => Ok(Written::Conflict),
+        Err(failure) => Err(error::from_db("registering a complaint", failure)),
+    }
+}
+
+/// Writes the registrations and their handoffs in one transaction.
+async fn write<'a>(
+    db: &DatabaseConnection,
+    registrations: impl Iterator<Item = &'a Registration> + Clone,
+) -> Result<(), DbErr> {
+    let tx = db.begin().await?;
+    let rows = registrations.clone().map(|registration| {
+        let mut row: store::ActiveModel = registration.row.clone().into();
+        row.seq = NotSet;
+        row
+    });
+    store::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+    let handoffs: Vec<_> = registrations
+        .filter_map(|registration| {
+            registration.handoff.as_ref().map(|(owner, event)| (*owner, event, registration.now))
+        })
+        .collect();
+    outbox::enqueue_many(&tx, handoffs).await?;
+    tx.commit().await
+}
