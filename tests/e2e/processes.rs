@@ -9,9 +9,12 @@ use std::{
 };
 
 use kefu_proto::{
+    events::v1::{Event, event::Payload},
     gateway::v1::{GetComplaintRequest, ListComplaintsRequest, State, complaints_client::ComplaintsClient},
     inspection::v1::{ListCasesRequest, inspection_client::InspectionClient},
 };
+use prost::Message;
+use sea_orm::{ConnectionTrait, Database, Statement};
 use tonic::transport::Channel;
 
 use crate::support::{Backend, TestDatabase, complaint, create, eventually, on_both_backends};
@@ -106,6 +109,30 @@ async fn a_handoff_survives_kill_9_and_completes_across_processes(backend: Backe
     cluster.start("gateway");
     let client = ComplaintsClient::new(cluster.gateway());
     let mut acknowledged = Vec::new();
+    // The first complaint comes with the caller's trace context; its handoff must carry it.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traced = create("traced", complaint("late_delivery", "YD0"));
+    let traced = eventually("the gateway and intake answer", || {
+        let mut client = client.clone();
+        let mut request = tonic::Request::new(traced.clone());
+        request
+            .metadata_mut()
+            .insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().expect("ascii"));
+        async move { client.create_complaint(request).await.ok() }
+    })
+    .await
+    .into_inner();
+    acknowledged.push(traced.name.clone());
+    let pending = pending_events(dir.path(), database.as_ref()).await;
+    let handoff = pending
+        .iter()
+        .find(|event| match &event.payload {
+            Some(Payload::CaseRouted(routed)) => routed.complaint.as_ref().is_some_and(|c| c.complaint == traced.name),
+            _ => false,
+        })
+        .expect("the handoff waits in intake's outbox while inspection is down");
+    assert_eq!(handoff.traceparent.get(3..35), Some(trace_id), "the event carries the caller's trace");
+    assert_eq!(handoff.caller.as_ref().map(|caller| caller.user.as_str()), Some("anonymous"));
     for i in 0..10 {
         let created = eventually("the gateway and intake answer", || {
             let mut client = client.clone();
@@ -190,6 +217,26 @@ async fn a_handoff_survives_kill_9_and_completes_across_processes(backend: Backe
     if let Some(database) = database {
         database.drop_database().await;
     }
+}
+
+/// The events waiting in intake's outbox, read from its own database.
+async fn pending_events(dir: &Path, database: Option<&TestDatabase>) -> Vec<Event> {
+    let (url, table) = match database {
+        Some(database) => (database.url.clone(), "intake.outbox"),
+        None => (format!("sqlite://{}?mode=ro", dir.join("data").join("intake.db").display()), "outbox"),
+    };
+    let db = Database::connect(url).await.expect("intake's database");
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all(Statement::from_string(backend, format!("SELECT payload FROM {table}")))
+        .await
+        .expect("outbox rows");
+    let events = rows
+        .iter()
+        .map(|row| Event::decode(row.try_get::<Vec<u8>>("", "payload").expect("payload").as_slice()).expect("an event"))
+        .collect();
+    let _ = db.close().await;
+    events
 }
 
 fn cluster_log_has_registered(cluster: &Cluster) -> bool {
