@@ -49,20 +49,25 @@ impl Cluster {
     }
 
     fn start(&mut self, target: &'static str) {
+        self.start_as(target, target, &[]);
+    }
+
+    /// Starts `target` under the name `name`, with `extra` environment on top of the cluster's.
+    fn start_as(&mut self, name: &'static str, target: &'static str, extra: &[(String, String)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join(format!("{target}.log")))
+            .open(self.dir.join(format!("{name}.log")))
             .expect("a log file");
         let child = Command::new(env!("CARGO_BIN_EXE_kefu"))
             .args(["serve", target])
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(self.env.iter().chain(extra).map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start kefu serve");
-        self.children.insert(target, child);
+        self.children.insert(name, child);
     }
 
     /// SIGKILL: no shutdown, no flush, no goodbye.
@@ -259,4 +264,124 @@ fn a_broken_routing_policy_stops_start_up_naming_the_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("line 3"), "{stderr}");
     assert!(stderr.contains("warehouse"), "{stderr}");
+}
+
+/// Two gateways, each with its own intake replica, on one PostgreSQL database: case numbers never
+/// collide, a request id retried at either replica makes one complaint, and the two intake relays
+/// share one outbox without delivering anything twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_one_database_without_collisions_or_duplicates() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let database = TestDatabase::create().await;
+    let mut cluster = Cluster::new(dir.path(), Some(&database));
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+    let (intake_b, gateway_b) = (free_port(), free_port());
+    cluster.start("intake");
+    cluster.start("inspection");
+    cluster.start("gateway");
+    let replica = vec![
+        ("KEFU_INTAKE_ADDR".to_owned(), format!("127.0.0.1:{intake_b}")),
+        ("KEFU_GATEWAY_ADDR".to_owned(), format!("127.0.0.1:{gateway_b}")),
+    ];
+    cluster.start_as("intake-b", "intake", &replica);
+    cluster.start_as("gateway-b", "gateway", &replica);
+    let a = ComplaintsClient::new(cluster.gateway());
+    let b = ComplaintsClient::new(
+        Channel::from_shared(format!("http://127.0.0.1:{gateway_b}")).expect("URL").connect_lazy(),
+    );
+    for client in [&a, &b] {
+        eventually("both replicas answer", || {
+            let mut client = client.clone();
+            async move { client.list_complaints(ListComplaintsRequest::default()).await.ok() }
+        })
+        .await;
+    }
+
+    // Every request id goes to both replicas at once: 60 distinct complaints, each asked for twice.
+    let mut calls = Vec::new();
+    for i in 0..60 {
+        for client in [&a, &b] {
+            let mut client = client.clone();
+            calls.push(tokio::spawn(async move {
+                let created = client.create_complaint(create(&format!("both-{i}"), complaint("mis_sort", "YD3"))).await;
+                (i, created.expect("created").into_inner().name)
+            }));
+        }
+    }
+    let mut by_request: HashMap<usize, Vec<String>> = HashMap::new();
+    for call in calls {
+        let (i, name) = call.await.expect("joined");
+        by_request.entry(i).or_default().push(name);
+    }
+    for (i, names) in &by_request {
+        assert_eq!(names[0], names[1], "request both-{i} made one complaint at both replicas");
+    }
+    let distinct: std::collections::HashSet<&String> = by_request.values().map(|names| &names[0]).collect();
+    assert_eq!(distinct.len(), 60, "no two complaints share a case number");
+
+    for name in &distinct {
+        eventually(&format!("{name} reaches inspection"), || async {
+            (state_of(&a, name).await == Some(State::Accepted)).then_some(())
+        })
+        .await;
+    }
+    let held = InspectionClient::new(cluster.gateway())
+        .list_cases(ListCasesRequest { page_size: 500, page_token: String::new() })
+        .await
+        .expect("listed")
+        .into_inner()
+        .cases
+        .len();
+    assert_eq!(held, 60, "inspection holds each complaint once");
+    drop(cluster);
+    database.drop_database().await;
+}
+
+/// `kefu up` says where everything listens and stops cleanly on Ctrl-C (SIGINT).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kefu_up_says_where_everything_listens_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().expect("a directory");
+    let cluster = Cluster::new(dir.path(), None);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .arg("up")
+        .envs(cluster.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kefu up");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut banner = String::new();
+    while !banner.contains("Stop with Ctrl-C") {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).expect("read stdout") == 0 {
+            panic!("kefu up ended early: {banner}");
+        }
+        banner.push_str(&line);
+    }
+    for target in TARGETS {
+        let port = cluster.ports[target];
+        assert!(banner.contains(&format!("{target}")) && banner.contains(&format!("127.0.0.1:{port}")), "{banner}");
+    }
+    let client = ComplaintsClient::new(cluster.gateway());
+    let created = eventually("the gateway answers", || {
+        let mut client = client.clone();
+        async move { client.create_complaint(create("up-1", complaint("cargo_damage", "YD4"))).await.ok() }
+    })
+    .await
+    .into_inner();
+    eventually("the claim is accepted", || async {
+        (state_of(&client, &created.name).await == Some(State::Accepted)).then_some(())
+    })
+    .await;
+
+    let interrupted = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
+    assert!(interrupted.success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("joined").expect("waited");
+    assert!(status.success(), "kefu up exits 0 on Ctrl-C: {status:?}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read the rest");
+    assert!(rest.contains("kefu stopped."), "{rest}");
 }
