@@ -87,27 +87,12 @@ impl IntakeApi {
                 received_by_department: caller.department.clone(),
             };
             let handoff = (!owned_here).then(|| {
-                let routed = RoutedComplaint {
-                    complaint: format!("complaints/{case_number}"),
-                    category: complaint.category.clone(),
-                    waybill_number: complaint.waybill_number.clone(),
-                    channel: complaint.channel.as_str().into(),
-                    description: complaint.description.clone(),
-                    customer_request: complaint.customer_request.clone(),
-                    contact_name: complaint.contact_name.clone(),
-                    contact_phone: complaint.contact_phone.clone(),
-                    branch: complaint.branch.clone(),
-                    responsible_unit: route.responsible_unit.clone(),
-                    create_time: Some(to_timestamp(now)),
-                    deadline: Some(to_timestamp(deadline)),
-                    received_by: caller.user.clone(),
-                };
                 let event = outbox::new_event(
                     ServiceName::Intake,
                     now,
                     trace,
                     caller,
-                    Payload::CaseRouted(CaseRouted { complaint: Some(routed) }),
+                    Payload::CaseRouted(CaseRouted { complaint: Some(routed_complaint(&row)) }),
                 );
                 (route.owner, event)
             });
@@ -214,6 +199,25 @@ impl intake_server::Intake for IntakeApi {
             complaints: rows.into_iter().map(to_proto).collect(),
             next_page_token: next.map(|seq| paging::encode_token(seq, &request.filter)).unwrap_or_default(),
         }))
+    }
+}
+
+/// The facts of a complaint as its owner receives them, from the recorded row.
+fn routed_complaint(row: &store::Model) -> RoutedComplaint {
+    RoutedComplaint {
+        complaint: format!("complaints/{}", row.case_number),
+        category: row.category.clone(),
+        waybill_number: row.waybill_number.clone(),
+        channel: row.channel.clone(),
+        description: row.description.clone(),
+        customer_request: row.customer_request.clone(),
+        contact_name: row.contact_name.clone(),
+        contact_phone: row.contact_phone.clone(),
+        branch: row.branch.clone(),
+        responsible_unit: row.responsible_unit.clone(),
+        create_time: Some(to_timestamp(row.create_time)),
+        deadline: Some(to_timestamp(row.deadline)),
+        received_by: row.received_by.clone(),
     }
 }
 
