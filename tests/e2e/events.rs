@@ -53,10 +53,16 @@ async fn a_batch_applies_each_event_once_and_isolates_a_bad_one(backend: Backend
     let summary: Vec<(bool, bool)> = again.iter().map(|o| (o.applied, o.error.is_empty())).collect();
     assert_eq!(summary, [(false, true), (false, false), (false, true)]);
 
+    // One event twice in one batch: applied once.
+    let twice = vec![routed("e-4", Some("20261122-DDDDDD")), routed("e-4", Some("20261122-DDDDDD"))];
+    let outcomes = inbox.deliver(DeliverRequest { events: twice }).await.expect("delivered").into_inner().outcomes;
+    let summary: Vec<(bool, bool)> = outcomes.iter().map(|o| (o.applied, o.error.is_empty())).collect();
+    assert_eq!(summary, [(true, true), (false, true)]);
+
     let cases =
         InspectionClient::new(suite.gateway.clone()).list_cases(ListCasesRequest::default()).await.expect("listed");
     let mut names: Vec<String> = cases.into_inner().cases.into_iter().map(|case| case.name).collect();
     names.sort();
-    assert_eq!(names, ["cases/20261122-AAAAAA", "cases/20261122-CCCCCC"]);
+    assert_eq!(names, ["cases/20261122-AAAAAA", "cases/20261122-CCCCCC", "cases/20261122-DDDDDD"]);
     suite.stop().await;
 }

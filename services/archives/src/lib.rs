@@ -34,9 +34,10 @@ pub async fn run(
 struct ArchivesEvents;
 
 impl EventHandler for ArchivesEvents {
-    async fn apply(&self, _tx: &DatabaseTransaction, event: &Event) -> Result<(), Status> {
-        // Refusing keeps the event in its sender's outbox, where an operator sees it, rather
-        // than recording it as applied and losing it.
-        Err(Status::failed_precondition(format!("archives handles no events from {} yet", event.source)))
+    async fn apply(&self, _tx: &DatabaseTransaction, events: &[&Event]) -> Result<(), Status> {
+        // Refusing keeps the events in their senders' outboxes, where an operator sees them,
+        // rather than recording them as applied and losing them.
+        let source = events.first().map(|event| event.source.as_str()).unwrap_or_default();
+        Err(Status::failed_precondition(format!("archives handles no events from {source} yet")))
     }
 }

@@ -6,13 +6,14 @@
 //! if any event of it fails, the batch is rolled back and its events are applied one by one, so
 //! one bad event never holds back the others.
 
-use std::future::Future;
+use std::{collections::HashSet, future::Future};
 
 use chrono::{DateTime, Utc};
 use kefu_proto::events::v1::{DeliverRequest, DeliverResponse, DeliveryOutcome, Event, event_inbox_server};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, TransactionTrait,
-    TryInsertResult, entity::prelude::*, sea_query::OnConflict,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait,
+    entity::prelude::*,
+    sea_query::{OnConflict, Query},
 };
 use tonic::{Request, Response, Status};
 
@@ -35,26 +36,35 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-/// Records `event` as received within `tx`; false if it was received before (then its effect is
-/// already committed, or being committed by a concurrent delivery, and must not be applied again).
-pub async fn record(tx: &impl ConnectionTrait, event: &Event, now: DateTime<Utc>) -> Result<bool, DbErr> {
-    let row =
-        ActiveModel { event_id: Set(event.id.clone()), source: Set(event.source.clone()), receive_time: Set(now) };
-    let inserted = Entity::insert(row)
-        .on_conflict(OnConflict::column(Column::EventId).do_nothing().to_owned())
-        .do_nothing()
-        .exec_without_returning(tx)
-        .await?;
-    Ok(matches!(inserted, TryInsertResult::Inserted(rows) if rows > 0))
+/// Records `events` as received within `tx`, in one statement; for each, whether it is new.
+/// An event received before (or twice in this batch) is not new: its effect is already committed,
+/// or being committed by a concurrent delivery, and must not be applied again.
+pub async fn record(tx: &impl ConnectionTrait, events: &[Event], now: DateTime<Utc>) -> Result<Vec<bool>, DbErr> {
+    let mut insert = Query::insert();
+    insert.into_table(Entity).columns([Column::EventId, Column::Source, Column::ReceiveTime]);
+    for event in events {
+        insert.values_panic([event.id.clone().into(), event.source.clone().into(), now.into()]);
+    }
+    insert.on_conflict(OnConflict::column(Column::EventId).do_nothing().to_owned()).returning_col(Column::EventId);
+    let backend = tx.get_database_backend();
+    let inserted: HashSet<String> = tx
+        .query_all(backend.build(&insert))
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String>("", "event_id"))
+        .collect::<Result<_, _>>()?;
+    let mut seen = HashSet::new();
+    Ok(events.iter().map(|event| inserted.contains(&event.id) && seen.insert(event.id.as_str())).collect())
 }
 
 /// What a service does with the events it receives.
 pub trait EventHandler: Send + Sync + 'static {
-    /// Applies `event` within `tx`. An error rolls the transaction back and the sender retries later.
+    /// Applies `events` (new ones, in the order sent) within `tx`. An error rolls the transaction
+    /// back; the inbox then applies the events one at a time, and the sender retries those that fail.
     fn apply<'a>(
         &'a self,
         tx: &'a DatabaseTransaction,
-        event: &'a Event,
+        events: &'a [&'a Event],
     ) -> impl Future<Output = Result<(), Status>> + Send + 'a;
 }
 
@@ -79,13 +89,10 @@ impl<H: EventHandler> Inbox<H> {
     async fn apply_all(&self, events: &[Event]) -> Result<Vec<bool>, Status> {
         let now = self.clock.now();
         let tx = self.db.begin().await.map_err(|e| error::from_db("applying events", e))?;
-        let mut applied = Vec::with_capacity(events.len());
-        for event in events {
-            let new = record(&tx, event, now).await.map_err(|e| error::from_db("recording an event", e))?;
-            if new {
-                self.handler.apply(&tx, event).await?;
-            }
-            applied.push(new);
+        let applied = record(&tx, events, now).await.map_err(|e| error::from_db("recording events", e))?;
+        let new: Vec<&Event> = events.iter().zip(&applied).filter(|(_, new)| **new).map(|(event, _)| event).collect();
+        if !new.is_empty() {
+            self.handler.apply(&tx, &new).await?;
         }
         tx.commit().await.map_err(|e| error::from_db("applying events", e))?;
         Ok(applied)

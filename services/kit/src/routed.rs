@@ -91,7 +91,29 @@ pub struct AcceptRoutedCases {
 }
 
 impl EventHandler for AcceptRoutedCases {
-    async fn apply(&self, tx: &DatabaseTransaction, event: &Event) -> Result<(), Status> {
+    async fn apply(&self, tx: &DatabaseTransaction, events: &[&Event]) -> Result<(), Status> {
+        let now = self.clock.now();
+        let mut rows = Vec::with_capacity(events.len());
+        let mut replies = Vec::with_capacity(events.len());
+        for event in events {
+            let (row, reply) = self.accept(event, now)?;
+            rows.push(row);
+            replies.push(reply);
+        }
+        Entity::insert_many(rows)
+            .exec_without_returning(tx)
+            .await
+            .map_err(|e| error::from_db("accepting routed cases", e))?;
+        outbox::enqueue_many(tx, replies.iter().map(|reply| (ServiceName::Intake, reply, now)))
+            .await
+            .map_err(|e| error::from_db("queueing case_accepted", e))?;
+        Ok(())
+    }
+}
+
+impl AcceptRoutedCases {
+    /// The owner's record of a routed case, and the `case_accepted` event that tells intake of it.
+    fn accept(&self, event: &Event, now: chrono::DateTime<chrono::Utc>) -> Result<(ActiveModel, Event), Status> {
         let Some(Payload::CaseRouted(routed)) = &event.payload else {
             return Err(Status::invalid_argument(format!("{} accepts only case_routed events", self.owner)));
         };
@@ -110,7 +132,6 @@ impl EventHandler for AcceptRoutedCases {
                 .and_then(from_timestamp)
                 .ok_or_else(|| error::invalid_field(&format!("event.case_routed.complaint.{field}"), "required"))
         };
-        let now = self.clock.now();
         let row = ActiveModel {
             case_number: Set(case_number.to_owned()),
             category: Set(complaint.category.clone()),
@@ -128,11 +149,6 @@ impl EventHandler for AcceptRoutedCases {
             accept_time: Set(crate::time::to_micros(now)),
             ..Default::default()
         };
-        Entity::insert(row)
-            .exec_without_returning(tx)
-            .await
-            .map_err(|e| error::from_db("accepting a routed case", e))?;
-
         let accepted = CaseAccepted {
             complaint: complaint.complaint.clone(),
             owner: self.owner.as_str().into(),
@@ -140,18 +156,10 @@ impl EventHandler for AcceptRoutedCases {
             accept_time: Some(to_timestamp(now)),
         };
         let trace = TraceContext { traceparent: event.traceparent.clone(), tracestate: event.tracestate.clone() };
-        let reply = outbox::new_event(
-            self.owner,
-            now,
-            &trace,
-            &Caller::from_proto(event.caller.as_ref()),
-            Payload::CaseAccepted(accepted),
-        );
-        outbox::enqueue(tx, ServiceName::Intake, &reply, now)
-            .await
-            .map_err(|e| error::from_db("queueing case_accepted", e))?;
+        let caller = Caller::from_proto(event.caller.as_ref());
+        let reply = outbox::new_event(self.owner, now, &trace, &caller, Payload::CaseAccepted(accepted));
         tracing::debug!(owner = %self.owner, case_number, category = %complaint.category, "case accepted");
-        Ok(())
+        Ok((row, reply))
     }
 }
 
