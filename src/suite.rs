@@ -134,7 +134,7 @@ pub async fn run(bound: Bound, clock: SharedClock, shutdown: Shutdown) -> Result
     let mut shutdown = std::pin::pin!(shutdown.wait());
     loop {
         tokio::select! {
-            _ = &mut shutdown, if !stop_all_triggered(&stop_all) => stop_all.trigger(),
+            _ = &mut shutdown, if !stop_all.is_triggered() => stop_all.trigger(),
             joined = tasks.join_next() => match joined {
                 None => break,
                 Some(Ok((target, Err(error)))) => {
@@ -157,10 +157,6 @@ pub async fn run(bound: Bound, clock: SharedClock, shutdown: Shutdown) -> Result
         Some(error) => Err(error.into()),
         None => Ok(()),
     }
-}
-
-fn stop_all_triggered(trigger: &kefu_kit::shutdown::ShutdownTrigger) -> bool {
-    trigger.is_triggered()
 }
 
 /// Creates or updates every service's tables (`kefu migrate`).

@@ -59,9 +59,9 @@ impl Service<Request<Body>> for Dispatch {
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let caller = identity::authenticate(request.headers());
-        identity::stamp(request.headers_mut(), &caller);
         let mut metadata = MetadataMap::from_headers(std::mem::take(request.headers_mut()));
+        let caller = identity::authenticate(&metadata);
+        identity::stamp(&mut metadata, &caller);
         let trace = TraceContext::from_metadata(&metadata).unwrap_or_else(TraceContext::new_root);
         trace.child().write_metadata(&mut metadata);
         *request.headers_mut() = metadata.into_headers();

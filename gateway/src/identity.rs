@@ -4,18 +4,15 @@
 //! answers it or forwards it, passes through here, and whatever identity the caller claimed is
 //! overwritten with the one established.
 
-use http::HeaderMap;
 use kefu_kit::caller::Caller;
 use tonic::metadata::MetadataMap;
 
-/// The identity of the caller of a request with these headers.
-pub fn authenticate(headers: &HeaderMap) -> Caller {
-    Caller::from_metadata(&MetadataMap::from_headers(headers.clone()))
+/// The identity of the caller of a request with this metadata.
+pub fn authenticate(metadata: &MetadataMap) -> Caller {
+    Caller::from_metadata(metadata)
 }
 
-/// Sets the established identity on the request's headers, replacing any the caller sent.
-pub fn stamp(headers: &mut HeaderMap, caller: &Caller) {
-    let mut metadata = MetadataMap::from_headers(std::mem::take(headers));
-    caller.write_metadata(&mut metadata);
-    *headers = metadata.into_headers();
+/// Sets the established identity on the request's metadata, replacing any the caller sent.
+pub fn stamp(metadata: &mut MetadataMap, caller: &Caller) {
+    caller.write_metadata(metadata);
 }

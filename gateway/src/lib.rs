@@ -15,11 +15,11 @@ pub mod policy;
 use kefu_kit::{
     Config, Shutdown,
     config::ServiceName,
-    server::{StartError, serve, standard_routes},
+    server::{StartError, channel_to, serve, standard_routes},
 };
 use kefu_proto::intake::v1::intake_client::IntakeClient;
 use tokio::net::TcpListener;
-use tonic::{service::Routes, transport::Channel};
+use tonic::service::Routes;
 
 pub use policy::RoutingPolicy;
 
@@ -39,22 +39,16 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
-    let channel = |service: ServiceName| -> Result<Channel, StartError> {
-        let url = &config.endpoint(service).url;
-        Ok(Channel::from_shared(url.clone())
-            .map_err(|error| StartError::Config {
-                service,
-                message: format!("KEFU_{}_URL={url:?} is not a URL: {error}", service.as_str().to_uppercase()),
-            })?
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .connect_lazy())
-    };
-    let mut backends = Vec::new();
-    for service in ServiceName::ALL {
-        backends.push((service, channel(service)?));
-    }
-    let complaints = complaints::ComplaintsApi::new(policy, IntakeClient::new(channel(ServiceName::Intake)?));
+    let backends = ServiceName::ALL
+        .into_iter()
+        .map(|service| Ok((service, channel_to(config, service)?)))
+        .collect::<Result<Vec<_>, StartError>>()?;
+    // The Complaints API reaches intake over the same channel the forwarding uses.
+    let intake =
+        backends.iter().find(|(service, _)| *service == ServiceName::Intake).map(|(_, channel)| channel.clone());
+    let intake =
+        intake.ok_or_else(|| StartError::Config { service: ServiceName::Intake, message: "no channel".into() })?;
+    let complaints = complaints::ComplaintsApi::new(policy, IntakeClient::new(intake));
     let local = standard_routes(Routes::new(complaints.into_server()), PUBLIC_SERVICES).await?.prepare();
     serve(forward::Dispatch::new(local, backends), listener, shutdown).await
 }

@@ -130,7 +130,7 @@ impl TestSuite {
     }
 
     async fn wait_until_serving(&self) {
-        let mut health = tonic_health::pb::health_client::HealthClient::new(self.gateway.clone());
+        let health = tonic_health::pb::health_client::HealthClient::new(self.gateway.clone());
         eventually("the gateway serves", || {
             let mut health = health.clone();
             async move {
@@ -142,7 +142,6 @@ impl TestSuite {
             }
         })
         .await;
-        let _ = &mut health;
     }
 
     /// Stops the suite and checks that it stopped cleanly.

@@ -9,7 +9,7 @@ use kefu_kit::{
     clock::SharedClock,
     config::ServiceName,
     inbox::{EventHandler, Inbox},
-    server::{ServiceContext, StartError, run_service},
+    server::{ServiceSpec, StartError, run_service},
 };
 use kefu_proto::events::v1::Event;
 use sea_orm::DatabaseTransaction;
@@ -25,10 +25,13 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
-    let context = ServiceContext::open(NAME, config, clock, &[]).await?;
-    let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), ArchivesEvents);
-    let routes = Routes::new(inbox.into_server());
-    run_service(&context, config, routes, &["kefu.events.v1.EventInbox"], listener, shutdown).await
+    let spec = ServiceSpec { name: NAME, migrations: &[], service_names: &["kefu.events.v1.EventInbox"] };
+    run_service(spec, config, clock, listener, shutdown, |context| {
+        Routes::new(
+            Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), ArchivesEvents).into_server(),
+        )
+    })
+    .await
 }
 
 struct ArchivesEvents;

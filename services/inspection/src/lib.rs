@@ -10,7 +10,7 @@ use kefu_kit::{
     config::ServiceName,
     migrate::Migration,
     routed,
-    server::{ServiceContext, StartError, run_service},
+    server::{ServiceContext, ServiceSpec, StartError, run_service},
     time::to_timestamp,
 };
 use kefu_proto::inspection::v1::{self as pb, inspection_server};
@@ -31,10 +31,13 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
-    let context = ServiceContext::open(NAME, config, clock, MIGRATIONS).await?;
-    let routes = Routes::new(inspection_server::InspectionServer::new(InspectionApi { context: context.clone() }))
-        .add_service(routed::inbox(&context, COLLECTION));
-    run_service(&context, config, routes, &[SERVICE_NAME, "kefu.events.v1.EventInbox"], listener, shutdown).await
+    let spec =
+        ServiceSpec { name: NAME, migrations: MIGRATIONS, service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"] };
+    run_service(spec, config, clock, listener, shutdown, |context| {
+        Routes::new(inspection_server::InspectionServer::new(InspectionApi { context: context.clone() }))
+            .add_service(routed::inbox(context, COLLECTION))
+    })
+    .await
 }
 
 struct InspectionApi {

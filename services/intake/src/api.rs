@@ -96,7 +96,7 @@ impl IntakeApi {
                 );
                 (route.owner, event)
             });
-            match self.writers.write(Registration { row: row.clone(), handoff, now }).await? {
+            match self.writers.write(Registration { row: row.clone(), handoff }).await? {
                 Written::Committed => {}
                 Written::Conflict => {
                     // Either an earlier call with the same request_id won, or the case number

@@ -22,7 +22,7 @@ use kefu_kit::{
     config::ServiceName,
     inbox::Inbox,
     migrate::Migration,
-    server::{ServiceContext, StartError, run_service},
+    server::{ServiceSpec, StartError, run_service},
 };
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -38,8 +38,14 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
-    let context = ServiceContext::open(NAME, config, clock, MIGRATIONS).await?;
-    let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events::IntakeEvents);
-    let routes = Routes::new(api::IntakeApi::new(context.clone()).into_server()).add_service(inbox.into_server());
-    run_service(&context, config, routes, &[api::SERVICE_NAME, "kefu.events.v1.EventInbox"], listener, shutdown).await
+    let spec = ServiceSpec {
+        name: NAME,
+        migrations: MIGRATIONS,
+        service_names: &[api::SERVICE_NAME, "kefu.events.v1.EventInbox"],
+    };
+    run_service(spec, config, clock, listener, shutdown, |context| {
+        let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events::IntakeEvents);
+        Routes::new(api::IntakeApi::new(context.clone()).into_server()).add_service(inbox.into_server())
+    })
+    .await
 }

@@ -13,7 +13,6 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use chrono::{DateTime, Utc};
 use kefu_kit::{config::ServiceName, error, outbox};
 use kefu_proto::events::v1::Event;
 use sea_orm::{ActiveValue::NotSet, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
@@ -29,7 +28,6 @@ const MAX_BATCH: usize = 128;
 pub struct Registration {
     pub row: store::Model,
     pub handoff: Option<(ServiceName, Event)>,
-    pub now: DateTime<Utc>,
 }
 
 /// What became of a registration.
@@ -119,7 +117,7 @@ async fn write<'a>(
     store::Entity::insert_many(rows).exec_without_returning(&tx).await?;
     let handoffs: Vec<_> = registrations
         .filter_map(|registration| {
-            registration.handoff.as_ref().map(|(owner, event)| (*owner, event, registration.now))
+            registration.handoff.as_ref().map(|(owner, event)| (*owner, event, registration.row.create_time))
         })
         .collect();
     outbox::enqueue_many(&tx, handoffs).await?;

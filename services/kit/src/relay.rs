@@ -24,7 +24,7 @@ use tonic::transport::Channel;
 use crate::{
     caller::Caller,
     clock::SharedClock,
-    config::{Config, ServiceName},
+    config::ServiceName,
     outbox::{self, RelayWaker},
     shutdown::Shutdown,
     trace::TraceContext,
@@ -59,24 +59,19 @@ enum Outcome {
 }
 
 impl Relay {
-    /// A relay for `source`'s outbox that reaches the other services where `config` says.
+    /// A relay for `source`'s outbox that reaches each service over its channel.
     pub fn new(
         source: ServiceName,
         db: DatabaseConnection,
         clock: SharedClock,
         waker: RelayWaker,
-        config: &Config,
-    ) -> Result<Self, String> {
-        let mut receivers = HashMap::new();
-        for service in ServiceName::ALL {
-            let url = &config.endpoint(service).url;
-            let channel = Channel::from_shared(url.clone())
-                .map_err(|error| format!("KEFU_{}_URL={url:?} is not a URL: {error}", service.as_str().to_uppercase()))?
-                .connect_timeout(Duration::from_secs(2))
-                .connect_lazy();
-            receivers.insert(service.as_str().to_owned(), EventInboxClient::new(channel));
-        }
-        Ok(Relay { source, db, clock, waker, receivers })
+        receivers: Vec<(ServiceName, Channel)>,
+    ) -> Self {
+        let receivers = receivers
+            .into_iter()
+            .map(|(service, channel)| (service.as_str().to_owned(), EventInboxClient::new(channel)))
+            .collect();
+        Relay { source, db, clock, waker, receivers }
     }
 
     /// Delivers until `shutdown` fires.
@@ -171,14 +166,9 @@ impl Relay {
     async fn claim(&self) -> Result<Vec<outbox::Model>, DbErr> {
         let now = self.clock.now();
         let backend = self.db.get_database_backend();
-        let (sql, lease_param, now_param) = match backend {
-            DbBackend::Postgres => (CLAIM_POSTGRES, "$1", "$2"),
-            _ => (CLAIM_SQLITE, "?", "?"),
-        };
-        debug_assert!(sql.contains(lease_param) && sql.contains(now_param));
-        let values: Vec<Value> = match backend {
-            DbBackend::Postgres => vec![(now + LEASE).into(), now.into()],
-            _ => vec![(now + LEASE).into(), now.into(), now.into()],
+        let (sql, values): (&str, Vec<Value>) = match backend {
+            DbBackend::Postgres => (CLAIM_POSTGRES, vec![(now + LEASE).into(), now.into()]),
+            _ => (CLAIM_SQLITE, vec![(now + LEASE).into(), now.into(), now.into()]),
         };
         let mut rows = outbox::Entity::find()
             .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))

@@ -71,9 +71,25 @@ impl ServiceContext {
 
     /// The relay that delivers this service's outbox.
     pub fn relay(&self, config: &Config) -> Result<Relay, StartError> {
-        Relay::new(self.name, self.db.clone(), self.clock.clone(), self.relay.clone(), config)
-            .map_err(|message| StartError::Config { service: self.name, message })
+        let receivers = ServiceName::ALL
+            .into_iter()
+            .map(|service| Ok((service, channel_to(config, service)?)))
+            .collect::<Result<_, StartError>>()?;
+        Ok(Relay::new(self.name, self.db.clone(), self.clock.clone(), self.relay.clone(), receivers))
     }
+}
+
+/// A channel to `service` where `config` says it is; connects on first use and reconnects as needed.
+pub fn channel_to(config: &Config, service: ServiceName) -> Result<tonic::transport::Channel, StartError> {
+    let url = &config.endpoint(service).url;
+    Ok(tonic::transport::Channel::from_shared(url.clone())
+        .map_err(|error| StartError::Config {
+            service,
+            message: format!("KEFU_{}_URL={url:?} is not a URL: {error}", service.as_str().to_uppercase()),
+        })?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .connect_lazy())
 }
 
 /// Health and reflection for the named gRPC services, plus those services' routes.
@@ -126,16 +142,27 @@ where
     }
 }
 
-/// Runs a service: its relay in the background and its routes (with health and reflection)
-/// until `shutdown`.
+/// Where a service starts: its name, its migrations, and the gRPC services it serves.
+pub struct ServiceSpec {
+    pub name: ServiceName,
+    pub migrations: &'static [&'static Migration],
+    /// The fully qualified names its health and reflection report.
+    pub service_names: &'static [&'static str],
+}
+
+/// Runs a service until `shutdown`: opens its database and migrates it, builds its routes from
+/// the context, delivers its outbox in the background, and serves with health and reflection.
 pub async fn run_service(
-    context: &ServiceContext,
+    spec: ServiceSpec,
     config: &Config,
-    routes: Routes,
-    service_names: &[&str],
+    clock: SharedClock,
     listener: TcpListener,
     shutdown: Shutdown,
+    routes: impl FnOnce(&ServiceContext) -> Routes,
 ) -> Result<(), StartError> {
+    let context = ServiceContext::open(spec.name, config, clock, spec.migrations).await?;
+    let routes = routes(&context);
+    let service_names = spec.service_names;
     let relay = context.relay(config)?;
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
     let routes = standard_routes(routes, service_names).await?.prepare();

@@ -36,16 +36,14 @@ impl ShutdownTrigger {
     pub fn trigger(&self) {
         let _ = self.sender.send(true);
     }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.sender.borrow()
+    }
 }
 
 impl Drop for ShutdownTrigger {
     fn drop(&mut self) {
         self.trigger();
-    }
-}
-
-impl ShutdownTrigger {
-    pub fn is_triggered(&self) -> bool {
-        *self.sender.borrow()
     }
 }
