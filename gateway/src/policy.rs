@@ -24,38 +24,22 @@ pub struct RoutingPolicy {
     routes: BTreeMap<String, Route>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("routing policy {source_name}, line {line}: {problem}")]
-pub struct PolicyError {
-    pub source_name: String,
-    pub line: usize,
-    pub problem: String,
-}
+pub use kefu_kit::policy_file::PolicyError;
+
+const POLICY: &str = "routing policy";
 
 impl RoutingPolicy {
     /// The file at `path`, or the built-in table when there is none.
     pub fn load(path: Option<&Path>) -> Result<RoutingPolicy, PolicyError> {
-        match path {
-            None => RoutingPolicy::parse(DEFAULT_POLICY, "(built in)"),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|error| PolicyError {
-                    source_name: path.display().to_string(),
-                    line: 0,
-                    problem: format!("cannot read the file: {error}"),
-                })?;
-                RoutingPolicy::parse(&text, &path.display().to_string())
-            }
-        }
+        let (text, source_name) = kefu_kit::policy_file::read(POLICY, path, DEFAULT_POLICY)?;
+        RoutingPolicy::parse(&text, &source_name)
     }
 
     pub fn parse(text: &str, source_name: &str) -> Result<RoutingPolicy, PolicyError> {
         let mut routes = BTreeMap::new();
-        for (index, line) in text.lines().enumerate() {
-            let error = |problem: String| PolicyError { source_name: source_name.to_owned(), line: index + 1, problem };
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
+        for (line_number, line) in kefu_kit::policy_file::lines(text) {
+            let error =
+                |problem: String| PolicyError { policy: POLICY, source_name: source_name.to_owned(), line: line_number, problem };
             let mut columns = line.split_whitespace();
             let (Some(category), Some(owner), Some(responsible), Some(time)) =
                 (columns.next(), columns.next(), columns.next(), columns.next())
@@ -92,6 +76,7 @@ impl RoutingPolicy {
         }
         if routes.is_empty() {
             return Err(PolicyError {
+                policy: POLICY,
                 source_name: source_name.to_owned(),
                 line: 0,
                 problem: "no categories: the policy must route at least one".into(),

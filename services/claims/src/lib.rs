@@ -1,8 +1,30 @@
-//! Claims (理赔部): compensates damaged and lost cargo by the company's fixed standards.
+//! Claims (理赔部): compensates damaged and lost cargo by the company's fixed standards (`001 §10`).
 //!
-//! Today claims accepts the complaints the routing policy gives it — each becomes a record named
-//! `claims/{case_number}`, and intake is told so — and shows them through `kefu.claims.v1.Claims`.
-//! The department's own work on a case builds on that record.
+//! A cargo-damage complaint routed here opens a claim named `claims/{case_number}`. The code map:
+//!
+//! - [`compensation`]: the standards themselves — [`compensation::quote`], a pure function of the
+//!   facts and the policy that says how much, by which rule, and why;
+//! - [`policy`]: the standards' numbers and the authority limit, replaceable by `KEFU_CLAIMS_POLICY`;
+//! - [`claim`]: the life of a claim — facts, investigation, offer, answer, approval — each rule in
+//!   [`claim::Claim::apply`];
+//! - [`evidence`]: photos and documents with their SHA-256, size and type limits;
+//! - [`report`]: the monthly claims report and accident-cause analysis;
+//! - [`store`]: the tables; [`api`]: `kefu.claims.v1.Claims`; [`error`]: failures → gRPC statuses.
+//!
+//! An approved claim queues, in the same transaction, `claim_approved` for settlement (the payout
+//! and the responsible party's deduction) and `case_resolved` for intake (the customer is told).
+
+pub mod api;
+pub mod claim;
+pub mod compensation;
+pub mod convert;
+pub mod error;
+pub mod evidence;
+pub mod policy;
+pub mod report;
+pub mod store;
+
+use std::sync::Arc;
 
 use kefu_kit::{
     Config, Shutdown,
@@ -10,19 +32,22 @@ use kefu_kit::{
     config::ServiceName,
     migrate::Migration,
     routed,
-    server::{ServiceContext, ServiceSpec, StartError, run_service},
-    time::to_timestamp,
+    server::{ServiceSpec, StartError, run_service},
 };
-use kefu_proto::claims::v1::{self as pb, claims_server};
+use kefu_proto::claims::v1::claims_server;
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status, service::Routes};
+use tonic::service::Routes;
+
+pub use policy::CompensationPolicy;
 
 pub const NAME: ServiceName = ServiceName::Claims;
 pub const SERVICE_NAME: &str = "kefu.claims.v1.Claims";
 /// Records are named `claims/{case_number}`.
 pub const COLLECTION: &str = "claims";
+/// The largest request accepted: evidence of up to 4 MiB with room for the rest.
+const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
-pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION];
+pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION, &store::MIGRATION];
 
 /// Serves claims on `listener` until `shutdown`.
 pub async fn run(
@@ -31,41 +56,15 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
+    let policy = CompensationPolicy::load(config.claims_policy.as_deref())
+        .map_err(|error| StartError::Config { service: NAME, message: error.to_string() })?;
+    let policy = Arc::new(policy);
     let spec =
         ServiceSpec { name: NAME, migrations: MIGRATIONS, service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"] };
     run_service(spec, config, clock, listener, shutdown, |context| {
-        Routes::new(claims_server::ClaimsServer::new(ClaimsApi { context: context.clone() }))
+        let api = api::ClaimsApi { context: context.clone(), policy };
+        Routes::new(claims_server::ClaimsServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(routed::inbox(context, COLLECTION))
     })
     .await
-}
-
-struct ClaimsApi {
-    context: ServiceContext,
-}
-
-#[tonic::async_trait]
-impl claims_server::Claims for ClaimsApi {
-    async fn get_claim(&self, request: Request<pb::GetClaimRequest>) -> Result<Response<pb::Claim>, Status> {
-        let row = routed::get_by_name(&self.context.db, &request.into_inner().name, COLLECTION).await?;
-        Ok(Response::new(to_proto(row)))
-    }
-
-    async fn list_claims(
-        &self,
-        request: Request<pb::ListClaimsRequest>,
-    ) -> Result<Response<pb::ListClaimsResponse>, Status> {
-        let request = request.into_inner();
-        let (rows, next_page_token) =
-            routed::list_page(&self.context.db, request.page_size, &request.page_token).await?;
-        Ok(Response::new(pb::ListClaimsResponse { claims: rows.into_iter().map(to_proto).collect(), next_page_token }))
-    }
-}
-
-fn to_proto(row: routed::Model) -> pb::Claim {
-    pb::Claim {
-        name: format!("{COLLECTION}/{}", row.case_number),
-        complaint: Some(row.to_proto()),
-        accept_time: Some(to_timestamp(row.accept_time)),
-    }
 }

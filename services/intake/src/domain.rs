@@ -11,7 +11,7 @@ use kefu_kit::{config::ServiceName, error::FieldViolations};
 pub const MAX_DESCRIPTION: usize = 4000;
 pub const MAX_CUSTOMER_REQUEST: usize = 2000;
 pub const MAX_CODE: usize = 64;
-pub const MAX_REQUEST_ID: usize = 128;
+pub use kefu_kit::error::MAX_REQUEST_ID;
 pub const MAX_CONTACT_NAME: usize = 128;
 pub const MAX_CONTACT_PHONE: usize = 32;
 
@@ -215,9 +215,7 @@ impl Route {
 
 pub fn check_request_id(request_id: &str) -> Result<(), FieldViolations> {
     let mut violations = FieldViolations::new();
-    if request_id.chars().count() > MAX_REQUEST_ID || request_id.chars().any(char::is_control) {
-        violations.add("request_id", format!("at most {MAX_REQUEST_ID} printable characters; a UUID is recommended"));
-    }
+    kefu_kit::error::check_request_id(&mut violations, "request_id", request_id);
     if violations.is_empty() { Ok(()) } else { Err(violations) }
 }
 

@@ -10,6 +10,7 @@
 //! | `KEFU_<SERVICE>_ADDR` | intake `127.0.0.1:50061`, inspection `…62`, claims `…63`, settlement `…64`, archives `…65` | where that service listens |
 //! | `KEFU_<SERVICE>_URL` | `http://` + its `_ADDR` | how the others reach it (in Kubernetes: `http://intake:50061`) |
 //! | `KEFU_ROUTING_POLICY` | unset: the handbook's table | a routing policy file for the gateway (see `gateway/src/policy.rs`) |
+//! | `KEFU_CLAIMS_POLICY` | unset: the handbook's standards | a claims policy file: compensation percentages, authority limit (see `services/claims/src/compensation-policy.txt`) |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //!
 //! `<SERVICE>` is `INTAKE`, `INSPECTION`, `CLAIMS`, `SETTLEMENT` or `ARCHIVES`.
@@ -90,6 +91,7 @@ pub struct Config {
     /// Indexed like [`ServiceName::ALL`].
     pub services: [Endpoint; 5],
     pub routing_policy: Option<PathBuf>,
+    pub claims_policy: Option<PathBuf>,
     pub log: String,
 }
 
@@ -163,6 +165,7 @@ impl Config {
             gateway_addr: parse_addr("KEFU_GATEWAY_ADDR", loopback(50051))?,
             services,
             routing_policy: get("KEFU_ROUTING_POLICY").map(PathBuf::from),
+            claims_policy: get("KEFU_CLAIMS_POLICY").map(PathBuf::from),
             log: get("KEFU_LOG").unwrap_or_else(|| "info".into()),
         })
     }

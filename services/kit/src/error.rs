@@ -43,6 +43,13 @@ impl FieldViolations {
         if self.is_empty() { Ok(()) } else { Err(self.into_status()) }
     }
 
+    /// The same violations with each field name prefixed, e.g. `facts.compensation.`.
+    pub fn prefixed(self, prefix: &str) -> FieldViolations {
+        FieldViolations {
+            violations: self.violations.into_iter().map(|(field, description)| (format!("{prefix}{field}"), description)).collect(),
+        }
+    }
+
     pub fn into_status(self) -> Status {
         let message = self
             .violations
@@ -66,6 +73,16 @@ impl FieldViolations {
             }
         }
         violations
+    }
+}
+
+/// The longest `request_id` (AIP-155 idempotency key) accepted.
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// Checks an idempotency key: empty (none given) or at most [`MAX_REQUEST_ID`] printable characters.
+pub fn check_request_id(violations: &mut FieldViolations, field: &str, request_id: &str) {
+    if request_id.chars().count() > MAX_REQUEST_ID || request_id.chars().any(char::is_control) {
+        violations.add(field, format!("at most {MAX_REQUEST_ID} printable characters; a UUID is recommended"));
     }
 }
 

@@ -12,7 +12,8 @@
 //! - [`caller`] and [`trace`]: who is calling, and the W3C trace context, carried on every hop;
 //! - [`error`]: field violations and the mapping of internal failures to `tonic::Status`;
 //! - [`server`]: one gRPC server with health, reflection and graceful shutdown;
-//! - [`paging`]: AIP-158 page tokens.
+//! - [`paging`]: AIP-158 page tokens;
+//! - [`policy_file`]: reading the policy files operators may replace.
 
 pub mod caller;
 pub mod case_number;
@@ -24,6 +25,7 @@ pub mod inbox;
 pub mod migrate;
 pub mod outbox;
 pub mod paging;
+pub mod policy_file;
 pub mod relay;
 pub mod routed;
 pub mod server;

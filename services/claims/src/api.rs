@@ -1,0 +1,465 @@
+//! `kefu.claims.v1.Claims`: proto ⇄ domain, and the one path every change to a claim takes
+//! ([`ClaimsApi::act`]): read, apply the rule, write with the history, and — when the claim is
+//! approved — queue the payout for settlement and the result for intake in the same transaction.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use kefu_kit::{
+    caller::Caller,
+    config::ServiceName,
+    error::{FieldViolations, check_request_id, is_unique_violation},
+    outbox, routed,
+    server::ServiceContext,
+    time::{to_micros, to_timestamp},
+    trace::TraceContext,
+};
+use kefu_proto::{
+    claims::v1::{self as pb, claims_server},
+    events::v1::{CaseResolved, ClaimApproved, event::Payload},
+};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use tonic::{Request, Response, Status, metadata::MetadataMap};
+
+use crate::{
+    COLLECTION,
+    claim::{Claim, Command, InsurerRecovery, Investigation, State},
+    compensation::{self, Facts, Yuan},
+    convert,
+    error::{Error, db as db_error},
+    evidence::{self, NewEvidence},
+    policy::CompensationPolicy,
+    report, store,
+};
+
+pub struct ClaimsApi {
+    pub context: ServiceContext,
+    pub policy: Arc<CompensationPolicy>,
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// The idempotency key, if one was given.
+fn request_id(request_id: &str) -> Option<&str> {
+    Some(request_id).filter(|id| !id.is_empty())
+}
+
+impl ClaimsApi {
+    /// Changes the claim `name` by `command`, once per `request_id`, and returns it as it now is.
+    async fn act(&self, metadata: &MetadataMap, name: &str, request_id: Option<&str>, command: Command) -> Result<pb::Claim, Error> {
+        let caller = Caller::from_metadata(metadata);
+        let case_number = routed::parse_name(name, COLLECTION)?;
+        let case = self.case(case_number, name).await?;
+        let db = &self.context.db;
+        if let Some(request_id) = request_id {
+            if store::has_request(db, case_number, request_id).await.map_err(db_error("reading a claim"))? {
+                return self.view(case).await;
+            }
+        }
+        let now = to_micros(self.context.clock.now());
+        let tx = db.begin().await.map_err(db_error("changing a claim"))?;
+        let (mut claim, version) = match store::load(&tx, case_number).await.map_err(db_error("reading a claim"))? {
+            Some((claim, version)) => (claim, Some(version)),
+            None => (Claim::open(case_number), None),
+        };
+        let was_approved = claim.state == State::Approved;
+        let steps = claim.apply(command, &caller, now, &self.policy)?;
+        if !store::save(&tx, &claim, version, now).await.map_err(db_error("saving a claim"))? {
+            return Err(Error::Conflict);
+        }
+        match store::add_steps(&tx, case_number, request_id, &steps).await {
+            Ok(()) => {}
+            // The same request, retried while the first was being written: the first one counts.
+            Err(error) if is_unique_violation(&error) => {
+                drop(tx);
+                return self.view(case).await;
+            }
+            Err(error) => return Err(db_error("recording a claim's history")(error)),
+        }
+        if !was_approved && claim.state == State::Approved {
+            let trace = TraceContext::from_metadata(metadata).unwrap_or_else(TraceContext::new_root);
+            let (payout, resolved) = settled(&case, &claim, name, now);
+            let payout = outbox::new_event(ServiceName::Claims, now, &trace, &caller, payout);
+            let resolved = outbox::new_event(ServiceName::Claims, now, &trace, &caller, resolved);
+            outbox::enqueue_many(&tx, [(ServiceName::Settlement, &payout, now), (ServiceName::Intake, &resolved, now)])
+                .await
+                .map_err(db_error("queueing the payout"))?;
+            tracing::info!(claim = name, amount_fen = claim.agreed_amount_fen, "claim approved");
+        }
+        tx.commit().await.map_err(db_error("changing a claim"))?;
+        self.context.relay.wake();
+        self.view(case).await
+    }
+
+    /// The routed complaint behind claim `name`, or `NOT_FOUND`.
+    async fn case(&self, case_number: &str, name: &str) -> Result<routed::Model, Error> {
+        routed::get(&self.context.db, case_number)
+            .await
+            .map_err(db_error("reading a claim"))?
+            .ok_or_else(|| Error::NotFound(format!("no claim named {name}")))
+    }
+
+    /// The whole claim: the complaint, the record, the evidence and the history.
+    async fn view(&self, case: routed::Model) -> Result<pb::Claim, Error> {
+        let db = &self.context.db;
+        let claim = store::load(db, &case.case_number).await.map_err(db_error("reading a claim"))?.map(|(claim, _)| claim);
+        let evidence = store::evidence(db, &case.case_number).await.map_err(db_error("reading evidence"))?;
+        let steps = store::steps(db, &case.case_number).await.map_err(db_error("reading a claim's history"))?;
+        let mut view = claim_to_proto(&case, claim.as_ref(), &self.policy);
+        view.evidence = evidence.into_iter().map(evidence_to_proto).collect();
+        view.history = steps
+            .into_iter()
+            .map(|step| pb::ClaimStep {
+                action: step.action,
+                actor: step.actor,
+                time: Some(to_timestamp(step.time)),
+                detail: step.detail,
+            })
+            .collect();
+        Ok(view)
+    }
+}
+
+/// The events of an approved claim: the payout (and deduction) for settlement, the result for intake.
+fn settled(case: &routed::Model, claim: &Claim, name: &str, now: DateTime<Utc>) -> (Payload, Payload) {
+    let complaint = format!("complaints/{}", case.case_number);
+    let (kind, id) = claim
+        .investigation
+        .as_ref()
+        .map(|i| (i.party_kind.as_str().to_owned(), i.party_id.clone()))
+        .unwrap_or_else(|| ("company".into(), String::new()));
+    let payout = ClaimApproved {
+        claim: name.to_owned(),
+        complaint: complaint.clone(),
+        waybill_number: case.waybill_number.clone(),
+        branch: case.branch.clone(),
+        amount_fen: claim.agreed_amount_fen,
+        responsible_kind: kind,
+        responsible_id: id,
+        responsible_share_fen: claim.responsible_share_fen,
+        approve_time: Some(to_timestamp(now)),
+    };
+    let resolved = CaseResolved {
+        complaint,
+        owner: ServiceName::Claims.as_str().into(),
+        owner_reference: name.to_owned(),
+        resolution: format!(
+            "compensation of {} agreed with the customer and approved; settlement pays it",
+            Yuan(claim.agreed_amount_fen)
+        ),
+        resolve_time: Some(to_timestamp(now)),
+    };
+    (Payload::ClaimApproved(payout), Payload::CaseResolved(resolved))
+}
+
+fn claim_to_proto(case: &routed::Model, claim: Option<&Claim>, policy: &CompensationPolicy) -> pb::Claim {
+    let mut view = pb::Claim {
+        name: format!("{COLLECTION}/{}", case.case_number),
+        complaint: Some(case.to_proto()),
+        accept_time: Some(to_timestamp(case.accept_time)),
+        state: pb::State::Open as i32,
+        ..Default::default()
+    };
+    let Some(claim) = claim else { return view };
+    view.state = match claim.state {
+        State::Open => pb::State::Open,
+        State::Negotiating => pb::State::Negotiating,
+        State::AwaitingApproval => pb::State::AwaitingApproval,
+        State::Approved => pb::State::Approved,
+    } as i32;
+    view.facts = claim.facts.as_ref().map(|facts| pb::ClaimFacts {
+        claimant: claim.claimant.clone(),
+        goods: claim.goods.clone(),
+        compensation: Some(convert::facts_to_proto(facts)),
+    });
+    view.quote = claim.quote.as_ref().map(convert::quote_to_proto);
+    view.missing_documents = claim.missing_documents.iter().map(|document| (*document).to_owned()).collect();
+    view.investigation = claim.investigation.as_ref().map(|investigation| pb::Investigation {
+        findings: investigation.findings.clone(),
+        responsible_party: Some(pb::ResponsibleParty {
+            kind: investigation.party_kind.as_str().into(),
+            id: investigation.party_id.clone(),
+        }),
+        share_percent: investigation.share_percent,
+    });
+    view.offer_fen = claim.offer_fen;
+    view.counter_offer_fen = claim.counter_offer_fen;
+    view.agreed_amount_fen = claim.agreed_amount_fen;
+    if claim.state == State::AwaitingApproval {
+        view.approval_reasons = claim.approval_reasons(claim.agreed_amount_fen, policy);
+    }
+    view.approval = claim.approval.as_ref().map(|approval| pb::Approval {
+        approved_by: approval.approved_by.clone(),
+        reason: approval.reason.clone(),
+        approve_time: Some(to_timestamp(approval.time)),
+    });
+    view.responsible_share_fen = claim.responsible_share_fen;
+    view.insurer_recovery = claim.insurer_recovery.as_ref().map(|recovery| pb::InsurerRecovery {
+        insurer: recovery.insurer.clone(),
+        claimed_fen: recovery.claimed_fen,
+        recovered_fen: recovery.recovered_fen,
+    });
+    view
+}
+
+fn evidence_to_proto(info: store::EvidenceInfo) -> pb::Evidence {
+    pb::Evidence {
+        name: format!("{COLLECTION}/{}/evidence/{}", info.case_number, info.seq),
+        kind: info.kind,
+        file_name: info.file_name,
+        media_type: info.media_type,
+        content: Vec::new(),
+        size_bytes: info.size_bytes,
+        sha256: info.sha256,
+        uploaded_by: info.uploaded_by,
+        create_time: Some(to_timestamp(info.create_time)),
+    }
+}
+
+/// Collects the request id's violation with the others.
+fn checked<T>(parsed: Result<T, FieldViolations>, request_id: &str) -> Result<T, Error> {
+    let mut violations = FieldViolations::new();
+    check_request_id(&mut violations, "request_id", request_id);
+    match parsed {
+        Ok(value) if violations.is_empty() => Ok(value),
+        Ok(_) => Err(Error::Invalid(violations)),
+        Err(more) => {
+            let mut all = more;
+            all.extend(violations);
+            Err(Error::Invalid(all))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl claims_server::Claims for ClaimsApi {
+    async fn quote_compensation(&self, request: Request<pb::QuoteCompensationRequest>) -> Reply<pb::CompensationQuote> {
+        let facts = Facts::parse(convert::unchecked_facts(request.get_ref()), "").map_err(Error::Invalid)?;
+        let quote = compensation::quote(&facts, &self.policy).map_err(Error::from)?;
+        Ok(Response::new(convert::quote_to_proto(&quote)))
+    }
+
+    async fn get_claim(&self, request: Request<pb::GetClaimRequest>) -> Reply<pb::Claim> {
+        let name = &request.get_ref().name;
+        let case_number = routed::parse_name(name, COLLECTION)?;
+        let case = self.case(case_number, name).await?;
+        Ok(Response::new(self.view(case).await?))
+    }
+
+    /// Each claim without its evidence and history (GetClaim has them).
+    async fn list_claims(&self, request: Request<pb::ListClaimsRequest>) -> Reply<pb::ListClaimsResponse> {
+        let request = request.into_inner();
+        let db = &self.context.db;
+        let (cases, next_page_token) = routed::list_page(db, request.page_size, &request.page_token).await?;
+        let numbers: Vec<&str> = cases.iter().map(|case| case.case_number.as_str()).collect();
+        let mut claims = std::collections::HashMap::new();
+        for row in store::claim_row::Entity::find()
+            .filter(store::claim_row::Column::CaseNumber.is_in(numbers))
+            .all(db)
+            .await
+            .map_err(db_error("listing claims"))?
+        {
+            let number = row.case_number.clone();
+            claims.insert(number, store::from_row(row).map_err(db_error("listing claims"))?);
+        }
+        let claims = cases.iter().map(|case| claim_to_proto(case, claims.get(&case.case_number), &self.policy)).collect();
+        Ok(Response::new(pb::ListClaimsResponse { claims, next_page_token }))
+    }
+
+    async fn record_claim_facts(&self, request: Request<pb::RecordClaimFactsRequest>) -> Reply<pb::Claim> {
+        let (metadata, _, request) = request.into_parts();
+        let facts = request.facts.unwrap_or_default();
+        let mut violations = FieldViolations::new();
+        if facts.claimant.trim().is_empty() || facts.claimant.chars().count() > 128 {
+            violations.add("facts.claimant", "required: who claims, at most 128 characters");
+        }
+        if facts.goods.trim().is_empty() || facts.goods.chars().count() > 1_000 {
+            violations.add("facts.goods", "required: what the goods are, at most 1000 characters");
+        }
+        let parsed = Facts::parse(
+            convert::unchecked_facts(&facts.compensation.unwrap_or_default()),
+            "facts.compensation.",
+        );
+        let parsed = match parsed {
+            Ok(parsed) if violations.is_empty() => Ok(parsed),
+            Ok(_) => Err(violations),
+            Err(more) => {
+                violations.extend(more);
+                Err(violations)
+            }
+        };
+        let command =
+            Command::RecordFacts { claimant: facts.claimant, goods: facts.goods, facts: checked(parsed, &request.request_id)? };
+        Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
+    }
+
+    async fn attach_evidence(&self, request: Request<pb::AttachEvidenceRequest>) -> Reply<pb::Evidence> {
+        let (metadata, _, request) = request.into_parts();
+        let caller = Caller::from_metadata(&metadata);
+        let given = request.evidence.unwrap_or_default();
+        let new = checked(NewEvidence::parse(given.kind, given.file_name, given.media_type, given.content), &request.request_id)?;
+        let case_number = routed::parse_name(&request.parent, COLLECTION).map_err(|_| {
+            kefu_kit::error::invalid_field("parent", format!("expected {COLLECTION}/{{case_number}}"))
+        })?;
+        self.case(case_number, &request.parent).await?;
+        let db = &self.context.db;
+        let request_id = request_id(&request.request_id);
+        let sha256 = new.sha256.clone();
+        let existing = || store::existing_evidence(db, case_number, &sha256, request_id);
+        if let Some(info) = existing().await.map_err(db_error("reading evidence"))? {
+            return Ok(Response::new(evidence_to_proto(info)));
+        }
+        if store::evidence_count(db, case_number).await.map_err(db_error("reading evidence"))? >= evidence::MAX_PER_CLAIM {
+            return Err(Error::Precondition(format!(
+                "the claim already holds {} pieces of evidence, the most one claim may hold",
+                evidence::MAX_PER_CLAIM
+            ))
+            .into());
+        }
+        let now = to_micros(self.context.clock.now());
+        let tx = db.begin().await.map_err(db_error("attaching evidence"))?;
+        let detail = format!("{} {} ({} bytes, sha256 {})", new.kind, new.file_name, new.content.len(), new.sha256);
+        let row = store::evidence_row::ActiveModel {
+            case_number: sea_orm::ActiveValue::Set(case_number.to_owned()),
+            request_id: sea_orm::ActiveValue::Set(request_id.map(str::to_owned)),
+            kind: sea_orm::ActiveValue::Set(new.kind),
+            file_name: sea_orm::ActiveValue::Set(new.file_name),
+            media_type: sea_orm::ActiveValue::Set(new.media_type),
+            size_bytes: sea_orm::ActiveValue::Set(new.content.len() as i64),
+            sha256: sea_orm::ActiveValue::Set(new.sha256.clone()),
+            content: sea_orm::ActiveValue::Set(new.content),
+            uploaded_by: sea_orm::ActiveValue::Set(caller.user.clone()),
+            create_time: sea_orm::ActiveValue::Set(now),
+            ..Default::default()
+        };
+        let step = crate::claim::Step { action: "evidence_attached", actor: caller.user, time: now, detail };
+        let written = async {
+            store::insert_evidence(&tx, row).await?;
+            store::add_steps(&tx, case_number, None, std::slice::from_ref(&step)).await
+        }
+        .await;
+        match written {
+            Ok(()) => tx.commit().await.map_err(db_error("attaching evidence"))?,
+            // The same content or request, attached at the same moment: the first one counts.
+            Err(error) if is_unique_violation(&error) => drop(tx),
+            Err(error) => return Err(db_error("attaching evidence")(error).into()),
+        }
+        let info = existing().await.map_err(db_error("reading evidence"))?.ok_or_else(|| {
+            Error::Status(kefu_kit::error::internal("attaching evidence", &"the evidence just written is missing"))
+        })?;
+        Ok(Response::new(evidence_to_proto(info)))
+    }
+
+    async fn get_evidence(&self, request: Request<pb::GetEvidenceRequest>) -> Reply<pb::Evidence> {
+        let name = &request.get_ref().name;
+        let parsed = name.strip_prefix("claims/").and_then(|rest| rest.split_once("/evidence/")).and_then(
+            |(case_number, seq)| {
+                kefu_kit::case_number::is_well_formed(case_number).then_some(())?;
+                Some((case_number, seq.parse::<i64>().ok()?))
+            },
+        );
+        let Some((case_number, seq)) = parsed else {
+            return Err(kefu_kit::error::invalid_field("name", "expected claims/{case_number}/evidence/{id}"));
+        };
+        let row = store::evidence_content(&self.context.db, case_number, seq)
+            .await
+            .map_err(db_error("reading evidence"))?
+            .ok_or_else(|| Error::NotFound(format!("no evidence named {name}")))?;
+        let content = row.content.clone();
+        Ok(Response::new(pb::Evidence { content, ..evidence_to_proto(row.into()) }))
+    }
+
+    async fn record_investigation(&self, request: Request<pb::RecordInvestigationRequest>) -> Reply<pb::Claim> {
+        let (metadata, _, request) = request.into_parts();
+        let given = request.investigation.unwrap_or_default();
+        let party = given.responsible_party.unwrap_or_default();
+        let investigation = Investigation::parse(given.findings, &party.kind, party.id, given.share_percent);
+        let command = Command::RecordInvestigation(checked(investigation, &request.request_id)?);
+        Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
+    }
+
+    async fn make_offer(&self, request: Request<pb::MakeOfferRequest>) -> Reply<pb::Claim> {
+        let (metadata, _, request) = request.into_parts();
+        checked(Ok(()), &request.request_id)?;
+        let command = Command::MakeOffer { amount_fen: request.amount_fen, note: request.note };
+        Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
+    }
+
+    async fn record_customer_response(&self, request: Request<pb::RecordCustomerResponseRequest>) -> Reply<pb::Claim> {
+        use pb::record_customer_response_request::Response as Answer;
+        let (metadata, _, request) = request.into_parts();
+        checked(Ok(()), &request.request_id)?;
+        let command = match request.response {
+            Some(Answer::Accept(true)) => Command::Accept { note: request.note },
+            Some(Answer::CounterOfferFen(amount_fen)) => Command::Counter { amount_fen, note: request.note },
+            Some(Answer::Accept(false)) | None => {
+                return Err(kefu_kit::error::invalid_field(
+                    "response",
+                    "required: accept = true, or counter_offer_fen with the amount the customer asks",
+                ));
+            }
+        };
+        Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
+    }
+
+    async fn approve_claim(&self, request: Request<pb::ApproveClaimRequest>) -> Reply<pb::Claim> {
+        let (metadata, _, request) = request.into_parts();
+        checked(Ok(()), &request.request_id)?;
+        let command = Command::Approve { reason: request.reason };
+        Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
+    }
+
+    async fn refuse_claim(&self, request: Request<pb::RefuseClaimRequest>) -> Reply<pb::Claim> {
+        let (metadata, _, request) = request.into_parts();
+        checked(Ok(()), &request.request_id)?;
+        let command = Command::Refuse { reason: request.reason };
+        Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
+    }
+
+    async fn record_insurer_recovery(&self, request: Request<pb::RecordInsurerRecoveryRequest>) -> Reply<pb::Claim> {
+        let (metadata, _, request) = request.into_parts();
+        let given = request.insurer_recovery.unwrap_or_default();
+        let recovery = InsurerRecovery::parse(given.insurer, given.claimed_fen, given.recovered_fen);
+        let command = Command::RecordInsurerRecovery(checked(recovery, &request.request_id)?);
+        Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
+    }
+
+    async fn get_monthly_claims_report(
+        &self,
+        request: Request<pb::GetMonthlyClaimsReportRequest>,
+    ) -> Reply<pb::MonthlyClaimsReport> {
+        let month = report::Month::parse(&request.get_ref().month, self.context.time_zone).map_err(Error::Invalid)?;
+        let db = &self.context.db;
+        let approved = store::approved_between(db, month.start, month.end).await.map_err(db_error("building the report"))?;
+        let opened = store::opened_between(db, month.start, month.end).await.map_err(db_error("building the report"))?;
+        let report = report::build(&month, opened as i64, &approved);
+        let rows = |index: usize| {
+            report.breakdowns[index]
+                .1
+                .iter()
+                .map(|(key, totals)| pb::ReportRow {
+                    key: key.clone(),
+                    claims: totals.claims,
+                    amount_fen: totals.amount_fen,
+                    responsible_share_fen: totals.responsible_share_fen,
+                    insurer_claimed_fen: totals.insurer_claimed_fen,
+                    insurer_recovered_fen: totals.insurer_recovered_fen,
+                })
+                .collect()
+        };
+        Ok(Response::new(pb::MonthlyClaimsReport {
+            month: report.month.clone(),
+            claims_opened: report.claims_opened,
+            claims_approved: report.total.claims,
+            amount_fen: report.total.amount_fen,
+            responsible_share_fen: report.total.responsible_share_fen,
+            insurer_claimed_fen: report.total.insurer_claimed_fen,
+            insurer_recovered_fen: report.total.insurer_recovered_fen,
+            by_cause: rows(0),
+            by_branch: rows(1),
+            by_responsible_party: rows(2),
+            by_insurer: rows(3),
+            csv: report::to_csv(&report),
+        }))
+    }
+}

@@ -1,0 +1,92 @@
+//! Every way a claims request can fail, and the one mapping to a gRPC status.
+
+use kefu_kit::error::FieldViolations;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{claim::ClaimError, compensation::QuoteError};
+
+#[derive(Debug)]
+pub enum Error {
+    /// `INVALID_ARGUMENT`, naming every offending field.
+    Invalid(FieldViolations),
+    /// `FAILED_PRECONDITION`: traffic accident or theft without these documents (`001 §10 4.4`).
+    MissingDocuments(Vec<&'static str>),
+    /// `FAILED_PRECONDITION`: the claim is not in a state, or lacks a record, the rule needs.
+    Precondition(String),
+    /// `PERMISSION_DENIED`.
+    NotSupervisor(String),
+    /// `NOT_FOUND`.
+    NotFound(String),
+    /// `ABORTED`: another request changed the claim at the same moment.
+    Conflict,
+    /// A status from the kit (database, names, paging), already mapped.
+    Status(Status),
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        match error {
+            Error::Invalid(violations) => violations.into_status(),
+            Error::MissingDocuments(missing) => {
+                let mut details = ErrorDetails::new();
+                for document in &missing {
+                    details.add_precondition_failure_violation(
+                        "MISSING_DOCUMENT",
+                        *document,
+                        "traffic accident or theft: the shipper must provide the shipping list and the invoice (001 §10 4.4)",
+                    );
+                }
+                Status::with_error_details(
+                    Code::FailedPrecondition,
+                    format!(
+                        "no amount until the shipper provides the {} (001 §10 4.4: traffic accident or theft)",
+                        missing.join(" and ")
+                    ),
+                    details,
+                )
+            }
+            Error::Precondition(message) => Status::failed_precondition(message),
+            Error::NotSupervisor(message) => Status::permission_denied(message),
+            Error::NotFound(message) => Status::not_found(message),
+            Error::Conflict => Status::aborted("the claim was changed by another request at the same moment; read it and retry"),
+            Error::Status(status) => status,
+        }
+    }
+}
+
+impl From<Status> for Error {
+    fn from(status: Status) -> Error {
+        Error::Status(status)
+    }
+}
+
+impl From<FieldViolations> for Error {
+    fn from(violations: FieldViolations) -> Error {
+        Error::Invalid(violations)
+    }
+}
+
+impl From<QuoteError> for Error {
+    fn from(error: QuoteError) -> Error {
+        match error {
+            QuoteError::Invalid(violations) => Error::Invalid(violations),
+            QuoteError::MissingDocuments(missing) => Error::MissingDocuments(missing),
+        }
+    }
+}
+
+impl From<ClaimError> for Error {
+    fn from(error: ClaimError) -> Error {
+        match error {
+            ClaimError::Invalid(violations) => Error::Invalid(violations),
+            ClaimError::Precondition(message) => Error::Precondition(message),
+            ClaimError::NotSupervisor(message) => Error::NotSupervisor(message),
+        }
+    }
+}
+
+/// Database failures, logged and returned without internals.
+pub fn db(context: &'static str) -> impl FnOnce(sea_orm::DbErr) -> Error {
+    move |error| Error::Status(kefu_kit::error::from_db(context, error))
+}

@@ -1,0 +1,123 @@
+//! The claims policy: the numbers of the compensation standards (`001 §10`) and the authority limit
+//! above which a supervisor approves. The handbook's numbers are built in
+//! (`compensation-policy.txt` beside this file); `KEFU_CLAIMS_POLICY` names a file that replaces
+//! any of them.
+
+use std::path::Path;
+
+use kefu_kit::policy_file::{self, PolicyError};
+
+pub const DEFAULT_POLICY: &str = include_str!("compensation-policy.txt");
+const POLICY: &str = "claims policy";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompensationPolicy {
+    pub declared_insured_percent: u32,
+    pub declared_uninsured_percent: u32,
+    pub undeclared_with_list_percent: u32,
+    pub no_list_freight_multiple: u32,
+    pub fragile_normal_breakage_basis_points: u32,
+    pub fragile_pay_percent: u32,
+    /// An agreed amount above this needs a supervisor's approval.
+    pub authority_limit_fen: i64,
+}
+
+impl CompensationPolicy {
+    /// The file at `path`, or the built-in policy when there is none.
+    pub fn load(path: Option<&Path>) -> Result<CompensationPolicy, PolicyError> {
+        let (text, source_name) = policy_file::read(POLICY, path, DEFAULT_POLICY)?;
+        CompensationPolicy::parse(&text, &source_name)
+    }
+
+    /// The handbook's numbers.
+    pub fn handbook() -> CompensationPolicy {
+        CompensationPolicy::parse(DEFAULT_POLICY, "(built in)").expect("the built-in claims policy is valid")
+    }
+
+    /// Reads `key = value` lines over the handbook's numbers.
+    pub fn parse(text: &str, source_name: &str) -> Result<CompensationPolicy, PolicyError> {
+        let mut policy = CompensationPolicy {
+            declared_insured_percent: 100,
+            declared_uninsured_percent: 70,
+            undeclared_with_list_percent: 50,
+            no_list_freight_multiple: 10,
+            fragile_normal_breakage_basis_points: 300,
+            fragile_pay_percent: 50,
+            authority_limit_fen: 500_000,
+        };
+        for (line_number, line) in policy_file::lines(text) {
+            let error = |problem: String| PolicyError {
+                policy: POLICY,
+                source_name: source_name.to_owned(),
+                line: line_number,
+                problem,
+            };
+            let Some((key, value)) = line.split_once('=').map(|(key, value)| (key.trim(), value.trim())) else {
+                return Err(error(format!("expected `key = value`, found {line:?}")));
+            };
+            let number = |max: i64| {
+                value
+                    .replace('_', "")
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|number| (0..=max).contains(number))
+                    .ok_or_else(|| error(format!("{key} = {value:?}: expected a whole number from 0 to {max}")))
+            };
+            let percent = || number(100).map(|n| n as u32);
+            match key {
+                "declared_insured_percent" => policy.declared_insured_percent = percent()?,
+                "declared_uninsured_percent" => policy.declared_uninsured_percent = percent()?,
+                "undeclared_with_list_percent" => policy.undeclared_with_list_percent = percent()?,
+                "fragile_pay_percent" => policy.fragile_pay_percent = percent()?,
+                "no_list_freight_multiple" => policy.no_list_freight_multiple = number(1_000)? as u32,
+                "fragile_normal_breakage_basis_points" => {
+                    policy.fragile_normal_breakage_basis_points = number(10_000)? as u32
+                }
+                "authority_limit_fen" => policy.authority_limit_fen = number(crate::compensation::MAX_FEN)?,
+                _ => {
+                    return Err(error(format!(
+                        "unknown key {key:?}; the keys are declared_insured_percent, declared_uninsured_percent, \
+                         undeclared_with_list_percent, no_list_freight_multiple, \
+                         fragile_normal_breakage_basis_points, fragile_pay_percent, authority_limit_fen"
+                    )));
+                }
+            }
+        }
+        Ok(policy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_policy_has_the_handbooks_numbers() {
+        let policy = CompensationPolicy::load(None).expect("valid");
+        assert_eq!(
+            (policy.declared_insured_percent, policy.declared_uninsured_percent, policy.undeclared_with_list_percent),
+            (100, 70, 50)
+        );
+        assert_eq!(policy.no_list_freight_multiple, 10);
+        assert_eq!((policy.fragile_normal_breakage_basis_points, policy.fragile_pay_percent), (300, 50));
+        assert_eq!(policy, CompensationPolicy::parse("", "empty").expect("defaults"));
+    }
+
+    #[test]
+    fn a_file_changes_only_what_it_names() {
+        let policy = CompensationPolicy::parse("declared_uninsured_percent = 60 # board decision\n", "p").expect("valid");
+        assert_eq!(policy.declared_uninsured_percent, 60);
+        assert_eq!(policy.declared_insured_percent, 100);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_key() {
+        let error = CompensationPolicy::parse("# x\nfragile_pay_percent = 150\n", "claims.txt").expect_err("over 100");
+        assert_eq!(error.line, 2);
+        assert!(error.to_string().starts_with("claims policy claims.txt, line 2: fragile_pay_percent"), "{error}");
+        let error = CompensationPolicy::parse("fragile = 3\n", "p").expect_err("unknown key");
+        assert!(error.problem.contains("unknown key \"fragile\""), "{error}");
+        let error = CompensationPolicy::parse("authority_limit_fen\n", "p").expect_err("no value");
+        assert!(error.problem.contains("key = value"), "{error}");
+    }
+}

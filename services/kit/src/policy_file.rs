@@ -1,0 +1,47 @@
+//! Policy files: the rules operators may change without a rebuild (the routing policy, the claims
+//! compensation policy, …). Each has the handbook's numbers built in; a file named by an
+//! environment variable replaces them. A malformed file stops start-up with the line that is wrong.
+
+use std::{borrow::Cow, path::Path};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{policy} {source_name}, line {line}: {problem}")]
+pub struct PolicyError {
+    /// Which policy: `routing policy`, `claims policy`.
+    pub policy: &'static str,
+    /// The file, or `(built in)`.
+    pub source_name: String,
+    /// 1-based; 0 when the problem is not on one line.
+    pub line: usize,
+    pub problem: String,
+}
+
+/// The text of the policy file at `path`, or `built_in` when there is none, with the name errors
+/// should give it.
+pub fn read(
+    policy: &'static str,
+    path: Option<&Path>,
+    built_in: &'static str,
+) -> Result<(Cow<'static, str>, String), PolicyError> {
+    match path {
+        None => Ok((Cow::Borrowed(built_in), "(built in)".into())),
+        Some(path) => {
+            let source_name = path.display().to_string();
+            match std::fs::read_to_string(path) {
+                Ok(text) => Ok((Cow::Owned(text), source_name)),
+                Err(error) => {
+                    Err(PolicyError { policy, source_name, line: 0, problem: format!("cannot read the file: {error}") })
+                }
+            }
+        }
+    }
+}
+
+/// The lines of a policy text that say something (not blank, not `#` comments), numbered from 1,
+/// with trailing `# comments` removed.
+pub fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.split_once(" #").map_or(line, |(before, _)| before).trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+}
