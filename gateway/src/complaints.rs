@@ -137,6 +137,7 @@ fn complaint_from_intake(complaint: intake::Complaint) -> pb::Complaint {
     let state = match intake::State::try_from(complaint.state) {
         Ok(intake::State::Routed) => pb::State::Routed,
         Ok(intake::State::Accepted) => pb::State::Accepted,
+        Ok(intake::State::Resolved) => pb::State::Resolved,
         _ => pb::State::Unspecified,
     };
     let contact = complaint.contact.unwrap_or_default();
@@ -156,5 +157,7 @@ fn complaint_from_intake(complaint: intake::Complaint) -> pb::Complaint {
         responsible_unit: complaint.responsible_unit,
         state: state as i32,
         received_by: complaint.received_by,
+        resolution: complaint.resolution,
+        resolve_time: complaint.resolve_time,
     }
 }

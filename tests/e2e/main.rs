@@ -2,6 +2,7 @@
 //!
 //! - `flow`: the whole suite in this process (each service still its own gRPC server on a loopback
 //!   port with its own database), on SQLite and on PostgreSQL — every test runs on both;
+//! - `claims`: a cargo-damage claim from facts to payout, its errors, the monthly report;
 //! - `events`: the event inbox of a service, spoken to directly as a sender's relay does;
 //! - `processes`: the real `kefu` binary as separate processes: `kill -9`, restart, and a bad
 //!   routing policy.
@@ -9,6 +10,7 @@
 //! PostgreSQL tests create a fresh database per test on `KEFU_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and fail loudly if it cannot be reached.
 
+mod claims;
 mod events;
 mod flow;
 mod processes;

@@ -85,6 +85,8 @@ impl IntakeApi {
                 accept_time: owned_here.then_some(now),
                 received_by: caller.user.clone(),
                 received_by_department: caller.department.clone(),
+                resolution: None,
+                resolve_time: None,
             };
             let handoff = (!owned_here).then(|| {
                 let event = outbox::new_event(
@@ -264,11 +266,14 @@ fn to_proto(row: store::Model) -> pb::Complaint {
         state: match row.state.parse::<State>() {
             Ok(State::Routed) => pb::State::Routed,
             Ok(State::Accepted) => pb::State::Accepted,
+            Ok(State::Resolved) => pb::State::Resolved,
             Err(()) => pb::State::Unspecified,
         } as i32,
         create_time: Some(to_timestamp(row.create_time)),
         deadline: Some(to_timestamp(row.deadline)),
         accept_time: row.accept_time.map(to_timestamp),
         received_by: row.received_by,
+        resolution: row.resolution.unwrap_or_default(),
+        resolve_time: row.resolve_time.map(to_timestamp),
     }
 }

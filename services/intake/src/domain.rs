@@ -59,6 +59,8 @@ pub enum State {
     Routed,
     /// The owner holds its own record of the case.
     Accepted,
+    /// The owner has handled the case; its outcome is recorded for the customer.
+    Resolved,
 }
 
 impl State {
@@ -66,6 +68,7 @@ impl State {
         match self {
             State::Routed => "routed",
             State::Accepted => "accepted",
+            State::Resolved => "resolved",
         }
     }
 }
@@ -77,6 +80,7 @@ impl FromStr for State {
         match text.to_ascii_lowercase().as_str() {
             "routed" => Ok(State::Routed),
             "accepted" => Ok(State::Accepted),
+            "resolved" => Ok(State::Resolved),
             _ => Err(()),
         }
     }

@@ -1,12 +1,12 @@
 //! What intake does with the events it receives: an owner's `case_accepted` sets the complaint's
-//! owner reference.
+//! owner reference; its `case_resolved` records the outcome the customer is told.
 
 use kefu_kit::{
     error,
     inbox::EventHandler,
     time::{from_timestamp, to_micros},
 };
-use kefu_proto::events::v1::{Event, event::Payload};
+use kefu_proto::events::v1::{CaseAccepted, CaseResolved, Event, event::Payload};
 use sea_orm::DatabaseTransaction;
 use tonic::Status;
 
@@ -17,36 +17,55 @@ pub struct IntakeEvents;
 impl EventHandler for IntakeEvents {
     async fn apply(&self, tx: &DatabaseTransaction, events: &[&Event]) -> Result<(), Status> {
         for event in events {
-            accept(tx, event).await?;
+            match &event.payload {
+                Some(Payload::CaseAccepted(accepted)) => accept(tx, accepted).await?,
+                Some(Payload::CaseResolved(resolved)) => resolve(tx, resolved).await?,
+                _ => return Err(Status::invalid_argument("intake accepts only case_accepted and case_resolved events")),
+            }
         }
         Ok(())
     }
 }
 
-/// Sets the owner's reference on the complaint an owner accepted.
-async fn accept(tx: &DatabaseTransaction, event: &Event) -> Result<(), Status> {
-    let Some(Payload::CaseAccepted(accepted)) = &event.payload else {
-        return Err(Status::invalid_argument("intake accepts only case_accepted events"));
-    };
-    let case_number = accepted
-        .complaint
+/// The case number of `complaints/{case_number}` in the event's field `field`.
+fn case_number<'a>(complaint: &'a str, field: &str) -> Result<&'a str, Status> {
+    complaint
         .strip_prefix("complaints/")
-        .ok_or_else(|| error::invalid_field("event.case_accepted.complaint", "expected complaints/{case_number}"))?;
-    let accept_time = accepted
-        .accept_time
-        .as_ref()
-        .and_then(from_timestamp)
-        .ok_or_else(|| error::invalid_field("event.case_accepted.accept_time", "required"))?;
-    let updated =
-        store::mark_accepted(tx, case_number, &accepted.owner, &accepted.owner_reference, to_micros(accept_time))
-            .await
-            .map_err(|e| error::from_db("recording case_accepted", e))?;
+        .ok_or_else(|| error::invalid_field(field, "expected complaints/{case_number}"))
+}
+
+fn time(timestamp: &Option<prost_types::Timestamp>, field: &str) -> Result<chrono::DateTime<chrono::Utc>, Status> {
+    timestamp.as_ref().and_then(from_timestamp).map(to_micros).ok_or_else(|| error::invalid_field(field, "required"))
+}
+
+fn not_routed(complaint: &str, owner: &str) -> Status {
+    Status::failed_precondition(format!("no complaint {complaint} routed to {owner}"))
+}
+
+/// Sets the owner's reference on the complaint an owner accepted.
+async fn accept(tx: &DatabaseTransaction, accepted: &CaseAccepted) -> Result<(), Status> {
+    let case_number = case_number(&accepted.complaint, "event.case_accepted.complaint")?;
+    let accept_time = time(&accepted.accept_time, "event.case_accepted.accept_time")?;
+    let updated = store::mark_accepted(tx, case_number, &accepted.owner, &accepted.owner_reference, accept_time)
+        .await
+        .map_err(|e| error::from_db("recording case_accepted", e))?;
     if !updated {
-        return Err(Status::failed_precondition(format!(
-            "no complaint {} routed to {}",
-            accepted.complaint, accepted.owner
-        )));
+        return Err(not_routed(&accepted.complaint, &accepted.owner));
     }
     tracing::debug!(case_number, owner = %accepted.owner, "owner accepted the case");
+    Ok(())
+}
+
+/// Records the owner's outcome on the complaint.
+async fn resolve(tx: &DatabaseTransaction, resolved: &CaseResolved) -> Result<(), Status> {
+    let case_number = case_number(&resolved.complaint, "event.case_resolved.complaint")?;
+    let resolve_time = time(&resolved.resolve_time, "event.case_resolved.resolve_time")?;
+    let updated = store::mark_resolved(tx, case_number, &resolved.owner, &resolved.resolution, resolve_time)
+        .await
+        .map_err(|e| error::from_db("recording case_resolved", e))?;
+    if !updated {
+        return Err(not_routed(&resolved.complaint, &resolved.owner));
+    }
+    tracing::info!(case_number, owner = %resolved.owner, "owner resolved the case");
     Ok(())
 }

@@ -29,7 +29,7 @@ use tonic::service::Routes;
 
 pub const NAME: ServiceName = ServiceName::Intake;
 
-pub static MIGRATIONS: &[&Migration] = &[&store::MIGRATION];
+pub static MIGRATIONS: &[&Migration] = &[&store::MIGRATION, &store::MIGRATION_RESOLUTION];
 
 /// Serves intake on `listener` until `shutdown`.
 pub async fn run(

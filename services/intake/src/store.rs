@@ -38,6 +38,9 @@ pub struct Model {
     pub accept_time: Option<DateTimeUtc>,
     pub received_by: String,
     pub received_by_department: String,
+    /// The owner's outcome, once it has resolved the case (`case_resolved`).
+    pub resolution: Option<String>,
+    pub resolve_time: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -81,6 +84,24 @@ pub static MIGRATION: Migration = Migration {
             index("complaints_waybill", Column::WaybillNumber),
             index("complaints_branch", Column::Branch),
             index("complaints_category", Column::Category),
+        ]
+    },
+};
+
+/// The owners' outcomes: what the customer is told once the owner has handled the case.
+pub static MIGRATION_RESOLUTION: Migration = Migration {
+    name: "intake_0002_resolution",
+    statements: || {
+        vec![
+            SchemaStatement::Alter(
+                Table::alter().table(Entity).add_column(ColumnDef::new(Column::Resolution).text().null()).to_owned(),
+            ),
+            SchemaStatement::Alter(
+                Table::alter()
+                    .table(Entity)
+                    .add_column(ColumnDef::new(Column::ResolveTime).timestamp_with_time_zone().null())
+                    .to_owned(),
+            ),
         ]
     },
 };
@@ -129,10 +150,33 @@ pub async fn mark_accepted(
     owner_reference: &str,
     accept_time: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    // A resolution may arrive before the acceptance it follows: it is not undone.
+    let state = Expr::case(Column::State.eq(State::Resolved.as_str()), State::Resolved.as_str())
+        .finally(State::Accepted.as_str());
     let result = Entity::update_many()
         .col_expr(Column::OwnerReference, Expr::value(owner_reference))
-        .col_expr(Column::State, Expr::value(State::Accepted.as_str()))
+        .col_expr(Column::State, state.into())
         .col_expr(Column::AcceptTime, Expr::value(accept_time))
+        .filter(Column::CaseNumber.eq(case_number))
+        .filter(Column::Owner.eq(owner))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Records the owner's outcome; false if there is no such complaint owned by `owner`. Resolving
+/// again (a retried or repeated event) replaces the outcome.
+pub async fn mark_resolved(
+    db: &impl ConnectionTrait,
+    case_number: &str,
+    owner: &str,
+    resolution: &str,
+    resolve_time: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = Entity::update_many()
+        .col_expr(Column::State, Expr::value(State::Resolved.as_str()))
+        .col_expr(Column::Resolution, Expr::value(resolution))
+        .col_expr(Column::ResolveTime, Expr::value(resolve_time))
         .filter(Column::CaseNumber.eq(case_number))
         .filter(Column::Owner.eq(owner))
         .exec(db)

@@ -4,7 +4,7 @@
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait,
-    sea_query::{IndexCreateStatement, TableCreateStatement},
+    sea_query::{IndexCreateStatement, TableAlterStatement, TableCreateStatement},
 };
 
 /// One step of a schema, written once and never changed after it has shipped.
@@ -17,6 +17,8 @@ pub struct Migration {
 pub enum SchemaStatement {
     Table(TableCreateStatement),
     Index(IndexCreateStatement),
+    /// One change to a table (SQLite alters one column per statement).
+    Alter(TableAlterStatement),
 }
 
 impl SchemaStatement {
@@ -24,6 +26,7 @@ impl SchemaStatement {
         match self {
             SchemaStatement::Table(table) => backend.build(table),
             SchemaStatement::Index(index) => backend.build(index),
+            SchemaStatement::Alter(alter) => backend.build(alter),
         }
     }
 }

@@ -1,0 +1,296 @@
+//! The ledger (账): double entry in integer fen. Every movement is one entry whose postings sum to
+//! zero (debits positive, credits negative); entries are never edited. Each entry is keyed by its
+//! origin (`claims/{case_number}/payout`, …), so the same cause posts exactly once however often
+//! its event arrives — on top of the inbox, which applies each event id once.
+//!
+//! Accounts are named `{kind}:{id}`: `company:claims_expense`, `customer:complaints/{case_number}`
+//! (what the company owes the customer), and the responsible party (`person:B042`,
+//! `department:operations`, `branch:SH01`), who owes the company its share.
+
+use chrono::{DateTime, Utc};
+use kefu_kit::{
+    error,
+    migrate::{Migration, SchemaStatement},
+    time::to_micros,
+};
+use kefu_proto::events::v1::{ClaimApproved, Event};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{ColumnDef, Index, OnConflict, Table},
+};
+use tonic::Status;
+
+pub const CLAIMS_EXPENSE: &str = "company:claims_expense";
+
+pub mod entry {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ledger_entries")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        #[sea_orm(unique)]
+        pub origin: String,
+        pub kind: String,
+        pub memo: String,
+        pub event_id: String,
+        pub create_time: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod posting {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ledger_postings")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub entry_seq: i64,
+        pub account: String,
+        pub amount_fen: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub static MIGRATION: Migration = Migration {
+    name: "settlement_0001_ledger",
+    statements: || {
+        vec![
+            SchemaStatement::Table(
+                Table::create()
+                    .table(entry::Entity)
+                    .if_not_exists()
+                    .col(ColumnDef::new(entry::Column::Seq).big_integer().not_null().auto_increment().primary_key())
+                    .col(ColumnDef::new(entry::Column::Origin).string_len(160).not_null().unique_key())
+                    .col(ColumnDef::new(entry::Column::Kind).string_len(32).not_null())
+                    .col(ColumnDef::new(entry::Column::Memo).text().not_null())
+                    .col(ColumnDef::new(entry::Column::EventId).string_len(64).not_null())
+                    .col(ColumnDef::new(entry::Column::CreateTime).timestamp_with_time_zone().not_null())
+                    .to_owned(),
+            ),
+            SchemaStatement::Table(
+                Table::create()
+                    .table(posting::Entity)
+                    .if_not_exists()
+                    .col(ColumnDef::new(posting::Column::Seq).big_integer().not_null().auto_increment().primary_key())
+                    .col(ColumnDef::new(posting::Column::EntrySeq).big_integer().not_null())
+                    .col(ColumnDef::new(posting::Column::Account).string_len(160).not_null())
+                    .col(ColumnDef::new(posting::Column::AmountFen).big_integer().not_null())
+                    .to_owned(),
+            ),
+            SchemaStatement::Index(
+                Index::create()
+                    .if_not_exists()
+                    .name("ledger_postings_entry")
+                    .table(posting::Entity)
+                    .col(posting::Column::EntrySeq)
+                    .to_owned(),
+            ),
+            SchemaStatement::Index(
+                Index::create()
+                    .if_not_exists()
+                    .name("ledger_postings_account")
+                    .table(posting::Entity)
+                    .col(posting::Column::Account)
+                    .to_owned(),
+            ),
+        ]
+    },
+};
+
+/// A balanced movement, before it is posted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    pub origin: String,
+    pub kind: &'static str,
+    pub memo: String,
+    pub postings: Vec<(String, i64)>,
+}
+
+impl NewEntry {
+    /// `amount_fen` from `credit` to `debit`: the debit account gains a claim on the credit account.
+    pub fn transfer(origin: String, kind: &'static str, memo: String, debit: &str, credit: &str, amount_fen: i64) -> Self {
+        NewEntry { origin, kind, memo, postings: vec![(debit.to_owned(), amount_fen), (credit.to_owned(), -amount_fen)] }
+    }
+
+    pub fn is_balanced(&self) -> bool {
+        self.postings.iter().map(|(_, amount)| i128::from(*amount)).sum::<i128>() == 0
+    }
+}
+
+/// The entries an approved claim makes: the payout owed to the customer and, when someone is
+/// responsible for a share, the deduction they owe.
+pub fn claim_entries(approved: &ClaimApproved) -> Result<Vec<NewEntry>, Status> {
+    let field = |name: &str| format!("event.claim_approved.{name}");
+    if approved.claim.is_empty() || approved.complaint.is_empty() {
+        return Err(error::invalid_field(&field("claim"), "the claim and the complaint are required"));
+    }
+    if approved.amount_fen <= 0 {
+        return Err(error::invalid_field(&field("amount_fen"), "a payout is more than 0 fen"));
+    }
+    if !(0..=approved.amount_fen).contains(&approved.responsible_share_fen) {
+        return Err(error::invalid_field(&field("responsible_share_fen"), "between 0 and the payout"));
+    }
+    let customer = format!("customer:{}", approved.complaint);
+    let mut entries = vec![NewEntry::transfer(
+        format!("{}/payout", approved.claim),
+        "claim_payout",
+        format!("compensation for {} (waybill {})", approved.claim, approved.waybill_number),
+        CLAIMS_EXPENSE,
+        &customer,
+        approved.amount_fen,
+    )];
+    if approved.responsible_share_fen > 0 {
+        if approved.responsible_kind.is_empty() || approved.responsible_kind == "company" || approved.responsible_id.is_empty() {
+            return Err(error::invalid_field(&field("responsible_id"), "a deduction needs the responsible party"));
+        }
+        let party = format!("{}:{}", approved.responsible_kind, approved.responsible_id);
+        entries.push(NewEntry::transfer(
+            format!("{}/deduction", approved.claim),
+            "claim_deduction",
+            format!("responsible party's share of {}", approved.claim),
+            &party,
+            CLAIMS_EXPENSE,
+            approved.responsible_share_fen,
+        ));
+    }
+    Ok(entries)
+}
+
+/// Posts `entry` within `db`'s transaction, once per origin: false if its origin was posted before.
+pub async fn post(
+    db: &impl ConnectionTrait,
+    entry: &NewEntry,
+    event_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    debug_assert!(entry.is_balanced());
+    let row = entry::ActiveModel {
+        origin: Set(entry.origin.clone()),
+        kind: Set(entry.kind.into()),
+        memo: Set(entry.memo.clone()),
+        event_id: Set(event_id.into()),
+        create_time: Set(now),
+        ..Default::default()
+    };
+    let inserted = entry::Entity::insert(row)
+        .on_conflict(OnConflict::column(entry::Column::Origin).do_nothing().to_owned())
+        .exec(db)
+        .await;
+    let entry_seq = match inserted {
+        Ok(result) => result.last_insert_id,
+        Err(DbErr::RecordNotInserted) => return Ok(false),
+        Err(error) => return Err(error),
+    };
+    let postings = entry.postings.iter().map(|(account, amount_fen)| posting::ActiveModel {
+        entry_seq: Set(entry_seq),
+        account: Set(account.clone()),
+        amount_fen: Set(*amount_fen),
+        ..Default::default()
+    });
+    posting::Entity::insert_many(postings).exec_without_returning(db).await?;
+    Ok(true)
+}
+
+/// Applies a `claim_approved` event: its entries, each once.
+pub async fn apply_claim_approved(
+    db: &impl ConnectionTrait,
+    event: &Event,
+    approved: &ClaimApproved,
+    now: DateTime<Utc>,
+) -> Result<(), Status> {
+    let entries = claim_entries(approved)?;
+    for entry in &entries {
+        let posted = post(db, entry, &event.id, to_micros(now)).await.map_err(|e| error::from_db("posting to the ledger", e))?;
+        if posted {
+            tracing::info!(origin = %entry.origin, kind = entry.kind, "posted");
+        } else {
+            tracing::info!(origin = %entry.origin, "already posted: nothing moves twice");
+        }
+    }
+    Ok(())
+}
+
+/// One page of entries, oldest first, whose origin starts with `origin_prefix`, after `after`.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    origin_prefix: &str,
+    page_size: u64,
+    after: Option<i64>,
+) -> Result<(Vec<(entry::Model, Vec<posting::Model>)>, Option<i64>), DbErr> {
+    let mut query = entry::Entity::find().order_by_asc(entry::Column::Seq).limit(page_size + 1);
+    if let Some(after) = after {
+        query = query.filter(entry::Column::Seq.gt(after));
+    }
+    if !origin_prefix.is_empty() {
+        query = query.filter(entry::Column::Origin.starts_with(origin_prefix));
+    }
+    let (entries, next) = kefu_kit::paging::take_page(query.all(db).await?, page_size, |entry| entry.seq);
+    let seqs: Vec<i64> = entries.iter().map(|entry| entry.seq).collect();
+    let mut postings = posting::Entity::find()
+        .filter(posting::Column::EntrySeq.is_in(seqs))
+        .order_by_asc(posting::Column::Seq)
+        .all(db)
+        .await?;
+    let entries = entries
+        .into_iter()
+        .map(|entry| {
+            let (mine, rest): (Vec<_>, Vec<_>) = postings.drain(..).partition(|posting| posting.entry_seq == entry.seq);
+            postings = rest;
+            (entry, mine)
+        })
+        .collect();
+    Ok((entries, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approved(share: i64) -> ClaimApproved {
+        ClaimApproved {
+            claim: "claims/20261122-7K3M9Q".into(),
+            complaint: "complaints/20261122-7K3M9Q".into(),
+            waybill_number: "WB1".into(),
+            branch: "SH01".into(),
+            amount_fen: 50_000,
+            responsible_kind: "person".into(),
+            responsible_id: "B042".into(),
+            responsible_share_fen: share,
+            approve_time: None,
+        }
+    }
+
+    #[test]
+    fn an_approved_claim_pays_the_customer_and_charges_the_responsible_share() {
+        let entries = claim_entries(&approved(15_000)).expect("valid");
+        assert_eq!(entries.len(), 2);
+        assert!(entries.iter().all(NewEntry::is_balanced));
+        assert_eq!(entries[0].origin, "claims/20261122-7K3M9Q/payout");
+        assert_eq!(
+            entries[0].postings,
+            [(CLAIMS_EXPENSE.to_owned(), 50_000), ("customer:complaints/20261122-7K3M9Q".to_owned(), -50_000)]
+        );
+        assert_eq!(entries[1].postings, [("person:B042".to_owned(), 15_000), (CLAIMS_EXPENSE.to_owned(), -15_000)]);
+        assert_eq!(claim_entries(&approved(0)).expect("valid").len(), 1, "no share, no deduction");
+    }
+
+    #[test]
+    fn impossible_payouts_are_refused() {
+        assert!(claim_entries(&ClaimApproved { amount_fen: 0, ..approved(0) }).is_err());
+        assert!(claim_entries(&approved(50_001)).is_err());
+        assert!(claim_entries(&ClaimApproved { responsible_id: String::new(), ..approved(1) }).is_err());
+    }
+}
