@@ -16,6 +16,8 @@ Configuration comes from environment variables only:
                        claims …63, settlement …64, archives …65)
   KEFU_<SERVICE>_URL   how the others reach it (default http:// + its _ADDR)
   KEFU_ROUTING_POLICY  a routing policy file (default: the handbook's table)
+  KEFU_CLAIMS_POLICY   a claims policy file: compensation percentages, authority limit
+                       (default: the handbook's standards)
   KEFU_TIME_ZONE       the company's time zone (default Asia/Shanghai)
   KEFU_LOG             log filter (default info)
 The full table is in services/kit/src/config.rs.";
@@ -51,6 +53,10 @@ enum Command {
     /// Drive CreateComplaint through a running gateway and report throughput, latency, errors,
     /// CPU per complaint and whether the handoff to the owners keeps up.
     Bench(crate::bench::BenchArgs),
+    /// Print a monthly report as CSV, fetched from a running gateway.
+    ///
+    /// Example:  kefu report claims --month 2026-11 > claims-2026-11.csv
+    Report(crate::report::ReportArgs),
 }
 
 pub async fn main() -> ExitCode {
@@ -68,6 +74,7 @@ pub async fn main() -> ExitCode {
         Command::Serve { target } => run_targets(config, &[target], false).await,
         Command::Migrate => suite::migrate(&config, Arc::new(SystemClock)).await.map_err(|error| error.to_string()),
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::Report(args) => crate::report::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,8 +86,9 @@ pub async fn main() -> ExitCode {
 }
 
 async fn run_targets(config: Config, targets: &[Target], announce: bool) -> Result<(), String> {
-    // A broken routing policy stops start-up before anything listens.
+    // A broken policy stops start-up before anything listens.
     kefu_gateway::RoutingPolicy::load(config.routing_policy.as_deref()).map_err(|error| error.to_string())?;
+    kefu_claims::CompensationPolicy::load(config.claims_policy.as_deref()).map_err(|error| error.to_string())?;
     let bound = suite::bind(config, targets).await.map_err(|error| error.to_string())?;
     let storage = match &bound.config.database_url {
         Some(url) => format!("PostgreSQL {} (a schema per service)", kefu_kit::config::redact_password(url)),

@@ -17,7 +17,7 @@ use prost::Message;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use tonic::transport::Channel;
 
-use crate::support::{Backend, TestDatabase, complaint, create, eventually, on_both_backends};
+use crate::support::{Backend, TestDatabase, TestSuite, complaint, create, eventually, on_both_backends};
 
 const TARGETS: [&str; 6] = ["gateway", "intake", "inspection", "claims", "settlement", "archives"];
 
@@ -264,6 +264,57 @@ fn a_broken_routing_policy_stops_start_up_naming_the_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("line 3"), "{stderr}");
     assert!(stderr.contains("warehouse"), "{stderr}");
+}
+
+#[test]
+fn a_broken_claims_policy_stops_start_up_naming_the_line() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let policy = dir.path().join("claims-policy.txt");
+    std::fs::write(&policy, "# board decision\ndeclared_uninsured_percent = 170\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["serve", "claims"])
+        .env("KEFU_CLAIMS_POLICY", &policy)
+        .env("KEFU_CLAIMS_ADDR", "127.0.0.1:0")
+        .env("KEFU_DATA_DIR", dir.path())
+        .output()
+        .expect("run kefu");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("claims policy") && stderr.contains("line 2"), "{stderr}");
+    assert!(stderr.contains("declared_uninsured_percent"), "{stderr}");
+}
+
+/// `kefu report claims` prints the month's report as CSV from a running gateway, and says what is
+/// wrong with a bad month.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kefu_report_prints_the_monthly_claims_report_as_csv() {
+    let suite = TestSuite::start(Backend::Sqlite, std::sync::Arc::new(kefu_kit::SystemClock)).await;
+    let gateway = format!("http://{}", suite.config.gateway_addr);
+    let report = |month: &str| {
+        let gateway = gateway.clone();
+        let month = month.to_owned();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_kefu"))
+                .args(["report", "claims", "--month", &month, "--gateway", &gateway])
+                .output()
+                .expect("run kefu")
+        })
+    };
+    let output = report("2026-11").await.expect("joined");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let csv = String::from_utf8(output.stdout).expect("UTF-8");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("month,dimension,key,claims,amount_fen,responsible_share_fen,insurer_claimed_fen,insurer_recovered_fen")
+    );
+    assert_eq!(lines.next(), Some("2026-11,total,approved,0,0,0,0,0"));
+
+    let output = report("11/2026").await.expect("joined");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("month") && stderr.contains("2026-11"), "{stderr}");
+    suite.stop().await;
 }
 
 /// Two gateways, each with its own intake replica, on one PostgreSQL database: case numbers never

@@ -104,6 +104,12 @@ mod tests {
     }
 
     #[test]
+    fn the_deployed_config_map_is_the_built_in_policy() {
+        let deployed = include_str!("../../../deploy/base/claims-policy.txt");
+        assert_eq!(deployed, DEFAULT_POLICY, "deploy/base/claims-policy.txt must equal services/claims/src/compensation-policy.txt");
+    }
+
+    #[test]
     fn a_file_changes_only_what_it_names() {
         let policy = CompensationPolicy::parse("declared_uninsured_percent = 60 # board decision\n", "p").expect("valid");
         assert_eq!(policy.declared_uninsured_percent, 60);

@@ -1,0 +1,47 @@
+//! `kefu report`: a department's monthly report, fetched from a running gateway and printed as CSV
+//! for a spreadsheet.
+
+use clap::{Args, ValueEnum};
+use kefu_proto::claims::v1::{GetMonthlyClaimsReportRequest, claims_client::ClaimsClient};
+use tonic::transport::Channel;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportKind {
+    /// 理赔报表及事故原因分析: claims approved in the month by cause, branch, responsible party, insurer.
+    Claims,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Which report.
+    #[arg(value_enum)]
+    kind: ReportKind,
+    /// The month, in the company's time zone: 2026-11.
+    #[arg(long)]
+    month: String,
+    /// The gateway to ask.
+    #[arg(long, default_value = "http://127.0.0.1:50051", env = "KEFU_GATEWAY_URL")]
+    gateway: String,
+}
+
+/// Prints the report's CSV on standard output.
+pub async fn run(args: ReportArgs) -> Result<(), String> {
+    let channel = Channel::from_shared(args.gateway.clone())
+        .map_err(|error| format!("--gateway {}: {error}", args.gateway))?
+        .connect()
+        .await
+        .map_err(|error| format!("cannot reach the gateway at {}: {error}; is kefu up?", args.gateway))?;
+    let csv = match args.kind {
+        ReportKind::Claims => {
+            let request = GetMonthlyClaimsReportRequest { month: args.month };
+            ClaimsClient::new(channel)
+                .get_monthly_claims_report(request)
+                .await
+                .map_err(|status| format!("the claims report: {}", status.message()))?
+                .into_inner()
+                .csv
+        }
+    };
+    print!("{csv}");
+    Ok(())
+}
