@@ -38,8 +38,12 @@ impl RoutingPolicy {
     pub fn parse(text: &str, source_name: &str) -> Result<RoutingPolicy, PolicyError> {
         let mut routes = BTreeMap::new();
         for (line_number, line) in kefu_kit::policy_file::lines(text) {
-            let error =
-                |problem: String| PolicyError { policy: POLICY, source_name: source_name.to_owned(), line: line_number, problem };
+            let error = |problem: String| PolicyError {
+                policy: POLICY,
+                source_name: source_name.to_owned(),
+                line: line_number,
+                problem,
+            };
             let mut columns = line.split_whitespace();
             let (Some(category), Some(owner), Some(responsible), Some(time)) =
                 (columns.next(), columns.next(), columns.next(), columns.next())

@@ -65,7 +65,11 @@ fn uninsured_loss() -> pb::QuoteCompensationRequest {
 fn facts(name: &str, compensation: pb::QuoteCompensationRequest) -> pb::RecordClaimFactsRequest {
     pb::RecordClaimFactsRequest {
         name: name.into(),
-        facts: Some(pb::ClaimFacts { claimant: "王先生".into(), goods: "茶叶 4 箱".into(), compensation: Some(compensation) }),
+        facts: Some(pb::ClaimFacts {
+            claimant: "王先生".into(),
+            goods: "茶叶 4 箱".into(),
+            compensation: Some(compensation),
+        }),
         request_id: String::new(),
     }
 }
@@ -131,7 +135,8 @@ async fn a_cargo_damage_claim_goes_from_facts_to_payout_and_the_customer_is_told
     assert_eq!(claim.state(), pb::State::Open);
     assert_eq!(claim.complaint.as_ref().map(|c| c.waybill_number.as_str()), Some("YD-CLAIM-1"));
 
-    let claim = claims.record_claim_facts(as_user(facts(&name, uninsured_loss()), "L3001", "claims")).await.expect("facts");
+    let claim =
+        claims.record_claim_facts(as_user(facts(&name, uninsured_loss()), "L3001", "claims")).await.expect("facts");
     let quote = claim.into_inner().quote.expect("quoted");
     assert_eq!((quote.amount_fen, quote.rule.as_str()), (56_000, "declared_uninsured"));
     assert!(quote.reasons.iter().any(|reason| reason.contains("70%")), "{:?}", quote.reasons);
@@ -148,7 +153,8 @@ async fn a_cargo_damage_claim_goes_from_facts_to_payout_and_the_customer_is_told
         }),
         request_id: request_id.into(),
     };
-    let evidence = claims.attach_evidence(as_user(attach("ev-1"), "L3001", "claims")).await.expect("attach").into_inner();
+    let evidence =
+        claims.attach_evidence(as_user(attach("ev-1"), "L3001", "claims")).await.expect("attach").into_inner();
     let expected_hash: String = Sha256::digest(JPEG).iter().map(|byte| format!("{byte:02x}")).collect();
     assert_eq!(evidence.sha256, expected_hash);
     assert_eq!(evidence.size_bytes, JPEG.len() as i64);
@@ -218,7 +224,11 @@ async fn above_the_standard_only_a_supervisor_approves_and_no_money_moves_before
     claims.make_offer(offer(&name, 60_000)).await.expect("an offer may exceed the standard");
     let claim = claims.record_customer_response(accept(&name, "")).await.expect("accept").into_inner();
     assert_eq!(claim.state(), pb::State::AwaitingApproval);
-    assert!(claim.approval_reasons.iter().any(|reason| reason.contains("above what the standards allow")), "{:?}", claim.approval_reasons);
+    assert!(
+        claim.approval_reasons.iter().any(|reason| reason.contains("above what the standards allow")),
+        "{:?}",
+        claim.approval_reasons
+    );
 
     let settlement = SettlementClient::new(suite.gateway.clone());
     let entries = settlement
@@ -231,7 +241,11 @@ async fn above_the_standard_only_a_supervisor_approves_and_no_money_moves_before
     assert!(entries.is_empty(), "nothing moves before approval: {entries:?}");
 
     let refused = claims
-        .approve_claim(as_user(pb::ApproveClaimRequest { name: name.clone(), reason: "ok".into(), ..Default::default() }, "A1", "claims"))
+        .approve_claim(as_user(
+            pb::ApproveClaimRequest { name: name.clone(), reason: "ok".into(), ..Default::default() },
+            "A1",
+            "claims",
+        ))
         .await
         .expect_err("an agent may not approve");
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
@@ -303,7 +317,8 @@ async fn bad_claim_requests_get_clear_errors_and_change_nothing(backend: Backend
     assert_eq!(claim.state(), pb::State::Open);
     assert!(claim.history.is_empty() && claim.evidence.is_empty() && claim.facts.is_none(), "{claim:?}");
 
-    let error = claims.get_claim(pb::GetClaimRequest { name: "claims/20261122-AAAAAA".into() }).await.expect_err("none");
+    let error =
+        claims.get_claim(pb::GetClaimRequest { name: "claims/20261122-AAAAAA".into() }).await.expect_err("none");
     assert_eq!(error.code(), Code::NotFound);
     let error = claims.get_claim(pb::GetClaimRequest { name: "cases/1".into() }).await.expect_err("bad name");
     assert_eq!(violated_fields(&error), ["name"]);
@@ -335,7 +350,11 @@ async fn the_monthly_claims_report_counts_what_was_approved_by_cause_branch_part
     claims.record_customer_response(accept(&second, "")).await.expect("accept");
     let recovery = pb::RecordInsurerRecoveryRequest {
         name: second.clone(),
-        insurer_recovery: Some(pb::InsurerRecovery { insurer: "PICC".into(), claimed_fen: 80_000, recovered_fen: 30_000 }),
+        insurer_recovery: Some(pb::InsurerRecovery {
+            insurer: "PICC".into(),
+            claimed_fen: 80_000,
+            recovered_fen: 30_000,
+        }),
         request_id: String::new(),
     };
     claims.record_insurer_recovery(recovery).await.expect("insurer");
@@ -351,9 +370,15 @@ async fn the_monthly_claims_report_counts_what_was_approved_by_cause_branch_part
     assert_eq!(november.responsible_share_fen, 20_001, "half of 400.01 yuan, rounded half up");
     assert_eq!((november.insurer_claimed_fen, november.insurer_recovered_fen), (80_000, 30_000));
     let keys = |rows: &[pb::ReportRow]| rows.iter().map(|row| (row.key.clone(), row.amount_fen)).collect::<Vec<_>>();
-    assert_eq!(keys(&november.by_cause), [("traffic_accident".to_owned(), 80_000), ("transit_damage".to_owned(), 40_001)]);
+    assert_eq!(
+        keys(&november.by_cause),
+        [("traffic_accident".to_owned(), 80_000), ("transit_damage".to_owned(), 40_001)]
+    );
     assert_eq!(keys(&november.by_branch), [("SH01".to_owned(), 120_001)]);
-    assert_eq!(keys(&november.by_responsible_party), [("company".to_owned(), 80_000), ("person:B042".to_owned(), 40_001)]);
+    assert_eq!(
+        keys(&november.by_responsible_party),
+        [("company".to_owned(), 80_000), ("person:B042".to_owned(), 40_001)]
+    );
     assert_eq!(keys(&november.by_insurer), [("PICC".to_owned(), 80_000), ("none".to_owned(), 40_001)]);
     assert!(november.csv.contains("2026-11,total,approved,2,120001,20001,80000,30000\n"), "{}", november.csv);
     assert!(november.csv.contains("2026-11,cause,traffic_accident,1,80000,0,80000,30000\n"), "{}", november.csv);
@@ -379,7 +404,7 @@ async fn quote_compensation_answers_through_the_gateway_with_its_reasons_and_cle
         consignment_value_fen: 1_000_000,
         ..uninsured_loss()
     };
-    let quote = claims.quote_compensation(fragile.clone()).await.expect("quote").into_inner();
+    let quote = claims.quote_compensation(fragile).await.expect("quote").into_inner();
     assert_eq!((quote.amount_fen, quote.rule.as_str()), (5_000, "fragile_breakage"));
     assert!(quote.reasons.iter().any(|reason| reason.contains("3.00%")), "{:?}", quote.reasons);
 
@@ -389,7 +414,8 @@ async fn quote_compensation_answers_through_the_gateway_with_its_reasons_and_cle
         .expect_err("fragile goods are never insured");
     assert_eq!(violated_fields(&error), ["insured"]);
 
-    let traffic = pb::QuoteCompensationRequest { accident: pb::AccidentKind::TrafficAccident as i32, ..uninsured_loss() };
+    let traffic =
+        pb::QuoteCompensationRequest { accident: pb::AccidentKind::TrafficAccident as i32, ..uninsured_loss() };
     let error = claims.quote_compensation(traffic).await.expect_err("no invoice");
     assert_eq!(error.code(), Code::FailedPrecondition);
     let missing: Vec<String> = error
@@ -425,7 +451,10 @@ async fn settlement_posts_each_origin_once_however_often_the_payout_arrives(back
     // The same event twice in one batch, again later, and a second event for the same claim.
     let batch = vec![payout("p-1"), payout("p-1")];
     let outcomes = inbox.deliver(DeliverRequest { events: batch }).await.expect("deliver").into_inner().outcomes;
-    assert_eq!(outcomes.iter().map(|o| (o.applied, o.error.is_empty())).collect::<Vec<_>>(), [(true, true), (false, true)]);
+    assert_eq!(
+        outcomes.iter().map(|o| (o.applied, o.error.is_empty())).collect::<Vec<_>>(),
+        [(true, true), (false, true)]
+    );
     for events in [vec![payout("p-1")], vec![payout("p-2")]] {
         let outcomes = inbox.deliver(DeliverRequest { events }).await.expect("deliver").into_inner().outcomes;
         assert!(outcomes[0].error.is_empty(), "{outcomes:?}");

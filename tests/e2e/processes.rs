@@ -414,7 +414,7 @@ async fn kefu_up_says_where_everything_listens_and_stops_on_ctrl_c() {
     }
     for target in TARGETS {
         let port = cluster.ports[target];
-        assert!(banner.contains(&format!("{target}")) && banner.contains(&format!("127.0.0.1:{port}")), "{banner}");
+        assert!(banner.contains(&target.to_string()) && banner.contains(&format!("127.0.0.1:{port}")), "{banner}");
     }
     let client = ComplaintsClient::new(cluster.gateway());
     let created = eventually("the gateway answers", || {

@@ -46,15 +46,21 @@ fn request_id(request_id: &str) -> Option<&str> {
 
 impl ClaimsApi {
     /// Changes the claim `name` by `command`, once per `request_id`, and returns it as it now is.
-    async fn act(&self, metadata: &MetadataMap, name: &str, request_id: Option<&str>, command: Command) -> Result<pb::Claim, Error> {
+    async fn act(
+        &self,
+        metadata: &MetadataMap,
+        name: &str,
+        request_id: Option<&str>,
+        command: Command,
+    ) -> Result<pb::Claim, Error> {
         let caller = Caller::from_metadata(metadata);
         let case_number = routed::parse_name(name, COLLECTION)?;
         let case = self.case(case_number, name).await?;
         let db = &self.context.db;
-        if let Some(request_id) = request_id {
-            if store::has_request(db, case_number, request_id).await.map_err(db_error("reading a claim"))? {
-                return self.view(case).await;
-            }
+        if let Some(request_id) = request_id
+            && store::has_request(db, case_number, request_id).await.map_err(db_error("reading a claim"))?
+        {
+            return self.view(case).await;
         }
         let now = to_micros(self.context.clock.now());
         let tx = db.begin().await.map_err(db_error("changing a claim"))?;
@@ -102,7 +108,8 @@ impl ClaimsApi {
     /// The whole claim: the complaint, the record, the evidence and the history.
     async fn view(&self, case: routed::Model) -> Result<pb::Claim, Error> {
         let db = &self.context.db;
-        let claim = store::load(db, &case.case_number).await.map_err(db_error("reading a claim"))?.map(|(claim, _)| claim);
+        let claim =
+            store::load(db, &case.case_number).await.map_err(db_error("reading a claim"))?.map(|(claim, _)| claim);
         let evidence = store::evidence(db, &case.case_number).await.map_err(db_error("reading evidence"))?;
         let steps = store::steps(db, &case.case_number).await.map_err(db_error("reading a claim's history"))?;
         let mut view = claim_to_proto(&case, claim.as_ref(), &self.policy);
@@ -262,7 +269,8 @@ impl claims_server::Claims for ClaimsApi {
             let number = row.case_number.clone();
             claims.insert(number, store::from_row(row).map_err(db_error("listing claims"))?);
         }
-        let claims = cases.iter().map(|case| claim_to_proto(case, claims.get(&case.case_number), &self.policy)).collect();
+        let claims =
+            cases.iter().map(|case| claim_to_proto(case, claims.get(&case.case_number), &self.policy)).collect();
         Ok(Response::new(pb::ListClaimsResponse { claims, next_page_token }))
     }
 
@@ -276,10 +284,8 @@ impl claims_server::Claims for ClaimsApi {
         if facts.goods.trim().is_empty() || facts.goods.chars().count() > 1_000 {
             violations.add("facts.goods", "required: what the goods are, at most 1000 characters");
         }
-        let parsed = Facts::parse(
-            convert::unchecked_facts(&facts.compensation.unwrap_or_default()),
-            "facts.compensation.",
-        );
+        let parsed =
+            Facts::parse(convert::unchecked_facts(&facts.compensation.unwrap_or_default()), "facts.compensation.");
         let parsed = match parsed {
             Ok(parsed) if violations.is_empty() => Ok(parsed),
             Ok(_) => Err(violations),
@@ -288,8 +294,11 @@ impl claims_server::Claims for ClaimsApi {
                 Err(violations)
             }
         };
-        let command =
-            Command::RecordFacts { claimant: facts.claimant, goods: facts.goods, facts: checked(parsed, &request.request_id)? };
+        let command = Command::RecordFacts {
+            claimant: facts.claimant,
+            goods: facts.goods,
+            facts: checked(parsed, &request.request_id)?,
+        };
         Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
     }
 
@@ -297,10 +306,12 @@ impl claims_server::Claims for ClaimsApi {
         let (metadata, _, request) = request.into_parts();
         let caller = Caller::from_metadata(&metadata);
         let given = request.evidence.unwrap_or_default();
-        let new = checked(NewEvidence::parse(given.kind, given.file_name, given.media_type, given.content), &request.request_id)?;
-        let case_number = routed::parse_name(&request.parent, COLLECTION).map_err(|_| {
-            kefu_kit::error::invalid_field("parent", format!("expected {COLLECTION}/{{case_number}}"))
-        })?;
+        let new = checked(
+            NewEvidence::parse(given.kind, given.file_name, given.media_type, given.content),
+            &request.request_id,
+        )?;
+        let case_number = routed::parse_name(&request.parent, COLLECTION)
+            .map_err(|_| kefu_kit::error::invalid_field("parent", format!("expected {COLLECTION}/{{case_number}}")))?;
         self.case(case_number, &request.parent).await?;
         let db = &self.context.db;
         let request_id = request_id(&request.request_id);
@@ -309,7 +320,9 @@ impl claims_server::Claims for ClaimsApi {
         if let Some(info) = existing().await.map_err(db_error("reading evidence"))? {
             return Ok(Response::new(evidence_to_proto(info)));
         }
-        if store::evidence_count(db, case_number).await.map_err(db_error("reading evidence"))? >= evidence::MAX_PER_CLAIM {
+        if store::evidence_count(db, case_number).await.map_err(db_error("reading evidence"))?
+            >= evidence::MAX_PER_CLAIM
+        {
             return Err(Error::Precondition(format!(
                 "the claim already holds {} pieces of evidence, the most one claim may hold",
                 evidence::MAX_PER_CLAIM
@@ -430,8 +443,10 @@ impl claims_server::Claims for ClaimsApi {
     ) -> Reply<pb::MonthlyClaimsReport> {
         let month = report::Month::parse(&request.get_ref().month, self.context.time_zone).map_err(Error::Invalid)?;
         let db = &self.context.db;
-        let approved = store::approved_between(db, month.start, month.end).await.map_err(db_error("building the report"))?;
-        let opened = store::opened_between(db, month.start, month.end).await.map_err(db_error("building the report"))?;
+        let approved =
+            store::approved_between(db, month.start, month.end).await.map_err(db_error("building the report"))?;
+        let opened =
+            store::opened_between(db, month.start, month.end).await.map_err(db_error("building the report"))?;
         let report = report::build(&month, opened as i64, &approved);
         let rows = |index: usize| {
             report.breakdowns[index]

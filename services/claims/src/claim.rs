@@ -84,21 +84,22 @@ pub struct Investigation {
 
 impl Investigation {
     /// Checks an investigation as a caller states it; `party_kind` is the raw kind.
-    pub fn parse(findings: String, party_kind: &str, party_id: String, share_percent: i32) -> Result<Self, FieldViolations> {
+    pub fn parse(
+        findings: String,
+        party_kind: &str,
+        party_id: String,
+        share_percent: i32,
+    ) -> Result<Self, FieldViolations> {
         let mut violations = FieldViolations::new();
         if findings.trim().is_empty() || findings.chars().count() > MAX_TEXT {
             violations.add("investigation.findings", format!("required: what happened, at most {MAX_TEXT} characters"));
         }
         let kind = PartyKind::parse(party_kind);
         match kind {
-            None => violations.add(
-                "investigation.responsible_party.kind",
-                "required: person, department, branch or company",
-            ),
-            Some(PartyKind::Company) if share_percent != 0 => violations.add(
-                "investigation.share_percent",
-                "the company bears the cost itself: no share to deduct (0)",
-            ),
+            None => violations
+                .add("investigation.responsible_party.kind", "required: person, department, branch or company"),
+            Some(PartyKind::Company) if share_percent != 0 => violations
+                .add("investigation.share_percent", "the company bears the cost itself: no share to deduct (0)"),
             Some(PartyKind::Company) => {}
             Some(_) if party_id.trim().is_empty() || party_id.len() > 64 => violations.add(
                 "investigation.responsible_party.id",
@@ -149,7 +150,11 @@ impl InsurerRecovery {
         if recovered_fen < 0 || recovered_fen > claimed_fen {
             violations.add("insurer_recovery.recovered_fen", "between 0 and what was claimed from the insurer");
         }
-        if violations.is_empty() { Ok(InsurerRecovery { insurer, claimed_fen, recovered_fen }) } else { Err(violations) }
+        if violations.is_empty() {
+            Ok(InsurerRecovery { insurer, claimed_fen, recovered_fen })
+        } else {
+            Err(violations)
+        }
     }
 }
 
@@ -238,18 +243,22 @@ impl Claim {
     /// Why the agreed amount (or `amount_fen`) needs a supervisor's approval; empty if it does not.
     pub fn approval_reasons(&self, amount_fen: i64, policy: &CompensationPolicy) -> Vec<String> {
         let mut reasons = Vec::new();
-        if let Some(quote) = &self.quote {
-            if amount_fen > quote.amount_fen {
-                reasons.push(format!(
-                    "{} is above what the standards allow ({}, rule {})",
-                    Yuan(amount_fen),
-                    Yuan(quote.amount_fen),
-                    quote.rule.as_str()
-                ));
-            }
+        if let Some(quote) = &self.quote
+            && amount_fen > quote.amount_fen
+        {
+            reasons.push(format!(
+                "{} is above what the standards allow ({}, rule {})",
+                Yuan(amount_fen),
+                Yuan(quote.amount_fen),
+                quote.rule.as_str()
+            ));
         }
         if amount_fen > policy.authority_limit_fen {
-            reasons.push(format!("{} is above the authority limit of {}", Yuan(amount_fen), Yuan(policy.authority_limit_fen)));
+            reasons.push(format!(
+                "{} is above the authority limit of {}",
+                Yuan(amount_fen),
+                Yuan(policy.authority_limit_fen)
+            ));
         }
         reasons
     }
@@ -276,7 +285,8 @@ impl Claim {
         now: DateTime<Utc>,
         policy: &CompensationPolicy,
     ) -> Result<Vec<Step>, ClaimError> {
-        let step = |action: &'static str, detail: String| Step { action, actor: caller.user.clone(), time: now, detail };
+        let step =
+            |action: &'static str, detail: String| Step { action, actor: caller.user.clone(), time: now, detail };
         match command {
             Command::RecordFacts { claimant, goods, facts } => {
                 self.require(&[State::Open, State::Negotiating], "record the facts")?;
@@ -315,7 +325,10 @@ impl Claim {
                     return Err(ClaimError::Precondition(if self.missing_documents.is_empty() {
                         "record the facts (RecordClaimFacts) before making an offer".into()
                     } else {
-                        format!("the standards give no amount until the shipper provides: {}", self.missing_documents.join(", "))
+                        format!(
+                            "the standards give no amount until the shipper provides: {}",
+                            self.missing_documents.join(", ")
+                        )
                     }));
                 };
                 if self.investigation.is_none() {
@@ -323,7 +336,8 @@ impl Claim {
                         "record the investigation (responsible party and share) before making an offer".into(),
                     ));
                 }
-                let detail = format!("{} offered (the standards allow {}) {note}", Yuan(amount_fen), Yuan(quote.amount_fen));
+                let detail =
+                    format!("{} offered (the standards allow {}) {note}", Yuan(amount_fen), Yuan(quote.amount_fen));
                 self.offer_fen = amount_fen;
                 self.state = State::Negotiating;
                 Ok(vec![step("offer_made", detail.trim_end().to_owned())])
@@ -332,7 +346,8 @@ impl Claim {
                 self.require(&[State::Negotiating], "record a counter-offer")?;
                 check_amount("counter_offer_fen", amount_fen)?;
                 check_text("note", &note)?;
-                let detail = format!("the customer asks {} instead of {} {note}", Yuan(amount_fen), Yuan(self.offer_fen));
+                let detail =
+                    format!("the customer asks {} instead of {} {note}", Yuan(amount_fen), Yuan(self.offer_fen));
                 self.counter_offer_fen = amount_fen;
                 self.offer_fen = 0;
                 Ok(vec![step("counter_offered", detail.trim_end().to_owned())])
@@ -346,15 +361,14 @@ impl Claim {
                     ));
                 }
                 let agreed = self.offer_fen;
-                let mut steps = vec![step("offer_accepted", format!("{} agreed {note}", Yuan(agreed)).trim_end().to_owned())];
+                let mut steps =
+                    vec![step("offer_accepted", format!("{} agreed {note}", Yuan(agreed)).trim_end().to_owned())];
                 self.agreed_amount_fen = agreed;
                 self.offer_fen = 0;
                 let reasons = self.approval_reasons(agreed, policy);
                 if reasons.is_empty() {
-                    let reason = format!(
-                        "within the standard and the authority limit of {}",
-                        Yuan(policy.authority_limit_fen)
-                    );
+                    let reason =
+                        format!("within the standard and the authority limit of {}", Yuan(policy.authority_limit_fen));
                     steps.push(Step { actor: "policy".into(), ..step("approved", reason.clone()) });
                     self.approve("policy".into(), reason, now);
                 } else {
@@ -431,11 +445,19 @@ fn require_supervisor(caller: &Caller, what: &str) -> Result<(), ClaimError> {
 }
 
 fn check_amount(field: &str, amount_fen: i64) -> Result<(), ClaimError> {
-    if (1..=MAX_FEN).contains(&amount_fen) { Ok(()) } else { Err(invalid(field, format!("between 1 and {MAX_FEN} fen"))) }
+    if (1..=MAX_FEN).contains(&amount_fen) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("between 1 and {MAX_FEN} fen")))
+    }
 }
 
 fn check_text(field: &str, text: &str) -> Result<(), ClaimError> {
-    if text.chars().count() <= MAX_TEXT { Ok(()) } else { Err(invalid(field, format!("at most {MAX_TEXT} characters"))) }
+    if text.chars().count() <= MAX_TEXT {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("at most {MAX_TEXT} characters")))
+    }
 }
 
 fn check_reason(reason: &str) -> Result<(), ClaimError> {

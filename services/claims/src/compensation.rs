@@ -153,10 +153,7 @@ impl Facts {
             violation("packaging", "required: INTACT, SECONDARY or SIMPLE".into());
         }
         if facts.accident.is_none() {
-            violation(
-                "accident",
-                "required: TRANSIT_DAMAGE, LOSS, ROUGH_HANDLING, TRAFFIC_ACCIDENT or THEFT".into(),
-            );
+            violation("accident", "required: TRANSIT_DAMAGE, LOSS, ROUGH_HANDLING, TRAFFIC_ACCIDENT or THEFT".into());
         }
         if !(1..=MAX_PIECES).contains(&facts.pieces) {
             violation("pieces", format!("the pieces in the consignment: between 1 and {MAX_PIECES}"));
@@ -243,8 +240,13 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 5] =
-        [Rule::DeclaredInsured, Rule::DeclaredUninsured, Rule::UndeclaredWithList, Rule::NoListFreightCap, Rule::FragileBreakage];
+    pub const ALL: [Rule; 5] = [
+        Rule::DeclaredInsured,
+        Rule::DeclaredUninsured,
+        Rule::UndeclaredWithList,
+        Rule::NoListFreightCap,
+        Rule::FragileBreakage,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -384,7 +386,11 @@ pub fn quote(facts: &Facts, policy: &CompensationPolicy) -> Result<Quote, QuoteE
                 facts.pieces_affected,
                 Yuan(cap)
             ));
-            reasons.push(format!("the market value of what was lost or damaged is {}; paid: {}", Yuan(loss), Yuan(amount)));
+            reasons.push(format!(
+                "the market value of what was lost or damaged is {}; paid: {}",
+                Yuan(loss),
+                Yuan(amount)
+            ));
             return Ok(Quote { amount_fen: amount, rule: Rule::NoListFreightCap, reasons });
         }
     };
@@ -399,7 +405,11 @@ pub fn quote(facts: &Facts, policy: &CompensationPolicy) -> Result<Quote, QuoteE
         Rule::UndeclaredWithList => format!("list {} vs market {}", Yuan(facts.shipping_list_value_fen), Yuan(loss)),
         _ => format!("declared {} vs market {}", Yuan(facts.declared_value_fen), Yuan(loss)),
     };
-    reasons.push(format!("{compared}: base {}; {percent}% of it, rounded half up to the fen: {}", Yuan(base), Yuan(amount)));
+    reasons.push(format!(
+        "{compared}: base {}; {percent}% of it, rounded half up to the fen: {}",
+        Yuan(base),
+        Yuan(amount)
+    ));
     Ok(Quote { amount_fen: amount, rule, reasons })
 }
 

@@ -49,7 +49,9 @@ impl From<Error> for Status {
             Error::Precondition(message) => Status::failed_precondition(message),
             Error::NotSupervisor(message) => Status::permission_denied(message),
             Error::NotFound(message) => Status::not_found(message),
-            Error::Conflict => Status::aborted("the claim was changed by another request at the same moment; read it and retry"),
+            Error::Conflict => {
+                Status::aborted("the claim was changed by another request at the same moment; read it and retry")
+            }
             Error::Status(status) => status,
         }
     }

@@ -29,7 +29,12 @@ pub struct NewEvidence {
 }
 
 impl NewEvidence {
-    pub fn parse(kind: String, file_name: String, media_type: String, content: Vec<u8>) -> Result<Self, FieldViolations> {
+    pub fn parse(
+        kind: String,
+        file_name: String,
+        media_type: String,
+        content: Vec<u8>,
+    ) -> Result<Self, FieldViolations> {
         let mut violations = FieldViolations::new();
         if !KINDS.contains(&kind.as_str()) {
             violations.add("evidence.kind", format!("one of {}", KINDS.join(", ")));
@@ -40,15 +45,10 @@ impl NewEvidence {
         match MEDIA_TYPES.iter().find(|(name, _)| *name == media_type) {
             None => violations.add(
                 "evidence.media_type",
-                format!(
-                    "{media_type:?} is not accepted; use one of {}",
-                    MEDIA_TYPES.map(|(name, _)| name).join(", ")
-                ),
+                format!("{media_type:?} is not accepted; use one of {}", MEDIA_TYPES.map(|(name, _)| name).join(", ")),
             ),
-            Some((_, magic)) if !content.is_empty() && !is_of_type(&media_type, magic, &content) => violations.add(
-                "evidence.content",
-                format!("the content is not {media_type}: its first bytes do not match"),
-            ),
+            Some((_, magic)) if !content.is_empty() && !is_of_type(&media_type, magic, &content) => violations
+                .add("evidence.content", format!("the content is not {media_type}: its first bytes do not match")),
             Some(_) => {}
         }
         if content.is_empty() {
@@ -56,7 +56,10 @@ impl NewEvidence {
         } else if content.len() > MAX_BYTES {
             violations.add(
                 "evidence.content",
-                format!("{} bytes is over the limit of {MAX_BYTES} bytes (4 MiB); send a smaller photo or scan", content.len()),
+                format!(
+                    "{} bytes is over the limit of {MAX_BYTES} bytes (4 MiB); send a smaller photo or scan",
+                    content.len()
+                ),
             );
         }
         if !violations.is_empty() {
@@ -113,8 +116,9 @@ mod tests {
 
     #[test]
     fn kind_and_file_name_are_checked() {
-        let error = NewEvidence::parse("selfie".into(), "../x.jpg".into(), "image/jpeg".into(), b"\xFF\xD8\xFF".to_vec())
-            .expect_err("invalid");
+        let error =
+            NewEvidence::parse("selfie".into(), "../x.jpg".into(), "image/jpeg".into(), b"\xFF\xD8\xFF".to_vec())
+                .expect_err("invalid");
         assert_eq!(error.fields().collect::<Vec<_>>(), ["evidence.kind", "evidence.file_name"]);
     }
 }

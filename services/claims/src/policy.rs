@@ -29,14 +29,9 @@ impl CompensationPolicy {
         CompensationPolicy::parse(&text, &source_name)
     }
 
-    /// The handbook's numbers.
-    pub fn handbook() -> CompensationPolicy {
-        CompensationPolicy::parse(DEFAULT_POLICY, "(built in)").expect("the built-in claims policy is valid")
-    }
-
-    /// Reads `key = value` lines over the handbook's numbers.
-    pub fn parse(text: &str, source_name: &str) -> Result<CompensationPolicy, PolicyError> {
-        let mut policy = CompensationPolicy {
+    /// The handbook's numbers (`001 §10`); `compensation-policy.txt` states the same (a test checks).
+    pub const fn handbook() -> CompensationPolicy {
+        CompensationPolicy {
             declared_insured_percent: 100,
             declared_uninsured_percent: 70,
             undeclared_with_list_percent: 50,
@@ -44,7 +39,12 @@ impl CompensationPolicy {
             fragile_normal_breakage_basis_points: 300,
             fragile_pay_percent: 50,
             authority_limit_fen: 500_000,
-        };
+        }
+    }
+
+    /// Reads `key = value` lines over the handbook's numbers.
+    pub fn parse(text: &str, source_name: &str) -> Result<CompensationPolicy, PolicyError> {
+        let mut policy = CompensationPolicy::handbook();
         for (line_number, line) in policy_file::lines(text) {
             let error = |problem: String| PolicyError {
                 policy: POLICY,
@@ -100,18 +100,23 @@ mod tests {
         );
         assert_eq!(policy.no_list_freight_multiple, 10);
         assert_eq!((policy.fragile_normal_breakage_basis_points, policy.fragile_pay_percent), (300, 50));
+        assert_eq!(policy, CompensationPolicy::handbook(), "the built-in file states the handbook's numbers");
         assert_eq!(policy, CompensationPolicy::parse("", "empty").expect("defaults"));
     }
 
     #[test]
     fn the_deployed_config_map_is_the_built_in_policy() {
         let deployed = include_str!("../../../deploy/base/claims-policy.txt");
-        assert_eq!(deployed, DEFAULT_POLICY, "deploy/base/claims-policy.txt must equal services/claims/src/compensation-policy.txt");
+        assert_eq!(
+            deployed, DEFAULT_POLICY,
+            "deploy/base/claims-policy.txt must equal services/claims/src/compensation-policy.txt"
+        );
     }
 
     #[test]
     fn a_file_changes_only_what_it_names() {
-        let policy = CompensationPolicy::parse("declared_uninsured_percent = 60 # board decision\n", "p").expect("valid");
+        let policy =
+            CompensationPolicy::parse("declared_uninsured_percent = 60 # board decision\n", "p").expect("valid");
         assert_eq!(policy.declared_uninsured_percent, 60);
         assert_eq!(policy.declared_insured_percent, 100);
     }

@@ -28,9 +28,14 @@ impl Month {
         };
         let (year, month) = text.split_once('-').ok_or_else(refuse)?;
         let (year, month): (i32, u32) = (year.parse().map_err(|_| refuse())?, month.parse().map_err(|_| refuse())?);
-        let first = NaiveDate::from_ymd_opt(year, month, 1).filter(|_| (2000..=2200).contains(&year)).ok_or_else(refuse)?;
-        let next = if month == 12 { NaiveDate::from_ymd_opt(year + 1, 1, 1) } else { NaiveDate::from_ymd_opt(year, month + 1, 1) }
-            .ok_or_else(refuse)?;
+        let first =
+            NaiveDate::from_ymd_opt(year, month, 1).filter(|_| (2000..=2200).contains(&year)).ok_or_else(refuse)?;
+        let next = if month == 12 {
+            NaiveDate::from_ymd_opt(year + 1, 1, 1)
+        } else {
+            NaiveDate::from_ymd_opt(year, month + 1, 1)
+        }
+        .ok_or_else(refuse)?;
         let midnight = |date: NaiveDate| {
             time_zone
                 .from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())

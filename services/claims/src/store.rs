@@ -9,7 +9,8 @@ use kefu_proto::claims::v1 as pb;
 use prost::Message;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
     sea_query::{ColumnDef, Index, Table},
 };
 
@@ -153,7 +154,12 @@ pub static MIGRATION: Migration = Migration {
                     .to_owned(),
             ),
             SchemaStatement::Index(
-                Index::create().if_not_exists().name("claims_approve_time").table(claim_row::Entity).col(C::ApproveTime).to_owned(),
+                Index::create()
+                    .if_not_exists()
+                    .name("claims_approve_time")
+                    .table(claim_row::Entity)
+                    .col(C::ApproveTime)
+                    .to_owned(),
             ),
             SchemaStatement::Table(
                 Table::create()
@@ -420,7 +426,17 @@ pub async fn evidence(db: &impl ConnectionTrait, case_number: &str) -> Result<Ve
     use evidence_row::Column as E;
     evidence_row::Entity::find()
         .select_only()
-        .columns([E::Seq, E::CaseNumber, E::Kind, E::FileName, E::MediaType, E::SizeBytes, E::Sha256, E::UploadedBy, E::CreateTime])
+        .columns([
+            E::Seq,
+            E::CaseNumber,
+            E::Kind,
+            E::FileName,
+            E::MediaType,
+            E::SizeBytes,
+            E::Sha256,
+            E::UploadedBy,
+            E::CreateTime,
+        ])
         .filter(E::CaseNumber.eq(case_number))
         .order_by_asc(E::Seq)
         .into_model::<EvidenceInfo>()
@@ -438,10 +454,7 @@ pub async fn evidence_content(
     case_number: &str,
     seq: i64,
 ) -> Result<Option<evidence_row::Model>, DbErr> {
-    evidence_row::Entity::find_by_id(seq)
-        .filter(evidence_row::Column::CaseNumber.eq(case_number))
-        .one(db)
-        .await
+    evidence_row::Entity::find_by_id(seq).filter(evidence_row::Column::CaseNumber.eq(case_number)).one(db).await
 }
 
 /// Evidence already attached with this content or by this request.
@@ -484,11 +497,8 @@ pub async fn approved_between(
     until: DateTime<Utc>,
 ) -> Result<Vec<ApprovedClaim>, DbErr> {
     use claim_row::Column as C;
-    let rows = claim_row::Entity::find()
-        .filter(C::ApproveTime.gte(from))
-        .filter(C::ApproveTime.lt(until))
-        .all(db)
-        .await?;
+    let rows =
+        claim_row::Entity::find().filter(C::ApproveTime.gte(from)).filter(C::ApproveTime.lt(until)).all(db).await?;
     let numbers: Vec<&str> = rows.iter().map(|row| row.case_number.as_str()).collect();
     let branches: std::collections::HashMap<String, String> = kefu_kit::routed::Entity::find()
         .filter(kefu_kit::routed::Column::CaseNumber.is_in(numbers))
@@ -517,7 +527,11 @@ pub async fn approved_between(
 }
 
 /// How many claims were accepted from intake in `[from, until)`.
-pub async fn opened_between(db: &impl ConnectionTrait, from: DateTime<Utc>, until: DateTime<Utc>) -> Result<u64, DbErr> {
+pub async fn opened_between(
+    db: &impl ConnectionTrait,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<u64, DbErr> {
     use kefu_kit::routed::{Column, Entity};
     Entity::find().filter(Column::AcceptTime.gte(from)).filter(Column::AcceptTime.lt(until)).count(db).await
 }

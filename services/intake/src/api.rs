@@ -103,13 +103,12 @@ impl IntakeApi {
                 Written::Conflict => {
                     // Either an earlier call with the same request_id won, or the case number
                     // was drawn before: return the earlier complaint, or draw again.
-                    if let Some(request_id) = &request_id {
-                        if let Some(existing) = store::by_request_id(db, request_id)
+                    if let Some(request_id) = &request_id
+                        && let Some(existing) = store::by_request_id(db, request_id)
                             .await
                             .map_err(|e| error::from_db("looking up request_id", e))?
-                        {
-                            return Ok(existing);
-                        }
+                    {
+                        return Ok(existing);
                     }
                     continue;
                 }

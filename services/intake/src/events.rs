@@ -20,7 +20,9 @@ impl EventHandler for IntakeEvents {
             match &event.payload {
                 Some(Payload::CaseAccepted(accepted)) => accept(tx, accepted).await?,
                 Some(Payload::CaseResolved(resolved)) => resolve(tx, resolved).await?,
-                _ => return Err(Status::invalid_argument("intake accepts only case_accepted and case_resolved events")),
+                _ => {
+                    return Err(Status::invalid_argument("intake accepts only case_accepted and case_resolved events"));
+                }
             }
         }
         Ok(())

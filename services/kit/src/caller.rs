@@ -65,10 +65,10 @@ impl Caller {
             metadata.remove(key);
         }
         let mut set = |key: &'static str, value: &str| {
-            if let Ok(value) = MetadataValue::try_from(value) {
-                if !value.is_empty() {
-                    metadata.insert(key, value);
-                }
+            if let Ok(value) = MetadataValue::try_from(value)
+                && !value.is_empty()
+            {
+                metadata.insert(key, value);
             }
         };
         set(USER, &self.user);

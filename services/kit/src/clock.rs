@@ -57,8 +57,8 @@ mod tests {
     #[test]
     fn manual_clock_moves_only_when_told() {
         let start = DateTime::parse_from_rfc3339("2026-11-22T09:00:00+08:00").map(|t| t.to_utc());
-        let clock = ManualClock::new(start.clone().expect("valid time"));
-        assert_eq!(clock.now(), start.clone().expect("valid time"));
+        let clock = ManualClock::new(start.expect("valid time"));
+        assert_eq!(clock.now(), start.expect("valid time"));
         clock.advance(Duration::hours(24));
         assert_eq!(clock.now() - start.expect("valid time"), Duration::hours(24));
     }

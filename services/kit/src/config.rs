@@ -149,14 +149,14 @@ impl Config {
             })?,
         };
         let database_url = get("KEFU_DATABASE_URL");
-        if let Some(url) = &database_url {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(ConfigError {
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError {
                     variable: "KEFU_DATABASE_URL".into(),
                     value: redact_password(url),
                     problem: "expected a PostgreSQL URL like postgres://user@127.0.0.1:5432/kefu; leave it unset for SQLite files under KEFU_DATA_DIR".into(),
                 });
-            }
         }
         Ok(Config {
             database_url,

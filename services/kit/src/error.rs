@@ -46,7 +46,11 @@ impl FieldViolations {
     /// The same violations with each field name prefixed, e.g. `facts.compensation.`.
     pub fn prefixed(self, prefix: &str) -> FieldViolations {
         FieldViolations {
-            violations: self.violations.into_iter().map(|(field, description)| (format!("{prefix}{field}"), description)).collect(),
+            violations: self
+                .violations
+                .into_iter()
+                .map(|(field, description)| (format!("{prefix}{field}"), description))
+                .collect(),
         }
     }
 

@@ -50,10 +50,10 @@ impl TraceContext {
         if let Ok(value) = MetadataValue::try_from(self.traceparent.as_str()) {
             metadata.insert(TRACEPARENT, value);
         }
-        if !self.tracestate.is_empty() {
-            if let Ok(value) = MetadataValue::try_from(self.tracestate.as_str()) {
-                metadata.insert(TRACESTATE, value);
-            }
+        if !self.tracestate.is_empty()
+            && let Ok(value) = MetadataValue::try_from(self.tracestate.as_str())
+        {
+            metadata.insert(TRACESTATE, value);
         }
     }
 }

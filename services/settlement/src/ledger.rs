@@ -121,8 +121,20 @@ pub struct NewEntry {
 
 impl NewEntry {
     /// `amount_fen` from `credit` to `debit`: the debit account gains a claim on the credit account.
-    pub fn transfer(origin: String, kind: &'static str, memo: String, debit: &str, credit: &str, amount_fen: i64) -> Self {
-        NewEntry { origin, kind, memo, postings: vec![(debit.to_owned(), amount_fen), (credit.to_owned(), -amount_fen)] }
+    pub fn transfer(
+        origin: String,
+        kind: &'static str,
+        memo: String,
+        debit: &str,
+        credit: &str,
+        amount_fen: i64,
+    ) -> Self {
+        NewEntry {
+            origin,
+            kind,
+            memo,
+            postings: vec![(debit.to_owned(), amount_fen), (credit.to_owned(), -amount_fen)],
+        }
     }
 
     pub fn is_balanced(&self) -> bool {
@@ -153,7 +165,10 @@ pub fn claim_entries(approved: &ClaimApproved) -> Result<Vec<NewEntry>, Status> 
         approved.amount_fen,
     )];
     if approved.responsible_share_fen > 0 {
-        if approved.responsible_kind.is_empty() || approved.responsible_kind == "company" || approved.responsible_id.is_empty() {
+        if approved.responsible_kind.is_empty()
+            || approved.responsible_kind == "company"
+            || approved.responsible_id.is_empty()
+        {
             return Err(error::invalid_field(&field("responsible_id"), "a deduction needs the responsible party"));
         }
         let party = format!("{}:{}", approved.responsible_kind, approved.responsible_id);
@@ -213,7 +228,8 @@ pub async fn apply_claim_approved(
 ) -> Result<(), Status> {
     let entries = claim_entries(approved)?;
     for entry in &entries {
-        let posted = post(db, entry, &event.id, to_micros(now)).await.map_err(|e| error::from_db("posting to the ledger", e))?;
+        let posted =
+            post(db, entry, &event.id, to_micros(now)).await.map_err(|e| error::from_db("posting to the ledger", e))?;
         if posted {
             tracing::info!(origin = %entry.origin, kind = entry.kind, "posted");
         } else {

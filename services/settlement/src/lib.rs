@@ -71,7 +71,9 @@ impl EventHandler for SettlementEvents {
         let now = self.clock.now();
         for event in others {
             match &event.payload {
-                Some(Payload::ClaimApproved(approved)) => ledger::apply_claim_approved(tx, event, approved, now).await?,
+                Some(Payload::ClaimApproved(approved)) => {
+                    ledger::apply_claim_approved(tx, event, approved, now).await?
+                }
                 _ => return Err(Status::invalid_argument("settlement accepts case_routed and claim_approved events")),
             }
         }

@@ -44,9 +44,14 @@ fn apply(claim: &mut Claim, command: Command, caller: &Caller) -> Result<Vec<Ste
 
 fn investigated() -> Claim {
     let mut claim = Claim::open("20261122-7K3M9Q");
-    let record = Command::RecordFacts { claimant: "Wang".into(), goods: "tea".into(), facts: facts(AccidentKind::TransitDamage, false) };
+    let record = Command::RecordFacts {
+        claimant: "Wang".into(),
+        goods: "tea".into(),
+        facts: facts(AccidentKind::TransitDamage, false),
+    };
     apply(&mut claim, record, &agent()).expect("facts");
-    let investigation = Investigation::parse("dropped at unloading".into(), "person", "B042".into(), 30).expect("valid");
+    let investigation =
+        Investigation::parse("dropped at unloading".into(), "person", "B042".into(), 30).expect("valid");
     apply(&mut claim, Command::RecordInvestigation(investigation), &agent()).expect("investigation");
     claim
 }
@@ -107,7 +112,8 @@ fn a_refusal_sends_the_claim_back_to_negotiation() {
     let mut claim = investigated();
     apply(&mut claim, offer(90_000), &agent()).expect("offer");
     apply(&mut claim, Command::Accept { note: String::new() }, &agent()).expect("accept");
-    apply(&mut claim, Command::Refuse { reason: "no grounds above the standard".into() }, &supervisor()).expect("refuse");
+    apply(&mut claim, Command::Refuse { reason: "no grounds above the standard".into() }, &supervisor())
+        .expect("refuse");
     assert_eq!((claim.state, claim.agreed_amount_fen), (State::Negotiating, 0));
     apply(&mut claim, offer(56_000), &agent()).expect("a new offer");
 }
@@ -116,7 +122,8 @@ fn a_refusal_sends_the_claim_back_to_negotiation() {
 fn the_customer_counters_and_claims_answers_with_a_new_offer() {
     let mut claim = investigated();
     apply(&mut claim, offer(40_000), &agent()).expect("offer");
-    apply(&mut claim, Command::Counter { amount_fen: 56_000, note: "receipt shown".into() }, &agent()).expect("counter");
+    apply(&mut claim, Command::Counter { amount_fen: 56_000, note: "receipt shown".into() }, &agent())
+        .expect("counter");
     assert_eq!((claim.offer_fen, claim.counter_offer_fen), (0, 56_000));
     let accept = apply(&mut claim, Command::Accept { note: String::new() }, &agent());
     assert!(matches!(accept, Err(ClaimError::Precondition(ref m)) if m.contains("no outstanding offer")), "{accept:?}");
@@ -130,7 +137,8 @@ fn an_offer_needs_the_facts_and_the_investigation() {
     let mut claim = Claim::open("20261122-7K3M9Q");
     let refused = apply(&mut claim, offer(1_000), &agent());
     assert!(matches!(refused, Err(ClaimError::Precondition(ref m)) if m.contains("record the facts")), "{refused:?}");
-    let record = Command::RecordFacts { claimant: "Wang".into(), goods: "tea".into(), facts: facts(AccidentKind::Loss, false) };
+    let record =
+        Command::RecordFacts { claimant: "Wang".into(), goods: "tea".into(), facts: facts(AccidentKind::Loss, false) };
     apply(&mut claim, record, &agent()).expect("facts");
     let refused = apply(&mut claim, offer(1_000), &agent());
     assert!(matches!(refused, Err(ClaimError::Precondition(ref m)) if m.contains("investigation")), "{refused:?}");
@@ -139,7 +147,11 @@ fn an_offer_needs_the_facts_and_the_investigation() {
 #[test]
 fn a_traffic_accident_waits_for_the_invoice() {
     let mut claim = Claim::open("20261122-7K3M9Q");
-    let record = Command::RecordFacts { claimant: "Li".into(), goods: "tiles".into(), facts: facts(AccidentKind::TrafficAccident, false) };
+    let record = Command::RecordFacts {
+        claimant: "Li".into(),
+        goods: "tiles".into(),
+        facts: facts(AccidentKind::TrafficAccident, false),
+    };
     let steps = apply(&mut claim, record, &agent()).expect("the facts are recorded");
     assert_eq!((claim.quote.clone(), claim.missing_documents.clone()), (None, vec!["invoice"]));
     assert!(steps[0].detail.contains("invoice"));
@@ -147,7 +159,11 @@ fn a_traffic_accident_waits_for_the_invoice() {
     apply(&mut claim, Command::RecordInvestigation(investigation), &agent()).expect("investigation");
     let refused = apply(&mut claim, offer(1_000), &agent());
     assert!(matches!(refused, Err(ClaimError::Precondition(ref m)) if m.contains("invoice")), "{refused:?}");
-    let record = Command::RecordFacts { claimant: "Li".into(), goods: "tiles".into(), facts: facts(AccidentKind::TrafficAccident, true) };
+    let record = Command::RecordFacts {
+        claimant: "Li".into(),
+        goods: "tiles".into(),
+        facts: facts(AccidentKind::TrafficAccident, true),
+    };
     apply(&mut claim, record, &agent()).expect("with the invoice");
     assert_eq!(claim.quote.as_ref().map(|quote| quote.amount_fen), Some(56_000));
     // The insurer has a part in a traffic accident.
@@ -186,6 +202,9 @@ fn investigations_are_checked() {
         fields(Investigation::parse(String::new(), "driver", String::new(), 101)),
         ["investigation.findings", "investigation.responsible_party.kind", "investigation.share_percent"]
     );
-    assert_eq!(fields(Investigation::parse("x".into(), "branch", String::new(), 10)), ["investigation.responsible_party.id"]);
+    assert_eq!(
+        fields(Investigation::parse("x".into(), "branch", String::new(), 10)),
+        ["investigation.responsible_party.id"]
+    );
     assert_eq!(fields(Investigation::parse("x".into(), "company", String::new(), 10)), ["investigation.share_percent"]);
 }

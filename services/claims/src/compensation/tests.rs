@@ -62,12 +62,8 @@ fn declared_uninsured_with_list_pays_at_most_seventy_percent() {
 
 #[test]
 fn no_declared_value_with_list_pays_at_most_half_of_the_list_or_market() {
-    let undeclared = UncheckedFacts {
-        declared_value_fen: 0,
-        insured: false,
-        shipping_list_value_fen: 60_000,
-        ..facts()
-    };
+    let undeclared =
+        UncheckedFacts { declared_value_fen: 0, insured: false, shipping_list_value_fen: 60_000, ..facts() };
     assert_eq!(amount(undeclared.clone()), (30_000, Rule::UndeclaredWithList));
     assert_eq!(amount(UncheckedFacts { loss_market_value_fen: 40_001, ..undeclared.clone() }).0, 20_001); // 20,000.5 rounds up
     // Without the list's value the rule cannot be computed.
@@ -162,7 +158,10 @@ fn fragile_goods_damage_beyond_three_percent_is_paid_at_half_the_value() {
 #[test]
 fn fragile_goods_are_never_insured() {
     assert_eq!(invalid_fields(UncheckedFacts { insured: true, declared_value_fen: 5, ..fragile(10, 2) }), ["insured"]);
-    assert_eq!(invalid_fields(UncheckedFacts { consignment_value_fen: 0, ..fragile(10, 2) }), ["consignment_value_fen"]);
+    assert_eq!(
+        invalid_fields(UncheckedFacts { consignment_value_fen: 0, ..fragile(10, 2) }),
+        ["consignment_value_fen"]
+    );
 }
 
 #[test]
@@ -189,7 +188,10 @@ fn contradictions_and_absurd_numbers_name_every_field() {
             "shipping_list_value_fen",
         ]
     );
-    assert_eq!(invalid_fields(UncheckedFacts { pieces: 0, pieces_affected: 0, ..facts() }), ["pieces", "pieces_affected"]);
+    assert_eq!(
+        invalid_fields(UncheckedFacts { pieces: 0, pieces_affected: 0, ..facts() }),
+        ["pieces", "pieces_affected"]
+    );
     assert_eq!(invalid_fields(UncheckedFacts { loss_market_value_fen: 0, ..facts() }), ["loss_market_value_fen"]);
     assert_eq!(
         invalid_fields(UncheckedFacts { consignment_value_fen: 1_000, ..facts() }),
@@ -222,24 +224,30 @@ fn valid_facts() -> impl Strategy<Value = UncheckedFacts> {
         (0..=10_000_000i64, 1..=10_000_000i64, 1..=10_000_000i64, 0..=100_000i64),
         (1..=500i32, 0.0..=1.0f64),
     )
-        .prop_map(|((packaging, accident, insured, fragile, list, invoice), (declared, loss, list_value, freight), (pieces, share))| {
-            let fragile = fragile && !insured;
-            UncheckedFacts {
-                declared_value_fen: if insured || packaging == 0 { declared.max(1) } else { declared },
-                insured,
-                packaging: Some([Packaging::Intact, Packaging::Secondary, Packaging::Simple][packaging % 3]),
-                fragile,
-                shipping_list: list,
-                shipping_list_value_fen: if list { list_value } else { 0 },
-                invoice,
-                loss_market_value_fen: loss,
-                piece_freight_fen: freight,
-                pieces,
-                pieces_affected: ((f64::from(pieces) * share).ceil() as i32).clamp(1, pieces),
-                consignment_value_fen: if fragile { loss.saturating_mul(2) } else { 0 },
-                accident: Some(AccidentKind::ALL[accident]),
-            }
-        })
+        .prop_map(
+            |(
+                (packaging, accident, insured, fragile, list, invoice),
+                (declared, loss, list_value, freight),
+                (pieces, share),
+            )| {
+                let fragile = fragile && !insured;
+                UncheckedFacts {
+                    declared_value_fen: if insured || packaging == 0 { declared.max(1) } else { declared },
+                    insured,
+                    packaging: Some([Packaging::Intact, Packaging::Secondary, Packaging::Simple][packaging % 3]),
+                    fragile,
+                    shipping_list: list,
+                    shipping_list_value_fen: if list { list_value } else { 0 },
+                    invoice,
+                    loss_market_value_fen: loss,
+                    piece_freight_fen: freight,
+                    pieces,
+                    pieces_affected: ((f64::from(pieces) * share).ceil() as i32).clamp(1, pieces),
+                    consignment_value_fen: if fragile { loss.saturating_mul(2) } else { 0 },
+                    accident: Some(AccidentKind::ALL[accident]),
+                }
+            },
+        )
 }
 
 /// The most the rule that applied can ever pay for these facts.
@@ -249,9 +257,11 @@ fn cap(facts: &Facts, quote: &Quote, policy: &CompensationPolicy) -> i64 {
         Rule::DeclaredInsured => percent_of(facts.declared_value_fen.min(facts.loss_market_value_fen), 100),
         Rule::DeclaredUninsured => percent_of(facts.declared_value_fen, policy.declared_uninsured_percent),
         Rule::UndeclaredWithList => percent_of(facts.shipping_list_value_fen, policy.undeclared_with_list_percent),
-        Rule::NoListFreightCap => i128::from(facts.piece_freight_fen)
-            * i128::from(policy.no_list_freight_multiple)
-            * i128::from(facts.pieces_affected),
+        Rule::NoListFreightCap => {
+            i128::from(facts.piece_freight_fen)
+                * i128::from(policy.no_list_freight_multiple)
+                * i128::from(facts.pieces_affected)
+        }
         Rule::FragileBreakage => percent_of(facts.consignment_value_fen, policy.fragile_pay_percent),
     };
     i64::try_from(cap).unwrap_or(i64::MAX)
