@@ -47,7 +47,7 @@ async fn open_claim(suite: &TestSuite, waybill: &str) -> String {
 
 /// Declared 1,000 yuan, not insured, intact, with the shipping list; 800 yuan lost. The standards
 /// allow 70% of 800 yuan: 560 yuan.
-fn uninsured_loss() -> pb::QuoteCompensationRequest {
+pub(crate) fn uninsured_loss() -> pb::QuoteCompensationRequest {
     pb::QuoteCompensationRequest {
         declared_value_fen: 100_000,
         insured: false,
@@ -62,7 +62,7 @@ fn uninsured_loss() -> pb::QuoteCompensationRequest {
     }
 }
 
-fn facts(name: &str, compensation: pb::QuoteCompensationRequest) -> pb::RecordClaimFactsRequest {
+pub(crate) fn facts(name: &str, compensation: pb::QuoteCompensationRequest) -> pb::RecordClaimFactsRequest {
     pb::RecordClaimFactsRequest {
         name: name.into(),
         facts: Some(pb::ClaimFacts {
@@ -74,7 +74,7 @@ fn facts(name: &str, compensation: pb::QuoteCompensationRequest) -> pb::RecordCl
     }
 }
 
-fn investigation(name: &str, kind: &str, id: &str, share_percent: i32) -> pb::RecordInvestigationRequest {
+pub(crate) fn investigation(name: &str, kind: &str, id: &str, share_percent: i32) -> pb::RecordInvestigationRequest {
     pb::RecordInvestigationRequest {
         name: name.into(),
         investigation: Some(pb::Investigation {
@@ -86,11 +86,11 @@ fn investigation(name: &str, kind: &str, id: &str, share_percent: i32) -> pb::Re
     }
 }
 
-fn offer(name: &str, amount_fen: i64) -> pb::MakeOfferRequest {
+pub(crate) fn offer(name: &str, amount_fen: i64) -> pb::MakeOfferRequest {
     pb::MakeOfferRequest { name: name.into(), amount_fen, note: String::new(), request_id: String::new() }
 }
 
-fn accept(name: &str, request_id: &str) -> pb::RecordCustomerResponseRequest {
+pub(crate) fn accept(name: &str, request_id: &str) -> pb::RecordCustomerResponseRequest {
     pb::RecordCustomerResponseRequest {
         name: name.into(),
         response: Some(pb::record_customer_response_request::Response::Accept(true)),

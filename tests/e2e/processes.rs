@@ -266,6 +266,89 @@ fn a_broken_routing_policy_stops_start_up_naming_the_line() {
     assert!(stderr.contains("warehouse"), "{stderr}");
 }
 
+on_both_backends!(an_approved_claim_survives_kill_9_and_settlement_posts_it_exactly_once);
+/// Claims approves a payout while settlement is down, is killed with SIGKILL, and restarts; when
+/// settlement comes up the payout and the deduction are posted once each and the customer is told.
+async fn an_approved_claim_survives_kill_9_and_settlement_posts_it_exactly_once(backend: Backend) {
+    use kefu_proto::{
+        claims::v1::claims_client::ClaimsClient,
+        settlement::v1::{ListLedgerEntriesRequest, settlement_client::SettlementClient},
+    };
+
+    use crate::claims::{accept, facts, investigation, offer, uninsured_loss};
+
+    let dir = tempfile::tempdir().expect("a directory");
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(TestDatabase::create().await),
+    };
+    let mut cluster = Cluster::new(dir.path(), database.as_ref());
+    for target in ["intake", "claims", "gateway"] {
+        cluster.start(target);
+    }
+    let complaints = ComplaintsClient::new(cluster.gateway());
+    let created = eventually("the gateway, intake and claims answer", || {
+        let mut complaints = complaints.clone();
+        async move { complaints.create_complaint(create("crash-claim", complaint("cargo_damage", "YD-K9"))).await.ok() }
+    })
+    .await
+    .into_inner();
+    let claim = eventually("claims accepts the complaint", || {
+        let mut complaints = complaints.clone();
+        let name = created.name.clone();
+        async move {
+            let complaint = complaints.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
+            (!complaint.owner_reference.is_empty()).then_some(complaint.owner_reference)
+        }
+    })
+    .await;
+    let mut claims = ClaimsClient::new(cluster.gateway());
+    claims.record_claim_facts(facts(&claim, uninsured_loss())).await.expect("facts");
+    claims.record_investigation(investigation(&claim, "person", "B042", 30)).await.expect("investigation");
+    claims.make_offer(offer(&claim, 50_000)).await.expect("offer");
+    let approved = claims.record_customer_response(accept(&claim, "k9")).await.expect("accept").into_inner();
+    assert_eq!(approved.agreed_amount_fen, 50_000);
+
+    // The payout waits in claims' outbox; claims dies without a goodbye and comes back.
+    cluster.kill_9("claims");
+    cluster.start("claims");
+    cluster.start("settlement");
+
+    let settlement = SettlementClient::new(cluster.gateway());
+    let entries = || {
+        let mut settlement = settlement.clone();
+        let origin_prefix = format!("{claim}/");
+        async move {
+            let request = ListLedgerEntriesRequest { origin_prefix, ..Default::default() };
+            settlement.list_ledger_entries(request).await.ok().map(|reply| reply.into_inner().entries)
+        }
+    };
+    eventually("settlement posts the payout and the deduction", || {
+        let entries = entries();
+        async move { entries.await.filter(|entries| entries.len() == 2) }
+    })
+    .await;
+    eventually("intake tells the customer", || {
+        let complaints = complaints.clone();
+        let name = created.name.clone();
+        async move { (state_of(&complaints, &name).await? == State::Resolved).then_some(()) }
+    })
+    .await;
+    // A restart of claims again re-delivers nothing new: still one payout and one deduction.
+    cluster.kill_9("claims");
+    cluster.start("claims");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let entries = entries().await.expect("the ledger");
+    let kinds: Vec<&str> = entries.iter().map(|entry| entry.kind.as_str()).collect();
+    assert_eq!(kinds, ["claim_payout", "claim_deduction"]);
+    let amounts: Vec<i64> = entries.iter().map(|entry| entry.postings[0].amount_fen).collect();
+    assert_eq!(amounts, [50_000, 15_000]);
+    drop(cluster);
+    if let Some(database) = database {
+        database.drop_database().await;
+    }
+}
+
 #[test]
 fn a_broken_claims_policy_stops_start_up_naming_the_line() {
     let dir = tempfile::tempdir().expect("a directory");
