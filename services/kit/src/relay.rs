@@ -10,7 +10,11 @@
 //! - the relay wakes when its service commits an outbox row, and polls besides, to pick up rows
 //!   left by a crash, by another replica, or due for a retry.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+    time::Duration,
+};
 
 use futures_util::{StreamExt, stream};
 use kefu_proto::events::v1::{DeliverRequest, Event, event_inbox_client::EventInboxClient};
@@ -51,6 +55,11 @@ pub struct Relay {
     clock: SharedClock,
     waker: RelayWaker,
     receivers: HashMap<String, EventInboxClient<Channel>>,
+    /// Receivers that could not be reached since they last answered: their rows may be waiting
+    /// out a backoff. The first answer from one makes its waiting rows due at once, so a service
+    /// that comes back gets its backlog now, not up to a minute later. At start every receiver is
+    /// here: rows may have been backing off before this process began.
+    unreachable: Mutex<HashSet<String>>,
 }
 
 enum Outcome {
@@ -67,11 +76,12 @@ impl Relay {
         waker: RelayWaker,
         receivers: Vec<(ServiceName, Channel)>,
     ) -> Self {
-        let receivers = receivers
+        let receivers: HashMap<String, EventInboxClient<Channel>> = receivers
             .into_iter()
             .map(|(service, channel)| (service.as_str().to_owned(), EventInboxClient::new(channel)))
             .collect();
-        Relay { source, db, clock, waker, receivers }
+        let unreachable = Mutex::new(receivers.keys().cloned().collect());
+        Relay { source, db, clock, waker, receivers, unreachable }
     }
 
     /// Delivers until `shutdown` fires.
@@ -128,12 +138,19 @@ impl Relay {
                 None => calls.push(vec![row]),
             }
         }
-        let outcomes: Vec<Outcome> = stream::iter(calls)
-            .map(|call| self.deliver(call))
-            .buffer_unordered(IN_FLIGHT)
-            .flat_map(stream::iter)
-            .collect()
-            .await;
+        let results: Vec<(String, bool, Vec<Outcome>)> =
+            stream::iter(calls).map(|call| self.deliver(call)).buffer_unordered(IN_FLIGHT).collect().await;
+        let mut back = Vec::new();
+        let mut outcomes = Vec::with_capacity(claimed);
+        for (destination, reached, call_outcomes) in results {
+            let mut unreachable = self.unreachable.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !reached {
+                unreachable.insert(destination);
+            } else if unreachable.remove(&destination) {
+                back.push(destination);
+            }
+            outcomes.extend(call_outcomes);
+        }
         let now = self.clock.now();
         let delivered: Vec<i64> = outcomes
             .iter()
@@ -156,6 +173,19 @@ impl Relay {
                     .filter(outbox::Column::Seq.eq(seq))
                     .exec(&self.db)
                     .await?;
+            }
+        }
+        if !back.is_empty() {
+            let result = outbox::Entity::update_many()
+                .col_expr(outbox::Column::NextAttemptAt, Expr::value(now))
+                .filter(outbox::Column::Destination.is_in(back.clone()))
+                .filter(outbox::Column::Attempts.gt(0))
+                .filter(outbox::Column::NextAttemptAt.gt(now))
+                .exec(&self.db)
+                .await?;
+            if result.rows_affected > 0 {
+                tracing::info!(source = %self.source, receivers = ?back, due = result.rows_affected, "receiver answers again: its backlog is due now");
+                self.waker.wake();
             }
         }
         Ok(claimed)
@@ -186,13 +216,15 @@ impl Relay {
         Ok(())
     }
 
-    /// Delivers the events of one call, all to the same destination.
-    async fn deliver(&self, rows: Vec<outbox::Model>) -> Vec<Outcome> {
+    /// Delivers the events of one call, all to the same destination; also the destination and
+    /// whether it answered.
+    async fn deliver(&self, rows: Vec<outbox::Model>) -> (String, bool, Vec<Outcome>) {
         let failed =
             |row: &outbox::Model, error: String| Outcome::Failed { seq: row.seq, attempts: row.attempts, error };
         let destination = rows[0].destination.clone();
         let Some(mut client) = self.receivers.get(&destination).cloned() else {
-            return rows.iter().map(|row| failed(row, format!("no service named {destination:?}"))).collect();
+            let outcomes = rows.iter().map(|row| failed(row, format!("no service named {destination:?}"))).collect();
+            return (destination, false, outcomes);
         };
         let mut outcomes = Vec::new();
         let mut sent = Vec::new();
@@ -203,7 +235,7 @@ impl Relay {
             }
         }
         if sent.is_empty() {
-            return outcomes;
+            return (destination, true, outcomes);
         }
         let events: Vec<Event> = sent.iter().map(|(_, event)| event.clone()).collect();
         let mut request = tonic::Request::new(DeliverRequest { events });
@@ -214,7 +246,7 @@ impl Relay {
             .child()
             .write_metadata(request.metadata_mut());
         Caller::from_proto(first.caller.as_ref()).write_metadata(request.metadata_mut());
-        match client.deliver(request).await {
+        let reached = match client.deliver(request).await {
             Ok(response) => {
                 let results = response.into_inner().outcomes;
                 for (row, event) in &sent {
@@ -224,6 +256,7 @@ impl Relay {
                         None => outcomes.push(failed(row, "the receiver did not answer for this event".into())),
                     }
                 }
+                true
             }
             Err(status) => {
                 tracing::warn!(
@@ -236,9 +269,10 @@ impl Relay {
                 );
                 let error = format!("{:?}: {}", status.code(), status.message());
                 outcomes.extend(sent.iter().map(|(row, _)| failed(row, error.clone())));
+                false
             }
-        }
-        outcomes
+        };
+        (destination, reached, outcomes)
     }
 }
 
