@@ -18,7 +18,7 @@ use kefu_proto::{
     claims::v1::{self as pb, claims_server},
     events::v1::{CaseResolved, ClaimApproved, event::Payload},
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::TransactionTrait;
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
@@ -60,7 +60,7 @@ impl ClaimsApi {
         if let Some(request_id) = request_id
             && store::has_request(db, case_number, request_id).await.map_err(db_error("reading a claim"))?
         {
-            return self.view(case).await;
+            return self.view(case, None).await;
         }
         let now = to_micros(self.context.clock.now());
         let tx = db.begin().await.map_err(db_error("changing a claim"))?;
@@ -78,7 +78,7 @@ impl ClaimsApi {
             // The same request, retried while the first was being written: the first one counts.
             Err(error) if is_unique_violation(&error) => {
                 drop(tx);
-                return self.view(case).await;
+                return self.view(case, None).await;
             }
             Err(error) => return Err(db_error("recording a claim's history")(error)),
         }
@@ -94,7 +94,7 @@ impl ClaimsApi {
         }
         tx.commit().await.map_err(db_error("changing a claim"))?;
         self.context.relay.wake();
-        self.view(case).await
+        self.view(case, Some(claim)).await
     }
 
     /// The routed complaint behind claim `name`, or `NOT_FOUND`.
@@ -105,11 +105,15 @@ impl ClaimsApi {
             .ok_or_else(|| Error::NotFound(format!("no claim named {name}")))
     }
 
-    /// The whole claim: the complaint, the record, the evidence and the history.
-    async fn view(&self, case: routed::Model) -> Result<pb::Claim, Error> {
+    /// The whole claim: the complaint, the record (read unless given), the evidence and the history.
+    async fn view(&self, case: routed::Model, claim: Option<Claim>) -> Result<pb::Claim, Error> {
         let db = &self.context.db;
-        let claim =
-            store::load(db, &case.case_number).await.map_err(db_error("reading a claim"))?.map(|(claim, _)| claim);
+        let claim = match claim {
+            Some(claim) => Some(claim),
+            None => {
+                store::load(db, &case.case_number).await.map_err(db_error("reading a claim"))?.map(|(claim, _)| claim)
+            }
+        };
         let evidence = store::evidence(db, &case.case_number).await.map_err(db_error("reading evidence"))?;
         let steps = store::steps(db, &case.case_number).await.map_err(db_error("reading a claim's history"))?;
         let mut view = claim_to_proto(&case, claim.as_ref(), &self.policy);
@@ -223,19 +227,22 @@ fn evidence_to_proto(info: store::EvidenceInfo) -> pb::Evidence {
     }
 }
 
-/// Collects the request id's violation with the others.
-fn checked<T>(parsed: Result<T, FieldViolations>, request_id: &str) -> Result<T, Error> {
-    let mut violations = FieldViolations::new();
-    check_request_id(&mut violations, "request_id", request_id);
+/// The parsed value, or every violation at once: `found` earlier, the parse's, the request id's.
+fn checked_with<T>(
+    mut found: FieldViolations,
+    parsed: Result<T, FieldViolations>,
+    request_id: &str,
+) -> Result<T, Error> {
+    let parsed = parsed.map_err(|more| found.extend(more));
+    check_request_id(&mut found, "request_id", request_id);
     match parsed {
-        Ok(value) if violations.is_empty() => Ok(value),
-        Ok(_) => Err(Error::Invalid(violations)),
-        Err(more) => {
-            let mut all = more;
-            all.extend(violations);
-            Err(Error::Invalid(all))
-        }
+        Ok(value) if found.is_empty() => Ok(value),
+        _ => Err(Error::Invalid(found)),
     }
+}
+
+fn checked<T>(parsed: Result<T, FieldViolations>, request_id: &str) -> Result<T, Error> {
+    checked_with(FieldViolations::new(), parsed, request_id)
 }
 
 #[tonic::async_trait]
@@ -250,7 +257,7 @@ impl claims_server::Claims for ClaimsApi {
         let name = &request.get_ref().name;
         let case_number = routed::parse_name(name, COLLECTION)?;
         let case = self.case(case_number, name).await?;
-        Ok(Response::new(self.view(case).await?))
+        Ok(Response::new(self.view(case, None).await?))
     }
 
     /// Each claim without its evidence and history (GetClaim has them).
@@ -259,16 +266,7 @@ impl claims_server::Claims for ClaimsApi {
         let db = &self.context.db;
         let (cases, next_page_token) = routed::list_page(db, request.page_size, &request.page_token).await?;
         let numbers: Vec<&str> = cases.iter().map(|case| case.case_number.as_str()).collect();
-        let mut claims = std::collections::HashMap::new();
-        for row in store::claim_row::Entity::find()
-            .filter(store::claim_row::Column::CaseNumber.is_in(numbers))
-            .all(db)
-            .await
-            .map_err(db_error("listing claims"))?
-        {
-            let number = row.case_number.clone();
-            claims.insert(number, store::from_row(row).map_err(db_error("listing claims"))?);
-        }
+        let claims = store::load_many(db, &numbers).await.map_err(db_error("listing claims"))?;
         let claims =
             cases.iter().map(|case| claim_to_proto(case, claims.get(&case.case_number), &self.policy)).collect();
         Ok(Response::new(pb::ListClaimsResponse { claims, next_page_token }))
@@ -286,18 +284,10 @@ impl claims_server::Claims for ClaimsApi {
         }
         let parsed =
             Facts::parse(convert::unchecked_facts(&facts.compensation.unwrap_or_default()), "facts.compensation.");
-        let parsed = match parsed {
-            Ok(parsed) if violations.is_empty() => Ok(parsed),
-            Ok(_) => Err(violations),
-            Err(more) => {
-                violations.extend(more);
-                Err(violations)
-            }
-        };
         let command = Command::RecordFacts {
             claimant: facts.claimant,
             goods: facts.goods,
-            facts: checked(parsed, &request.request_id)?,
+            facts: checked_with(violations, parsed, &request.request_id)?,
         };
         Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
     }
@@ -315,9 +305,8 @@ impl claims_server::Claims for ClaimsApi {
         self.case(case_number, &request.parent).await?;
         let db = &self.context.db;
         let request_id = request_id(&request.request_id);
-        let sha256 = new.sha256.clone();
-        let existing = || store::existing_evidence(db, case_number, &sha256, request_id);
-        if let Some(info) = existing().await.map_err(db_error("reading evidence"))? {
+        let existing = store::existing_evidence(db, case_number, &new.sha256, request_id);
+        if let Some(info) = existing.await.map_err(db_error("reading evidence"))? {
             return Ok(Response::new(evidence_to_proto(info)));
         }
         if store::evidence_count(db, case_number).await.map_err(db_error("reading evidence"))?
@@ -330,36 +319,9 @@ impl claims_server::Claims for ClaimsApi {
             .into());
         }
         let now = to_micros(self.context.clock.now());
-        let tx = db.begin().await.map_err(db_error("attaching evidence"))?;
-        let detail = format!("{} {} ({} bytes, sha256 {})", new.kind, new.file_name, new.content.len(), new.sha256);
-        let row = store::evidence_row::ActiveModel {
-            case_number: sea_orm::ActiveValue::Set(case_number.to_owned()),
-            request_id: sea_orm::ActiveValue::Set(request_id.map(str::to_owned)),
-            kind: sea_orm::ActiveValue::Set(new.kind),
-            file_name: sea_orm::ActiveValue::Set(new.file_name),
-            media_type: sea_orm::ActiveValue::Set(new.media_type),
-            size_bytes: sea_orm::ActiveValue::Set(new.content.len() as i64),
-            sha256: sea_orm::ActiveValue::Set(new.sha256.clone()),
-            content: sea_orm::ActiveValue::Set(new.content),
-            uploaded_by: sea_orm::ActiveValue::Set(caller.user.clone()),
-            create_time: sea_orm::ActiveValue::Set(now),
-            ..Default::default()
-        };
-        let step = crate::claim::Step { action: "evidence_attached", actor: caller.user, time: now, detail };
-        let written = async {
-            store::insert_evidence(&tx, row).await?;
-            store::add_steps(&tx, case_number, None, std::slice::from_ref(&step)).await
-        }
-        .await;
-        match written {
-            Ok(()) => tx.commit().await.map_err(db_error("attaching evidence"))?,
-            // The same content or request, attached at the same moment: the first one counts.
-            Err(error) if is_unique_violation(&error) => drop(tx),
-            Err(error) => return Err(db_error("attaching evidence")(error).into()),
-        }
-        let info = existing().await.map_err(db_error("reading evidence"))?.ok_or_else(|| {
-            Error::Status(kefu_kit::error::internal("attaching evidence", &"the evidence just written is missing"))
-        })?;
+        let info = store::attach_evidence(db, case_number, request_id, new, &caller.user, now)
+            .await
+            .map_err(db_error("attaching evidence"))?;
         Ok(Response::new(evidence_to_proto(info)))
     }
 

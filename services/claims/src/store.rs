@@ -3,14 +3,16 @@
 //! `claim_evidence` (photos and documents with their SHA-256). The routed complaint itself stays in
 //! `routed_cases` ([`kefu_kit::routed`]); a claim's row appears with its first recorded step.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use kefu_kit::migrate::{Migration, SchemaStatement};
 use kefu_proto::claims::v1 as pb;
 use prost::Message;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{ColumnDef, Index, Table},
 };
 
@@ -18,6 +20,7 @@ use crate::{
     claim::{Approval, Claim, InsurerRecovery, Investigation, PartyKind, State, Step},
     compensation::{AccidentKind, Facts, Quote, Rule},
     convert,
+    evidence::NewEvidence,
 };
 
 pub mod claim_row {
@@ -473,8 +476,83 @@ pub async fn existing_evidence(
     Ok(row.map(EvidenceInfo::from))
 }
 
-pub async fn insert_evidence(db: &impl ConnectionTrait, row: evidence_row::ActiveModel) -> Result<i64, DbErr> {
-    Ok(evidence_row::Entity::insert(row).exec(db).await?.last_insert_id)
+/// Attaches `evidence` to the claim `case_number` and records the step, in one transaction. The
+/// same content or request attached at the same moment by another call: that one counts, and is
+/// returned.
+pub async fn attach_evidence(
+    db: &DatabaseConnection,
+    case_number: &str,
+    request_id: Option<&str>,
+    evidence: NewEvidence,
+    uploaded_by: &str,
+    now: DateTime<Utc>,
+) -> Result<EvidenceInfo, DbErr> {
+    let step = Step {
+        action: "evidence_attached",
+        actor: uploaded_by.to_owned(),
+        time: now,
+        detail: format!(
+            "{} {} ({} bytes, sha256 {})",
+            evidence.kind,
+            evidence.file_name,
+            evidence.content.len(),
+            evidence.sha256
+        ),
+    };
+    let mut info = EvidenceInfo {
+        seq: 0,
+        case_number: case_number.to_owned(),
+        kind: evidence.kind,
+        file_name: evidence.file_name,
+        media_type: evidence.media_type,
+        size_bytes: evidence.content.len() as i64,
+        sha256: evidence.sha256,
+        uploaded_by: uploaded_by.to_owned(),
+        create_time: now,
+    };
+    let row = evidence_row::ActiveModel {
+        case_number: Set(info.case_number.clone()),
+        request_id: Set(request_id.map(str::to_owned)),
+        kind: Set(info.kind.clone()),
+        file_name: Set(info.file_name.clone()),
+        media_type: Set(info.media_type.clone()),
+        size_bytes: Set(info.size_bytes),
+        sha256: Set(info.sha256.clone()),
+        content: Set(evidence.content),
+        uploaded_by: Set(info.uploaded_by.clone()),
+        create_time: Set(now),
+        ..Default::default()
+    };
+    let tx = db.begin().await?;
+    let written = async {
+        let seq = evidence_row::Entity::insert(row).exec(&tx).await?.last_insert_id;
+        add_steps(&tx, case_number, None, std::slice::from_ref(&step)).await?;
+        Ok::<_, DbErr>(seq)
+    }
+    .await;
+    match written {
+        Ok(seq) => {
+            tx.commit().await?;
+            info.seq = seq;
+            Ok(info)
+        }
+        Err(error) if kefu_kit::error::is_unique_violation(&error) => {
+            drop(tx);
+            existing_evidence(db, case_number, &info.sha256, request_id)
+                .await?
+                .ok_or_else(|| DbErr::Custom("evidence in conflict but not found".into()))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The claims of `case_numbers` that have a record, by case number.
+pub async fn load_many(db: &impl ConnectionTrait, case_numbers: &[&str]) -> Result<HashMap<String, Claim>, DbErr> {
+    let rows = claim_row::Entity::find()
+        .filter(claim_row::Column::CaseNumber.is_in(case_numbers.iter().copied()))
+        .all(db)
+        .await?;
+    rows.into_iter().map(|row| Ok((row.case_number.clone(), from_row(row)?))).collect()
 }
 
 /// A claim approved in a period, with the complaint's branch: one line of the monthly report.
@@ -500,7 +578,7 @@ pub async fn approved_between(
     let rows =
         claim_row::Entity::find().filter(C::ApproveTime.gte(from)).filter(C::ApproveTime.lt(until)).all(db).await?;
     let numbers: Vec<&str> = rows.iter().map(|row| row.case_number.as_str()).collect();
-    let branches: std::collections::HashMap<String, String> = kefu_kit::routed::Entity::find()
+    let branches: HashMap<String, String> = kefu_kit::routed::Entity::find()
         .filter(kefu_kit::routed::Column::CaseNumber.is_in(numbers))
         .all(db)
         .await?

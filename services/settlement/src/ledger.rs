@@ -255,16 +255,19 @@ pub async fn list(
     }
     let (entries, next) = kefu_kit::paging::take_page(query.all(db).await?, page_size, |entry| entry.seq);
     let seqs: Vec<i64> = entries.iter().map(|entry| entry.seq).collect();
-    let mut postings = posting::Entity::find()
+    let mut postings: std::collections::HashMap<i64, Vec<posting::Model>> = std::collections::HashMap::new();
+    for posting in posting::Entity::find()
         .filter(posting::Column::EntrySeq.is_in(seqs))
         .order_by_asc(posting::Column::Seq)
         .all(db)
-        .await?;
+        .await?
+    {
+        postings.entry(posting.entry_seq).or_default().push(posting);
+    }
     let entries = entries
         .into_iter()
         .map(|entry| {
-            let (mine, rest): (Vec<_>, Vec<_>) = postings.drain(..).partition(|posting| posting.entry_seq == entry.seq);
-            postings = rest;
+            let mine = postings.remove(&entry.seq).unwrap_or_default();
             (entry, mine)
         })
         .collect();
