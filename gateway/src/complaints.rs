@@ -159,5 +159,8 @@ fn complaint_from_intake(complaint: intake::Complaint) -> pb::Complaint {
         received_by: complaint.received_by,
         resolution: complaint.resolution,
         resolve_time: complaint.resolve_time,
+        incident: complaint.incident,
+        first_complaint: complaint.first_complaint,
+        escalated_to: complaint.escalated_to,
     }
 }

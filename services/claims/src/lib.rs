@@ -47,7 +47,7 @@ pub const COLLECTION: &str = "claims";
 /// The largest request accepted: evidence of up to 4 MiB with room for the rest.
 const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
-pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION, &store::MIGRATION];
+pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION, &store::MIGRATION, &routed::MIGRATION_FIRST_COMPLAINT];
 
 /// Serves claims on `listener` until `shutdown`.
 pub async fn run(

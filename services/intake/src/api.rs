@@ -61,6 +61,15 @@ impl IntakeApi {
         let now = to_micros(self.context.clock.now());
         let deadline = to_micros(now + route.handling_time);
         let owned_here = route.owner == ServiceName::Intake;
+        // 二次投诉: the same customer about the same waybill and category again (001 §8 4.10).
+        let first_complaint = if complaint.contact_phone.is_empty() {
+            None
+        } else {
+            store::first_of_same_event(db, &complaint.waybill_number, &complaint.category, &complaint.contact_phone)
+                .await
+                .map_err(|e| error::from_db("looking for an earlier complaint", e))?
+                .map(|first| format!("complaints/{}", first.case_number))
+        };
         for _ in 0..CASE_NUMBER_DRAWS {
             let case_number = case_number::generate(now, self.context.time_zone);
             let row = store::Model {
@@ -87,6 +96,9 @@ impl IntakeApi {
                 received_by_department: caller.department.clone(),
                 resolution: None,
                 resolve_time: None,
+                first_complaint: first_complaint.clone(),
+                incident: false,
+                escalated_to: String::new(),
             };
             let handoff = (!owned_here).then(|| {
                 let event = outbox::new_event(
@@ -219,6 +231,7 @@ fn routed_complaint(row: &store::Model) -> RoutedComplaint {
         create_time: Some(to_timestamp(row.create_time)),
         deadline: Some(to_timestamp(row.deadline)),
         received_by: row.received_by.clone(),
+        first_complaint: row.first_complaint.clone().unwrap_or_default(),
     }
 }
 
@@ -274,5 +287,8 @@ fn to_proto(row: store::Model) -> pb::Complaint {
         received_by: row.received_by,
         resolution: row.resolution.unwrap_or_default(),
         resolve_time: row.resolve_time.map(to_timestamp),
+        incident: row.incident,
+        first_complaint: row.first_complaint.unwrap_or_default(),
+        escalated_to: row.escalated_to.split(',').filter(|to| !to.is_empty()).map(str::to_owned).collect(),
     }
 }

@@ -1,12 +1,13 @@
 //! What intake does with the events it receives: an owner's `case_accepted` sets the complaint's
-//! owner reference; its `case_resolved` records the outcome the customer is told.
+//! owner reference; its `case_resolved` records the outcome the customer is told; `case_escalated`
+//! marks the complaint an incident; `case_deadline_changed` moves its deadline.
 
 use kefu_kit::{
     error,
     inbox::EventHandler,
     time::{from_timestamp, to_micros},
 };
-use kefu_proto::events::v1::{CaseAccepted, CaseResolved, Event, event::Payload};
+use kefu_proto::events::v1::{CaseAccepted, CaseDeadlineChanged, CaseEscalated, CaseResolved, Event, event::Payload};
 use sea_orm::DatabaseTransaction;
 use tonic::Status;
 
@@ -20,8 +21,12 @@ impl EventHandler for IntakeEvents {
             match &event.payload {
                 Some(Payload::CaseAccepted(accepted)) => accept(tx, accepted).await?,
                 Some(Payload::CaseResolved(resolved)) => resolve(tx, resolved).await?,
+                Some(Payload::CaseEscalated(escalated)) => escalate(tx, escalated).await?,
+                Some(Payload::CaseDeadlineChanged(changed)) => move_deadline(tx, changed).await?,
                 _ => {
-                    return Err(Status::invalid_argument("intake accepts only case_accepted and case_resolved events"));
+                    return Err(Status::invalid_argument(
+                        "intake accepts case_accepted, case_resolved, case_escalated and case_deadline_changed events",
+                    ));
                 }
             }
         }
@@ -69,5 +74,33 @@ async fn resolve(tx: &DatabaseTransaction, resolved: &CaseResolved) -> Result<()
         return Err(not_routed(&resolved.complaint, &resolved.owner));
     }
     tracing::info!(case_number, owner = %resolved.owner, "owner resolved the case");
+    Ok(())
+}
+
+/// Marks the complaint an incident, escalated as the owner says.
+async fn escalate(tx: &DatabaseTransaction, escalated: &CaseEscalated) -> Result<(), Status> {
+    let case_number = case_number(&escalated.complaint, "event.case_escalated.complaint")?;
+    let updated =
+        store::mark_escalated(tx, case_number, &escalated.owner, &escalated.first_complaint, &escalated.escalated_to)
+            .await
+            .map_err(|e| error::from_db("recording case_escalated", e))?;
+    if !updated {
+        return Err(not_routed(&escalated.complaint, &escalated.owner));
+    }
+    tracing::warn!(case_number, owner = %escalated.owner, reason = %escalated.reason, "incident escalated");
+    Ok(())
+}
+
+/// Moves the complaint's deadline.
+async fn move_deadline(tx: &DatabaseTransaction, changed: &CaseDeadlineChanged) -> Result<(), Status> {
+    let case_number = case_number(&changed.complaint, "event.case_deadline_changed.complaint")?;
+    let deadline = time(&changed.deadline, "event.case_deadline_changed.deadline")?;
+    let updated = store::set_deadline(tx, case_number, &changed.owner, deadline)
+        .await
+        .map_err(|e| error::from_db("recording case_deadline_changed", e))?;
+    if !updated {
+        return Err(not_routed(&changed.complaint, &changed.owner));
+    }
+    tracing::debug!(case_number, owner = %changed.owner, reason = %changed.reason, "deadline moved");
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! - [`domain`]: what a valid complaint is, channels and states, the list filter — no I/O;
 //! - [`store`]: the `complaints` table and its queries;
 //! - [`api`]: the `kefu.intake.v1.Intake` gRPC handlers (proto ⇄ domain only);
-//! - [`events`]: what intake does when an owner reports back (`case_accepted`);
+//! - [`events`]: what intake does when an owner reports back (accepted, resolved, escalated, deadline moved);
 //! - [`writer`]: group commit of registrations.
 //!
 //! Invariant: a complaint and the `case_routed` event that hands it to its owner are committed in
@@ -29,7 +29,7 @@ use tonic::service::Routes;
 
 pub const NAME: ServiceName = ServiceName::Intake;
 
-pub static MIGRATIONS: &[&Migration] = &[&store::MIGRATION, &store::MIGRATION_RESOLUTION];
+pub static MIGRATIONS: &[&Migration] = &[&store::MIGRATION, &store::MIGRATION_RESOLUTION, &store::MIGRATION_INCIDENT];
 
 /// Serves intake on `listener` until `shutdown`.
 pub async fn run(

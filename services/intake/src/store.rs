@@ -41,6 +41,12 @@ pub struct Model {
     /// The owner's outcome, once it has resolved the case (`case_resolved`).
     pub resolution: Option<String>,
     pub resolve_time: Option<DateTimeUtc>,
+    /// The earlier complaint of the same customer about the same waybill and category (二次投诉).
+    pub first_complaint: Option<String>,
+    /// An incident, escalated by its owner (`case_escalated`).
+    pub incident: bool,
+    /// Whom the incident was escalated to, comma-separated.
+    pub escalated_to: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -105,6 +111,37 @@ pub static MIGRATION_RESOLUTION: Migration = Migration {
         ]
     },
 };
+
+/// Second complaints and incidents (`001 §8 4.10`).
+pub static MIGRATION_INCIDENT: Migration = Migration {
+    name: "intake_0003_incident",
+    statements: || {
+        let add = |column: &mut ColumnDef| {
+            SchemaStatement::Alter(Table::alter().table(Entity).add_column(column.to_owned()).to_owned())
+        };
+        vec![
+            add(ColumnDef::new(Column::FirstComplaint).string_len(48).null()),
+            add(ColumnDef::new(Column::Incident).boolean().not_null().default(false)),
+            add(ColumnDef::new(Column::EscalatedTo).string_len(256).not_null().default("")),
+        ]
+    },
+};
+
+/// The first complaint of the customer with `contact_phone` about `waybill_number` in `category`.
+pub async fn first_of_same_event(
+    db: &impl ConnectionTrait,
+    waybill_number: &str,
+    category: &str,
+    contact_phone: &str,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::WaybillNumber.eq(waybill_number))
+        .filter(Column::Category.eq(category))
+        .filter(Column::ContactPhone.eq(contact_phone))
+        .order_by_asc(Column::Seq)
+        .one(db)
+        .await
+}
 
 pub async fn by_case_number(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<Model>, DbErr> {
     Entity::find().filter(Column::CaseNumber.eq(case_number)).one(db).await
@@ -177,6 +214,42 @@ pub async fn mark_resolved(
         .col_expr(Column::State, Expr::value(State::Resolved.as_str()))
         .col_expr(Column::Resolution, Expr::value(resolution))
         .col_expr(Column::ResolveTime, Expr::value(resolve_time))
+        .filter(Column::CaseNumber.eq(case_number))
+        .filter(Column::Owner.eq(owner))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Records that the owner escalated the complaint as an incident; false if there is no such
+/// complaint owned by `owner`. The earlier complaint intake found is kept if the owner names none.
+pub async fn mark_escalated(
+    db: &impl ConnectionTrait,
+    case_number: &str,
+    owner: &str,
+    first_complaint: &str,
+    escalated_to: &[String],
+) -> Result<bool, DbErr> {
+    let mut update = Entity::update_many()
+        .col_expr(Column::Incident, Expr::value(true))
+        .col_expr(Column::EscalatedTo, Expr::value(escalated_to.join(",")));
+    if !first_complaint.is_empty() {
+        update = update.col_expr(Column::FirstComplaint, Expr::value(first_complaint));
+    }
+    let result =
+        update.filter(Column::CaseNumber.eq(case_number)).filter(Column::Owner.eq(owner)).exec(db).await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Moves the complaint's deadline as its owner says; false if there is no such complaint owned by `owner`.
+pub async fn set_deadline(
+    db: &impl ConnectionTrait,
+    case_number: &str,
+    owner: &str,
+    deadline: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = Entity::update_many()
+        .col_expr(Column::Deadline, Expr::value(deadline))
         .filter(Column::CaseNumber.eq(case_number))
         .filter(Column::Owner.eq(owner))
         .exec(db)

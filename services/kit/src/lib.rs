@@ -13,7 +13,8 @@
 //! - [`error`]: field violations and the mapping of internal failures to `tonic::Status`;
 //! - [`server`]: one gRPC server with health, reflection and graceful shutdown;
 //! - [`paging`]: AIP-158 page tokens;
-//! - [`policy_file`]: reading the policy files operators may replace.
+//! - [`policy_file`]: reading the policy files operators may replace;
+//! - [`report`]: the calendar month and CSV fields of the monthly reports.
 
 pub mod caller;
 pub mod case_number;
@@ -27,6 +28,7 @@ pub mod outbox;
 pub mod paging;
 pub mod policy_file;
 pub mod relay;
+pub mod report;
 pub mod routed;
 pub mod server;
 pub mod shutdown;

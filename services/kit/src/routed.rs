@@ -48,6 +48,8 @@ pub struct Model {
     pub deadline: DateTimeUtc,
     pub received_by: String,
     pub accept_time: DateTimeUtc,
+    /// The earlier complaint this one repeats (二次投诉), `complaints/{case_number}`; empty if none.
+    pub first_complaint: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -77,6 +79,19 @@ pub static MIGRATION: Migration = Migration {
                 .col(ColumnDef::new(Column::Deadline).timestamp_with_time_zone().not_null())
                 .col(ColumnDef::new(Column::ReceivedBy).string_len(128).not_null())
                 .col(ColumnDef::new(Column::AcceptTime).timestamp_with_time_zone().not_null())
+                .to_owned(),
+        )]
+    },
+};
+
+/// The earlier complaint a repeat complaint names, kept with the routed case.
+pub static MIGRATION_FIRST_COMPLAINT: Migration = Migration {
+    name: "kit_0003_routed_first_complaint",
+    statements: || {
+        vec![SchemaStatement::Alter(
+            Table::alter()
+                .table(Entity)
+                .add_column(ColumnDef::new(Column::FirstComplaint).string_len(48).not_null().default(""))
                 .to_owned(),
         )]
     },
@@ -147,6 +162,7 @@ impl AcceptRoutedCases {
             deadline: Set(time(&complaint.deadline, "deadline")?),
             received_by: Set(complaint.received_by.clone()),
             accept_time: Set(crate::time::to_micros(now)),
+            first_complaint: Set(complaint.first_complaint.clone()),
             ..Default::default()
         };
         let accepted = CaseAccepted {
@@ -211,6 +227,7 @@ impl Model {
             create_time: Some(to_timestamp(self.complaint_create_time)),
             deadline: Some(to_timestamp(self.deadline)),
             received_by: self.received_by.clone(),
+            first_complaint: self.first_complaint.clone(),
         }
     }
 }

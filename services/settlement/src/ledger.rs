@@ -5,7 +5,8 @@
 //!
 //! Accounts are named `{kind}:{id}`: `company:claims_expense`, `customer:complaints/{case_number}`
 //! (what the company owes the customer), and the responsible party (`person:B042`,
-//! `department:operations`, `branch:SH01`), who owes the company its share.
+//! `department:operations`, `branch:SH01`), who owes the company its share. Inspection's fines
+//! (`inspection/cases/{case_number}/penalties/{n}`) charge the party to `company:fines_income`.
 
 use chrono::{DateTime, Utc};
 use kefu_kit::{
@@ -13,7 +14,7 @@ use kefu_kit::{
     migrate::{Migration, SchemaStatement},
     time::to_micros,
 };
-use kefu_proto::events::v1::{ClaimApproved, Event};
+use kefu_proto::events::v1::{ClaimApproved, Event, FineImposed};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -22,6 +23,7 @@ use sea_orm::{
 use tonic::Status;
 
 pub const CLAIMS_EXPENSE: &str = "company:claims_expense";
+pub const FINES_INCOME: &str = "company:fines_income";
 
 pub mod entry {
     use sea_orm::entity::prelude::*;
@@ -184,6 +186,28 @@ pub fn claim_entries(approved: &ClaimApproved) -> Result<Vec<NewEntry>, Status> 
     Ok(entries)
 }
 
+/// The deduction an inspection fine makes: the party owes the company the fine.
+pub fn fine_entry(fine: &FineImposed) -> Result<NewEntry, Status> {
+    let field = |name: &str| format!("event.fine_imposed.{name}");
+    if !fine.penalty.starts_with("cases/") || !fine.penalty.contains("/penalties/") {
+        return Err(error::invalid_field(&field("penalty"), "expected cases/{case_number}/penalties/{n}"));
+    }
+    if !matches!(fine.party_kind.as_str(), "person" | "department" | "branch") || fine.party_id.is_empty() {
+        return Err(error::invalid_field(&field("party_id"), "a fine names a person, department or branch"));
+    }
+    if fine.amount_fen <= 0 {
+        return Err(error::invalid_field(&field("amount_fen"), "a fine is more than 0 fen"));
+    }
+    Ok(NewEntry::transfer(
+        format!("inspection/{}", fine.penalty),
+        "fine",
+        format!("fine for {} ({})", fine.violation, fine.penalty),
+        &format!("{}:{}", fine.party_kind, fine.party_id),
+        FINES_INCOME,
+        fine.amount_fen,
+    ))
+}
+
 /// Posts `entry` within `db`'s transaction, once per origin: false if its origin was posted before.
 pub async fn post(
     db: &impl ConnectionTrait,
@@ -219,15 +243,14 @@ pub async fn post(
     Ok(true)
 }
 
-/// Applies a `claim_approved` event: its entries, each once.
-pub async fn apply_claim_approved(
+/// Applies the entries `event` makes, each once.
+pub async fn apply(
     db: &impl ConnectionTrait,
     event: &Event,
-    approved: &ClaimApproved,
+    entries: &[NewEntry],
     now: DateTime<Utc>,
 ) -> Result<(), Status> {
-    let entries = claim_entries(approved)?;
-    for entry in &entries {
+    for entry in entries {
         let posted =
             post(db, entry, &event.id, to_micros(now)).await.map_err(|e| error::from_db("posting to the ledger", e))?;
         if posted {
@@ -304,6 +327,24 @@ mod tests {
         );
         assert_eq!(entries[1].postings, [("person:B042".to_owned(), 15_000), (CLAIMS_EXPENSE.to_owned(), -15_000)]);
         assert_eq!(claim_entries(&approved(0)).expect("valid").len(), 1, "no share, no deduction");
+    }
+
+    #[test]
+    fn a_fine_charges_the_party_once_per_penalty() {
+        let fine = FineImposed {
+            penalty: "cases/20261122-7K3M9Q/penalties/1".into(),
+            party_kind: "person".into(),
+            party_id: "B042".into(),
+            violation: "attitude_or_inefficiency".into(),
+            amount_fen: 8_000,
+            decide_time: None,
+        };
+        let entry = fine_entry(&fine).expect("valid");
+        assert_eq!(entry.origin, "inspection/cases/20261122-7K3M9Q/penalties/1");
+        assert_eq!(entry.postings, [("person:B042".to_owned(), 8_000), (FINES_INCOME.to_owned(), -8_000)]);
+        assert!(fine_entry(&FineImposed { amount_fen: 0, ..fine.clone() }).is_err());
+        assert!(fine_entry(&FineImposed { party_kind: "company".into(), ..fine.clone() }).is_err());
+        assert!(fine_entry(&FineImposed { penalty: "x".into(), ..fine }).is_err());
     }
 
     #[test]

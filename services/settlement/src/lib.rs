@@ -3,7 +3,8 @@
 //! Settlement accepts the complaints the routing policy gives it — each becomes a record named
 //! `cases/{case_number}`, and intake is told so — and keeps the [`ledger`]: an approved claim from
 //! claims (`claim_approved`) becomes the customer's payout and the responsible party's deduction,
-//! each posted once per origin. `kefu.settlement.v1.Settlement` shows both.
+//! a fine from inspection (`fine_imposed`) a deduction from the party fined, each posted once per
+//! origin. `kefu.settlement.v1.Settlement` shows both.
 
 pub mod ledger;
 
@@ -31,7 +32,7 @@ pub const SERVICE_NAME: &str = "kefu.settlement.v1.Settlement";
 /// Records are named `cases/{case_number}`.
 pub const COLLECTION: &str = "cases";
 
-pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION, &ledger::MIGRATION];
+pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION, &ledger::MIGRATION, &routed::MIGRATION_FIRST_COMPLAINT];
 
 /// Serves settlement on `listener` until `shutdown`.
 pub async fn run(
@@ -55,7 +56,7 @@ pub async fn run(
 }
 
 /// What settlement does with the events it receives: routed cases are accepted, approved claims
-/// are posted to the ledger.
+/// and inspection's fines are posted to the ledger.
 struct SettlementEvents {
     routed: AcceptRoutedCases,
     clock: SharedClock,
@@ -72,9 +73,14 @@ impl EventHandler for SettlementEvents {
         for event in others {
             match &event.payload {
                 Some(Payload::ClaimApproved(approved)) => {
-                    ledger::apply_claim_approved(tx, event, approved, now).await?
+                    ledger::apply(tx, event, &ledger::claim_entries(approved)?, now).await?
                 }
-                _ => return Err(Status::invalid_argument("settlement accepts case_routed and claim_approved events")),
+                Some(Payload::FineImposed(fine)) => ledger::apply(tx, event, &[ledger::fine_entry(fine)?], now).await?,
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "settlement accepts case_routed, claim_approved and fine_imposed events",
+                    ));
+                }
             }
         }
         Ok(())

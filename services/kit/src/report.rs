@@ -1,0 +1,74 @@
+//! What the monthly reports of every department share: the company's calendar month, and CSV
+//! fields that spreadsheets read safely.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::error::FieldViolations;
+
+/// A calendar month in the company's time zone, as the UTC instants it runs between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Month {
+    pub label: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Month {
+    /// `"2026-11"` in `time_zone`.
+    pub fn parse(text: &str, time_zone: Tz) -> Result<Month, FieldViolations> {
+        let refuse = || {
+            let mut violations = FieldViolations::new();
+            violations.add("month", format!("expected a month like 2026-11, not {text:?}"));
+            violations
+        };
+        let (year, month) = text.split_once('-').ok_or_else(refuse)?;
+        let (year, month): (i32, u32) = (year.parse().map_err(|_| refuse())?, month.parse().map_err(|_| refuse())?);
+        let first =
+            NaiveDate::from_ymd_opt(year, month, 1).filter(|_| (2000..=2200).contains(&year)).ok_or_else(refuse)?;
+        let next = if month == 12 {
+            NaiveDate::from_ymd_opt(year + 1, 1, 1)
+        } else {
+            NaiveDate::from_ymd_opt(year, month + 1, 1)
+        }
+        .ok_or_else(refuse)?;
+        let midnight = |date: NaiveDate| {
+            time_zone
+                .from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
+                .earliest()
+                .map(|time| time.with_timezone(&Utc))
+                .ok_or_else(refuse)
+        };
+        Ok(Month { label: format!("{year:04}-{month:02}"), start: midnight(first)?, end: midnight(next)? })
+    }
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180), and defuses spreadsheet formulas.
+pub fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
+    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_month_is_the_company_calendar_month() {
+        let month = Month::parse("2026-11", chrono_tz::Asia::Shanghai).expect("valid");
+        assert_eq!(month.start.to_rfc3339(), "2026-10-31T16:00:00+00:00");
+        assert_eq!(month.end.to_rfc3339(), "2026-11-30T16:00:00+00:00");
+        let december = Month::parse("2026-12", chrono_tz::Asia::Shanghai).expect("valid");
+        assert_eq!(december.end.to_rfc3339(), "2026-12-31T16:00:00+00:00");
+        for bad in ["2026-13", "2026", "26-1x", "", "1900-01"] {
+            assert!(Month::parse(bad, chrono_tz::Asia::Shanghai).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(csv_field("say \"x\""), "\"say \"\"x\"\"\"");
+    }
+}
