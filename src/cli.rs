@@ -18,6 +18,8 @@ Configuration comes from environment variables only:
   KEFU_ROUTING_POLICY  a routing policy file (default: the handbook's table)
   KEFU_CLAIMS_POLICY   a claims policy file: compensation percentages, authority limit
                        (default: the handbook's standards)
+  KEFU_INSPECTION_POLICY  an inspection policy file: the fines table, the hours after
+                       the written report, the recurrence window (default: the handbook's)
   KEFU_TIME_ZONE       the company's time zone (default Asia/Shanghai)
   KEFU_LOG             log filter (default info)
 The full table is in services/kit/src/config.rs.";
@@ -89,6 +91,7 @@ async fn run_targets(config: Config, targets: &[Target], announce: bool) -> Resu
     // A broken policy stops start-up before anything listens.
     kefu_gateway::RoutingPolicy::load(config.routing_policy.as_deref()).map_err(|error| error.to_string())?;
     kefu_claims::CompensationPolicy::load(config.claims_policy.as_deref()).map_err(|error| error.to_string())?;
+    kefu_inspection::InspectionPolicy::load(config.inspection_policy.as_deref()).map_err(|error| error.to_string())?;
     let bound = suite::bind(config, targets).await.map_err(|error| error.to_string())?;
     let storage = match &bound.config.database_url {
         Some(url) => format!("PostgreSQL {} (a schema per service)", kefu_kit::config::redact_password(url)),

@@ -1,28 +1,54 @@
-//! Inspection (监察部): investigates service failures, divides responsibility, fines, and escalates repeat complaints.
+//! Inspection (监察部): investigates service failures, divides responsibility, fines by the
+//! standards, escalates the second complaint, tracks rectification, and reports the month.
 //!
-//! Today inspection accepts the complaints the routing policy gives it — each becomes a record named
-//! `cases/{case_number}`, and intake is told so — and shows them through `kefu.inspection.v1.Inspection`.
-//! The department's own work on a case builds on that record.
+//! A complaint routed here opens a case named `cases/{case_number}`; inspection's own spot checks
+//! are cases too. The code map:
+//!
+//! - [`case`]: the life of a case — written report, findings, responsibility, decision,
+//!   rectification, incident — each rule of the handbook in [`case::Case::apply`];
+//! - [`policy`]: the penalty standards table and inspection's times, replaceable by
+//!   `KEFU_INSPECTION_POLICY`;
+//! - [`events`]: the routed complaint in, and out the escalation, the moved deadline and the
+//!   resolution to intake and each fine to settlement;
+//! - [`report`]: the monthly reward/penalty detail report (监察奖罚明细报表);
+//! - [`store`]: the tables; [`api`]: `kefu.inspection.v1.Inspection`; [`error`]: failures → statuses.
+//!
+//! Invariant: a change to a case, its history, and the events it causes are one transaction; a
+//! fine reaches settlement exactly once (its penalty's name is the ledger entry's origin).
+
+pub mod api;
+pub mod case;
+pub mod error;
+pub mod events;
+pub mod policy;
+pub mod report;
+pub mod store;
+
+use std::{sync::Arc, time::Duration};
 
 use kefu_kit::{
     Config, Shutdown,
     clock::SharedClock,
     config::ServiceName,
+    inbox::Inbox,
     migrate::Migration,
-    routed,
-    server::{ServiceContext, ServiceSpec, StartError, run_service},
-    time::to_timestamp,
+    routed::{self, AcceptRoutedCases},
+    server::{ServiceSpec, StartError, run_service},
 };
-use kefu_proto::inspection::v1::{self as pb, inspection_server};
+use kefu_proto::inspection::v1::inspection_server;
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status, service::Routes};
+use tonic::service::Routes;
+
+pub use policy::InspectionPolicy;
 
 pub const NAME: ServiceName = ServiceName::Inspection;
 pub const SERVICE_NAME: &str = "kefu.inspection.v1.Inspection";
 /// Records are named `cases/{case_number}`.
 pub const COLLECTION: &str = "cases";
+/// How often inspection looks for overdue cases to chase.
+const CHASE_EVERY: Duration = Duration::from_secs(60);
 
-pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION];
+pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION, &routed::MIGRATION_FIRST_COMPLAINT, &store::MIGRATION];
 
 /// Serves inspection on `listener` until `shutdown`.
 pub async fn run(
@@ -31,41 +57,38 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
+    let policy = InspectionPolicy::load(config.inspection_policy.as_deref())
+        .map_err(|error| StartError::Config { service: NAME, message: error.to_string() })?;
+    let policy = Arc::new(policy);
     let spec =
         ServiceSpec { name: NAME, migrations: MIGRATIONS, service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"] };
+    let chaser_shutdown = shutdown.clone();
     run_service(spec, config, clock, listener, shutdown, |context| {
-        Routes::new(inspection_server::InspectionServer::new(InspectionApi { context: context.clone() }))
-            .add_service(routed::inbox(context, COLLECTION))
+        let events = events::InspectionEvents {
+            routed: AcceptRoutedCases { owner: NAME, collection: COLLECTION, clock: context.clock.clone() },
+            clock: context.clock.clone(),
+            policy: policy.clone(),
+        };
+        let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
+        let api = Arc::new(api::InspectionApi { context: context.clone(), policy });
+        tokio::spawn(chase_overdue_cases(api.clone(), chaser_shutdown));
+        Routes::new(inspection_server::InspectionServer::from_arc(api)).add_service(inbox.into_server())
     })
     .await
 }
 
-struct InspectionApi {
-    context: ServiceContext,
-}
-
-#[tonic::async_trait]
-impl inspection_server::Inspection for InspectionApi {
-    async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::Case>, Status> {
-        let row = routed::get_by_name(&self.context.db, &request.into_inner().name, COLLECTION).await?;
-        Ok(Response::new(to_proto(row)))
-    }
-
-    async fn list_cases(
-        &self,
-        request: Request<pb::ListCasesRequest>,
-    ) -> Result<Response<pb::ListCasesResponse>, Status> {
-        let request = request.into_inner();
-        let (rows, next_page_token) =
-            routed::list_page(&self.context.db, request.page_size, &request.page_token).await?;
-        Ok(Response::new(pb::ListCasesResponse { cases: rows.into_iter().map(to_proto).collect(), next_page_token }))
-    }
-}
-
-fn to_proto(row: routed::Model) -> pb::Case {
-    pb::Case {
-        name: format!("{COLLECTION}/{}", row.case_number),
-        complaint: Some(row.to_proto()),
-        accept_time: Some(to_timestamp(row.accept_time)),
+/// Chases overdue cases every [`CHASE_EVERY`] until `shutdown`.
+async fn chase_overdue_cases(api: Arc<api::InspectionApi>, shutdown: Shutdown) {
+    let mut ticks = tokio::time::interval(CHASE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.clone().wait() => return,
+            _ = ticks.tick() => {
+                if let Err(error) = api.chase_overdue().await {
+                    tracing::error!(error = ?tonic::Status::from(error), "chasing overdue cases failed");
+                }
+            }
+        }
     }
 }

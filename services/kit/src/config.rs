@@ -11,6 +11,7 @@
 //! | `KEFU_<SERVICE>_URL` | `http://` + its `_ADDR` | how the others reach it (in Kubernetes: `http://intake:50061`) |
 //! | `KEFU_ROUTING_POLICY` | unset: the handbook's table | a routing policy file for the gateway (see `gateway/src/policy.rs`) |
 //! | `KEFU_CLAIMS_POLICY` | unset: the handbook's standards | a claims policy file: compensation percentages, authority limit (see `services/claims/src/compensation-policy.txt`) |
+//! | `KEFU_INSPECTION_POLICY` | unset: the handbook's standards | an inspection policy file: fines table, hours after the written report, recurrence window (see `services/inspection/src/inspection-policy.txt`) |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //!
 //! `<SERVICE>` is `INTAKE`, `INSPECTION`, `CLAIMS`, `SETTLEMENT` or `ARCHIVES`.
@@ -92,6 +93,7 @@ pub struct Config {
     pub services: [Endpoint; 5],
     pub routing_policy: Option<PathBuf>,
     pub claims_policy: Option<PathBuf>,
+    pub inspection_policy: Option<PathBuf>,
     pub log: String,
 }
 
@@ -166,6 +168,7 @@ impl Config {
             services,
             routing_policy: get("KEFU_ROUTING_POLICY").map(PathBuf::from),
             claims_policy: get("KEFU_CLAIMS_POLICY").map(PathBuf::from),
+            inspection_policy: get("KEFU_INSPECTION_POLICY").map(PathBuf::from),
             log: get("KEFU_LOG").unwrap_or_else(|| "info".into()),
         })
     }
