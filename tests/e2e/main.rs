@@ -3,6 +3,8 @@
 //! - `flow`: the whole suite in this process (each service still its own gRPC server on a loopback
 //!   port with its own database), on SQLite and on PostgreSQL — every test runs on both;
 //! - `claims`: a cargo-damage claim from facts to payout, its errors, the monthly report;
+//! - `inspection`: a staff complaint from written report to fine and resolution, the second
+//!   complaint as an incident, recurrences, chasing overdue cases, audits;
 //! - `events`: the event inbox of a service, spoken to directly as a sender's relay does;
 //! - `processes`: the real `kefu` binary as separate processes: `kill -9`, restart, and a bad
 //!   routing policy.
@@ -13,5 +15,6 @@
 mod claims;
 mod events;
 mod flow;
+mod inspection;
 mod processes;
 mod support;

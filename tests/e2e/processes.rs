@@ -191,8 +191,11 @@ async fn a_handoff_survives_kill_9_and_completes_across_processes(backend: Backe
     let mut held = 0;
     let mut page_token = String::new();
     loop {
-        let page =
-            inspection.list_cases(ListCasesRequest { page_size: 500, page_token }).await.expect("listed").into_inner();
+        let page = inspection
+            .list_cases(ListCasesRequest { page_size: 500, page_token, ..Default::default() })
+            .await
+            .expect("listed")
+            .into_inner();
         held += page.cases.len();
         if page.next_page_token.is_empty() {
             break;
@@ -460,7 +463,7 @@ async fn replicas_share_one_database_without_collisions_or_duplicates() {
         .await;
     }
     let held = InspectionClient::new(cluster.gateway())
-        .list_cases(ListCasesRequest { page_size: 500, page_token: String::new() })
+        .list_cases(ListCasesRequest { page_size: 500, ..Default::default() })
         .await
         .expect("listed")
         .into_inner()

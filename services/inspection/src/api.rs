@@ -175,7 +175,8 @@ impl InspectionApi {
     /// Chases every overdue case not chased for its present deadline; returns their names.
     pub async fn chase_overdue(&self) -> Result<Vec<String>, Error> {
         let now = to_micros(self.context.clock.now());
-        let due = store::overdue(&self.context.db, now, CHASE_BATCH).await.map_err(db_error("finding overdue cases"))?;
+        let due =
+            store::overdue(&self.context.db, now, CHASE_BATCH).await.map_err(db_error("finding overdue cases"))?;
         let caller = Caller { user: SYSTEM_ACTOR.into(), department: SYSTEM_ACTOR.into(), ..Caller::default() };
         let mut chased = Vec::with_capacity(due.len());
         for case_number in due {
@@ -203,7 +204,8 @@ impl InspectionApi {
     ) -> Result<pb::Case, Error> {
         let db = &self.context.db;
         if let Some(request_id) = request_id
-            && let Some(existing) = store::by_create_request(db, request_id).await.map_err(db_error("reading a case"))?
+            && let Some(existing) =
+                store::by_create_request(db, request_id).await.map_err(db_error("reading a case"))?
         {
             return self.view(&existing.case_number.clone(), Some(existing)).await;
         }
@@ -284,7 +286,10 @@ fn case_to_proto(case: &Case, complaint: Option<&routed::Model>, now: DateTime<U
             .responsibility
             .iter()
             .flatten()
-            .map(|share| pb::ResponsibleShare { party: Some(party_to_proto(&share.party)), share_percent: share.percent })
+            .map(|share| pb::ResponsibleShare {
+                party: Some(party_to_proto(&share.party)),
+                share_percent: share.percent,
+            })
             .collect(),
         responsibility_divided: case.responsibility.is_some(),
         decision: case.decision.as_ref().map(|decision| pb::Decision {
@@ -358,8 +363,9 @@ fn parse_filter(filter: &str, now: DateTime<Utc>) -> Result<Vec<store::Term>, St
     }
     let mut terms = Vec::new();
     for term in filter.split(" AND ").map(str::trim).filter(|term| !term.is_empty()) {
-        let (field, value) =
-            term.split_once('=').ok_or_else(|| refuse(format!("expected field=value in {term:?}; terms are joined by AND")))?;
+        let (field, value) = term
+            .split_once('=')
+            .ok_or_else(|| refuse(format!("expected field=value in {term:?}; terms are joined by AND")))?;
         let value = value.trim().trim_matches('"').to_ascii_lowercase();
         let flag = || match value.as_str() {
             "true" => Ok(true),
@@ -372,7 +378,11 @@ fn parse_filter(filter: &str, now: DateTime<Utc>) -> Result<Vec<store::Term>, St
                 "investigating" => State::Investigating,
                 "decided" => State::Decided,
                 "resolved" => State::Resolved,
-                _ => return Err(refuse(format!("unknown state {value:?}; states are open, investigating, decided, resolved"))),
+                _ => {
+                    return Err(refuse(format!(
+                        "unknown state {value:?}; states are open, investigating, decided, resolved"
+                    )));
+                }
             }),
             "kind" => store::Term::Kind(match value.as_str() {
                 "complaint" => Kind::Complaint,
@@ -382,7 +392,9 @@ fn parse_filter(filter: &str, now: DateTime<Utc>) -> Result<Vec<store::Term>, St
             "incident" => store::Term::Incident(flag()?),
             "overdue" if flag()? => store::Term::OverdueAt(now),
             "overdue" => return Err(refuse("overdue=false is not supported; leave the term out".into())),
-            other => return Err(refuse(format!("unknown field {other:?}; filter by state, kind, incident or overdue"))),
+            other => {
+                return Err(refuse(format!("unknown field {other:?}; filter by state, kind, incident or overdue")));
+            }
         });
     }
     Ok(terms)
@@ -457,7 +469,10 @@ impl inspection_server::Inspection for InspectionApi {
                 Some(Share { party, percent: share.share_percent })
             })
             .collect();
-        let shares = checked(shares.into_iter().collect::<Option<Vec<_>>>().filter(|_| violations.is_empty()).ok_or(violations), &request.request_id)?;
+        let shares = checked(
+            shares.into_iter().collect::<Option<Vec<_>>>().filter(|_| violations.is_empty()).ok_or(violations),
+            &request.request_id,
+        )?;
         let command = Command::DivideResponsibility { shares, recurs: None };
         Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
     }
@@ -477,11 +492,18 @@ impl inspection_server::Inspection for InspectionApi {
                     Ok(pb::PenaltyKind::CirculatedCriticism) => Some(PenaltyKind::Criticism),
                     Ok(pb::PenaltyKind::AwardVeto) => Some(PenaltyKind::AwardVeto),
                     Ok(pb::PenaltyKind::Unspecified) | Err(_) => {
-                        violations.add(format!("penalties[{index}].kind"), "required: FINE, WARNING or CIRCULATED_CRITICISM");
+                        violations
+                            .add(format!("penalties[{index}].kind"), "required: FINE, WARNING or CIRCULATED_CRITICISM");
                         None
                     }
                 };
-                Some(Penalty { party: party?, kind: kind?, violation: given.violation, amount_fen: given.amount_fen, note: given.note })
+                Some(Penalty {
+                    party: party?,
+                    kind: kind?,
+                    violation: given.violation,
+                    amount_fen: given.amount_fen,
+                    note: given.note,
+                })
             })
             .collect();
         let penalties = checked(
@@ -500,10 +522,8 @@ impl inspection_server::Inspection for InspectionApi {
         if due.is_none() {
             violations.add("due_time", "required: when the rectification must be done");
         }
-        let (unit, due) = checked(
-            unit.zip(due).filter(|_| violations.is_empty()).ok_or(violations),
-            &request.request_id,
-        )?;
+        let (unit, due) =
+            checked(unit.zip(due).filter(|_| violations.is_empty()).ok_or(violations), &request.request_id)?;
         let command = Command::AssignRectification { unit, task: request.task, due };
         Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
     }

@@ -78,7 +78,10 @@ impl Party {
         }
         let id = id.trim();
         if id.is_empty() || id.len() > MAX_SHORT || id.contains([',', ':']) {
-            violations.add(format!("{field}.id"), "required: a badge number, department or branch code, at most 64 characters, without , or :");
+            violations.add(
+                format!("{field}.id"),
+                "required: a badge number, department or branch code, at most 64 characters, without , or :",
+            );
             return None;
         }
         Some(Party { kind: parsed_kind?, id: id.to_owned() })
@@ -326,16 +329,41 @@ pub struct Case {
 /// A change asked of a case.
 #[derive(Debug, Clone)]
 pub enum Command {
-    RequestReport { from: Party },
-    RecordReport { author: Party, content: String },
-    RecordFindings { facts: String, evidence: Vec<String> },
+    RequestReport {
+        from: Party,
+    },
+    RecordReport {
+        author: Party,
+        content: String,
+    },
+    RecordFindings {
+        facts: String,
+        evidence: Vec<String>,
+    },
     /// `recurs` is the earlier complaint in which one of these units was found responsible for the
     /// same category within the policy's window, if the store found one.
-    DivideResponsibility { shares: Vec<Share>, recurs: Option<String> },
-    Decide { penalties: Vec<Penalty>, note: String },
-    AssignRectification { unit: Party, task: String, due: DateTime<Utc> },
-    CheckRectification { index: usize, done: bool, note: String, new_due: Option<DateTime<Utc>> },
-    Resolve { resolution: String },
+    DivideResponsibility {
+        shares: Vec<Share>,
+        recurs: Option<String>,
+    },
+    Decide {
+        penalties: Vec<Penalty>,
+        note: String,
+    },
+    AssignRectification {
+        unit: Party,
+        task: String,
+        due: DateTime<Utc>,
+    },
+    CheckRectification {
+        index: usize,
+        done: bool,
+        note: String,
+        new_due: Option<DateTime<Utc>>,
+    },
+    Resolve {
+        resolution: String,
+    },
     /// The case is past its deadline: inspection chases the owner of the next step.
     Chase,
 }
@@ -428,8 +456,18 @@ impl Case {
 
     /// Inspection's own spot check: the findings are in, the decision is due within the hours the
     /// policy gives after a written report.
-    pub fn audit(case_number: &str, branch: &str, audit: Audit, caller: &Caller, policy: &InspectionPolicy, now: DateTime<Utc>) -> (Case, Vec<Step>) {
-        let step = Step { action: "audited", detail: format!("{} audit of branch {branch}: {}", audit.kind.as_str(), audit.subject) };
+    pub fn audit(
+        case_number: &str,
+        branch: &str,
+        audit: Audit,
+        caller: &Caller,
+        policy: &InspectionPolicy,
+        now: DateTime<Utc>,
+    ) -> (Case, Vec<Step>) {
+        let step = Step {
+            action: "audited",
+            detail: format!("{} audit of branch {branch}: {}", audit.kind.as_str(), audit.subject),
+        };
         let case = Case {
             case_number: case_number.to_owned(),
             kind: Kind::Audit,
@@ -441,7 +479,12 @@ impl Case {
             chased: false,
             report_request: None,
             report: None,
-            findings: Some(Findings { facts: audit.findings.clone(), evidence: Vec::new(), recorded_by: caller.user.clone(), time: now }),
+            findings: Some(Findings {
+                facts: audit.findings.clone(),
+                evidence: Vec::new(),
+                recorded_by: caller.user.clone(),
+                time: now,
+            }),
             responsibility: None,
             decision: None,
             rectifications: Vec::new(),
@@ -454,7 +497,13 @@ impl Case {
     }
 
     /// Marks the case an incident and escalates it as the policy says (`001 §8 4.10.2`).
-    fn escalate(&mut self, first_complaint: &str, reason: IncidentReason, policy: &InspectionPolicy, now: DateTime<Utc>) -> Step {
+    fn escalate(
+        &mut self,
+        first_complaint: &str,
+        reason: IncidentReason,
+        policy: &InspectionPolicy,
+        now: DateTime<Utc>,
+    ) -> Step {
         let escalated_to = policy.escalate_to.clone();
         let detail = format!(
             "incident ({}): repeats {first_complaint}; escalated to {}",
@@ -521,15 +570,23 @@ impl Case {
                 self.state = State::Investigating;
                 self.set_deadline(deadline, format!("{hours} hours after the written report (001 §8 4.5)"));
                 Ok((
-                    vec![step("report_received", format!("written report from {author}; to be handled within {hours} hours"))],
+                    vec![step(
+                        "report_received",
+                        format!("written report from {author}; to be handled within {hours} hours"),
+                    )],
                     vec![Effect::DeadlineMoved],
                 ))
             }
             Command::RecordFindings { facts, evidence } => {
                 self.need_undecided()?;
                 check_content(&facts, "facts")?;
-                if evidence.len() > MAX_EVIDENCE || evidence.iter().any(|e| e.trim().is_empty() || e.chars().count() > 256) {
-                    return Err(invalid("evidence", format!("at most {MAX_EVIDENCE} references, each 1 to 256 characters")));
+                if evidence.len() > MAX_EVIDENCE
+                    || evidence.iter().any(|e| e.trim().is_empty() || e.chars().count() > 256)
+                {
+                    return Err(invalid(
+                        "evidence",
+                        format!("at most {MAX_EVIDENCE} references, each 1 to 256 characters"),
+                    ));
                 }
                 let detail = format!("{} piece(s) of evidence", evidence.len());
                 self.findings = Some(Findings { facts, evidence, recorded_by: caller.user.clone(), time: now });
@@ -544,7 +601,11 @@ impl Case {
                 let detail = if shares.is_empty() {
                     "nobody found responsible: the complaint was not borne out".to_owned()
                 } else {
-                    shares.iter().map(|share| format!("{} {}%", share.party, share.percent)).collect::<Vec<_>>().join(", ")
+                    shares
+                        .iter()
+                        .map(|share| format!("{} {}%", share.party, share.percent))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 };
                 self.responsibility = Some(shares);
                 let mut steps = vec![step("responsibility_divided", detail)];
@@ -574,7 +635,10 @@ impl Case {
             Command::CheckRectification { index, done, note, new_due } => {
                 let count = self.rectifications.len();
                 let Some(rectification) = self.rectifications.get_mut(index) else {
-                    return Err(invalid("rectification", format!("the case has {count} rectification(s), numbered from 0")));
+                    return Err(invalid(
+                        "rectification",
+                        format!("the case has {count} rectification(s), numbered from 0"),
+                    ));
                 };
                 if rectification.done {
                     return Err(CaseError::Precondition("that rectification was already found done".into()));
@@ -604,7 +668,9 @@ impl Case {
             }
             Command::Chase => {
                 if !self.is_overdue(now) || self.chased {
-                    return Err(CaseError::Precondition("the case is not overdue, or was chased for this deadline".into()));
+                    return Err(CaseError::Precondition(
+                        "the case is not overdue, or was chased for this deadline".into(),
+                    ));
                 }
                 self.chased = true;
                 let whom = match (&self.report_request, &self.report) {
@@ -619,14 +685,18 @@ impl Case {
     fn need_complaint(&self, what: &str) -> Result<(), CaseError> {
         match self.kind {
             Kind::Complaint => Ok(()),
-            Kind::Audit => Err(CaseError::Precondition(format!("an audit needs no {what}: its findings are its record"))),
+            Kind::Audit => {
+                Err(CaseError::Precondition(format!("an audit needs no {what}: its findings are its record")))
+            }
         }
     }
 
     fn need_undecided(&self) -> Result<(), CaseError> {
         match self.decision {
             None => Ok(()),
-            Some(_) => Err(CaseError::Precondition("the case is decided; its findings and responsibility stand".into())),
+            Some(_) => {
+                Err(CaseError::Precondition("the case is decided; its findings and responsibility stand".into()))
+            }
         }
     }
 
@@ -661,9 +731,8 @@ impl Case {
             ));
         }
         if self.incident.is_some() {
-            let fined = |unit: bool| {
-                penalties.iter().any(|p| p.kind == PenaltyKind::Fine && p.party.kind.is_unit() == unit)
-            };
+            let fined =
+                |unit: bool| penalties.iter().any(|p| p.kind == PenaltyKind::Fine && p.party.kind.is_unit() == unit);
             if !fined(true) || !fined(false) {
                 return Err(CaseError::Precondition(
                     "an incident fines both the responsible unit and the responsible person (001 §8 4.10.3); \
@@ -754,7 +823,10 @@ fn check_penalties(penalties: &[Penalty], responsible: &[Share], policy: &Inspec
                         let range = if min == max { yuan(min) } else { format!("{} to {}", yuan(min), yuan(max)) };
                         violations.add(
                             field("amount_fen"),
-                            format!("{} is fined {range} ({}); not {} fen", standard.code, standard.source, penalty.amount_fen),
+                            format!(
+                                "{} is fined {range} ({}); not {} fen",
+                                standard.code, standard.source, penalty.amount_fen
+                            ),
                         );
                     }
                     Some(_) => {}
@@ -763,7 +835,10 @@ fn check_penalties(penalties: &[Penalty], responsible: &[Share], policy: &Inspec
                             violations.add(field("amount_fen"), "from 1 fen to 100,000 yuan");
                         }
                         if penalty.note.trim().is_empty() {
-                            violations.add(field("note"), format!("{} is decided case by case: say why this amount", standard.code));
+                            violations.add(
+                                field("note"),
+                                format!("{} is decided case by case: say why this amount", standard.code),
+                            );
                         }
                     }
                 },

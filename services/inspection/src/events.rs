@@ -17,9 +17,7 @@ use kefu_kit::{
     time::{from_timestamp, to_micros, to_timestamp},
     trace::TraceContext,
 };
-use kefu_proto::events::v1::{
-    CaseDeadlineChanged, CaseEscalated, CaseResolved, Event, FineImposed, event::Payload,
-};
+use kefu_proto::events::v1::{CaseDeadlineChanged, CaseEscalated, CaseResolved, Event, FineImposed, event::Payload};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use tonic::Status;
 

@@ -70,8 +70,12 @@ impl InspectionPolicy {
     ) -> Result<InspectionPolicy, PolicyError> {
         let mut policy = base.unwrap_or_else(InspectionPolicy::empty);
         for (line_number, line) in policy_file::lines(text) {
-            let error =
-                |problem: String| PolicyError { policy: POLICY, source_name: source_name.to_owned(), line: line_number, problem };
+            let error = |problem: String| PolicyError {
+                policy: POLICY,
+                source_name: source_name.to_owned(),
+                line: line_number,
+                problem,
+            };
             let Some((key, value)) = line.split_once('=').map(|(key, value)| (key.trim(), value.trim())) else {
                 return Err(error(format!("expected `key = value`, found {line:?}")));
             };
@@ -87,9 +91,12 @@ impl InspectionPolicy {
                 "written_report_due_hours" => policy.written_report_due = Duration::hours(whole(24 * 30)?),
                 "recurrence_window_days" => policy.recurrence_window = Duration::days(whole(366)?),
                 "escalate_to" => {
-                    policy.escalate_to = value.split(',').map(str::trim).filter(|to| !to.is_empty()).map(str::to_owned).collect();
+                    policy.escalate_to =
+                        value.split(',').map(str::trim).filter(|to| !to.is_empty()).map(str::to_owned).collect();
                     if policy.escalate_to.is_empty() {
-                        return Err(error("escalate_to names no one: an incident must go somewhere (001 §8 4.10.2)".into()));
+                        return Err(error(
+                            "escalate_to names no one: an incident must go somewhere (001 §8 4.10.2)".into(),
+                        ));
                     }
                 }
                 _ => match key.strip_prefix("fine ").map(str::trim) {
@@ -124,7 +131,9 @@ impl InspectionPolicy {
 }
 
 fn is_code(code: &str) -> bool {
-    !code.is_empty() && code.len() <= 48 && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !code.is_empty()
+        && code.len() <= 48
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// `10-50 yuan | 001 §7.1 | description`, `100 yuan | …` or `case_by_case | …`.
@@ -179,7 +188,10 @@ mod tests {
     #[test]
     fn the_deployed_config_map_is_the_built_in_policy() {
         let deployed = include_str!("../../../deploy/base/inspection-policy.txt");
-        assert_eq!(deployed, DEFAULT_POLICY, "deploy/base/inspection-policy.txt must equal services/inspection/src/inspection-policy.txt");
+        assert_eq!(
+            deployed, DEFAULT_POLICY,
+            "deploy/base/inspection-policy.txt must equal services/inspection/src/inspection-policy.txt"
+        );
     }
 
     #[test]

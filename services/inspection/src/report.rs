@@ -125,7 +125,14 @@ mod tests {
 
     use super::*;
 
-    fn penalty(case: &str, kind: &str, id: &str, penalty: PenaltyKind, amount_fen: i64, incident: bool) -> penalty_row::Model {
+    fn penalty(
+        case: &str,
+        kind: &str,
+        id: &str,
+        penalty: PenaltyKind,
+        amount_fen: i64,
+        incident: bool,
+    ) -> penalty_row::Model {
         penalty_row::Model {
             seq: 0,
             case_number: case.into(),
@@ -153,7 +160,10 @@ mod tests {
             penalty("C", "person", "B077", PenaltyKind::Warning, 0, false),
         ];
         let report = build(&month, (3, 1), &penalties);
-        assert_eq!((report.fines, report.fines_fen, report.warnings, report.criticisms, report.vetoes), (3, 65_000, 1, 1, 2));
+        assert_eq!(
+            (report.fines, report.fines_fen, report.warnings, report.criticisms, report.vetoes),
+            (3, 65_000, 1, 1, 2)
+        );
         let sum = |f: fn(&Row) -> i64| report.rows.values().map(f).sum::<i64>();
         assert_eq!(sum(|row| row.fines_fen), report.fines_fen);
         assert_eq!(sum(|row| row.fines), report.fines);

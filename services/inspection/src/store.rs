@@ -129,9 +129,7 @@ pub mod responsibility_row {
 pub static MIGRATION: Migration = Migration {
     name: "inspection_0001_cases",
     statements: || {
-        use {
-            case_row::Column as C, penalty_row::Column as P, responsibility_row::Column as R, step_row::Column as S,
-        };
+        use {case_row::Column as C, penalty_row::Column as P, responsibility_row::Column as R, step_row::Column as S};
         vec![
             SchemaStatement::Table(
                 Table::create()
@@ -443,7 +441,9 @@ pub async fn recurrence(
     for share in shares.iter().filter(|share| share.party.kind.is_unit()) {
         any = true;
         units = units.add(
-            Condition::all().add(R::PartyKind.eq(share.party.kind.as_str())).add(R::PartyId.eq(share.party.id.as_str())),
+            Condition::all()
+                .add(R::PartyKind.eq(share.party.kind.as_str()))
+                .add(R::PartyId.eq(share.party.id.as_str())),
         );
     }
     if !any || case.kind != Kind::Complaint {

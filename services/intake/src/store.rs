@@ -236,8 +236,7 @@ pub async fn mark_escalated(
     if !first_complaint.is_empty() {
         update = update.col_expr(Column::FirstComplaint, Expr::value(first_complaint));
     }
-    let result =
-        update.filter(Column::CaseNumber.eq(case_number)).filter(Column::Owner.eq(owner)).exec(db).await?;
+    let result = update.filter(Column::CaseNumber.eq(case_number)).filter(Column::Owner.eq(owner)).exec(db).await?;
     Ok(result.rows_affected == 1)
 }
 

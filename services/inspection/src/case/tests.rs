@@ -39,8 +39,11 @@ fn fine(party: Party, violation: &str, amount_fen: i64) -> Penalty {
 fn investigated(first_complaint: &str) -> Case {
     let mut case = open_case(first_complaint);
     apply(&mut case, Command::RecordReport { author: person(), content: "I raised my voice".into() }).expect("report");
-    apply(&mut case, Command::RecordFindings { facts: "verified by the recording".into(), evidence: vec!["call-1".into()] })
-        .expect("findings");
+    apply(
+        &mut case,
+        Command::RecordFindings { facts: "verified by the recording".into(), evidence: vec!["call-1".into()] },
+    )
+    .expect("findings");
     let shares = vec![Share { party: person(), percent: 70 }, Share { party: branch(), percent: 30 }];
     apply(&mut case, Command::DivideResponsibility { shares, recurs: None }).expect("divided");
     case
@@ -69,16 +72,21 @@ fn the_written_report_sets_a_deadline_24_hours_on() {
     assert_eq!(case.deadline, now() + Duration::hours(24));
     assert!(case.deadline_reason.contains("001 §8 4.5"), "{}", case.deadline_reason);
     assert_eq!(effects, [Effect::DeadlineMoved]);
-    assert!(precondition(apply(&mut case, Command::RecordReport { author: person(), content: "again".into() }))
-        .contains("already in"));
+    assert!(
+        precondition(apply(&mut case, Command::RecordReport { author: person(), content: "again".into() }))
+            .contains("already in")
+    );
 }
 
 #[test]
 fn no_decision_without_the_written_report() {
     let mut case = open_case("");
     apply(&mut case, Command::RecordFindings { facts: "f".into(), evidence: vec![] }).expect("findings");
-    apply(&mut case, Command::DivideResponsibility { shares: vec![Share { party: person(), percent: 100 }], recurs: None })
-        .expect("divided");
+    apply(
+        &mut case,
+        Command::DivideResponsibility { shares: vec![Share { party: person(), percent: 100 }], recurs: None },
+    )
+    .expect("divided");
     let before = case.clone();
     let message = precondition(apply(
         &mut case,
@@ -114,7 +122,10 @@ fn fines_must_lie_within_the_standards_range() {
         let mut case = investigated("");
         let (_, effects) = apply(
             &mut case,
-            Command::Decide { penalties: vec![fine(person(), "attitude_or_inefficiency", amount)], note: String::new() },
+            Command::Decide {
+                penalties: vec![fine(person(), "attitude_or_inefficiency", amount)],
+                note: String::new(),
+            },
         )
         .expect("within the range");
         assert_eq!(effects, [Effect::Fined(vec![0])]);
@@ -182,8 +193,7 @@ fn an_incident_fines_unit_and_person_and_vetoes_both() {
     .expect("both fined");
     assert_eq!(effects, [Effect::Fined(vec![0, 1])]);
     let penalties = &case.decision.as_ref().expect("decided").penalties;
-    let vetoed: Vec<&Party> =
-        penalties.iter().filter(|p| p.kind == PenaltyKind::AwardVeto).map(|p| &p.party).collect();
+    let vetoed: Vec<&Party> = penalties.iter().filter(|p| p.kind == PenaltyKind::AwardVeto).map(|p| &p.party).collect();
     assert_eq!(vetoed, [&person(), &branch()]);
 }
 
@@ -192,11 +202,9 @@ fn a_recurrence_found_at_division_escalates_once() {
     let mut case = open_case("");
     apply(&mut case, Command::RecordFindings { facts: "f".into(), evidence: vec![] }).expect("findings");
     let shares = vec![Share { party: branch(), percent: 100 }];
-    let (steps, effects) = apply(
-        &mut case,
-        Command::DivideResponsibility { shares, recurs: Some("complaints/20261101-CCCCCC".into()) },
-    )
-    .expect("divided");
+    let (steps, effects) =
+        apply(&mut case, Command::DivideResponsibility { shares, recurs: Some("complaints/20261101-CCCCCC".into()) })
+            .expect("divided");
     assert_eq!(effects, [Effect::Escalated]);
     assert_eq!(steps.len(), 2);
     assert_eq!(case.incident.as_ref().map(|i| i.reason), Some(IncidentReason::Recurrence));
@@ -208,9 +216,17 @@ fn penalties_follow_only_a_verified_complaint() {
     apply(&mut case, Command::RecordReport { author: person(), content: "r".into() }).expect("report");
     apply(&mut case, Command::RecordFindings { facts: "not borne out".into(), evidence: vec![] }).expect("findings");
     apply(&mut case, Command::DivideResponsibility { shares: vec![], recurs: None }).expect("nobody");
-    let warning = Penalty { party: person(), kind: PenaltyKind::Warning, violation: String::new(), amount_fen: 0, note: String::new() };
-    assert!(precondition(apply(&mut case, Command::Decide { penalties: vec![warning], note: String::new() }))
-        .contains("nobody was found responsible"));
+    let warning = Penalty {
+        party: person(),
+        kind: PenaltyKind::Warning,
+        violation: String::new(),
+        amount_fen: 0,
+        note: String::new(),
+    };
+    assert!(
+        precondition(apply(&mut case, Command::Decide { penalties: vec![warning], note: String::new() }))
+            .contains("nobody was found responsible")
+    );
     apply(&mut case, Command::Decide { penalties: vec![], note: "not borne out".into() }).expect("no penalty");
 }
 
@@ -225,14 +241,24 @@ fn rectification_is_assigned_after_the_decision_and_checked() {
     let assign_person = Command::AssignRectification { unit: person(), task: "t".into(), due };
     assert_eq!(invalid_fields(apply(&mut case, assign_person)), ["unit.kind"]);
     let later = now() + Duration::days(14);
-    apply(&mut case, Command::CheckRectification { index: 0, done: false, note: "not yet".into(), new_due: Some(later) })
-        .expect("checked");
+    apply(
+        &mut case,
+        Command::CheckRectification { index: 0, done: false, note: "not yet".into(), new_due: Some(later) },
+    )
+    .expect("checked");
     assert_eq!(case.rectifications[0].due, later);
-    apply(&mut case, Command::Resolve { resolution: "the staff member was fined and apologized".into() }).expect("resolved");
+    apply(&mut case, Command::Resolve { resolution: "the staff member was fined and apologized".into() })
+        .expect("resolved");
     apply(&mut case, Command::CheckRectification { index: 0, done: true, note: "retrained".into(), new_due: None })
         .expect("checked after the case was resolved");
     assert!(case.rectifications[0].done);
-    assert_eq!(invalid_fields(apply(&mut case, Command::CheckRectification { index: 3, done: true, note: "x".into(), new_due: None })), ["rectification"]);
+    assert_eq!(
+        invalid_fields(apply(
+            &mut case,
+            Command::CheckRectification { index: 3, done: true, note: "x".into(), new_due: None }
+        )),
+        ["rectification"]
+    );
 }
 
 #[test]
