@@ -2,13 +2,18 @@
 //! for a spreadsheet.
 
 use clap::{Args, ValueEnum};
-use kefu_proto::claims::v1::{GetMonthlyClaimsReportRequest, claims_client::ClaimsClient};
+use kefu_proto::{
+    claims::v1::{GetMonthlyClaimsReportRequest, claims_client::ClaimsClient},
+    inspection::v1::{GetMonthlyReportRequest, inspection_client::InspectionClient},
+};
 use tonic::transport::Channel;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ReportKind {
     /// 理赔报表及事故原因分析: claims approved in the month by cause, branch, responsible party, insurer.
     Claims,
+    /// 监察奖罚明细报表: fines, warnings, criticism, incidents and award vetoes by person, department, branch.
+    Inspection,
 }
 
 #[derive(Debug, Args)]
@@ -38,6 +43,15 @@ pub async fn run(args: ReportArgs) -> Result<(), String> {
                 .get_monthly_claims_report(request)
                 .await
                 .map_err(|status| format!("the claims report: {}", status.message()))?
+                .into_inner()
+                .csv
+        }
+        ReportKind::Inspection => {
+            let request = GetMonthlyReportRequest { month: args.month };
+            InspectionClient::new(channel)
+                .get_monthly_report(request)
+                .await
+                .map_err(|status| format!("the inspection report: {}", status.message()))?
                 .into_inner()
                 .csv
         }

@@ -353,40 +353,58 @@ async fn an_approved_claim_survives_kill_9_and_settlement_posts_it_exactly_once(
 }
 
 #[test]
-fn a_broken_claims_policy_stops_start_up_naming_the_line() {
-    let dir = tempfile::tempdir().expect("a directory");
-    let policy = dir.path().join("claims-policy.txt");
-    std::fs::write(&policy, "# board decision\ndeclared_uninsured_percent = 170\n").expect("write");
-    let output = Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .args(["serve", "claims"])
-        .env("KEFU_CLAIMS_POLICY", &policy)
-        .env("KEFU_CLAIMS_ADDR", "127.0.0.1:0")
-        .env("KEFU_DATA_DIR", dir.path())
-        .output()
-        .expect("run kefu");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("claims policy") && stderr.contains("line 2"), "{stderr}");
-    assert!(stderr.contains("declared_uninsured_percent"), "{stderr}");
+fn a_broken_policy_stops_start_up_naming_the_line() {
+    let cases = [
+        (
+            "claims",
+            "KEFU_CLAIMS_POLICY",
+            "# board decision\ndeclared_uninsured_percent = 170\n",
+            "claims policy",
+            "declared_uninsured_percent",
+        ),
+        (
+            "inspection",
+            "KEFU_INSPECTION_POLICY",
+            "# board decision\nfine smoking = 80-20 yuan | board | smoking\n",
+            "inspection policy",
+            "fine smoking",
+        ),
+    ];
+    for (service, variable, text, policy_name, named) in cases {
+        let dir = tempfile::tempdir().expect("a directory");
+        let policy = dir.path().join("policy.txt");
+        std::fs::write(&policy, text).expect("write");
+        let output = Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args(["serve", service])
+            .env(variable, &policy)
+            .env(format!("KEFU_{}_ADDR", service.to_uppercase()), "127.0.0.1:0")
+            .env("KEFU_DATA_DIR", dir.path())
+            .output()
+            .expect("run kefu");
+        assert!(!output.status.success(), "{service}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(policy_name) && stderr.contains("line 2"), "{stderr}");
+        assert!(stderr.contains(named), "{stderr}");
+    }
 }
 
-/// `kefu report claims` prints the month's report as CSV from a running gateway, and says what is
+/// `kefu report claims|inspection` prints the month's report as CSV from a running gateway, and says what is
 /// wrong with a bad month.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kefu_report_prints_the_monthly_claims_report_as_csv() {
+async fn kefu_report_prints_the_monthly_reports_as_csv() {
     let suite = TestSuite::start(Backend::Sqlite, std::sync::Arc::new(kefu_kit::SystemClock)).await;
     let gateway = format!("http://{}", suite.config.gateway_addr);
-    let report = |month: &str| {
+    let report = |kind: &'static str, month: &str| {
         let gateway = gateway.clone();
         let month = month.to_owned();
         tokio::task::spawn_blocking(move || {
             Command::new(env!("CARGO_BIN_EXE_kefu"))
-                .args(["report", "claims", "--month", &month, "--gateway", &gateway])
+                .args(["report", kind, "--month", &month, "--gateway", &gateway])
                 .output()
                 .expect("run kefu")
         })
     };
-    let output = report("2026-11").await.expect("joined");
+    let output = report("claims", "2026-11").await.expect("joined");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let csv = String::from_utf8(output.stdout).expect("UTF-8");
     let mut lines = csv.lines();
@@ -396,7 +414,16 @@ async fn kefu_report_prints_the_monthly_claims_report_as_csv() {
     );
     assert_eq!(lines.next(), Some("2026-11,total,approved,0,0,0,0,0"));
 
-    let output = report("11/2026").await.expect("joined");
+    let output = report("inspection", "2026-11").await.expect("joined");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let csv = String::from_utf8(output.stdout).expect("UTF-8");
+    assert_eq!(
+        csv,
+        "month,party_kind,party_id,fines,fines_fen,warnings,criticisms,incidents,veto\n\
+         2026-11,total,0 cases decided,0,0,0,0,0,0 vetoes\n"
+    );
+
+    let output = report("inspection", "11/2026").await.expect("joined");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("month") && stderr.contains("2026-11"), "{stderr}");
