@@ -24,7 +24,7 @@ fn inspection(suite: &TestSuite) -> InspectionClient<Channel> {
     InspectionClient::new(suite.gateway.clone())
 }
 
-fn party(kind: &str, id: &str) -> Option<pb::Party> {
+pub(crate) fn party(kind: &str, id: &str) -> Option<pb::Party> {
     Some(pb::Party { kind: kind.into(), id: id.into() })
 }
 
@@ -83,7 +83,7 @@ fn postings(entry: &LedgerEntry) -> Vec<(&str, i64)> {
     entry.postings.iter().map(|posting| (posting.account.as_str(), posting.amount_fen)).collect()
 }
 
-fn report(name: &str, author: Option<pb::Party>) -> pb::RecordWrittenReportRequest {
+pub(crate) fn report(name: &str, author: Option<pb::Party>) -> pb::RecordWrittenReportRequest {
     pb::RecordWrittenReportRequest {
         name: name.into(),
         author,
@@ -92,7 +92,7 @@ fn report(name: &str, author: Option<pb::Party>) -> pb::RecordWrittenReportReque
     }
 }
 
-fn findings(name: &str) -> pb::RecordFindingsRequest {
+pub(crate) fn findings(name: &str) -> pb::RecordFindingsRequest {
     pb::RecordFindingsRequest {
         name: name.into(),
         facts: "the call recording confirms the complaint".into(),
@@ -101,7 +101,7 @@ fn findings(name: &str) -> pb::RecordFindingsRequest {
     }
 }
 
-fn divide(name: &str, shares: &[(&str, &str, i32)]) -> pb::DivideResponsibilityRequest {
+pub(crate) fn divide(name: &str, shares: &[(&str, &str, i32)]) -> pb::DivideResponsibilityRequest {
     pb::DivideResponsibilityRequest {
         name: name.into(),
         shares: shares
@@ -115,7 +115,7 @@ fn divide(name: &str, shares: &[(&str, &str, i32)]) -> pb::DivideResponsibilityR
     }
 }
 
-fn fine(kind: &str, id: &str, violation: &str, amount_fen: i64, note: &str) -> pb::Penalty {
+pub(crate) fn fine(kind: &str, id: &str, violation: &str, amount_fen: i64, note: &str) -> pb::Penalty {
     pb::Penalty {
         party: party(kind, id),
         kind: pb::PenaltyKind::Fine as i32,
@@ -126,7 +126,7 @@ fn fine(kind: &str, id: &str, violation: &str, amount_fen: i64, note: &str) -> p
     }
 }
 
-fn decide(name: &str, penalties: Vec<pb::Penalty>, request_id: &str) -> pb::DecidePenaltiesRequest {
+pub(crate) fn decide(name: &str, penalties: Vec<pb::Penalty>, request_id: &str) -> pb::DecidePenaltiesRequest {
     pb::DecidePenaltiesRequest { name: name.into(), penalties, note: String::new(), request_id: request_id.into() }
 }
 

@@ -352,6 +352,96 @@ async fn an_approved_claim_survives_kill_9_and_settlement_posts_it_exactly_once(
     }
 }
 
+on_both_backends!(fines_decided_while_settlement_is_down_are_deducted_once_when_it_returns);
+/// Inspection fines while settlement is down and is killed with SIGKILL; when settlement comes up
+/// each fine is deducted once, and restarting inspection again re-deducts nothing.
+async fn fines_decided_while_settlement_is_down_are_deducted_once_when_it_returns(backend: Backend) {
+    use kefu_proto::{
+        inspection::v1::{GetCaseRequest, inspection_client::InspectionClient},
+        settlement::v1::{ListLedgerEntriesRequest, settlement_client::SettlementClient},
+    };
+
+    use crate::inspection::{decide, divide, findings, fine, party, report};
+
+    let dir = tempfile::tempdir().expect("a directory");
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(TestDatabase::create().await),
+    };
+    let mut cluster = Cluster::new(dir.path(), database.as_ref());
+    for target in ["intake", "inspection", "gateway"] {
+        cluster.start(target);
+    }
+    let complaints = ComplaintsClient::new(cluster.gateway());
+    let created = eventually("the gateway, intake and inspection answer", || {
+        let mut complaints = complaints.clone();
+        async move { complaints.create_complaint(create("crash-fine", complaint("attitude", "YD-K9F"))).await.ok() }
+    })
+    .await
+    .into_inner();
+    let case = eventually("inspection accepts the complaint", || {
+        let mut complaints = complaints.clone();
+        let name = created.name.clone();
+        async move {
+            let complaint = complaints.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
+            (!complaint.owner_reference.is_empty()).then_some(complaint.owner_reference)
+        }
+    })
+    .await;
+    let mut inspection = InspectionClient::new(cluster.gateway());
+    inspection.record_written_report(report(&case, party("person", "B042"))).await.expect("report");
+    inspection.record_findings(findings(&case)).await.expect("findings");
+    inspection
+        .divide_responsibility(divide(&case, &[("person", "B042", 60), ("branch", "SH01", 40)]))
+        .await
+        .expect("divided");
+    let decision = decide(
+        &case,
+        vec![
+            fine("person", "B042", "attitude_or_inefficiency", 8_000, ""),
+            fine("branch", "SH01", "operational_error", 15_000, ""),
+        ],
+        "k9-fines",
+    );
+    inspection.decide_penalties(decision).await.expect("decided");
+
+    // The fines wait in inspection's outbox; inspection dies without a goodbye and comes back.
+    cluster.kill_9("inspection");
+    cluster.start("inspection");
+    cluster.start("settlement");
+    let settlement = SettlementClient::new(cluster.gateway());
+    let entries = || {
+        let mut settlement = settlement.clone();
+        let origin_prefix = format!("inspection/{case}/");
+        async move {
+            let request = ListLedgerEntriesRequest { origin_prefix, ..Default::default() };
+            settlement.list_ledger_entries(request).await.ok().map(|reply| reply.into_inner().entries)
+        }
+    };
+    eventually("settlement deducts both fines", || {
+        let entries = entries();
+        async move { entries.await.filter(|entries| entries.len() == 2) }
+    })
+    .await;
+    cluster.kill_9("inspection");
+    cluster.start("inspection");
+    eventually("inspection answers again", || {
+        let mut inspection = inspection.clone();
+        let name = case.clone();
+        async move { inspection.get_case(GetCaseRequest { name }).await.ok() }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let entries = entries().await.expect("the ledger");
+    let charged: Vec<(&str, i64)> =
+        entries.iter().map(|entry| (entry.postings[0].account.as_str(), entry.postings[0].amount_fen)).collect();
+    assert_eq!(charged, [("person:B042", 8_000), ("branch:SH01", 15_000)]);
+    drop(cluster);
+    if let Some(database) = database {
+        database.drop_database().await;
+    }
+}
+
 #[test]
 fn a_broken_policy_stops_start_up_naming_the_line() {
     let cases = [
