@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use kefu_kit::{
     caller::Caller,
     config::ServiceName,
-    error::{FieldViolations, check_request_id, is_unique_violation},
-    outbox, routed,
+    error::{FieldViolations, collect_violations, idempotency_key as request_id, is_unique_violation},
+    history, outbox, routed,
     server::ServiceContext,
     time::{to_micros, to_timestamp},
     trace::TraceContext,
@@ -39,11 +39,6 @@ pub struct ClaimsApi {
 
 type Reply<T> = Result<Response<T>, Status>;
 
-/// The idempotency key, if one was given.
-fn request_id(request_id: &str) -> Option<&str> {
-    Some(request_id).filter(|id| !id.is_empty())
-}
-
 impl ClaimsApi {
     /// Changes the claim `name` by `command`, once per `request_id`, and returns it as it now is.
     async fn act(
@@ -58,7 +53,7 @@ impl ClaimsApi {
         let case = self.case(case_number, name).await?;
         let db = &self.context.db;
         if let Some(request_id) = request_id
-            && store::has_request(db, case_number, request_id).await.map_err(db_error("reading a claim"))?
+            && history::has_request(db, case_number, request_id).await.map_err(db_error("reading a claim"))?
         {
             return self.view(case, None).await;
         }
@@ -73,7 +68,7 @@ impl ClaimsApi {
         if !store::save(&tx, &claim, version, now).await.map_err(db_error("saving a claim"))? {
             return Err(Error::Conflict);
         }
-        match store::add_steps(&tx, case_number, request_id, &steps).await {
+        match history::record(&tx, case_number, request_id, &steps).await {
             Ok(()) => {}
             // The same request, retried while the first was being written: the first one counts.
             Err(error) if is_unique_violation(&error) => {
@@ -115,7 +110,7 @@ impl ClaimsApi {
             }
         };
         let evidence = store::evidence(db, &case.case_number).await.map_err(db_error("reading evidence"))?;
-        let steps = store::steps(db, &case.case_number).await.map_err(db_error("reading a claim's history"))?;
+        let steps = history::list(db, &case.case_number).await.map_err(db_error("reading a claim's history"))?;
         let mut view = claim_to_proto(&case, claim.as_ref(), &self.policy);
         view.evidence = evidence.into_iter().map(evidence_to_proto).collect();
         view.history = steps
@@ -228,17 +223,8 @@ fn evidence_to_proto(info: store::EvidenceInfo) -> pb::Evidence {
 }
 
 /// The parsed value, or every violation at once: `found` earlier, the parse's, the request id's.
-fn checked_with<T>(
-    mut found: FieldViolations,
-    parsed: Result<T, FieldViolations>,
-    request_id: &str,
-) -> Result<T, Error> {
-    let parsed = parsed.map_err(|more| found.extend(more));
-    check_request_id(&mut found, "request_id", request_id);
-    match parsed {
-        Ok(value) if found.is_empty() => Ok(value),
-        _ => Err(Error::Invalid(found)),
-    }
+fn checked_with<T>(found: FieldViolations, parsed: Result<T, FieldViolations>, request_id: &str) -> Result<T, Error> {
+    collect_violations(found, parsed, request_id).map_err(Error::Invalid)
 }
 
 fn checked<T>(parsed: Result<T, FieldViolations>, request_id: &str) -> Result<T, Error> {

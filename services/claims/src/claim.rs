@@ -171,14 +171,7 @@ pub enum Command {
     RecordInsurerRecovery(InsurerRecovery),
 }
 
-/// One step taken on a claim: who did what, when, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    pub action: &'static str,
-    pub actor: String,
-    pub time: DateTime<Utc>,
-    pub detail: String,
-}
+pub use kefu_kit::history::Step;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {

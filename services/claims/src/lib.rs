@@ -47,7 +47,8 @@ pub const COLLECTION: &str = "claims";
 /// The largest request accepted: evidence of up to 4 MiB with room for the rest.
 const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
-pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION, &store::MIGRATION, &routed::MIGRATION_FIRST_COMPLAINT];
+pub static MIGRATIONS: &[&Migration] =
+    &[&routed::MIGRATION, &store::MIGRATION, &routed::MIGRATION_FIRST_COMPLAINT, &store::MIGRATION_HISTORY];
 
 /// Serves claims on `listener` until `shutdown`.
 pub async fn run(

@@ -1,19 +1,23 @@
 //! The claims tables: `claims` (one row per claim, written with an optimistic version),
-//! `claim_steps` (the history, with the idempotency keys of the requests that made it) and
+//! the kit's `case_steps` ([`kefu_kit::history`]: the history, with the idempotency keys of the
+//! requests that made it; `claim_steps` until `claims_0002`) and
 //! `claim_evidence` (photos and documents with their SHA-256). The routed complaint itself stays in
 //! `routed_cases` ([`kefu_kit::routed`]); a claim's row appears with its first recorded step.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use kefu_kit::migrate::{Migration, SchemaStatement};
+use kefu_kit::{
+    history,
+    migrate::{Migration, SchemaStatement},
+};
 use kefu_proto::claims::v1 as pb;
 use prost::Message;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::{ColumnDef, Index, Table},
+    sea_query::{Alias, ColumnDef, Index, Table},
 };
 
 use crate::{
@@ -69,29 +73,6 @@ pub mod claim_row {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub mod step_row {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "claim_steps")]
-    pub struct Model {
-        #[sea_orm(primary_key)]
-        pub seq: i64,
-        pub case_number: String,
-        /// The idempotency key of the request that took this step (its first step only).
-        pub request_id: Option<String>,
-        pub action: String,
-        pub actor: String,
-        pub detail: String,
-        pub time: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
 pub mod evidence_row {
     use sea_orm::entity::prelude::*;
 
@@ -122,7 +103,9 @@ pub mod evidence_row {
 pub static MIGRATION: Migration = Migration {
     name: "claims_0001_claims",
     statements: || {
-        use {claim_row::Column as C, evidence_row::Column as E, step_row::Column as S};
+        use {claim_row::Column as C, evidence_row::Column as E};
+        // The history was `claim_steps`, created here; it is the kit's `case_steps` since claims_0002.
+        let steps = Alias::new("claim_steps");
         vec![
             SchemaStatement::Table(
                 Table::create()
@@ -166,24 +149,24 @@ pub static MIGRATION: Migration = Migration {
             ),
             SchemaStatement::Table(
                 Table::create()
-                    .table(step_row::Entity)
+                    .table(steps.clone())
                     .if_not_exists()
-                    .col(ColumnDef::new(S::Seq).big_integer().not_null().auto_increment().primary_key())
-                    .col(ColumnDef::new(S::CaseNumber).string_len(32).not_null())
-                    .col(ColumnDef::new(S::RequestId).string_len(128).null())
-                    .col(ColumnDef::new(S::Action).string_len(32).not_null())
-                    .col(ColumnDef::new(S::Actor).string_len(128).not_null())
-                    .col(ColumnDef::new(S::Detail).text().not_null())
-                    .col(ColumnDef::new(S::Time).timestamp_with_time_zone().not_null())
+                    .col(ColumnDef::new(Alias::new("seq")).big_integer().not_null().auto_increment().primary_key())
+                    .col(ColumnDef::new(Alias::new("case_number")).string_len(32).not_null())
+                    .col(ColumnDef::new(Alias::new("request_id")).string_len(128).null())
+                    .col(ColumnDef::new(Alias::new("action")).string_len(32).not_null())
+                    .col(ColumnDef::new(Alias::new("actor")).string_len(128).not_null())
+                    .col(ColumnDef::new(Alias::new("detail")).text().not_null())
+                    .col(ColumnDef::new(Alias::new("time")).timestamp_with_time_zone().not_null())
                     .to_owned(),
             ),
             SchemaStatement::Index(
                 Index::create()
                     .if_not_exists()
                     .name("claim_steps_request")
-                    .table(step_row::Entity)
-                    .col(S::CaseNumber)
-                    .col(S::RequestId)
+                    .table(steps.clone())
+                    .col(Alias::new("case_number"))
+                    .col(Alias::new("request_id"))
                     .unique()
                     .to_owned(),
             ),
@@ -225,6 +208,14 @@ pub static MIGRATION: Migration = Migration {
                     .to_owned(),
             ),
         ]
+    },
+};
+
+/// The claims history becomes the kit's `case_steps`, which every owning department shares.
+pub static MIGRATION_HISTORY: Migration = Migration {
+    name: "claims_0002_case_steps",
+    statements: || {
+        vec![SchemaStatement::Rename(Table::rename().table(Alias::new("claim_steps"), history::Entity).to_owned())]
     },
 };
 
@@ -357,43 +348,6 @@ pub async fn save(
 
 /// Records `steps`, the first under `request_id` if given. A unique violation means a retry of
 /// the same request got there first.
-pub async fn add_steps(
-    db: &impl ConnectionTrait,
-    case_number: &str,
-    request_id: Option<&str>,
-    steps: &[Step],
-) -> Result<(), DbErr> {
-    let rows = steps.iter().enumerate().map(|(index, step)| step_row::ActiveModel {
-        case_number: Set(case_number.to_owned()),
-        request_id: Set(if index == 0 { request_id.map(str::to_owned) } else { None }),
-        action: Set(step.action.into()),
-        actor: Set(step.actor.clone()),
-        detail: Set(step.detail.clone()),
-        time: Set(step.time),
-        ..Default::default()
-    });
-    step_row::Entity::insert_many(rows).exec_without_returning(db).await?;
-    Ok(())
-}
-
-/// Whether a request with this idempotency key already changed the claim.
-pub async fn has_request(db: &impl ConnectionTrait, case_number: &str, request_id: &str) -> Result<bool, DbErr> {
-    let count = step_row::Entity::find()
-        .filter(step_row::Column::CaseNumber.eq(case_number))
-        .filter(step_row::Column::RequestId.eq(request_id))
-        .count(db)
-        .await?;
-    Ok(count > 0)
-}
-
-pub async fn steps(db: &impl ConnectionTrait, case_number: &str) -> Result<Vec<step_row::Model>, DbErr> {
-    step_row::Entity::find()
-        .filter(step_row::Column::CaseNumber.eq(case_number))
-        .order_by_asc(step_row::Column::Seq)
-        .all(db)
-        .await
-}
-
 /// An evidence row without its content.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct EvidenceInfo {
@@ -526,7 +480,7 @@ pub async fn attach_evidence(
     let tx = db.begin().await?;
     let written = async {
         let seq = evidence_row::Entity::insert(row).exec(&tx).await?.last_insert_id;
-        add_steps(&tx, case_number, None, std::slice::from_ref(&step)).await?;
+        history::record(&tx, case_number, None, std::slice::from_ref(&step)).await?;
         Ok::<_, DbErr>(seq)
     }
     .await;

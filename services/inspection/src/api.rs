@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use kefu_kit::{
     caller::Caller,
     case_number,
-    error::{FieldViolations, check_request_id, is_unique_violation},
-    paging, routed,
+    error::{FieldViolations, collect_violations, idempotency_key as request_id, is_unique_violation},
+    history, paging, routed,
     server::ServiceContext,
     time::{from_timestamp, to_micros, to_timestamp},
     trace::TraceContext,
@@ -20,9 +20,9 @@ use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
     COLLECTION,
-    case::{Audit, Case, Command, Effect, Kind, Party, Penalty, PenaltyKind, Share, State},
+    case::{Audit, Case, Command, Effect, Kind, Party, Penalty, PenaltyKind, SYSTEM_ACTOR, Share, State},
     error::{Error, db as db_error},
-    events::{self, SYSTEM_ACTOR, penalty_name},
+    events::{self, penalty_name},
     policy::InspectionPolicy,
     report, store,
 };
@@ -39,20 +39,9 @@ const CHASE_BATCH: u64 = 100;
 /// How often the same audit may draw a new case number after a collision.
 const CASE_NUMBER_DRAWS: usize = 8;
 
-/// The idempotency key, if one was given.
-fn request_id(request_id: &str) -> Option<&str> {
-    Some(request_id).filter(|id| !id.is_empty())
-}
-
 /// The parsed value, or every violation at once: the parse's and the request id's.
 fn checked<T>(parsed: Result<T, FieldViolations>, request_id: &str) -> Result<T, Error> {
-    let mut found = FieldViolations::new();
-    let parsed = parsed.map_err(|more| found.extend(more));
-    check_request_id(&mut found, "request_id", request_id);
-    match parsed {
-        Ok(value) if found.is_empty() => Ok(value),
-        _ => Err(Error::Invalid(found)),
-    }
+    collect_violations(FieldViolations::new(), parsed, request_id).map_err(Error::Invalid)
 }
 
 fn party(given: Option<pb::Party>, field: &str, violations: &mut FieldViolations) -> Option<Party> {
@@ -89,7 +78,7 @@ impl InspectionApi {
     ) -> Result<pb::Case, Error> {
         let db = &self.context.db;
         if let Some(request_id) = request_id
-            && store::has_request(db, case_number, request_id).await.map_err(db_error("reading a case"))?
+            && history::has_request(db, case_number, request_id).await.map_err(db_error("reading a case"))?
         {
             return self.view(case_number, None).await;
         }
@@ -114,7 +103,7 @@ impl InspectionApi {
         if !store::save(&tx, &case, version, now).await.map_err(db_error("saving a case"))? {
             return Err(Error::Conflict);
         }
-        match store::add_steps(&tx, case_number, request_id, &steps, &caller.user, now).await {
+        match history::record(&tx, case_number, request_id, &steps).await {
             Ok(()) => {}
             // The same request, retried while the first was being written: the first one counts.
             Err(error) if is_unique_violation(&error) => {
@@ -158,7 +147,7 @@ impl InspectionApi {
                 .ok_or_else(|| Error::NotFound(format!("no case named {COLLECTION}/{case_number}")))?,
         };
         let complaint = routed::get(db, case_number).await.map_err(db_error("reading a case"))?;
-        let steps = store::steps(db, case_number).await.map_err(db_error("reading a case's history"))?;
+        let steps = history::list(db, case_number).await.map_err(db_error("reading a case's history"))?;
         let mut view = case_to_proto(&case, complaint.as_ref(), self.context.clock.now());
         view.history = steps
             .into_iter()
@@ -216,7 +205,7 @@ impl InspectionApi {
             let tx = db.begin().await.map_err(db_error("opening an audit"))?;
             let written = async {
                 store::insert(&tx, &[&case], request_id, now).await?;
-                store::add_steps(&tx, &number, None, &steps, &caller.user, now).await
+                history::record(&tx, &number, None, &steps).await
             }
             .await;
             match written {

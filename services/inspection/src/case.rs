@@ -381,12 +381,10 @@ pub enum Effect {
     Resolved,
 }
 
-/// One line of the case's history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    pub action: &'static str,
-    pub detail: String,
-}
+pub use kefu_kit::history::Step;
+
+/// Who records the steps inspection takes by itself.
+pub const SYSTEM_ACTOR: &str = "inspection";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CaseError {
@@ -445,10 +443,15 @@ impl Case {
             resolve_time: None,
             audit: None,
         };
-        let mut steps = vec![Step { action: "accepted", detail: format!("{category} complaint from branch {branch}") }];
+        let mut steps = vec![Step {
+            action: "accepted",
+            actor: SYSTEM_ACTOR.into(),
+            time: now,
+            detail: format!("{category} complaint from branch {branch}"),
+        }];
         let mut effects = Vec::new();
         if !first_complaint.is_empty() {
-            steps.push(case.escalate(first_complaint, IncidentReason::SecondComplaint, policy, now));
+            steps.push(case.escalate(first_complaint, IncidentReason::SecondComplaint, SYSTEM_ACTOR, policy, now));
             effects.push(Effect::Escalated);
         }
         (case, steps, effects)
@@ -466,6 +469,8 @@ impl Case {
     ) -> (Case, Vec<Step>) {
         let step = Step {
             action: "audited",
+            actor: caller.user.clone(),
+            time: now,
             detail: format!("{} audit of branch {branch}: {}", audit.kind.as_str(), audit.subject),
         };
         let case = Case {
@@ -501,6 +506,7 @@ impl Case {
         &mut self,
         first_complaint: &str,
         reason: IncidentReason,
+        actor: &str,
         policy: &InspectionPolicy,
         now: DateTime<Utc>,
     ) -> Step {
@@ -511,7 +517,7 @@ impl Case {
             escalated_to.join(" and ")
         );
         self.incident = Some(Incident { first_complaint: first_complaint.to_owned(), reason, escalated_to, time: now });
-        Step { action: "escalated", detail }
+        Step { action: "escalated", actor: actor.to_owned(), time: now, detail }
     }
 
     fn set_deadline(&mut self, deadline: DateTime<Utc>, reason: String) {
@@ -546,7 +552,8 @@ impl Case {
                 self.case_number
             )));
         }
-        let step = |action: &'static str, detail: String| Step { action, detail };
+        let step =
+            |action: &'static str, detail: String| Step { action, actor: caller.user.clone(), time: now, detail };
         match command {
             Command::RequestReport { from } => {
                 self.need_complaint("a written report")?;
@@ -611,7 +618,7 @@ impl Case {
                 let mut steps = vec![step("responsibility_divided", detail)];
                 let mut effects = vec![];
                 if let Some(first) = recurs.filter(|_| self.incident.is_none()) {
-                    steps.push(self.escalate(&first, IncidentReason::Recurrence, policy, now));
+                    steps.push(self.escalate(&first, IncidentReason::Recurrence, &caller.user, policy, now));
                     effects.push(Effect::Escalated);
                 }
                 Ok((steps, effects))
@@ -767,7 +774,7 @@ impl Case {
         self.decision = Some(Decision { penalties, note, decided_by: caller.user.clone(), time: now });
         self.state = State::Decided;
         let effects = if fines.is_empty() { vec![] } else { vec![Effect::Fined(fines)] };
-        Ok((vec![Step { action: "decided", detail }], effects))
+        Ok((vec![Step { action: "decided", actor: caller.user.clone(), time: now, detail }], effects))
     }
 }
 

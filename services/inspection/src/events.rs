@@ -10,7 +10,7 @@ use kefu_kit::{
     caller::Caller,
     clock::SharedClock,
     config::ServiceName,
-    error,
+    error, history,
     inbox::EventHandler,
     outbox,
     routed::AcceptRoutedCases,
@@ -27,9 +27,6 @@ use crate::{
     policy::InspectionPolicy,
     store,
 };
-
-/// Who records the steps inspection takes by itself.
-pub const SYSTEM_ACTOR: &str = "inspection";
 
 /// The name of a penalty: `cases/{case_number}/penalties/{n}`, `n` from 1.
 pub fn penalty_name(case_number: &str, index: usize) -> String {
@@ -147,7 +144,7 @@ impl EventHandler for InspectionEvents {
             );
             let db = |e| error::from_db("opening an inspection case", e);
             store::insert(tx, &[&case], None, now).await.map_err(db)?;
-            store::add_steps(tx, case_number, None, &steps, SYSTEM_ACTOR, now).await.map_err(db)?;
+            history::record(tx, case_number, None, &steps).await.map_err(db)?;
             let trace = TraceContext { traceparent: event.traceparent.clone(), tracestate: event.tracestate.clone() };
             let caller = Caller::from_proto(event.caller.as_ref());
             enqueue(tx, &case, &effects, &trace, &caller, now).await.map_err(db)?;

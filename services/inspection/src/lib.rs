@@ -30,6 +30,7 @@ use kefu_kit::{
     Config, Shutdown,
     clock::SharedClock,
     config::ServiceName,
+    history,
     inbox::Inbox,
     migrate::Migration,
     routed::{self, AcceptRoutedCases},
@@ -48,7 +49,8 @@ pub const COLLECTION: &str = "cases";
 /// How often inspection looks for overdue cases to chase.
 const CHASE_EVERY: Duration = Duration::from_secs(60);
 
-pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION, &routed::MIGRATION_FIRST_COMPLAINT, &store::MIGRATION];
+pub static MIGRATIONS: &[&Migration] =
+    &[&routed::MIGRATION, &routed::MIGRATION_FIRST_COMPLAINT, &history::MIGRATION, &store::MIGRATION];
 
 /// Serves inspection on `listener` until `shutdown`.
 pub async fn run(

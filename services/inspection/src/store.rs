@@ -3,12 +3,12 @@
 //! - `inspection_cases`: one row per case, the [`Case`] as JSON in `record`, and beside it the
 //!   columns queries need (state, deadline, whether chased, incident, decision time), written with
 //!   an optimistic version;
-//! - `inspection_steps`: the history, with the idempotency keys of the requests that made it;
 //! - `inspection_penalties`: every penalty decided, for the monthly report;
 //! - `inspection_responsibility`: who was found responsible for which category when, so that a
 //!   recurrence in the same department is found without reading every case.
 //!
-//! The routed complaint itself stays in `routed_cases` ([`kefu_kit::routed`]).
+//! The routed complaint itself stays in `routed_cases` ([`kefu_kit::routed`]), the history in
+//! `case_steps` ([`kefu_kit::history`]).
 
 use std::collections::HashMap;
 
@@ -20,7 +20,7 @@ use sea_orm::{
     sea_query::{ColumnDef, Index, Table},
 };
 
-use crate::case::{Case, Kind, Share, State, Step};
+use crate::case::{Case, Kind, Share, State};
 
 pub mod case_row {
     use sea_orm::entity::prelude::*;
@@ -47,29 +47,6 @@ pub mod case_row {
         pub record: String,
         pub create_time: DateTimeUtc,
         pub update_time: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-pub mod step_row {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "inspection_steps")]
-    pub struct Model {
-        #[sea_orm(primary_key)]
-        pub seq: i64,
-        pub case_number: String,
-        /// The idempotency key of the request that took this step (its first step only).
-        pub request_id: Option<String>,
-        pub action: String,
-        pub actor: String,
-        pub detail: String,
-        pub time: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -129,7 +106,7 @@ pub mod responsibility_row {
 pub static MIGRATION: Migration = Migration {
     name: "inspection_0001_cases",
     statements: || {
-        use {case_row::Column as C, penalty_row::Column as P, responsibility_row::Column as R, step_row::Column as S};
+        use {case_row::Column as C, penalty_row::Column as P, responsibility_row::Column as R};
         vec![
             SchemaStatement::Table(
                 Table::create()
@@ -164,29 +141,6 @@ pub static MIGRATION: Migration = Migration {
                     .name("inspection_cases_decide_time")
                     .table(case_row::Entity)
                     .col(C::DecideTime)
-                    .to_owned(),
-            ),
-            SchemaStatement::Table(
-                Table::create()
-                    .table(step_row::Entity)
-                    .if_not_exists()
-                    .col(ColumnDef::new(S::Seq).big_integer().not_null().auto_increment().primary_key())
-                    .col(ColumnDef::new(S::CaseNumber).string_len(32).not_null())
-                    .col(ColumnDef::new(S::RequestId).string_len(128).null())
-                    .col(ColumnDef::new(S::Action).string_len(32).not_null())
-                    .col(ColumnDef::new(S::Actor).string_len(128).not_null())
-                    .col(ColumnDef::new(S::Detail).text().not_null())
-                    .col(ColumnDef::new(S::Time).timestamp_with_time_zone().not_null())
-                    .to_owned(),
-            ),
-            SchemaStatement::Index(
-                Index::create()
-                    .if_not_exists()
-                    .name("inspection_steps_request")
-                    .table(step_row::Entity)
-                    .col(S::CaseNumber)
-                    .col(S::RequestId)
-                    .unique()
                     .to_owned(),
             ),
             SchemaStatement::Table(
@@ -324,53 +278,6 @@ pub async fn save(db: &impl ConnectionTrait, case: &Case, version: i32, now: Dat
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
-}
-
-/// Records `steps`; the first carries `request_id`. A unique-key error means the request was taken before.
-pub async fn add_steps(
-    db: &impl ConnectionTrait,
-    case_number: &str,
-    request_id: Option<&str>,
-    steps: &[Step],
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let rows: Vec<step_row::ActiveModel> = steps
-        .iter()
-        .enumerate()
-        .map(|(index, step)| step_row::ActiveModel {
-            case_number: Set(case_number.to_owned()),
-            request_id: Set(request_id.filter(|_| index == 0).map(str::to_owned)),
-            action: Set(step.action.into()),
-            actor: Set(actor.to_owned()),
-            detail: Set(step.detail.clone()),
-            time: Set(now),
-            ..Default::default()
-        })
-        .collect();
-    if rows.is_empty() {
-        return Ok(());
-    }
-    step_row::Entity::insert_many(rows).exec_without_returning(db).await?;
-    Ok(())
-}
-
-pub async fn has_request(db: &impl ConnectionTrait, case_number: &str, request_id: &str) -> Result<bool, DbErr> {
-    let found = step_row::Entity::find()
-        .filter(step_row::Column::CaseNumber.eq(case_number))
-        .filter(step_row::Column::RequestId.eq(request_id))
-        .one(db)
-        .await?;
-    Ok(found.is_some())
-}
-
-/// The history, oldest first.
-pub async fn steps(db: &impl ConnectionTrait, case_number: &str) -> Result<Vec<step_row::Model>, DbErr> {
-    step_row::Entity::find()
-        .filter(step_row::Column::CaseNumber.eq(case_number))
-        .order_by_asc(step_row::Column::Seq)
-        .all(db)
-        .await
 }
 
 /// Records the penalties of the case's decision, for the monthly report.

@@ -90,6 +90,26 @@ pub fn check_request_id(violations: &mut FieldViolations, field: &str, request_i
     }
 }
 
+/// The idempotency key of a request, if one was given.
+pub fn idempotency_key(request_id: &str) -> Option<&str> {
+    Some(request_id).filter(|id| !id.is_empty())
+}
+
+/// The parsed value of a request, or every violation at once: those `found` before, the parse's,
+/// and the request id's (field `request_id`).
+pub fn collect_violations<T>(
+    mut found: FieldViolations,
+    parsed: Result<T, FieldViolations>,
+    request_id: &str,
+) -> Result<T, FieldViolations> {
+    let parsed = parsed.map_err(|more| found.extend(more));
+    check_request_id(&mut found, "request_id", request_id);
+    match parsed {
+        Ok(value) if found.is_empty() => Ok(value),
+        _ => Err(found),
+    }
+}
+
 /// A single violation as a status.
 pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
     let mut violations = FieldViolations::new();

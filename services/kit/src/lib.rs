@@ -9,6 +9,7 @@
 //! - [`outbox`], [`relay`] and [`inbox`]: events between services — written in the same
 //!   transaction as the change that caused them, delivered with retries, applied at most once;
 //! - [`routed`]: the record an owning department keeps of a complaint routed to it;
+//! - [`history`]: the steps taken on a case — who, when, what — and the requests that took them;
 //! - [`caller`] and [`trace`]: who is calling, and the W3C trace context, carried on every hop;
 //! - [`error`]: field violations and the mapping of internal failures to `tonic::Status`;
 //! - [`server`]: one gRPC server with health, reflection and graceful shutdown;
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod history;
 pub mod inbox;
 pub mod migrate;
 pub mod outbox;

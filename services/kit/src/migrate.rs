@@ -4,7 +4,7 @@
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait,
-    sea_query::{IndexCreateStatement, TableAlterStatement, TableCreateStatement},
+    sea_query::{IndexCreateStatement, TableAlterStatement, TableCreateStatement, TableRenameStatement},
 };
 
 /// One step of a schema, written once and never changed after it has shipped.
@@ -14,11 +14,14 @@ pub struct Migration {
     pub statements: fn() -> Vec<SchemaStatement>,
 }
 
+/// One schema change. Built a handful of times at start-up, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum SchemaStatement {
     Table(TableCreateStatement),
     Index(IndexCreateStatement),
     /// One change to a table (SQLite alters one column per statement).
     Alter(TableAlterStatement),
+    Rename(TableRenameStatement),
 }
 
 impl SchemaStatement {
@@ -27,6 +30,7 @@ impl SchemaStatement {
             SchemaStatement::Table(table) => backend.build(table),
             SchemaStatement::Index(index) => backend.build(index),
             SchemaStatement::Alter(alter) => backend.build(alter),
+            SchemaStatement::Rename(rename) => backend.build(rename),
         }
     }
 }
