@@ -127,6 +127,8 @@ impl EventHandler for InspectionEvents {
         }
         self.routed.apply(tx, events).await?;
         let now = to_micros(self.clock.now());
+        // Many routed cases arrive in one delivery: each table is written once for all of them.
+        let mut opened = Vec::with_capacity(events.len());
         for event in events {
             let Some(Payload::CaseRouted(routed)) = &event.payload else { continue };
             let Some(complaint) = &routed.complaint else { continue };
@@ -142,15 +144,23 @@ impl EventHandler for InspectionEvents {
                 &self.policy,
                 now,
             );
-            let db = |e| error::from_db("opening an inspection case", e);
-            store::insert(tx, &[&case], None, now).await.map_err(db)?;
-            history::record(tx, case_number, None, &steps).await.map_err(db)?;
-            let trace = TraceContext { traceparent: event.traceparent.clone(), tracestate: event.tracestate.clone() };
-            let caller = Caller::from_proto(event.caller.as_ref());
-            enqueue(tx, &case, &effects, &trace, &caller, now).await.map_err(db)?;
             if case.incident.is_some() {
                 tracing::warn!(case_number, "second complaint: an incident, escalated");
             }
+            opened.push((event, case, steps, effects));
+        }
+        let db = |e| error::from_db("opening inspection cases", e);
+        let cases: Vec<&Case> = opened.iter().map(|(_, case, _, _)| case).collect();
+        store::insert(tx, &cases, None, now).await.map_err(db)?;
+        let steps: Vec<(&str, &history::Step)> = opened
+            .iter()
+            .flat_map(|(_, case, steps, _)| steps.iter().map(|step| (case.case_number.as_str(), step)))
+            .collect();
+        history::record_many(tx, &steps).await.map_err(db)?;
+        for (event, case, _, effects) in opened.iter().filter(|(_, _, _, effects)| !effects.is_empty()) {
+            let trace = TraceContext { traceparent: event.traceparent.clone(), tracestate: event.tracestate.clone() };
+            let caller = Caller::from_proto(event.caller.as_ref());
+            enqueue(tx, case, effects, &trace, &caller, now).await.map_err(db)?;
         }
         Ok(())
     }

@@ -134,13 +134,15 @@ pub async fn first_of_same_event(
     category: &str,
     contact_phone: &str,
 ) -> Result<Option<Model>, DbErr> {
-    Entity::find()
+    // The few complaints about one waybill, found by its index; no ORDER BY … LIMIT in SQL, which
+    // tempts the planner into walking the whole table in `seq` order when nothing matches.
+    let earlier = Entity::find()
         .filter(Column::WaybillNumber.eq(waybill_number))
         .filter(Column::Category.eq(category))
         .filter(Column::ContactPhone.eq(contact_phone))
-        .order_by_asc(Column::Seq)
-        .one(db)
-        .await
+        .all(db)
+        .await?;
+    Ok(earlier.into_iter().min_by_key(|complaint| complaint.seq))
 }
 
 pub async fn by_case_number(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<Model>, DbErr> {

@@ -95,6 +95,24 @@ pub async fn record(
     Ok(())
 }
 
+/// Records the steps of many cases at once, none of them under a request id.
+pub async fn record_many(db: &impl ConnectionTrait, steps: &[(&str, &Step)]) -> Result<(), DbErr> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let rows = steps.iter().map(|(case_number, step)| ActiveModel {
+        case_number: Set((*case_number).to_owned()),
+        request_id: Set(None),
+        action: Set(step.action.into()),
+        actor: Set(step.actor.clone()),
+        detail: Set(step.detail.clone()),
+        time: Set(step.time),
+        ..Default::default()
+    });
+    Entity::insert_many(rows).exec_without_returning(db).await?;
+    Ok(())
+}
+
 /// Whether a request with this idempotency key already changed the case.
 pub async fn has_request(db: &impl ConnectionTrait, case_number: &str, request_id: &str) -> Result<bool, DbErr> {
     let count = Entity::find()
