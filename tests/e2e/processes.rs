@@ -101,6 +101,32 @@ async fn state_of(client: &ComplaintsClient<Channel>, name: &str) -> Option<Stat
     Some(complaint.state())
 }
 
+/// Files `complaint` once the cluster answers, and waits until its owner holds it: the complaint's
+/// name and the owner's record name.
+async fn file_with_owner(
+    complaints: &ComplaintsClient<Channel>,
+    request_id: &str,
+    complaint: kefu_proto::gateway::v1::Complaint,
+) -> (String, String) {
+    let created = eventually("the gateway, intake and the owner answer", || {
+        let mut complaints = complaints.clone();
+        let request = create(request_id, complaint.clone());
+        async move { complaints.create_complaint(request).await.ok() }
+    })
+    .await
+    .into_inner();
+    let owner_reference = eventually("the owner accepts the complaint", || {
+        let mut complaints = complaints.clone();
+        let name = created.name.clone();
+        async move {
+            let complaint = complaints.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
+            (!complaint.owner_reference.is_empty()).then_some(complaint.owner_reference)
+        }
+    })
+    .await;
+    (created.name, owner_reference)
+}
+
 on_both_backends!(a_handoff_survives_kill_9_and_completes_across_processes);
 async fn a_handoff_survives_kill_9_and_completes_across_processes(backend: Backend) {
     let dir = tempfile::tempdir().expect("a directory");
@@ -290,21 +316,7 @@ async fn an_approved_claim_survives_kill_9_and_settlement_posts_it_exactly_once(
         cluster.start(target);
     }
     let complaints = ComplaintsClient::new(cluster.gateway());
-    let created = eventually("the gateway, intake and claims answer", || {
-        let mut complaints = complaints.clone();
-        async move { complaints.create_complaint(create("crash-claim", complaint("cargo_damage", "YD-K9"))).await.ok() }
-    })
-    .await
-    .into_inner();
-    let claim = eventually("claims accepts the complaint", || {
-        let mut complaints = complaints.clone();
-        let name = created.name.clone();
-        async move {
-            let complaint = complaints.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
-            (!complaint.owner_reference.is_empty()).then_some(complaint.owner_reference)
-        }
-    })
-    .await;
+    let (complaint_name, claim) = file_with_owner(&complaints, "crash-claim", complaint("cargo_damage", "YD-K9")).await;
     let mut claims = ClaimsClient::new(cluster.gateway());
     claims.record_claim_facts(facts(&claim, uninsured_loss())).await.expect("facts");
     claims.record_investigation(investigation(&claim, "person", "B042", 30)).await.expect("investigation");
@@ -333,7 +345,7 @@ async fn an_approved_claim_survives_kill_9_and_settlement_posts_it_exactly_once(
     .await;
     eventually("intake tells the customer", || {
         let complaints = complaints.clone();
-        let name = created.name.clone();
+        let name = complaint_name.clone();
         async move { (state_of(&complaints, &name).await? == State::Resolved).then_some(()) }
     })
     .await;
@@ -373,21 +385,7 @@ async fn fines_decided_while_settlement_is_down_are_deducted_once_when_it_return
         cluster.start(target);
     }
     let complaints = ComplaintsClient::new(cluster.gateway());
-    let created = eventually("the gateway, intake and inspection answer", || {
-        let mut complaints = complaints.clone();
-        async move { complaints.create_complaint(create("crash-fine", complaint("attitude", "YD-K9F"))).await.ok() }
-    })
-    .await
-    .into_inner();
-    let case = eventually("inspection accepts the complaint", || {
-        let mut complaints = complaints.clone();
-        let name = created.name.clone();
-        async move {
-            let complaint = complaints.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
-            (!complaint.owner_reference.is_empty()).then_some(complaint.owner_reference)
-        }
-    })
-    .await;
+    let (_, case) = file_with_owner(&complaints, "crash-fine", complaint("attitude", "YD-K9F")).await;
     let mut inspection = InspectionClient::new(cluster.gateway());
     inspection.record_written_report(report(&case, party("person", "B042"))).await.expect("report");
     inspection.record_findings(findings(&case)).await.expect("findings");

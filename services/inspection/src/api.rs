@@ -44,6 +44,12 @@ fn checked<T>(parsed: Result<T, FieldViolations>, request_id: &str) -> Result<T,
     collect_violations(FieldViolations::new(), parsed, request_id).map_err(Error::Invalid)
 }
 
+/// The value built while `violations` were collected, if none were found (the request id's too).
+fn gathered<T>(value: Option<T>, violations: FieldViolations, request_id: &str) -> Result<T, Error> {
+    let parsed = value.filter(|_| violations.is_empty()).ok_or(FieldViolations::new());
+    collect_violations(violations, parsed, request_id).map_err(Error::Invalid)
+}
+
 fn party(given: Option<pb::Party>, field: &str, violations: &mut FieldViolations) -> Option<Party> {
     let given = given.unwrap_or_default();
     Party::parse(&given.kind, &given.id, field, violations)
@@ -425,7 +431,7 @@ impl inspection_server::Inspection for InspectionApi {
         let (metadata, _, request) = request.into_parts();
         let mut violations = FieldViolations::new();
         let from = party(request.from, "from", &mut violations);
-        let from = checked(from.filter(|_| violations.is_empty()).ok_or(violations), &request.request_id)?;
+        let from = gathered(from, violations, &request.request_id)?;
         let command = Command::RequestReport { from };
         Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
     }
@@ -434,7 +440,7 @@ impl inspection_server::Inspection for InspectionApi {
         let (metadata, _, request) = request.into_parts();
         let mut violations = FieldViolations::new();
         let author = party(request.author, "author", &mut violations);
-        let author = checked(author.filter(|_| violations.is_empty()).ok_or(violations), &request.request_id)?;
+        let author = gathered(author, violations, &request.request_id)?;
         let command = Command::RecordReport { author, content: request.content };
         Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
     }
@@ -458,10 +464,7 @@ impl inspection_server::Inspection for InspectionApi {
                 Some(Share { party, percent: share.share_percent })
             })
             .collect();
-        let shares = checked(
-            shares.into_iter().collect::<Option<Vec<_>>>().filter(|_| violations.is_empty()).ok_or(violations),
-            &request.request_id,
-        )?;
+        let shares = gathered(shares.into_iter().collect(), violations, &request.request_id)?;
         let command = Command::DivideResponsibility { shares, recurs: None };
         Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
     }
@@ -495,10 +498,7 @@ impl inspection_server::Inspection for InspectionApi {
                 })
             })
             .collect();
-        let penalties = checked(
-            penalties.into_iter().collect::<Option<Vec<_>>>().filter(|_| violations.is_empty()).ok_or(violations),
-            &request.request_id,
-        )?;
+        let penalties = gathered(penalties.into_iter().collect(), violations, &request.request_id)?;
         let command = Command::Decide { penalties, note: request.note };
         Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
     }
@@ -511,8 +511,7 @@ impl inspection_server::Inspection for InspectionApi {
         if due.is_none() {
             violations.add("due_time", "required: when the rectification must be done");
         }
-        let (unit, due) =
-            checked(unit.zip(due).filter(|_| violations.is_empty()).ok_or(violations), &request.request_id)?;
+        let (unit, due) = gathered(unit.zip(due), violations, &request.request_id)?;
         let command = Command::AssignRectification { unit, task: request.task, due };
         Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
     }
