@@ -89,7 +89,12 @@ pub async fn bind(mut config: Config, targets: &[Target]) -> Result<Bound, Suite
             source,
         })?;
         match target {
-            Target::Gateway => config.gateway_addr = actual,
+            Target::Gateway => {
+                if config.gateway_url == kefu_kit::config::reach_url(config.gateway_addr) {
+                    config.gateway_url = kefu_kit::config::reach_url(actual);
+                }
+                config.gateway_addr = actual;
+            }
             Target::Service(service) => {
                 let endpoint = config.endpoint_mut(service);
                 if endpoint.listen.port() == 0 || endpoint.url == format!("http://{}", endpoint.listen) {

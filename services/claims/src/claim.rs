@@ -17,8 +17,7 @@ use crate::{
     policy::CompensationPolicy,
 };
 
-/// The role a supervisor's caller identity carries (`x-kefu-roles`).
-pub const SUPERVISOR_ROLE: &str = "supervisor";
+pub use kefu_kit::caller::SUPERVISOR_ROLE;
 /// Free text (findings, notes, reasons) at most this many characters.
 pub const MAX_TEXT: usize = 4_000;
 
@@ -428,7 +427,7 @@ impl Claim {
 }
 
 fn require_supervisor(caller: &Caller, what: &str) -> Result<(), ClaimError> {
-    if caller.roles.iter().any(|role| role == SUPERVISOR_ROLE) {
+    if caller.is_supervisor() {
         Ok(())
     } else {
         Err(ClaimError::NotSupervisor(format!(

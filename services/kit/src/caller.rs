@@ -18,6 +18,9 @@ pub const DEPARTMENT: &str = "x-kefu-department";
 pub const BRANCH: &str = "x-kefu-branch";
 pub const ROLES: &str = "x-kefu-roles";
 pub const ANONYMOUS: &str = "anonymous";
+/// The role that may approve what needs a supervisor (a claim above the limit, a change of a
+/// waybill's money, a reversal in the ledger).
+pub const SUPERVISOR_ROLE: &str = "supervisor";
 
 /// The longest value accepted in one identity key.
 const MAX_LEN: usize = 128;
@@ -37,6 +40,10 @@ impl Default for Caller {
 }
 
 impl Caller {
+    pub fn is_supervisor(&self) -> bool {
+        self.roles.iter().any(|role| role == SUPERVISOR_ROLE)
+    }
+
     /// Reads the identity keys; missing, non-ASCII or overlong values count as absent.
     pub fn from_metadata(metadata: &MetadataMap) -> Self {
         let get = |key: &str| {

@@ -7,6 +7,7 @@
 //! | `KEFU_DATA_DIR` | `./data` | where the SQLite files live |
 //! | `KEFU_TIME_ZONE` | `Asia/Shanghai` | the company's time zone (IANA name): case-number dates, deadlines |
 //! | `KEFU_GATEWAY_ADDR` | `127.0.0.1:50051` | where the gateway listens |
+//! | `KEFU_GATEWAY_URL` | `http://` + `KEFU_GATEWAY_ADDR` | how services reach the gateway (settlement files late-remittance complaints there; in Kubernetes: `http://gateway:50051`) |
 //! | `KEFU_<SERVICE>_ADDR` | intake `127.0.0.1:50061`, inspection `…62`, claims `…63`, settlement `…64`, archives `…65` | where that service listens |
 //! | `KEFU_<SERVICE>_URL` | `http://` + its `_ADDR` | how the others reach it (in Kubernetes: `http://intake:50061`) |
 //! | `KEFU_ROUTING_POLICY` | unset: the handbook's table | a routing policy file for the gateway (see `gateway/src/policy.rs`) |
@@ -89,6 +90,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub time_zone: Tz,
     pub gateway_addr: SocketAddr,
+    /// Where services reach the gateway (settlement files late-remittance complaints there).
+    pub gateway_url: String,
     /// Indexed like [`ServiceName::ALL`].
     pub services: [Endpoint; 5],
     pub routing_policy: Option<PathBuf>,
@@ -129,11 +132,7 @@ impl Config {
         for service in ServiceName::ALL {
             let upper = service.as_str().to_uppercase();
             let listen = parse_addr(&format!("KEFU_{upper}_ADDR"), loopback(service.default_port()))?;
-            let url = get(&format!("KEFU_{upper}_URL")).unwrap_or_else(|| {
-                // A service listening on all interfaces is reached on loopback by default.
-                let reach = if listen.ip().is_unspecified() { loopback(listen.port()) } else { listen };
-                format!("http://{reach}")
-            });
+            let url = get(&format!("KEFU_{upper}_URL")).unwrap_or_else(|| reach_url(listen));
             services.push(Endpoint { listen, url });
         }
         let services: [Endpoint; 5] = services.try_into().map_err(|_| ConfigError {
@@ -160,11 +159,14 @@ impl Config {
                     problem: "expected a PostgreSQL URL like postgres://user@127.0.0.1:5432/kefu; leave it unset for SQLite files under KEFU_DATA_DIR".into(),
                 });
         }
+        let gateway_addr = parse_addr("KEFU_GATEWAY_ADDR", loopback(50051))?;
+        let gateway_url = get("KEFU_GATEWAY_URL").unwrap_or_else(|| reach_url(gateway_addr));
         Ok(Config {
             database_url,
             data_dir: get("KEFU_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data")),
             time_zone,
-            gateway_addr: parse_addr("KEFU_GATEWAY_ADDR", loopback(50051))?,
+            gateway_addr,
+            gateway_url,
             services,
             routing_policy: get("KEFU_ROUTING_POLICY").map(PathBuf::from),
             claims_policy: get("KEFU_CLAIMS_POLICY").map(PathBuf::from),
@@ -183,6 +185,12 @@ impl Config {
 }
 
 /// A database URL fit for messages: the password, if any, replaced by `***`.
+/// The URL a listener is reached at by default: a listener on all interfaces is reached on loopback.
+pub fn reach_url(listen: SocketAddr) -> String {
+    let reach = if listen.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], listen.port())) } else { listen };
+    format!("http://{reach}")
+}
+
 pub fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };

@@ -18,7 +18,7 @@ use kefu_proto::events::v1::{ClaimApproved, Event, FineImposed};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{ColumnDef, Index, OnConflict, Table},
+    sea_query::{Alias, ColumnDef, Expr, Func, Index, OnConflict, Query, Table},
 };
 use tonic::Status;
 
@@ -139,6 +139,11 @@ impl NewEntry {
         }
     }
 
+    /// The money the entry moves: the sum of its debits.
+    pub fn debits(&self) -> i64 {
+        self.postings.iter().map(|(_, amount)| *amount).filter(|amount| *amount > 0).sum()
+    }
+
     pub fn is_balanced(&self) -> bool {
         self.postings.iter().map(|(_, amount)| i128::from(*amount)).sum::<i128>() == 0
     }
@@ -243,23 +248,27 @@ pub async fn post(
     Ok(true)
 }
 
-/// Applies the entries `event` makes, each once.
+/// Applies the entries `event` makes, each once, and keeps a receipt of each for reconciliation:
+/// the event, the origin and the money it asked for. An event naming an origin already posted with
+/// different money changes nothing and is reported by [`crate::reconcile`].
 pub async fn apply(
     db: &impl ConnectionTrait,
     event: &Event,
     entries: &[NewEntry],
     now: DateTime<Utc>,
 ) -> Result<(), Status> {
+    let now = to_micros(now);
+    let mut receipts = Vec::with_capacity(entries.len());
     for entry in entries {
-        let posted =
-            post(db, entry, &event.id, to_micros(now)).await.map_err(|e| error::from_db("posting to the ledger", e))?;
+        let posted = post(db, entry, &event.id, now).await.map_err(|e| error::from_db("posting to the ledger", e))?;
         if posted {
             tracing::info!(origin = %entry.origin, kind = entry.kind, "posted");
         } else {
             tracing::info!(origin = %entry.origin, "already posted: nothing moves twice");
         }
+        receipts.push(crate::store::receipt_row(&event.id, &entry.origin, entry.debits(), now));
     }
-    Ok(())
+    crate::store::add_receipts(db, receipts).await.map_err(|e| error::from_db("keeping receipts", e))
 }
 
 /// One page of entries, oldest first, whose origin starts with `origin_prefix`, after `after`.
@@ -295,6 +304,189 @@ pub async fn list(
         })
         .collect();
     Ok((entries, next))
+}
+
+/// One entry with its postings.
+pub async fn get(db: &impl ConnectionTrait, seq: i64) -> Result<Option<(entry::Model, Vec<posting::Model>)>, DbErr> {
+    let Some(found) = entry::Entity::find_by_id(seq).one(db).await? else { return Ok(None) };
+    let postings = posting::Entity::find()
+        .filter(posting::Column::EntrySeq.eq(seq))
+        .order_by_asc(posting::Column::Seq)
+        .all(db)
+        .await?;
+    Ok(Some((found, postings)))
+}
+
+/// The entry posted under `origin`, if any.
+pub async fn by_origin(
+    db: &impl ConnectionTrait,
+    origin: &str,
+) -> Result<Option<(entry::Model, Vec<posting::Model>)>, DbErr> {
+    match entry::Entity::find().filter(entry::Column::Origin.eq(origin)).one(db).await? {
+        Some(found) => get(db, found.seq).await,
+        None => Ok(None),
+    }
+}
+
+/// The entry that moves `original`'s money back: the same postings, negated, under the origin
+/// `ledgerEntries/{seq}/reversal`, so an entry is reversed at most once.
+pub fn reversal(original: &entry::Model, postings: &[posting::Model], reason: &str, by: &str) -> NewEntry {
+    NewEntry {
+        origin: format!("ledgerEntries/{}/reversal", original.seq),
+        kind: "reversal",
+        memo: format!("reversal of ledgerEntries/{} ({}) by {by}: {reason}", original.seq, original.origin),
+        postings: postings.iter().map(|posting| (posting.account.clone(), -posting.amount_fen)).collect(),
+    }
+}
+
+/// Entries whose `create_time` lies in `[from, until)`, as a subquery of their sequence numbers.
+fn entries_between(from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> sea_orm::sea_query::SelectStatement {
+    let mut query = Query::select();
+    query.column(entry::Column::Seq).from(entry::Entity);
+    if let Some(from) = from {
+        query.and_where(Expr::col(entry::Column::CreateTime).gte(from));
+    }
+    if let Some(until) = until {
+        query.and_where(Expr::col(entry::Column::CreateTime).lt(until));
+    }
+    query.to_owned()
+}
+
+/// Every account's balance after the entries made before `until` (all, if none), for accounts
+/// starting with `prefix`; accounts at zero are left out.
+pub async fn balances(
+    db: &impl ConnectionTrait,
+    until: Option<DateTime<Utc>>,
+    prefix: &str,
+) -> Result<Vec<(String, i64)>, DbErr> {
+    let sum = Expr::expr(Func::sum(Expr::col(posting::Column::AmountFen))).cast_as(Alias::new("BIGINT"));
+    let mut query = posting::Entity::find()
+        .select_only()
+        .column(posting::Column::Account)
+        .column_as(sum, "balance")
+        .group_by(posting::Column::Account)
+        .order_by_asc(posting::Column::Account);
+    if until.is_some() {
+        query = query.filter(posting::Column::EntrySeq.in_subquery(entries_between(None, until)));
+    }
+    if !prefix.is_empty() {
+        query = query.filter(posting::Column::Account.starts_with(prefix));
+    }
+    let rows: Vec<(String, i64)> = query.into_tuple().all(db).await?;
+    Ok(rows.into_iter().filter(|(_, balance)| *balance != 0).collect())
+}
+
+/// One account's postings in `[from, until)` with their entries, oldest first.
+pub async fn account_postings(
+    db: &impl ConnectionTrait,
+    account: &str,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<(entry::Model, i64)>, DbErr> {
+    let postings = posting::Entity::find()
+        .filter(posting::Column::Account.eq(account))
+        .filter(posting::Column::EntrySeq.in_subquery(entries_between(Some(from), Some(until))))
+        .order_by_asc(posting::Column::EntrySeq)
+        .all(db)
+        .await?;
+    let seqs: Vec<i64> = postings.iter().map(|posting| posting.entry_seq).collect();
+    let entries: std::collections::HashMap<i64, entry::Model> = entry::Entity::find()
+        .filter(entry::Column::Seq.is_in(seqs))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| (e.seq, e))
+        .collect();
+    Ok(postings
+        .into_iter()
+        .filter_map(|posting| entries.get(&posting.entry_seq).map(|entry| (entry.clone(), posting.amount_fen)))
+        .collect())
+}
+
+/// The entries made in `[from, until)`, each with the money it moved (the sum of its debits).
+pub async fn moved_between(
+    db: &impl ConnectionTrait,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<(entry::Model, i64)>, DbErr> {
+    let entries = entry::Entity::find()
+        .filter(entry::Column::CreateTime.gte(from))
+        .filter(entry::Column::CreateTime.lt(until))
+        .order_by_asc(entry::Column::Seq)
+        .all(db)
+        .await?;
+    let mut debits: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+    for posting in posting::Entity::find()
+        .filter(posting::Column::EntrySeq.in_subquery(entries_between(Some(from), Some(until))))
+        .filter(posting::Column::AmountFen.gt(0))
+        .all(db)
+        .await?
+    {
+        *debits.entry(posting.entry_seq).or_default() += posting.amount_fen;
+    }
+    Ok(entries
+        .into_iter()
+        .map(|entry| {
+            let moved = debits.get(&entry.seq).copied().unwrap_or_default();
+            (entry, moved)
+        })
+        .collect())
+}
+
+/// Every entry whose postings do not sum to zero, by sequence number.
+pub async fn unbalanced(db: &impl ConnectionTrait) -> Result<Vec<i64>, DbErr> {
+    let sum = Expr::expr(Func::sum(Expr::col(posting::Column::AmountFen))).cast_as(Alias::new("BIGINT"));
+    let rows: Vec<(i64, i64)> = posting::Entity::find()
+        .select_only()
+        .column(posting::Column::EntrySeq)
+        .column_as(sum, "total")
+        .group_by(posting::Column::EntrySeq)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().filter(|(_, total)| *total != 0).map(|(seq, _)| seq).collect())
+}
+
+/// Every posting of entries whose origin starts with `prefix`: (origin, account, fen).
+pub async fn postings_under(db: &impl ConnectionTrait, prefix: &str) -> Result<Vec<(String, String, i64)>, DbErr> {
+    let entries: std::collections::HashMap<i64, String> = entry::Entity::find()
+        .filter(entry::Column::Origin.starts_with(prefix))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|entry| (entry.seq, entry.origin))
+        .collect();
+    let mut query = Query::select();
+    query
+        .column(entry::Column::Seq)
+        .from(entry::Entity)
+        .and_where(Expr::col(entry::Column::Origin).like(format!("{prefix}%")));
+    let postings =
+        posting::Entity::find().filter(posting::Column::EntrySeq.in_subquery(query.to_owned())).all(db).await?;
+    Ok(postings
+        .into_iter()
+        .filter_map(|posting| {
+            entries.get(&posting.entry_seq).map(|origin| (origin.clone(), posting.account, posting.amount_fen))
+        })
+        .collect())
+}
+
+/// Every entry: (origin, event id, the money it moved).
+pub async fn all_entries(db: &impl ConnectionTrait) -> Result<Vec<(entry::Model, i64)>, DbErr> {
+    let mut debits: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+    for posting in posting::Entity::find().filter(posting::Column::AmountFen.gt(0)).all(db).await? {
+        *debits.entry(posting.entry_seq).or_default() += posting.amount_fen;
+    }
+    Ok(entry::Entity::find()
+        .order_by_asc(entry::Column::Seq)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|entry| {
+            let moved = debits.get(&entry.seq).copied().unwrap_or_default();
+            (entry, moved)
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,38 +1,70 @@
-//! Settlement (结算部): moves money exactly once: claim payouts, deductions, cash-on-delivery remittances.
+//! Settlement (结算部): moves money exactly once — claim payouts, fines, cash-on-delivery
+//! remittances, changes and write-offs — in a double-entry ledger in integer fen.
 //!
-//! Settlement accepts the complaints the routing policy gives it — each becomes a record named
-//! `cases/{case_number}`, and intake is told so — and keeps the [`ledger`]: an approved claim from
-//! claims (`claim_approved`) becomes the customer's payout and the responsible party's deduction,
-//! a fine from inspection (`fine_imposed`) a deduction from the party fined, each posted once per
-//! origin. `kefu.settlement.v1.Settlement` shows both.
+//! The code map:
+//!
+//! - [`ledger`]: double entry keyed by origin; an approved claim's payout and deduction and an
+//!   inspection fine become entries there, once each, with a receipt of every event;
+//! - [`waybill`]: a waybill's freight and cash on delivery (代收货款) — collection, remittance,
+//!   change requests, seizure (`001 §11`) — every rule in [`waybill::Waybill::apply`], and what the
+//!   ledger must hold for it in [`waybill::Waybill::footprint`];
+//! - [`reconcile`]: the checks that every event received has exactly one effect and that the
+//!   ledger holds what the waybills say;
+//! - [`store`]: waybills, receipts, case outcomes; [`api`]: `kefu.settlement.v1.Settlement`;
+//!   [`error`]: failures → statuses.
+//!
+//! Settlement owns the `late_remittance` complaints the routing policy gives it (each a record named
+//! `cases/{case_number}`); it also files them itself, through the gateway like any other complaint,
+//! when a waybill's COD is past its remittance date, and resolves them when the COD is remitted.
+//!
+//! Invariant: a change to a waybill, its history, its ledger movement and the resolutions it causes
+//! are one transaction; the ledger moves each origin once.
 
+pub mod api;
+pub mod error;
 pub mod ledger;
+pub mod reconcile;
+pub mod store;
+pub mod waybill;
+
+use std::{sync::Arc, time::Duration};
 
 use kefu_kit::{
     Config, Shutdown,
     clock::SharedClock,
     config::ServiceName,
-    error,
+    history,
     inbox::{EventHandler, Inbox},
     migrate::Migration,
     routed::{self, AcceptRoutedCases},
-    server::{ServiceContext, ServiceSpec, StartError, run_service},
-    time::to_timestamp,
+    server::{ServiceSpec, StartError, run_service},
 };
 use kefu_proto::{
     events::v1::{Event, event::Payload},
-    settlement::v1::{self as pb, settlement_server},
+    gateway::v1::complaints_client::ComplaintsClient,
+    settlement::v1::settlement_server,
 };
-use sea_orm::DatabaseTransaction;
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status, service::Routes};
+use tonic::{Status, service::Routes, transport::Endpoint};
 
 pub const NAME: ServiceName = ServiceName::Settlement;
 pub const SERVICE_NAME: &str = "kefu.settlement.v1.Settlement";
 /// Records are named `cases/{case_number}`.
 pub const COLLECTION: &str = "cases";
+/// The category settlement files late remittances under (转帐不及时, `001 §8 4.8.4`); the routing
+/// policy gives it back to settlement.
+pub const LATE_REMITTANCE_CATEGORY: &str = "late_remittance";
+/// How often settlement looks for late remittances to file.
+const CHECK_EVERY: Duration = Duration::from_secs(60);
 
-pub static MIGRATIONS: &[&Migration] = &[&routed::MIGRATION, &ledger::MIGRATION, &routed::MIGRATION_FIRST_COMPLAINT];
+pub static MIGRATIONS: &[&Migration] = &[
+    &routed::MIGRATION,
+    &ledger::MIGRATION,
+    &routed::MIGRATION_FIRST_COMPLAINT,
+    &history::MIGRATION,
+    &store::MIGRATION,
+];
 
 /// Serves settlement on `listener` until `shutdown`.
 pub async fn run(
@@ -41,35 +73,76 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
+    let gateway = Endpoint::from_shared(config.gateway_url.clone())
+        .map_err(|error| StartError::Config { service: NAME, message: format!("KEFU_GATEWAY_URL: {error}") })?
+        .connect_lazy();
     let spec =
         ServiceSpec { name: NAME, migrations: MIGRATIONS, service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"] };
+    let checker_shutdown = shutdown.clone();
     run_service(spec, config, clock, listener, shutdown, |context| {
         let events = SettlementEvents {
             routed: AcceptRoutedCases { owner: NAME, collection: COLLECTION, clock: context.clock.clone() },
             clock: context.clock.clone(),
+            time_zone: context.time_zone,
         };
         let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
-        Routes::new(settlement_server::SettlementServer::new(SettlementApi { context: context.clone() }))
-            .add_service(inbox.into_server())
+        let api = Arc::new(api::SettlementApi { context: context.clone(), gateway: ComplaintsClient::new(gateway) });
+        tokio::spawn(check_late_remittances(api.clone(), checker_shutdown));
+        Routes::new(settlement_server::SettlementServer::from_arc(api)).add_service(inbox.into_server())
     })
     .await
 }
 
-/// What settlement does with the events it receives: routed cases are accepted, approved claims
-/// and inspection's fines are posted to the ledger.
+/// Files late remittances as complaints every [`CHECK_EVERY`] until `shutdown`.
+async fn check_late_remittances(api: Arc<api::SettlementApi>, shutdown: Shutdown) {
+    let mut ticks = tokio::time::interval(CHECK_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.clone().wait() => return,
+            _ = ticks.tick() => {
+                if let Err(error) = api.report_late().await {
+                    tracing::error!(error = ?Status::from(error), "checking late remittances failed");
+                }
+            }
+        }
+    }
+}
+
+/// What settlement does with the events it receives: routed cases are accepted (and answered at
+/// once when their waybill's COD was already remitted), approved claims and inspection's fines are
+/// posted to the ledger.
 struct SettlementEvents {
     routed: AcceptRoutedCases,
     clock: SharedClock,
+    time_zone: chrono_tz::Tz,
 }
 
 impl EventHandler for SettlementEvents {
     async fn apply(&self, tx: &DatabaseTransaction, events: &[&Event]) -> Result<(), Status> {
         let (routed, others): (Vec<&Event>, Vec<&Event>) =
             events.iter().partition(|event| matches!(event.payload, Some(Payload::CaseRouted(_))));
+        let now = self.clock.now();
         if !routed.is_empty() {
             self.routed.apply(tx, &routed).await?;
+            let case_numbers: Vec<String> = routed
+                .iter()
+                .filter_map(|event| match &event.payload {
+                    Some(Payload::CaseRouted(case)) => case
+                        .complaint
+                        .as_ref()
+                        .and_then(|complaint| complaint.complaint.strip_prefix("complaints/"))
+                        .map(str::to_owned),
+                    _ => None,
+                })
+                .collect();
+            let cases = routed::Entity::find()
+                .filter(routed::Column::CaseNumber.is_in(case_numbers))
+                .all(tx)
+                .await
+                .map_err(|e| kefu_kit::error::from_db("reading routed cases", e))?;
+            api::answer_remitted(tx, &cases, kefu_kit::time::to_micros(now), self.time_zone).await?;
         }
-        let now = self.clock.now();
         for event in others {
             match &event.payload {
                 Some(Payload::ClaimApproved(approved)) => {
@@ -84,68 +157,5 @@ impl EventHandler for SettlementEvents {
             }
         }
         Ok(())
-    }
-}
-
-struct SettlementApi {
-    context: ServiceContext,
-}
-
-#[tonic::async_trait]
-impl settlement_server::Settlement for SettlementApi {
-    async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::Case>, Status> {
-        let row = routed::get_by_name(&self.context.db, &request.into_inner().name, COLLECTION).await?;
-        Ok(Response::new(to_proto(row)))
-    }
-
-    async fn list_cases(
-        &self,
-        request: Request<pb::ListCasesRequest>,
-    ) -> Result<Response<pb::ListCasesResponse>, Status> {
-        let request = request.into_inner();
-        let (rows, next_page_token) =
-            routed::list_page(&self.context.db, request.page_size, &request.page_token).await?;
-        Ok(Response::new(pb::ListCasesResponse { cases: rows.into_iter().map(to_proto).collect(), next_page_token }))
-    }
-
-    async fn list_ledger_entries(
-        &self,
-        request: Request<pb::ListLedgerEntriesRequest>,
-    ) -> Result<Response<pb::ListLedgerEntriesResponse>, Status> {
-        let request = request.into_inner();
-        if request.origin_prefix.len() > 160 {
-            return Err(error::invalid_field("origin_prefix", "at most 160 characters"));
-        }
-        let page_size = kefu_kit::paging::page_size(request.page_size)?;
-        let after = kefu_kit::paging::decode_token(&request.page_token, &request.origin_prefix)?;
-        let (entries, next) = ledger::list(&self.context.db, &request.origin_prefix, page_size, after)
-            .await
-            .map_err(|e| error::from_db("listing the ledger", e))?;
-        let entries = entries
-            .into_iter()
-            .map(|(entry, postings)| pb::LedgerEntry {
-                name: format!("ledgerEntries/{}", entry.seq),
-                origin: entry.origin,
-                kind: entry.kind,
-                memo: entry.memo,
-                postings: postings
-                    .into_iter()
-                    .map(|posting| pb::Posting { account: posting.account, amount_fen: posting.amount_fen })
-                    .collect(),
-                create_time: Some(to_timestamp(entry.create_time)),
-                event_id: entry.event_id,
-            })
-            .collect();
-        let next_page_token =
-            next.map(|seq| kefu_kit::paging::encode_token(seq, &request.origin_prefix)).unwrap_or_default();
-        Ok(Response::new(pb::ListLedgerEntriesResponse { entries, next_page_token }))
-    }
-}
-
-fn to_proto(row: routed::Model) -> pb::Case {
-    pb::Case {
-        name: format!("{COLLECTION}/{}", row.case_number),
-        complaint: Some(row.to_proto()),
-        accept_time: Some(to_timestamp(row.accept_time)),
     }
 }

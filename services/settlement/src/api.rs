@@ -1,0 +1,832 @@
+//! `kefu.settlement.v1.Settlement`: proto ⇄ domain, and the one path every change to a waybill
+//! takes ([`SettlementApi::act`]): read at a version, apply the rule ([`Waybill::apply`]), write
+//! with a version check, record the step under the request's id, post the difference of the
+//! waybill's footprint to the ledger, and resolve the cases a remittance answers — one transaction.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kefu_kit::{
+    caller::Caller,
+    config::ServiceName,
+    error::{FieldViolations, collect_violations, idempotency_key, is_unique_violation},
+    history, outbox,
+    report::{Month, csv_field},
+    routed,
+    server::ServiceContext,
+    time::{from_timestamp, to_micros, to_timestamp},
+    trace::TraceContext,
+};
+use kefu_proto::{
+    events::v1::{CaseResolved, event::Payload},
+    gateway::v1::{self as gateway, complaints_client::ComplaintsClient},
+    settlement::v1::{self as pb, settlement_server},
+};
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use tonic::{Request, Response, Status, metadata::MetadataMap, transport::Channel};
+
+use crate::{
+    COLLECTION, LATE_REMITTANCE_CATEGORY,
+    error::{Error, db as db_error},
+    ledger, reconcile, store,
+    waybill::{Command, Field, SeizureFacts, Waybill, WaybillFields, difference, yuan},
+};
+
+pub struct SettlementApi {
+    pub context: ServiceContext,
+    /// The gateway, where late remittances are filed as complaints like any other.
+    pub gateway: ComplaintsClient<Channel>,
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// How many late remittances one check files at most.
+const LATE_BATCH: u64 = 100;
+const MAX_RESOLUTION: usize = 2000;
+
+fn time(given: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    given.and_then(from_timestamp).map(to_micros)
+}
+
+/// The waybill number in `waybills/{number}`.
+fn waybill_number(name: &str) -> Result<&str, Error> {
+    name.strip_prefix("waybills/")
+        .filter(|number| !number.is_empty() && !number.contains('/'))
+        .ok_or_else(|| Error::Invalid(one("name", "expected waybills/{number}")))
+}
+
+/// The waybill number and the change request's index in `waybills/{number}/changeRequests/{n}`.
+fn change_request(name: &str) -> Result<(&str, usize), Error> {
+    let refuse = || Error::Invalid(one("name", "expected waybills/{number}/changeRequests/{n}"));
+    let (waybill, n) = name.rsplit_once("/changeRequests/").ok_or_else(refuse)?;
+    let n: usize = n.parse().ok().filter(|n| *n >= 1).ok_or_else(refuse)?;
+    Ok((waybill_number(waybill)?, n - 1))
+}
+
+fn one(field: &str, description: &str) -> FieldViolations {
+    let mut violations = FieldViolations::new();
+    violations.add(field, description);
+    violations
+}
+
+/// The request id's own violations, if any.
+fn check_request_id(request_id: &str) -> Result<(), Error> {
+    collect_violations(FieldViolations::new(), Ok(()), request_id).map_err(Error::Invalid)
+}
+
+fn history_key(number: &str) -> String {
+    format!("waybills/{number}")
+}
+
+impl SettlementApi {
+    /// Changes waybill `name` by `command`, once per `request_id`, and returns it as it now is.
+    async fn act(
+        &self,
+        metadata: &MetadataMap,
+        name: &str,
+        request_id: &str,
+        command: Command,
+    ) -> Result<pb::Waybill, Error> {
+        check_request_id(request_id)?;
+        let number = waybill_number(name)?;
+        let caller = Caller::from_metadata(metadata);
+        let trace = TraceContext::from_metadata(metadata).unwrap_or_else(TraceContext::new_root);
+        let key = history_key(number);
+        let request_id = idempotency_key(request_id);
+        let db = &self.context.db;
+        if let Some(request_id) = request_id
+            && history::has_request(db, &key, request_id).await.map_err(db_error("reading a waybill"))?
+        {
+            return self.view(number).await;
+        }
+        let now = to_micros(self.context.clock.now());
+        let tx = db.begin().await.map_err(db_error("changing a waybill"))?;
+        let stored = store::load(&tx, number)
+            .await
+            .map_err(db_error("reading a waybill"))?
+            .ok_or_else(|| Error::NotFound(format!("no waybill named waybills/{number}; record it first")))?;
+        let mut waybill = stored.waybill;
+        let before = waybill.footprint();
+        let applied = waybill.apply(command, &caller, now, self.context.time_zone)?;
+        if !store::save(&tx, &waybill, stored.version).await.map_err(db_error("saving a waybill"))? {
+            return Err(Error::Conflict);
+        }
+        match history::record(&tx, &key, request_id, std::slice::from_ref(&applied.step)).await {
+            Ok(()) => {}
+            // The same request, retried while the first was being written: the first one counts.
+            Err(error) if is_unique_violation(&error) => {
+                drop(tx);
+                return self.view(number).await;
+            }
+            Err(error) => return Err(db_error("recording a waybill's history")(error)),
+        }
+        if let Some(movement) = &applied.movement {
+            let entry = ledger::NewEntry {
+                origin: format!("{key}/{}", movement.origin),
+                kind: movement.kind,
+                memo: applied.step.detail.clone(),
+                postings: difference(&before, &waybill.footprint()),
+            };
+            if !entry.postings.is_empty() {
+                ledger::post(&tx, &entry, "", now).await.map_err(db_error("posting to the ledger"))?;
+            }
+        }
+        let mut resolved = 0;
+        if applied.step.action == "cod_remitted" {
+            let answer = format!("{}; settlement considers the complaint answered", applied.step.detail);
+            for case in store::open_cases_of(&tx, number).await.map_err(db_error("finding the waybill's cases"))? {
+                resolved += resolve(&tx, &case, &answer, &caller, &trace, now).await? as usize;
+            }
+        }
+        tx.commit().await.map_err(db_error("changing a waybill"))?;
+        if resolved > 0 {
+            self.context.relay.wake();
+        }
+        tracing::info!(waybill = number, action = applied.step.action, resolved, "waybill changed");
+        self.view(number).await
+    }
+
+    async fn view(&self, number: &str) -> Result<pb::Waybill, Error> {
+        let db = &self.context.db;
+        let stored = store::load(db, number)
+            .await
+            .map_err(db_error("reading a waybill"))?
+            .ok_or_else(|| Error::NotFound(format!("no waybill named waybills/{number}")))?;
+        let steps = history::list(db, &history_key(number)).await.map_err(db_error("reading a waybill's history"))?;
+        Ok(waybill_to_proto(&stored, steps))
+    }
+
+    async fn record_waybill_inner(
+        &self,
+        metadata: &MetadataMap,
+        request: pb::RecordWaybillRequest,
+    ) -> Result<pb::Waybill, Error> {
+        let given = request.waybill.unwrap_or_default();
+        let number = given.name.strip_prefix("waybills/").unwrap_or("");
+        let now = to_micros(self.context.clock.now());
+        let fields = WaybillFields {
+            number,
+            shipper: &given.shipper,
+            branch: &given.branch,
+            freight_fen: given.freight_fen,
+            payment_method: &given.payment_method,
+            cod_amount_fen: given.cod_amount_fen,
+            cod_remit_days: given.cod_remit_days,
+            consignee: &given.consignee,
+            consignee_phone: &given.consignee_phone,
+        };
+        let waybill = collect_violations(FieldViolations::new(), Waybill::new(&fields, now), &request.request_id)?;
+        let caller = Caller::from_metadata(metadata);
+        let key = history_key(number);
+        let request_id = idempotency_key(&request.request_id);
+        let db = &self.context.db;
+        if let Some(request_id) = request_id
+            && history::has_request(db, &key, request_id).await.map_err(db_error("reading a waybill"))?
+        {
+            return self.view(number).await;
+        }
+        let tx = db.begin().await.map_err(db_error("recording a waybill"))?;
+        if !store::insert(&tx, &waybill).await.map_err(db_error("recording a waybill"))? {
+            return Err(Error::AlreadyExists(format!(
+                "waybills/{number} is already recorded; change it with RequestChange"
+            )));
+        }
+        let detail = format!(
+            "recorded: shipper {}, branch {}, freight {} ({}), COD {}",
+            waybill.shipper,
+            waybill.branch,
+            yuan(waybill.freight_fen),
+            waybill.payment_method.as_str(),
+            yuan(waybill.cod_amount_fen)
+        );
+        let step = history::Step { action: "recorded", actor: caller.user.clone(), time: now, detail: detail.clone() };
+        history::record(&tx, &key, request_id, &[step]).await.map_err(db_error("recording a waybill's history"))?;
+        let entry = ledger::NewEntry {
+            origin: format!("{key}/charges"),
+            kind: "waybill_charges",
+            memo: detail,
+            postings: difference(&BTreeMap::new(), &waybill.footprint()),
+        };
+        if !entry.postings.is_empty() {
+            ledger::post(&tx, &entry, "", now).await.map_err(db_error("posting to the ledger"))?;
+        }
+        tx.commit().await.map_err(db_error("recording a waybill"))?;
+        tracing::info!(waybill = number, "waybill recorded");
+        self.view(number).await
+    }
+
+    /// Files a late_remittance complaint through the gateway for every late remittance without one.
+    pub async fn report_late(&self) -> Result<Vec<String>, Error> {
+        let now = to_micros(self.context.clock.now());
+        let db = &self.context.db;
+        let late = store::late(db, now, true, LATE_BATCH).await.map_err(db_error("finding late remittances"))?;
+        let caller = Caller { user: "settlement".into(), department: "settlement".into(), ..Caller::default() };
+        let mut filed = Vec::new();
+        for stored in late {
+            let waybill = &stored.waybill;
+            let due = waybill.cod.remit_due_time.unwrap_or(now);
+            let local =
+                |time: DateTime<Utc>| time.with_timezone(&self.context.time_zone).format("%Y-%m-%d").to_string();
+            let owed_since = waybill.cod.collect_time.map(local).unwrap_or_else(|| "the seizure's loss".into());
+            let complaint = gateway::Complaint {
+                category: LATE_REMITTANCE_CATEGORY.into(),
+                waybill_number: waybill.number.clone(),
+                channel: gateway::Channel::Online as i32,
+                description: format!(
+                    "COD of {} owed to shipper {} since {} was due by {} and has not been remitted \
+                     (found by settlement's check)",
+                    yuan(waybill.cod_amount_fen),
+                    waybill.shipper,
+                    owed_since,
+                    local(due)
+                ),
+                customer_request: "remit the COD to the shipper and explain the delay".into(),
+                branch: waybill.branch.clone(),
+                ..Default::default()
+            };
+            let mut request = Request::new(gateway::CreateComplaintRequest {
+                request_id: format!("settlement-late-remittance-{}", waybill.number),
+                complaint: Some(complaint),
+            });
+            caller.write_metadata(request.metadata_mut());
+            let created = match self.gateway.clone().create_complaint(request).await {
+                Ok(reply) => reply.into_inner(),
+                Err(status) => {
+                    // Tried again at the next check, with the same request id: never filed twice.
+                    tracing::warn!(waybill = %waybill.number, error = %status.message(), "filing a late remittance failed");
+                    continue;
+                }
+            };
+            let tx = db.begin().await.map_err(db_error("recording a late complaint"))?;
+            store::set_late_complaint(&tx, &waybill.number, &created.name)
+                .await
+                .map_err(db_error("recording a late complaint"))?;
+            let step = history::Step {
+                action: "late_complaint_filed",
+                actor: caller.user.clone(),
+                time: now,
+                detail: format!("COD due by {} not remitted: complaint {} filed", local(due), created.name),
+            };
+            history::record(&tx, &history_key(&waybill.number), None, &[step])
+                .await
+                .map_err(db_error("recording a late complaint"))?;
+            tx.commit().await.map_err(db_error("recording a late complaint"))?;
+            tracing::warn!(waybill = %waybill.number, complaint = %created.name, "late remittance filed as a complaint");
+            filed.push(created.name);
+        }
+        Ok(filed)
+    }
+
+    async fn case_view(&self, db: &impl ConnectionTrait, case: routed::Model) -> Result<pb::Case, Error> {
+        let outcome = store::resolution(db, &case.case_number).await.map_err(db_error("reading a case"))?;
+        Ok(case_to_proto(case, outcome))
+    }
+}
+
+/// Resolves `case` with `text` and tells intake; false if it was resolved before.
+async fn resolve(
+    tx: &impl ConnectionTrait,
+    case: &routed::Model,
+    text: &str,
+    caller: &Caller,
+    trace: &TraceContext,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    if !store::resolve(tx, &case.case_number, text, &caller.user, now).await.map_err(db_error("resolving a case"))? {
+        return Ok(false);
+    }
+    let resolved = CaseResolved {
+        complaint: format!("complaints/{}", case.case_number),
+        owner: ServiceName::Settlement.as_str().into(),
+        owner_reference: format!("{COLLECTION}/{}", case.case_number),
+        resolution: text.to_owned(),
+        resolve_time: Some(to_timestamp(now)),
+    };
+    let event = outbox::new_event(ServiceName::Settlement, now, trace, caller, Payload::CaseResolved(resolved));
+    outbox::enqueue(tx, ServiceName::Intake, &event, now).await.map_err(db_error("queueing the resolution"))?;
+    Ok(true)
+}
+
+/// Resolves, within `tx`, the newly routed cases about waybills whose COD was already remitted:
+/// the answer is known the moment the complaint arrives.
+pub async fn answer_remitted(
+    tx: &impl ConnectionTrait,
+    cases: &[routed::Model],
+    now: DateTime<Utc>,
+    time_zone: chrono_tz::Tz,
+) -> Result<usize, Status> {
+    let caller = Caller { user: "settlement".into(), department: "settlement".into(), ..Caller::default() };
+    let mut resolved = 0;
+    for case in cases {
+        let Some(stored) = store::load(tx, &case.waybill_number)
+            .await
+            .map_err(|e| kefu_kit::error::from_db("reading a waybill", e))?
+        else {
+            continue;
+        };
+        let Some(remitted) = stored.waybill.cod.remit_time else { continue };
+        let text = format!(
+            "the COD of {} for waybill {} was remitted to the shipper on {}",
+            yuan(stored.waybill.cod_amount_fen),
+            case.waybill_number,
+            remitted.with_timezone(&time_zone).format("%Y-%m-%d %H:%M")
+        );
+        let trace = TraceContext::new_root();
+        resolved += resolve(tx, case, &text, &caller, &trace, now).await.map_err(Status::from)? as usize;
+    }
+    Ok(resolved)
+}
+
+fn case_to_proto(case: routed::Model, outcome: Option<store::resolution::Model>) -> pb::Case {
+    let mut view = pb::Case {
+        name: format!("{COLLECTION}/{}", case.case_number),
+        complaint: Some(case.to_proto()),
+        accept_time: Some(to_timestamp(case.accept_time)),
+        ..Default::default()
+    };
+    if let Some(outcome) = outcome {
+        view.resolution = outcome.resolution;
+        view.resolve_time = Some(to_timestamp(outcome.resolve_time));
+        view.resolved_by = outcome.resolved_by;
+    }
+    view
+}
+
+fn waybill_to_proto(stored: &store::Stored, steps: Vec<history::Model>) -> pb::Waybill {
+    let waybill = &stored.waybill;
+    let stamp = |time: Option<DateTime<Utc>>| time.map(to_timestamp);
+    pb::Waybill {
+        name: waybill.name(),
+        shipper: waybill.shipper.clone(),
+        branch: waybill.branch.clone(),
+        freight_fen: waybill.freight_fen,
+        payment_method: waybill.payment_method.as_str().into(),
+        cod_amount_fen: waybill.cod_amount_fen,
+        cod_remit_days: i32::try_from(waybill.cod_remit_days).unwrap_or(i32::MAX),
+        consignee: waybill.consignee.clone(),
+        consignee_phone: waybill.consignee_phone.clone(),
+        cod: Some(pb::CashOnDelivery {
+            collect_time: stamp(waybill.cod.collect_time),
+            remit_due_time: stamp(waybill.cod.remit_due_time),
+            remit_time: stamp(waybill.cod.remit_time),
+            late_complaint: stored.late_complaint.clone().unwrap_or_default(),
+        }),
+        seizure: waybill.seizure.as_ref().map(|seizure| pb::Seizure {
+            authority: seizure.authority.clone(),
+            certificate_number: seizure.certificate_number.clone(),
+            seize_time: Some(to_timestamp(seizure.seize_time)),
+            cause: if seizure.by_branch_fault { "branch" } else { "customer" }.into(),
+            shipper_notify_time: stamp(seizure.shipper_notify_time),
+            notified_by: seizure.notified_by.clone(),
+            problem: seizure.problem.clone().unwrap_or_default(),
+            branch_bears_loss: seizure.branch_bears_loss.clone().unwrap_or_default(),
+            write_off_from: Some(to_timestamp(seizure.write_off_from)),
+            write_off_time: stamp(seizure.write_off_time),
+        }),
+        change_requests: waybill
+            .change_requests
+            .iter()
+            .enumerate()
+            .map(|(index, request)| pb::ChangeRequest {
+                name: format!("{}/changeRequests/{}", waybill.name(), index + 1),
+                state: request.state.as_str().into(),
+                changes: request
+                    .changes
+                    .iter()
+                    .map(|change| pb::FieldChange {
+                        field: change.field.as_str().into(),
+                        before: change.before.clone(),
+                        after: change.after.clone(),
+                    })
+                    .collect(),
+                reason: request.reason.clone(),
+                requested_by: request.requested_by.clone(),
+                request_time: Some(to_timestamp(request.request_time)),
+                decided_by: request.decided_by.clone(),
+                decision_reason: request.decision_reason.clone(),
+                decide_time: stamp(request.decide_time),
+            })
+            .collect(),
+        balances: waybill
+            .footprint()
+            .into_iter()
+            .map(|(account, amount_fen)| pb::Posting { account, amount_fen })
+            .collect(),
+        history: steps
+            .into_iter()
+            .map(|step| pb::Step {
+                action: step.action,
+                actor: step.actor,
+                time: Some(to_timestamp(step.time)),
+                detail: step.detail,
+            })
+            .collect(),
+        create_time: Some(to_timestamp(waybill.create_time)),
+    }
+}
+
+fn entry_to_proto(entry: ledger::entry::Model, postings: Vec<ledger::posting::Model>) -> pb::LedgerEntry {
+    pb::LedgerEntry {
+        name: format!("ledgerEntries/{}", entry.seq),
+        origin: entry.origin,
+        kind: entry.kind,
+        memo: entry.memo,
+        postings: postings
+            .into_iter()
+            .map(|posting| pb::Posting { account: posting.account, amount_fen: posting.amount_fen })
+            .collect(),
+        create_time: Some(to_timestamp(entry.create_time)),
+        event_id: entry.event_id,
+    }
+}
+
+fn trial_balance(accounts: Vec<(String, i64)>) -> pb::TrialBalance {
+    let debit_total_fen = accounts.iter().map(|(_, fen)| *fen).filter(|fen| *fen > 0).sum();
+    let credit_total_fen = accounts.iter().map(|(_, fen)| *fen).filter(|fen| *fen < 0).sum();
+    let total_fen = accounts.iter().map(|(_, fen)| *fen).sum();
+    pb::TrialBalance {
+        accounts: accounts
+            .into_iter()
+            .map(|(account, balance_fen)| pb::AccountBalance { account, balance_fen })
+            .collect(),
+        total_fen,
+        debit_total_fen,
+        credit_total_fen,
+    }
+}
+
+/// An account name as the ledger writes them: `{kind}:{id}`.
+fn check_account(account: &str, field: &str) -> Result<(), Error> {
+    let kinds = ["company", "customer", "shipper", "person", "department", "branch", "insurer"];
+    match account.split_once(':') {
+        Some((kind, id)) if kinds.contains(&kind) && !id.is_empty() && account.len() <= 160 => Ok(()),
+        _ => Err(Error::Invalid(one(
+            field,
+            "an account like branch:SH01, shipper:S1001, person:B042, company:fines_income",
+        ))),
+    }
+}
+
+#[tonic::async_trait]
+impl settlement_server::Settlement for SettlementApi {
+    async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> Reply<pb::Case> {
+        let db = &self.context.db;
+        let case = routed::get_by_name(db, &request.get_ref().name, COLLECTION).await?;
+        Ok(Response::new(self.case_view(db, case).await?))
+    }
+
+    async fn list_cases(&self, request: Request<pb::ListCasesRequest>) -> Reply<pb::ListCasesResponse> {
+        let request = request.into_inner();
+        let db = &self.context.db;
+        let (rows, next_page_token) = routed::list_page(db, request.page_size, &request.page_token).await?;
+        let mut cases = Vec::with_capacity(rows.len());
+        for row in rows {
+            cases.push(self.case_view(db, row).await?);
+        }
+        Ok(Response::new(pb::ListCasesResponse { cases, next_page_token }))
+    }
+
+    async fn resolve_case(&self, request: Request<pb::ResolveCaseRequest>) -> Reply<pb::Case> {
+        let caller = Caller::from_metadata(request.metadata());
+        let trace = TraceContext::from_metadata(request.metadata()).unwrap_or_else(TraceContext::new_root);
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let text = request.resolution.trim();
+        if text.is_empty() || text.chars().count() > MAX_RESOLUTION {
+            violations.add("resolution", "required: what the customer is told (at most 2000 characters)");
+        }
+        collect_violations(violations, Ok(()), &request.request_id).map_err(Error::Invalid)?;
+        let db = &self.context.db;
+        let case = routed::get_by_name(db, &request.name, COLLECTION).await?;
+        let now = to_micros(self.context.clock.now());
+        let tx = db.begin().await.map_err(db_error("resolving a case"))?;
+        if !resolve(&tx, &case, text, &caller, &trace, now).await? {
+            drop(tx);
+            let outcome = store::resolution(db, &case.case_number).await.map_err(db_error("reading a case"))?;
+            if outcome.as_ref().is_some_and(|outcome| outcome.resolution == text) {
+                return Ok(Response::new(case_to_proto(case, outcome)));
+            }
+            return Err(Error::Precondition(format!("{} is already resolved", request.name)).into());
+        }
+        tx.commit().await.map_err(db_error("resolving a case"))?;
+        self.context.relay.wake();
+        Ok(Response::new(self.case_view(db, case).await?))
+    }
+
+    async fn list_ledger_entries(
+        &self,
+        request: Request<pb::ListLedgerEntriesRequest>,
+    ) -> Reply<pb::ListLedgerEntriesResponse> {
+        let request = request.into_inner();
+        if request.origin_prefix.len() > 160 {
+            return Err(kefu_kit::error::invalid_field("origin_prefix", "at most 160 characters"));
+        }
+        let page_size = kefu_kit::paging::page_size(request.page_size)?;
+        let after = kefu_kit::paging::decode_token(&request.page_token, &request.origin_prefix)?;
+        let (entries, next) = ledger::list(&self.context.db, &request.origin_prefix, page_size, after)
+            .await
+            .map_err(|e| kefu_kit::error::from_db("listing the ledger", e))?;
+        let entries = entries.into_iter().map(|(entry, postings)| entry_to_proto(entry, postings)).collect();
+        let next_page_token =
+            next.map(|seq| kefu_kit::paging::encode_token(seq, &request.origin_prefix)).unwrap_or_default();
+        Ok(Response::new(pb::ListLedgerEntriesResponse { entries, next_page_token }))
+    }
+
+    async fn reverse_ledger_entry(&self, request: Request<pb::ReverseLedgerEntryRequest>) -> Reply<pb::LedgerEntry> {
+        let caller = Caller::from_metadata(request.metadata());
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let seq = request.name.strip_prefix("ledgerEntries/").and_then(|seq| seq.parse::<i64>().ok());
+        if seq.is_none() {
+            violations.add("name", "expected ledgerEntries/{id}");
+        }
+        let reason = request.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            violations.add("reason", "required: why the entry is corrected (at most 500 characters)");
+        }
+        let seq = collect_violations(violations, seq.ok_or_else(FieldViolations::new), &request.request_id)
+            .map_err(Error::Invalid)?;
+        if !caller.is_supervisor() {
+            return Err(Error::NotSupervisor(
+                "only a supervisor may reverse a ledger entry: the caller's roles (x-kefu-roles) do not include supervisor"
+                    .into(),
+            )
+            .into());
+        }
+        let db = &self.context.db;
+        let now = to_micros(self.context.clock.now());
+        let tx = db.begin().await.map_err(db_error("reversing an entry"))?;
+        let (original, postings) = ledger::get(&tx, seq)
+            .await
+            .map_err(db_error("reading an entry"))?
+            .ok_or_else(|| Error::NotFound(format!("no ledger entry named {}", request.name)))?;
+        if original.origin.starts_with("waybills/") {
+            return Err(Error::Precondition(format!(
+                "{} belongs to a waybill: correct the waybill with a change request, and the ledger follows",
+                request.name
+            ))
+            .into());
+        }
+        if original.kind == "reversal" {
+            return Err(
+                Error::Precondition(format!("{} is itself a reversal and is not reversed", request.name)).into()
+            );
+        }
+        let reversal = ledger::reversal(&original, &postings, reason, &caller.user);
+        let posted = ledger::post(&tx, &reversal, "", now).await.map_err(db_error("reversing an entry"))?;
+        tx.commit().await.map_err(db_error("reversing an entry"))?;
+        if posted {
+            tracing::info!(entry = %request.name, origin = %original.origin, "entry reversed");
+        }
+        let (entry, postings) = ledger::by_origin(db, &reversal.origin)
+            .await
+            .map_err(db_error("reading an entry"))?
+            .ok_or_else(|| Error::NotFound(format!("the reversal of {}", request.name)))?;
+        Ok(Response::new(entry_to_proto(entry, postings)))
+    }
+
+    async fn get_trial_balance(&self, request: Request<pb::GetTrialBalanceRequest>) -> Reply<pb::TrialBalance> {
+        let request = request.into_inner();
+        if request.account_prefix.len() > 160 {
+            return Err(kefu_kit::error::invalid_field("account_prefix", "at most 160 characters"));
+        }
+        let as_of = time(request.as_of.as_ref());
+        let accounts = ledger::balances(&self.context.db, as_of, &request.account_prefix)
+            .await
+            .map_err(db_error("computing balances"))?;
+        Ok(Response::new(trial_balance(accounts)))
+    }
+
+    async fn get_account_statement(
+        &self,
+        request: Request<pb::GetAccountStatementRequest>,
+    ) -> Reply<pb::AccountStatement> {
+        let request = request.into_inner();
+        let month = Month::parse(&request.month, self.context.time_zone);
+        let account_ok = check_account(&request.account, "account");
+        let month = match (month, account_ok) {
+            (Ok(month), Ok(())) => month,
+            (month, account) => {
+                let mut violations = month.err().unwrap_or_default();
+                if let Err(Error::Invalid(more)) = account {
+                    violations.extend(more);
+                }
+                return Err(violations.into_status());
+            }
+        };
+        let db = &self.context.db;
+        let opening: i64 = ledger::balances(db, Some(month.start), &request.account)
+            .await
+            .map_err(db_error("computing balances"))?
+            .into_iter()
+            .filter(|(account, _)| *account == request.account)
+            .map(|(_, fen)| fen)
+            .sum();
+        let postings = ledger::account_postings(db, &request.account, month.start, month.end)
+            .await
+            .map_err(db_error("reading the account"))?;
+        let mut balance = opening;
+        let mut csv = String::from("entry,time,origin,kind,memo,amount_fen,balance_fen\n");
+        csv.push_str(&format!(",,,opening,,,{opening}\n"));
+        let mut lines = Vec::with_capacity(postings.len());
+        for (entry, amount_fen) in postings {
+            balance += amount_fen;
+            let local = entry.create_time.with_timezone(&self.context.time_zone).format("%Y-%m-%d %H:%M:%S");
+            csv.push_str(&format!(
+                "ledgerEntries/{},{local},{},{},{},{amount_fen},{balance}\n",
+                entry.seq,
+                csv_field(&entry.origin),
+                csv_field(&entry.kind),
+                csv_field(&entry.memo)
+            ));
+            lines.push(pb::StatementLine {
+                entry: format!("ledgerEntries/{}", entry.seq),
+                origin: entry.origin,
+                kind: entry.kind,
+                memo: entry.memo,
+                time: Some(to_timestamp(entry.create_time)),
+                amount_fen,
+                balance_fen: balance,
+            });
+        }
+        csv.push_str(&format!(",,,closing,,,{balance}\n"));
+        Ok(Response::new(pb::AccountStatement {
+            account: request.account,
+            month: month.label,
+            opening_balance_fen: opening,
+            lines,
+            closing_balance_fen: balance,
+            csv,
+        }))
+    }
+
+    async fn get_monthly_summary(&self, request: Request<pb::GetMonthlySummaryRequest>) -> Reply<pb::MonthlySummary> {
+        let month = Month::parse(&request.get_ref().month, self.context.time_zone).map_err(Error::Invalid)?;
+        let db = &self.context.db;
+        let moved =
+            ledger::moved_between(db, month.start, month.end).await.map_err(db_error("building the summary"))?;
+        let mut kinds: BTreeMap<String, (i32, i64)> = BTreeMap::new();
+        for (entry, fen) in moved {
+            let row = kinds.entry(entry.kind).or_default();
+            row.0 += 1;
+            row.1 += fen;
+        }
+        let mut cod_outstanding_fen = 0;
+        let mut late_remittances = 0;
+        for waybill in store::all(db).await.map_err(db_error("building the summary"))? {
+            let (Some(due), true) = (waybill.cod.remit_due_time, waybill.cod_owed()) else { continue };
+            let owed_since =
+                waybill.cod.collect_time.unwrap_or(due - chrono::Duration::days(i64::from(waybill.cod_remit_days)));
+            let open_at_end =
+                owed_since < month.end && waybill.cod.remit_time.is_none_or(|remitted| remitted >= month.end);
+            if open_at_end {
+                cod_outstanding_fen += waybill.cod_amount_fen;
+                if due < month.end {
+                    late_remittances += 1;
+                }
+            }
+        }
+        let closing =
+            trial_balance(ledger::balances(db, Some(month.end), "").await.map_err(db_error("computing balances"))?);
+        let mut csv = String::from("section,name,entries,amount_fen\n");
+        for (kind, (entries, fen)) in &kinds {
+            csv.push_str(&format!("movement,{},{entries},{fen}\n", csv_field(kind)));
+        }
+        csv.push_str(&format!("cod,outstanding,,{cod_outstanding_fen}\n"));
+        csv.push_str(&format!("cod,late,{late_remittances},\n"));
+        for balance in &closing.accounts {
+            csv.push_str(&format!("balance,{},,{}\n", csv_field(&balance.account), balance.balance_fen));
+        }
+        csv.push_str(&format!("balance,total,,{}\n", closing.total_fen));
+        Ok(Response::new(pb::MonthlySummary {
+            month: month.label,
+            rows: kinds
+                .into_iter()
+                .map(|(kind, (entries, amount_fen))| pb::SummaryRow { kind, entries, amount_fen })
+                .collect(),
+            cod_outstanding_fen,
+            late_remittances,
+            closing: Some(closing),
+            csv,
+        }))
+    }
+
+    async fn reconcile(&self, _request: Request<pb::ReconcileRequest>) -> Reply<pb::Reconciliation> {
+        let found = reconcile::reconcile(&self.context.db).await.map_err(db_error("reconciling"))?;
+        if !found.problems.is_empty() {
+            tracing::error!(problems = found.problems.len(), "reconciliation found problems");
+        }
+        Ok(Response::new(pb::Reconciliation {
+            events_received: found.events_received,
+            entries: found.entries,
+            waybills: found.waybills,
+            problems: found.problems,
+        }))
+    }
+
+    async fn record_waybill(&self, request: Request<pb::RecordWaybillRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        Ok(Response::new(self.record_waybill_inner(&metadata, request).await?))
+    }
+
+    async fn get_waybill(&self, request: Request<pb::GetWaybillRequest>) -> Reply<pb::Waybill> {
+        let number = waybill_number(&request.get_ref().name)?;
+        Ok(Response::new(self.view(number).await?))
+    }
+
+    async fn record_cod_collection(&self, request: Request<pb::RecordCodCollectionRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let command = Command::CollectCod { time: time(request.collect_time.as_ref()) };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
+    }
+
+    async fn record_cod_remittance(&self, request: Request<pb::RecordCodRemittanceRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let command = Command::RemitCod { time: time(request.remit_time.as_ref()) };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
+    }
+
+    async fn list_late_remittances(
+        &self,
+        request: Request<pb::ListLateRemittancesRequest>,
+    ) -> Reply<pb::ListLateRemittancesResponse> {
+        let page_size = kefu_kit::paging::page_size(request.get_ref().page_size)?;
+        let now = to_micros(self.context.clock.now());
+        let late =
+            store::late(&self.context.db, now, false, page_size).await.map_err(db_error("finding late remittances"))?;
+        Ok(Response::new(pb::ListLateRemittancesResponse {
+            waybills: late.iter().map(|stored| waybill_to_proto(stored, Vec::new())).collect(),
+        }))
+    }
+
+    async fn report_late_remittances(
+        &self,
+        _request: Request<pb::ReportLateRemittancesRequest>,
+    ) -> Reply<pb::ReportLateRemittancesResponse> {
+        Ok(Response::new(pb::ReportLateRemittancesResponse { complaints: self.report_late().await? }))
+    }
+
+    async fn request_change(&self, request: Request<pb::RequestChangeRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let mut violations = FieldViolations::new();
+        let mut changes = Vec::with_capacity(request.changes.len());
+        for (i, change) in request.changes.iter().enumerate() {
+            match Field::parse(&change.field) {
+                Some(field) => changes.push((field, change.after.clone())),
+                None => violations.add(
+                    format!("changes[{i}].field"),
+                    "shipper, cod_amount_fen, freight_fen, payment_method, consignee or consignee_phone",
+                ),
+            }
+        }
+        collect_violations(violations, Ok(()), &request.request_id).map_err(Error::Invalid)?;
+        let command = Command::RequestChange { changes, reason: request.reason };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
+    }
+
+    async fn approve_change(&self, request: Request<pb::DecideChangeRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let (number, index) = change_request(&request.name)?;
+        let command = Command::ApproveChange { index, reason: request.reason };
+        Ok(Response::new(self.act(&metadata, &history_key(number), &request.request_id, command).await?))
+    }
+
+    async fn reject_change(&self, request: Request<pb::DecideChangeRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let (number, index) = change_request(&request.name)?;
+        let command = Command::RejectChange { index, reason: request.reason };
+        Ok(Response::new(self.act(&metadata, &history_key(number), &request.request_id, command).await?))
+    }
+
+    async fn record_seizure(&self, request: Request<pb::RecordSeizureRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let given = request.seizure.unwrap_or_default();
+        let facts = SeizureFacts {
+            authority: given.authority,
+            certificate_number: given.certificate_number,
+            seize_time: time(given.seize_time.as_ref()),
+            cause: given.cause,
+            shipper_notify_time: time(given.shipper_notify_time.as_ref()),
+            notified_by: given.notified_by,
+        };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, Command::Seize(facts)).await?))
+    }
+
+    async fn record_shipper_notified(&self, request: Request<pb::RecordShipperNotifiedRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let command = Command::NotifyShipper { time: time(request.notify_time.as_ref()), by: request.notified_by };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
+    }
+
+    async fn report_seizure_problem(&self, request: Request<pb::ReportSeizureProblemRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let command = Command::ReportProblem { problem: request.problem };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
+    }
+
+    async fn write_off_seizure(&self, request: Request<pb::WriteOffSeizureRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let command = Command::WriteOff { original_certificate: request.original_certificate };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
+    }
+}
