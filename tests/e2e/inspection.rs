@@ -16,11 +16,11 @@ use tonic::{Code, transport::Channel};
 use crate::support::{Backend, TestSuite, as_user, complaint, create, eventually, on_both_backends, violated_fields};
 
 /// 2026-11-22 10:00 in Shanghai.
-fn clock() -> Arc<ManualClock> {
+pub(crate) fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).single().expect("a time")))
 }
 
-fn inspection(suite: &TestSuite) -> InspectionClient<Channel> {
+pub(crate) fn inspection(suite: &TestSuite) -> InspectionClient<Channel> {
     InspectionClient::new(suite.gateway.clone())
 }
 
@@ -45,7 +45,7 @@ async fn file(suite: &TestSuite, request_id: &str, complaint: Complaint) -> (Str
 }
 
 /// The complaint at the gateway once `check` holds of it.
-async fn complaint_when(
+pub(crate) async fn complaint_when(
     suite: &TestSuite,
     name: &str,
     what: &str,
@@ -65,7 +65,7 @@ async fn complaint_when(
 }
 
 /// Settlement's ledger entries whose origin starts with `prefix`, once there are `count`.
-async fn ledger(suite: &TestSuite, prefix: &str, count: usize) -> Vec<LedgerEntry> {
+pub(crate) async fn ledger(suite: &TestSuite, prefix: &str, count: usize) -> Vec<LedgerEntry> {
     let settlement = SettlementClient::new(suite.gateway.clone());
     eventually(&format!("settlement posts {count} entries under {prefix}"), || {
         let mut settlement = settlement.clone();
@@ -79,7 +79,7 @@ async fn ledger(suite: &TestSuite, prefix: &str, count: usize) -> Vec<LedgerEntr
     .await
 }
 
-fn postings(entry: &LedgerEntry) -> Vec<(&str, i64)> {
+pub(crate) fn postings(entry: &LedgerEntry) -> Vec<(&str, i64)> {
     entry.postings.iter().map(|posting| (posting.account.as_str(), posting.amount_fen)).collect()
 }
 

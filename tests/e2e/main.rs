@@ -5,6 +5,9 @@
 //! - `claims`: a cargo-damage claim from facts to payout, its errors, the monthly report;
 //! - `inspection`: a staff complaint from written report to fine and resolution, the second
 //!   complaint as an incident, recurrences, chasing overdue cases, audits;
+//! - `settlement`: a waybill's cash on delivery from collection to a late remittance filed as a
+//!   complaint and resolved by the remittance; change requests; seizures written off after six
+//!   months; reversals, statements, the month's summary and reconciliation;
 //! - `events`: the event inbox of a service, spoken to directly as a sender's relay does;
 //! - `processes`: the real `kefu` binary as separate processes: `kill -9`, restart, and a bad
 //!   routing policy.
@@ -17,4 +20,5 @@ mod events;
 mod flow;
 mod inspection;
 mod processes;
+mod settlement;
 mod support;

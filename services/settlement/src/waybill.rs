@@ -489,7 +489,7 @@ impl Waybill {
                     .cod
                     .remit_due_time
                     .filter(|due| time > *due)
-                    .map(|due| format!(", {} day(s) late", (time - due).num_hours().div_euclid(24) + 1))
+                    .map(|due| format!(", {} day(s) late", days_begun(time - due)))
                     .unwrap_or_default();
                 self.cod.remit_time = Some(time);
                 Ok(Applied {
@@ -871,6 +871,11 @@ impl Waybill {
             Field::ConsigneePhone => self.consignee_phone = value.to_owned(),
         }
     }
+}
+
+/// Days begun: a remittance 25 hours late is 2 days late, one 48 hours late is 2.
+fn days_begun(late: Duration) -> i64 {
+    (late.num_seconds() + 86_399).div_euclid(86_400)
 }
 
 /// The time given, or now; a time in the future is refused.
