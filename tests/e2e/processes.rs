@@ -440,6 +440,170 @@ async fn fines_decided_while_settlement_is_down_are_deducted_once_when_it_return
     }
 }
 
+on_both_backends!(settlement_killed_during_delivery_moves_every_yuan_exactly_once);
+/// Settlement is killed with SIGKILL while fines are being delivered to it and while a branch
+/// records COD collections (retrying, with the same request ids, the calls the crash cut off).
+/// Afterwards the ledger holds exactly one entry per fine decided and per waybill step, and
+/// reconciliation finds every event received with exactly one effect.
+async fn settlement_killed_during_delivery_moves_every_yuan_exactly_once(backend: Backend) {
+    use kefu_proto::{
+        inspection::v1::{Audit, CreateAuditRequest},
+        settlement::v1::{
+            ListLedgerEntriesRequest, ReconcileRequest, RecordCodCollectionRequest, RecordWaybillRequest, Waybill,
+            settlement_client::SettlementClient,
+        },
+    };
+
+    use crate::inspection::{decide, divide, fine};
+
+    const FINES: usize = 12;
+    const WAYBILLS: usize = 6;
+    let dir = tempfile::tempdir().expect("a directory");
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(TestDatabase::create().await),
+    };
+    let mut cluster = Cluster::new(dir.path(), database.as_ref());
+    for target in ["intake", "inspection", "settlement", "gateway"] {
+        cluster.start(target);
+    }
+    let inspection = InspectionClient::new(cluster.gateway());
+    let settlement = SettlementClient::new(cluster.gateway());
+    // Each fine: an audit of branch SH01's person B0nn, fined 100 yuan + n fen. Retried until the
+    // cluster answers; the audit's request id makes a retry the same audit.
+    let decide_fine = |n: usize| {
+        let mut inspection = inspection.clone();
+        async move {
+            let audit = CreateAuditRequest {
+                request_id: format!("k9-audit-{n}"),
+                audit: Some(Audit {
+                    kind: "service_standard".into(),
+                    branch: "SH01".into(),
+                    subject: format!("counter service {n}"),
+                    findings: "rude to a customer".into(),
+                }),
+            };
+            let audit = eventually("inspection answers", || {
+                let mut inspection = inspection.clone();
+                let audit = audit.clone();
+                async move { inspection.create_audit(audit).await.ok() }
+            })
+            .await
+            .into_inner();
+            let person = format!("B0{n:02}");
+            inspection.divide_responsibility(divide(&audit.name, &[("person", &person, 100)])).await.expect("divided");
+            let amount = 10_000 + i64::try_from(n).expect("small");
+            let decision = decide(&audit.name, vec![fine("person", &person, "operational_error", amount, "")], "");
+            inspection.decide_penalties(decision).await.expect("decided");
+            (format!("inspection/{}/penalties/1", audit.name), format!("person:{person}"), amount)
+        }
+    };
+    let entries = |prefix: &'static str| {
+        let mut settlement = settlement.clone();
+        async move {
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let request = ListLedgerEntriesRequest { origin_prefix: prefix.into(), page_size: 500, page_token };
+                let reply = settlement.list_ledger_entries(request).await.ok()?.into_inner();
+                all.extend(reply.entries);
+                if reply.next_page_token.is_empty() {
+                    return Some(all);
+                }
+                page_token = reply.next_page_token;
+            }
+        }
+    };
+    // A branch's COD work: each call retried with its request id until settlement answers.
+    let cod_work = |waybills: std::ops::Range<usize>| {
+        let settlement = settlement.clone();
+        async move {
+            for n in waybills {
+                let name = format!("waybills/K9-{n}");
+                let record = RecordWaybillRequest {
+                    waybill: Some(Waybill {
+                        name: name.clone(),
+                        shipper: "S1001".into(),
+                        branch: "SH01".into(),
+                        freight_fen: 1_000,
+                        payment_method: "collect".into(),
+                        cod_amount_fen: 30_000,
+                        ..Default::default()
+                    }),
+                    request_id: format!("k9-record-{n}"),
+                };
+                eventually("settlement records the waybill", || {
+                    let mut settlement = settlement.clone();
+                    let record = record.clone();
+                    async move { settlement.record_waybill(record).await.ok() }
+                })
+                .await;
+                let collect =
+                    RecordCodCollectionRequest { name, collect_time: None, request_id: format!("k9-collect-{n}") };
+                eventually("settlement records the collection", || {
+                    let mut settlement = settlement.clone();
+                    let collect = collect.clone();
+                    async move { settlement.record_cod_collection(collect).await.ok() }
+                })
+                .await;
+            }
+        }
+    };
+
+    let mut decided = Vec::new();
+    for n in 0..FINES / 2 {
+        decided.push(decide_fine(n).await);
+    }
+    cod_work(0..WAYBILLS / 2).await;
+    // Kill settlement as soon as the first fine reaches it: the rest are in flight or queued.
+    eventually("the first fine reaches settlement", || {
+        let entries = entries("inspection/");
+        async move { entries.await.filter(|entries| !entries.is_empty()) }
+    })
+    .await;
+    cluster.kill_9("settlement");
+    let late_fines = async {
+        let mut more = Vec::new();
+        for n in FINES / 2..FINES {
+            more.push(decide_fine(n).await);
+        }
+        more
+    };
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.start("settlement");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        cluster.kill_9("settlement");
+        cluster.start("settlement");
+    };
+    let (more, (), ()) = tokio::join!(late_fines, restart, cod_work(WAYBILLS / 2..WAYBILLS));
+    decided.extend(more);
+
+    let fines = eventually("every fine reaches the ledger", || {
+        let entries = entries("inspection/");
+        async move { entries.await.filter(|entries| entries.len() >= FINES) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let fines = entries("inspection/").await.unwrap_or(fines);
+    let mut posted: Vec<(String, String, i64)> = fines
+        .iter()
+        .map(|entry| (entry.origin.clone(), entry.postings[0].account.clone(), entry.postings[0].amount_fen))
+        .collect();
+    posted.sort();
+    decided.sort();
+    assert_eq!(posted, decided, "one entry per fine decided, with its money");
+    let waybill_entries = entries("waybills/").await.expect("the ledger");
+    assert_eq!(waybill_entries.len(), 2 * WAYBILLS, "charges and collection of each waybill, once");
+    let found = settlement.clone().reconcile(ReconcileRequest {}).await.expect("reconciled").into_inner();
+    assert_eq!(found.problems, Vec::<String>::new());
+    assert_eq!((found.events_received, found.waybills), (i64::try_from(FINES).expect("small"), 6));
+    drop(cluster);
+    if let Some(database) = database {
+        database.drop_database().await;
+    }
+}
+
 #[test]
 fn a_broken_policy_stops_start_up_naming_the_line() {
     let cases = [

@@ -90,7 +90,7 @@ async fn cod_remitted_late_is_filed_as_a_complaint_and_answered_by_the_remittanc
     let retried = settlement.record_cod_collection(collect("c-1")).await.expect("retried").into_inner();
     assert_eq!(retried.history.len(), 2, "recorded and collected, once");
     assert_eq!(retried.history[1].actor, "SH01-K7");
-    let due = collected.cod.as_ref().and_then(|cod| cod.remit_due_time.clone()).expect("a due time");
+    let due = collected.cod.as_ref().and_then(|cod| cod.remit_due_time).expect("a due time");
     assert_eq!(due.seconds - clock.now().timestamp(), 7 * 24 * 3600);
     let twice = settlement.record_cod_collection(collect("c-2")).await.expect_err("collected before");
     assert_eq!(twice.code(), Code::FailedPrecondition);
@@ -230,7 +230,7 @@ async fn seized_cargo_is_written_off_six_months_later_on_the_original_certificat
         request_id: String::new(),
     };
     let seized = settlement.record_seizure(seize("waybills/WB7201", true)).await.expect("seized").into_inner();
-    let from = seized.seizure.as_ref().and_then(|seizure| seizure.write_off_from.clone()).expect("a date");
+    let from = seized.seizure.as_ref().and_then(|seizure| seizure.write_off_from).expect("a date");
     assert_eq!(
         Utc.timestamp_opt(from.seconds, 0).single().map(|t| t.to_rfc3339()),
         Some("2027-05-22T01:00:00+00:00".into())
@@ -341,7 +341,7 @@ async fn the_ledger_reverses_a_fine_and_states_the_month(backend: Backend) {
     assert_eq!(summary.closing.as_ref().map(|closing| closing.total_fen), Some(0));
     assert!(summary.csv.contains("movement,fine,1,20000"), "{}", summary.csv);
 
-    let before_fine = pb::GetTrialBalanceRequest { as_of: fined.create_time.clone(), account_prefix: "person:".into() };
+    let before_fine = pb::GetTrialBalanceRequest { as_of: fined.create_time, account_prefix: "person:".into() };
     let before_fine = settlement.get_trial_balance(before_fine).await.expect("balances").into_inner();
     assert!(before_fine.accounts.is_empty(), "{before_fine:?}");
     let found = reconciled(&mut settlement).await;
