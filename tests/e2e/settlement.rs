@@ -14,7 +14,7 @@ use tonic::{Code, transport::Channel};
 
 use crate::{
     inspection::{clock, complaint_when, decide, divide, fine, inspection, ledger, postings},
-    support::{Backend, TestSuite, as_user, on_both_backends, violated_fields},
+    support::{self, Backend, TestSuite, as_user, create, on_both_backends, violated_fields},
 };
 
 fn settlement(suite: &TestSuite) -> SettlementClient<Channel> {
@@ -137,6 +137,35 @@ async fn cod_remitted_late_is_filed_as_a_complaint_and_answered_by_the_remittanc
     );
     let case = settlement.get_case(pb::GetCaseRequest { name: complaint.owner_reference.clone() }).await.expect("case");
     assert_eq!(case.into_inner().resolution, resolved.resolution);
+
+    // The shipper phones about the same waybill after the money went out: answered at once.
+    let phoned =
+        suite.complaints().create_complaint(create("phoned", support::complaint("late_remittance", "WB7001"))).await;
+    let phoned = phoned.expect("filed").into_inner();
+    let answered = complaint_when(&suite, &phoned.name, "the phoned complaint is answered", |complaint| {
+        complaint.state() == ComplaintState::Resolved
+    })
+    .await;
+    assert!(answered.resolution.contains("was remitted to the shipper on 2026-12-01"), "{}", answered.resolution);
+    // Any other complaint of the category is resolved by hand, once.
+    let other =
+        suite.complaints().create_complaint(create("other", support::complaint("late_remittance", "WB7999"))).await;
+    let other = complaint_when(&suite, &other.expect("filed").into_inner().name, "settlement holds it", |complaint| {
+        !complaint.owner_reference.is_empty()
+    })
+    .await;
+    let resolve = |resolution: &str| pb::ResolveCaseRequest {
+        name: other.owner_reference.clone(),
+        resolution: resolution.into(),
+        request_id: String::new(),
+    };
+    let empty = settlement.resolve_case(resolve(" ")).await.expect_err("no resolution");
+    assert_eq!(violated_fields(&empty), ["resolution"]);
+    let text = "the branch remitted through the bank on 2026-11-30; receipt sent to the shipper";
+    settlement.resolve_case(as_user(resolve(text), "J001", "settlement")).await.expect("resolved");
+    let twice = settlement.resolve_case(resolve("something else")).await.expect_err("resolved before");
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+    complaint_when(&suite, &other.name, "the customer is told", |complaint| complaint.resolution == text).await;
 
     let trial =
         settlement.get_trial_balance(pb::GetTrialBalanceRequest::default()).await.expect("balances").into_inner();
