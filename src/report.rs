@@ -5,6 +5,7 @@ use clap::{Args, ValueEnum};
 use kefu_proto::{
     claims::v1::{GetMonthlyClaimsReportRequest, claims_client::ClaimsClient},
     inspection::v1::{GetMonthlyReportRequest, inspection_client::InspectionClient},
+    settlement::v1::{GetMonthlySummaryRequest, settlement_client::SettlementClient},
 };
 use tonic::transport::Channel;
 
@@ -14,6 +15,8 @@ pub enum ReportKind {
     Claims,
     /// 监察奖罚明细报表: fines, warnings, criticism, incidents and award vetoes by person, department, branch.
     Inspection,
+    /// 结算月报: money moved in the month by kind, COD outstanding and late, every account's balance at its end.
+    Settlement,
 }
 
 #[derive(Debug, Args)]
@@ -52,6 +55,15 @@ pub async fn run(args: ReportArgs) -> Result<(), String> {
                 .get_monthly_report(request)
                 .await
                 .map_err(|status| format!("the inspection report: {}", status.message()))?
+                .into_inner()
+                .csv
+        }
+        ReportKind::Settlement => {
+            let request = GetMonthlySummaryRequest { month: args.month };
+            SettlementClient::new(channel)
+                .get_monthly_summary(request)
+                .await
+                .map_err(|status| format!("the settlement summary: {}", status.message()))?
                 .into_inner()
                 .csv
         }

@@ -675,6 +675,16 @@ async fn kefu_report_prints_the_monthly_reports_as_csv() {
          2026-11,total,0 cases decided,0,0,0,0,0,0 vetoes\n"
     );
 
+    let output = report("settlement", "2026-11").await.expect("joined");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8(output.stdout).expect("UTF-8"),
+        "month,section,name,entries,amount_fen\n\
+         2026-11,cod,outstanding,,0\n\
+         2026-11,cod,late,0,\n\
+         2026-11,balance,total,,0\n"
+    );
+
     let output = report("inspection", "11/2026").await.expect("joined");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

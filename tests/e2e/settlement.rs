@@ -368,7 +368,7 @@ async fn the_ledger_reverses_a_fine_and_states_the_month(backend: Backend) {
         summary.rows.iter().map(|row| (row.kind.as_str(), row.entries, row.amount_fen)).collect();
     assert_eq!(rows, [("fine", 1, 20_000), ("reversal", 1, 20_000), ("waybill_charges", 1, 52_000)]);
     assert_eq!(summary.closing.as_ref().map(|closing| closing.total_fen), Some(0));
-    assert!(summary.csv.contains("movement,fine,1,20000"), "{}", summary.csv);
+    assert!(summary.csv.contains("2026-11,movement,fine,1,20000"), "{}", summary.csv);
 
     let before_fine = pb::GetTrialBalanceRequest { as_of: fined.create_time, account_prefix: "person:".into() };
     let before_fine = settlement.get_trial_balance(before_fine).await.expect("balances").into_inner();

@@ -688,16 +688,17 @@ impl settlement_server::Settlement for SettlementApi {
         }
         let closing =
             trial_balance(ledger::balances(db, Some(month.end), "").await.map_err(db_error("computing balances"))?);
-        let mut csv = String::from("section,name,entries,amount_fen\n");
+        let label = &month.label;
+        let mut csv = String::from("month,section,name,entries,amount_fen\n");
         for (kind, (entries, fen)) in &kinds {
-            csv.push_str(&format!("movement,{},{entries},{fen}\n", csv_field(kind)));
+            csv.push_str(&format!("{label},movement,{},{entries},{fen}\n", csv_field(kind)));
         }
-        csv.push_str(&format!("cod,outstanding,,{cod_outstanding_fen}\n"));
-        csv.push_str(&format!("cod,late,{late_remittances},\n"));
+        csv.push_str(&format!("{label},cod,outstanding,,{cod_outstanding_fen}\n"));
+        csv.push_str(&format!("{label},cod,late,{late_remittances},\n"));
         for balance in &closing.accounts {
-            csv.push_str(&format!("balance,{},,{}\n", csv_field(&balance.account), balance.balance_fen));
+            csv.push_str(&format!("{label},balance,{},,{}\n", csv_field(&balance.account), balance.balance_fen));
         }
-        csv.push_str(&format!("balance,total,,{}\n", closing.total_fen));
+        csv.push_str(&format!("{label},balance,total,,{}\n", closing.total_fen));
         Ok(Response::new(pb::MonthlySummary {
             month: month.label,
             rows: kinds
