@@ -35,6 +35,7 @@ use kefu_kit::{
     migrate::Migration,
     routed::{self, AcceptRoutedCases},
     server::{ServiceSpec, StartError, run_service},
+    shutdown,
 };
 use kefu_proto::inspection::v1::inspection_server;
 use tokio::net::TcpListener;
@@ -73,24 +74,12 @@ pub async fn run(
         };
         let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
         let api = Arc::new(api::InspectionApi { context: context.clone(), policy });
-        tokio::spawn(chase_overdue_cases(api.clone(), chaser_shutdown));
+        let chaser = api.clone();
+        tokio::spawn(shutdown::every(CHASE_EVERY, chaser_shutdown, "chasing overdue cases", move || {
+            let chaser = chaser.clone();
+            async move { chaser.chase_overdue().await.map(drop).map_err(tonic::Status::from) }
+        }));
         Routes::new(inspection_server::InspectionServer::from_arc(api)).add_service(inbox.into_server())
     })
     .await
-}
-
-/// Chases overdue cases every [`CHASE_EVERY`] until `shutdown`.
-async fn chase_overdue_cases(api: Arc<api::InspectionApi>, shutdown: Shutdown) {
-    let mut ticks = tokio::time::interval(CHASE_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.clone().wait() => return,
-            _ = ticks.tick() => {
-                if let Err(error) = api.chase_overdue().await {
-                    tracing::error!(error = ?tonic::Status::from(error), "chasing overdue cases failed");
-                }
-            }
-        }
-    }
 }

@@ -47,3 +47,24 @@ impl Drop for ShutdownTrigger {
         self.trigger();
     }
 }
+
+/// Runs `job` at once and then every `period` until `shutdown`; a failure is logged as `what`
+/// failing and the next round comes as usual. A round that overruns delays the next.
+pub async fn every<F, Fut>(period: std::time::Duration, shutdown: Shutdown, what: &'static str, mut job: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+{
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.clone().wait() => return,
+            _ = ticks.tick() => {
+                if let Err(error) = job().await {
+                    tracing::error!(?error, "{what} failed");
+                }
+            }
+        }
+    }
+}

@@ -38,6 +38,7 @@ use kefu_kit::{
     migrate::Migration,
     routed::{self, AcceptRoutedCases},
     server::{ServiceSpec, StartError, run_service},
+    shutdown,
 };
 use kefu_proto::{
     events::v1::{Event, event::Payload},
@@ -87,26 +88,14 @@ pub async fn run(
         };
         let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
         let api = Arc::new(api::SettlementApi { context: context.clone(), gateway: ComplaintsClient::new(gateway) });
-        tokio::spawn(check_late_remittances(api.clone(), checker_shutdown));
+        let checker = api.clone();
+        tokio::spawn(shutdown::every(CHECK_EVERY, checker_shutdown, "checking late remittances", move || {
+            let checker = checker.clone();
+            async move { checker.report_late().await.map(drop).map_err(Status::from) }
+        }));
         Routes::new(settlement_server::SettlementServer::from_arc(api)).add_service(inbox.into_server())
     })
     .await
-}
-
-/// Files late remittances as complaints every [`CHECK_EVERY`] until `shutdown`.
-async fn check_late_remittances(api: Arc<api::SettlementApi>, shutdown: Shutdown) {
-    let mut ticks = tokio::time::interval(CHECK_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.clone().wait() => return,
-            _ = ticks.tick() => {
-                if let Err(error) = api.report_late().await {
-                    tracing::error!(error = ?Status::from(error), "checking late remittances failed");
-                }
-            }
-        }
-    }
 }
 
 /// What settlement does with the events it receives: routed cases are accepted (and answered at
