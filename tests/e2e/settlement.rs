@@ -212,7 +212,12 @@ async fn a_change_of_money_is_settlement_s_and_is_applied_only_by_a_supervisor(b
     assert_eq!((pending.name.as_str(), pending.state.as_str()), ("waybills/WB7101/changeRequests/1", "pending"));
     assert_eq!((pending.changes[1].before.as_str(), pending.changes[1].after.as_str()), ("collect", "monthly"));
 
-    let decide = |reason: &str| pb::DecideChangeRequest {
+    let decide = |reason: &str| pb::ApproveChangeRequest {
+        name: "waybills/WB7101/changeRequests/1".into(),
+        reason: reason.into(),
+        request_id: String::new(),
+    };
+    let reject = |reason: &str| pb::RejectChangeRequest {
         name: "waybills/WB7101/changeRequests/1".into(),
         reason: reason.into(),
         request_id: String::new(),
@@ -231,7 +236,7 @@ async fn a_change_of_money_is_settlement_s_and_is_applied_only_by_a_supervisor(b
         [("branch:SH01", -2_000), ("shipper:S1001", 2_000)],
         "the shipper now owes the freight"
     );
-    let again = settlement.reject_change(supervisor(decide("too late"))).await.expect_err("decided");
+    let again = settlement.reject_change(supervisor(reject("too late"))).await.expect_err("decided");
     assert_eq!(again.code(), Code::FailedPrecondition);
     reconciled(&mut settlement).await;
     suite.stop().await;

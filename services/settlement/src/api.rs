@@ -785,14 +785,14 @@ impl settlement_server::Settlement for SettlementApi {
         Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
     }
 
-    async fn approve_change(&self, request: Request<pb::DecideChangeRequest>) -> Reply<pb::Waybill> {
+    async fn approve_change(&self, request: Request<pb::ApproveChangeRequest>) -> Reply<pb::Waybill> {
         let (metadata, _, request) = request.into_parts();
         let (number, index) = change_request(&request.name)?;
         let command = Command::ApproveChange { index, reason: request.reason };
         Ok(Response::new(self.act(&metadata, &history_key(number), &request.request_id, command).await?))
     }
 
-    async fn reject_change(&self, request: Request<pb::DecideChangeRequest>) -> Reply<pb::Waybill> {
+    async fn reject_change(&self, request: Request<pb::RejectChangeRequest>) -> Reply<pb::Waybill> {
         let (metadata, _, request) = request.into_parts();
         let (number, index) = change_request(&request.name)?;
         let command = Command::RejectChange { index, reason: request.reason };
