@@ -10,13 +10,16 @@ use kefu_proto::{
     claims::v1::{self as pb, claims_client::ClaimsClient},
     events::v1::{ClaimApproved, DeliverRequest, Event, event::Payload, event_inbox_client::EventInboxClient},
     gateway::v1::{GetComplaintRequest, State as ComplaintState},
-    settlement::v1::{LedgerEntry, ListLedgerEntriesRequest, settlement_client::SettlementClient},
+    settlement::v1::{ListLedgerEntriesRequest, settlement_client::SettlementClient},
 };
 use sha2::{Digest, Sha256};
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
 
-use crate::support::{Backend, TestSuite, as_user, complaint, create, eventually, on_both_backends, violated_fields};
+use crate::{
+    inspection::{ledger, postings},
+    support::{Backend, TestSuite, as_user, complaint, create, eventually, on_both_backends, violated_fields},
+};
 
 /// 2026-11-22 10:00 in Shanghai.
 fn clock() -> Arc<ManualClock> {
@@ -105,25 +108,6 @@ fn as_supervisor<T>(message: T) -> tonic::Request<T> {
     request
 }
 
-/// Settlement's ledger entries for `claim`, once there are `count` of them.
-async fn ledger(suite: &TestSuite, claim: &str, count: usize) -> Vec<LedgerEntry> {
-    let settlement = SettlementClient::new(suite.gateway.clone());
-    eventually(&format!("settlement posts {count} entries for {claim}"), || {
-        let mut settlement = settlement.clone();
-        let origin_prefix = format!("{claim}/");
-        async move {
-            let request = ListLedgerEntriesRequest { origin_prefix, ..Default::default() };
-            let entries = settlement.list_ledger_entries(request).await.ok()?.into_inner().entries;
-            (entries.len() >= count).then_some(entries)
-        }
-    })
-    .await
-}
-
-fn postings(entry: &LedgerEntry) -> Vec<(&str, i64)> {
-    entry.postings.iter().map(|posting| (posting.account.as_str(), posting.amount_fen)).collect()
-}
-
 on_both_backends!(a_cargo_damage_claim_goes_from_facts_to_payout_and_the_customer_is_told);
 async fn a_cargo_damage_claim_goes_from_facts_to_payout_and_the_customer_is_told(backend: Backend) {
     let suite = TestSuite::start(backend, clock()).await;
@@ -185,7 +169,7 @@ async fn a_cargo_damage_claim_goes_from_facts_to_payout_and_the_customer_is_told
     assert_eq!(retried.history.len(), claim.history.len());
 
     // Settlement: the payout to the customer and the responsible party's share, each balanced.
-    let entries = ledger(&suite, &name, 2).await;
+    let entries = ledger(&suite, &format!("{name}/"), 2).await;
     let case_number = name.strip_prefix("claims/").expect("claims/…");
     let payout = entries.iter().find(|entry| entry.kind == "claim_payout").expect("a payout");
     assert_eq!(payout.origin, format!("{name}/payout"));
@@ -210,7 +194,7 @@ async fn a_cargo_damage_claim_goes_from_facts_to_payout_and_the_customer_is_told
 
     // Nothing more arrives later: still exactly two entries.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(ledger(&suite, &name, 2).await.len(), 2);
+    assert_eq!(ledger(&suite, &format!("{name}/"), 2).await.len(), 2);
     suite.stop().await;
 }
 
@@ -263,7 +247,7 @@ async fn above_the_standard_only_a_supervisor_approves_and_no_money_moves_before
     assert_eq!((approval.approved_by.as_str(), approval.reason.as_str()), ("S2001", reason));
     assert_eq!(claim.responsible_share_fen, 60_000);
 
-    let entries = ledger(&suite, &name, 2).await;
+    let entries = ledger(&suite, &format!("{name}/"), 2).await;
     assert_eq!(entries.len(), 2);
     let deduction = entries.iter().find(|entry| entry.kind == "claim_deduction").expect("a deduction");
     assert_eq!(postings(deduction), [("branch:SH01", 60_000), ("company:claims_expense", -60_000)]);
@@ -358,6 +342,12 @@ async fn the_monthly_claims_report_counts_what_was_approved_by_cause_branch_part
         request_id: String::new(),
     };
     claims.record_insurer_recovery(recovery).await.expect("insurer");
+    let receivable = ledger(&suite, &format!("{second}/insurer/"), 1).await;
+    assert_eq!(
+        postings(&receivable[0]),
+        [("company:claims_expense", -80_000), ("company:insurance_received", 30_000), ("insurer:PICC", 50_000)],
+        "the insurer owes what it has not paid yet"
+    );
 
     // One more claim opened but not approved, in December.
     clock.advance(chrono::Duration::days(10));
@@ -459,7 +449,7 @@ async fn settlement_posts_each_origin_once_however_often_the_payout_arrives(back
         let outcomes = inbox.deliver(DeliverRequest { events }).await.expect("deliver").into_inner().outcomes;
         assert!(outcomes[0].error.is_empty(), "{outcomes:?}");
     }
-    let entries = ledger(&suite, "claims/20261122-CCCCCC", 2).await;
+    let entries = ledger(&suite, "claims/20261122-CCCCCC/", 2).await;
     assert_eq!(entries.len(), 2, "one payout and one deduction: {entries:?}");
     assert!(entries.iter().all(|entry| entry.event_id == "p-1"));
     assert!(entries.iter().all(|entry| entry.postings.iter().map(|p| p.amount_fen).sum::<i64>() == 0));

@@ -16,7 +16,7 @@ use kefu_kit::{
 };
 use kefu_proto::{
     claims::v1::{self as pb, claims_server},
-    events::v1::{CaseResolved, ClaimApproved, event::Payload},
+    events::v1::{CaseResolved, ClaimApproved, InsurerRecoveryRecorded, event::Payload},
 };
 use sea_orm::TransactionTrait;
 use tonic::{Request, Response, Status, metadata::MetadataMap};
@@ -64,6 +64,7 @@ impl ClaimsApi {
             None => (Claim::open(case_number), None),
         };
         let was_approved = claim.state == State::Approved;
+        let recovery_before = claim.insurer_recovery.clone();
         let steps = claim.apply(command, &caller, now, &self.policy)?;
         if !store::save(&tx, &claim, version, now).await.map_err(db_error("saving a claim"))? {
             return Err(Error::Conflict);
@@ -86,6 +87,32 @@ impl ClaimsApi {
                 .await
                 .map_err(db_error("queueing the payout"))?;
             tracing::info!(claim = name, amount_fen = claim.agreed_amount_fen, "claim approved");
+        }
+        if claim.insurer_recovery != recovery_before
+            && let Some(after) = &claim.insurer_recovery
+        {
+            let trace = TraceContext::from_metadata(metadata).unwrap_or_else(TraceContext::new_root);
+            let before = recovery_before.unwrap_or_default();
+            let recorded = InsurerRecoveryRecorded {
+                claim: name.to_owned(),
+                before_insurer: before.insurer,
+                before_claimed_fen: before.claimed_fen,
+                before_recovered_fen: before.recovered_fen,
+                insurer: after.insurer.clone(),
+                claimed_fen: after.claimed_fen,
+                recovered_fen: after.recovered_fen,
+                record_time: Some(to_timestamp(now)),
+            };
+            let event = outbox::new_event(
+                ServiceName::Claims,
+                now,
+                &trace,
+                &caller,
+                Payload::InsurerRecoveryRecorded(recorded),
+            );
+            outbox::enqueue(&tx, ServiceName::Settlement, &event, now)
+                .await
+                .map_err(db_error("queueing the insurer's part"))?;
         }
         tx.commit().await.map_err(db_error("changing a claim"))?;
         self.context.relay.wake();

@@ -130,7 +130,7 @@ pub struct Approval {
 }
 
 /// What is recoverable from the insurer, tracked apart from what the customer is paid (`002 理赔 4`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InsurerRecovery {
     pub insurer: String,
     pub claimed_fen: i64,

@@ -7,6 +7,8 @@
 //! (what the company owes the customer), and the responsible party (`person:B042`,
 //! `department:operations`, `branch:SH01`), who owes the company its share. Inspection's fines
 //! (`inspection/cases/{case_number}/penalties/{n}`) charge the party to `company:fines_income`.
+//! What claims records against an insurer makes the insurer owe it (`insurer:{id}`, insurers
+//! receivable) until it is recovered (`company:insurance_received`).
 
 use chrono::{DateTime, Utc};
 use kefu_kit::{
@@ -14,7 +16,7 @@ use kefu_kit::{
     migrate::{Migration, SchemaStatement},
     time::to_micros,
 };
-use kefu_proto::events::v1::{ClaimApproved, Event, FineImposed};
+use kefu_proto::events::v1::{ClaimApproved, Event, FineImposed, InsurerRecoveryRecorded};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -24,6 +26,8 @@ use tonic::Status;
 
 pub const CLAIMS_EXPENSE: &str = "company:claims_expense";
 pub const FINES_INCOME: &str = "company:fines_income";
+/// What insurers have paid towards claims.
+pub const INSURANCE_RECEIVED: &str = "company:insurance_received";
 
 pub mod entry {
     use sea_orm::entity::prelude::*;
@@ -211,6 +215,56 @@ pub fn fine_entry(fine: &FineImposed) -> Result<NewEntry, Status> {
         FINES_INCOME,
         fine.amount_fen,
     ))
+}
+
+/// What the ledger holds for a claim's insurer part: the insurer owes what is claimed and not yet
+/// recovered (insurers receivable), the claim's expense is reduced by what is claimed, and what was
+/// recovered has been received.
+fn insurer_footprint(insurer: &str, claimed_fen: i64, recovered_fen: i64) -> std::collections::BTreeMap<String, i64> {
+    let mut balances = std::collections::BTreeMap::new();
+    if !insurer.is_empty() {
+        balances.insert(format!("insurer:{insurer}"), claimed_fen - recovered_fen);
+        *balances.entry(CLAIMS_EXPENSE.to_owned()).or_insert(0) -= claimed_fen;
+        *balances.entry(INSURANCE_RECEIVED.to_owned()).or_insert(0) += recovered_fen;
+    }
+    balances
+}
+
+/// The entry a change of a claim's insurer part makes: the difference between its footprint after
+/// and before, under the origin `{claim}/insurer/{event id}` (each change is its own event); `None`
+/// if nothing moves.
+pub fn insurer_entry(recorded: &InsurerRecoveryRecorded, event_id: &str) -> Result<Option<NewEntry>, Status> {
+    let field = |name: &str| format!("event.insurer_recovery_recorded.{name}");
+    if !recorded.claim.starts_with("claims/") {
+        return Err(error::invalid_field(&field("claim"), "expected claims/{case_number}"));
+    }
+    if recorded.insurer.is_empty() {
+        return Err(error::invalid_field(&field("insurer"), "required"));
+    }
+    for (name, claimed, recovered) in [
+        ("claimed_fen", recorded.claimed_fen, recorded.recovered_fen),
+        ("before_claimed_fen", recorded.before_claimed_fen, recorded.before_recovered_fen),
+    ] {
+        if claimed < 0 || recovered < 0 || recovered > claimed {
+            return Err(error::invalid_field(&field(name), "at least 0, and no less than what was recovered"));
+        }
+    }
+    let before =
+        insurer_footprint(&recorded.before_insurer, recorded.before_claimed_fen, recorded.before_recovered_fen);
+    let after = insurer_footprint(&recorded.insurer, recorded.claimed_fen, recorded.recovered_fen);
+    let postings = crate::waybill::difference(&before, &after);
+    Ok((!postings.is_empty()).then(|| NewEntry {
+        origin: format!("{}/insurer/{event_id}", recorded.claim),
+        kind: "insurer_recovery",
+        memo: format!(
+            "{}: claimed from {} {}, recovered {}",
+            recorded.claim,
+            recorded.insurer,
+            crate::waybill::yuan(recorded.claimed_fen),
+            crate::waybill::yuan(recorded.recovered_fen)
+        ),
+        postings,
+    }))
 }
 
 /// Posts `entry` within `db`'s transaction, once per origin: false if its origin was posted before.
@@ -537,6 +591,36 @@ mod tests {
         assert!(fine_entry(&FineImposed { amount_fen: 0, ..fine.clone() }).is_err());
         assert!(fine_entry(&FineImposed { party_kind: "company".into(), ..fine.clone() }).is_err());
         assert!(fine_entry(&FineImposed { penalty: "x".into(), ..fine }).is_err());
+    }
+
+    #[test]
+    fn an_insurer_owes_what_is_claimed_until_it_pays() {
+        let mut recorded = InsurerRecoveryRecorded {
+            claim: "claims/20261122-7K3M9Q".into(),
+            insurer: "PICC".into(),
+            claimed_fen: 80_000,
+            recovered_fen: 30_000,
+            ..Default::default()
+        };
+        let entry = insurer_entry(&recorded, "e1").expect("valid").expect("money moves");
+        assert_eq!(entry.origin, "claims/20261122-7K3M9Q/insurer/e1");
+        assert_eq!(
+            entry.postings,
+            [
+                (CLAIMS_EXPENSE.to_owned(), -80_000),
+                (INSURANCE_RECEIVED.to_owned(), 30_000),
+                ("insurer:PICC".to_owned(), 50_000)
+            ]
+        );
+        (recorded.before_insurer, recorded.before_claimed_fen, recorded.before_recovered_fen) =
+            ("PICC".into(), 80_000, 30_000);
+        recorded.recovered_fen = 80_000;
+        let paid = insurer_entry(&recorded, "e2").expect("valid").expect("money moves");
+        assert_eq!(paid.postings, [(INSURANCE_RECEIVED.to_owned(), 50_000), ("insurer:PICC".to_owned(), -50_000)]);
+        recorded.before_recovered_fen = 80_000;
+        assert_eq!(insurer_entry(&recorded, "e3").expect("valid"), None, "nothing changed, nothing moves");
+        recorded.recovered_fen = 90_000;
+        assert!(insurer_entry(&recorded, "e4").is_err(), "more recovered than claimed");
     }
 
     #[test]

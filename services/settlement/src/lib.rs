@@ -138,9 +138,13 @@ impl EventHandler for SettlementEvents {
                     ledger::apply(tx, event, &ledger::claim_entries(approved)?, now).await?
                 }
                 Some(Payload::FineImposed(fine)) => ledger::apply(tx, event, &[ledger::fine_entry(fine)?], now).await?,
+                Some(Payload::InsurerRecoveryRecorded(recorded)) => {
+                    let entries: Vec<_> = ledger::insurer_entry(recorded, &event.id)?.into_iter().collect();
+                    ledger::apply(tx, event, &entries, now).await?
+                }
                 _ => {
                     return Err(Status::invalid_argument(
-                        "settlement accepts case_routed, claim_approved and fine_imposed events",
+                        "settlement accepts case_routed, claim_approved, fine_imposed and insurer_recovery_recorded events",
                     ));
                 }
             }
