@@ -226,6 +226,10 @@ mod tests {
             config(&[("KEFU_INTAKE_ADDR", "0.0.0.0:7000"), ("KEFU_CLAIMS_URL", "http://claims:50063")]).expect("valid");
         assert_eq!(config.endpoint(ServiceName::Intake).url, "http://127.0.0.1:7000");
         assert_eq!(config.endpoint(ServiceName::Claims).url, "http://claims:50063");
+    }
+
+    #[test]
+    fn services_reach_the_gateway_on_loopback_unless_told() {
         let gateway = config(&[("KEFU_GATEWAY_ADDR", "0.0.0.0:8443")]).expect("valid");
         assert_eq!(gateway.gateway_url, "http://127.0.0.1:8443");
         let told = config(&[("KEFU_GATEWAY_URL", "http://gateway:50051")]).expect("valid");
