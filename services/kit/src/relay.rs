@@ -48,6 +48,9 @@ const LEASE: chrono::Duration = chrono::Duration::seconds(15);
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the relay looks without being woken.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often receivers that could not be reached are asked, by an empty delivery, whether they
+/// answer again — so a backlog waiting out a long backoff goes as soon as its receiver is up.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Relay {
     source: ServiceName,
@@ -60,6 +63,8 @@ pub struct Relay {
     /// that comes back gets its backlog now, not up to a minute later. At start every receiver is
     /// here: rows may have been backing off before this process began.
     unreachable: Mutex<HashSet<String>>,
+    /// When unreachable receivers were last probed.
+    last_probe: Mutex<Option<std::time::Instant>>,
 }
 
 enum Outcome {
@@ -81,7 +86,7 @@ impl Relay {
             .map(|(service, channel)| (service.as_str().to_owned(), EventInboxClient::new(channel)))
             .collect();
         let unreachable = Mutex::new(receivers.keys().cloned().collect());
-        Relay { source, db, clock, waker, receivers, unreachable }
+        Relay { source, db, clock, waker, receivers, unreachable, last_probe: Mutex::new(None) }
     }
 
     /// Delivers until `shutdown` fires.
@@ -103,7 +108,12 @@ impl Relay {
         loop {
             loop {
                 match self.deliver_batch().await {
-                    Ok(0) => break,
+                    Ok(0) => {
+                        if let Err(error) = self.probe_unreachable().await {
+                            tracing::error!(source = %self.source, %error, "outbox relay: database error; will retry");
+                        }
+                        break;
+                    }
                     Ok(_) => continue,
                     Err(error) => {
                         tracing::error!(source = %self.source, %error, "outbox relay: database error; will retry");
@@ -175,20 +185,56 @@ impl Relay {
                     .await?;
             }
         }
-        if !back.is_empty() {
-            let result = outbox::Entity::update_many()
-                .col_expr(outbox::Column::NextAttemptAt, Expr::value(now))
-                .filter(outbox::Column::Destination.is_in(back.clone()))
-                .filter(outbox::Column::Attempts.gt(0))
-                .filter(outbox::Column::NextAttemptAt.gt(now))
-                .exec(&self.db)
-                .await?;
-            if result.rows_affected > 0 {
-                tracing::info!(source = %self.source, receivers = ?back, due = result.rows_affected, "receiver answers again: its backlog is due now");
-                self.waker.wake();
+        self.due_again(back).await?;
+        Ok(claimed)
+    }
+
+    /// Makes the waiting rows of receivers that answer again due now.
+    async fn due_again(&self, back: Vec<String>) -> Result<(), DbErr> {
+        if back.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let result = outbox::Entity::update_many()
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(now))
+            .filter(outbox::Column::Destination.is_in(back.clone()))
+            .filter(outbox::Column::Attempts.gt(0))
+            .filter(outbox::Column::NextAttemptAt.gt(now))
+            .exec(&self.db)
+            .await?;
+        if result.rows_affected > 0 {
+            tracing::info!(source = %self.source, receivers = ?back, due = result.rows_affected, "receiver answers again: its backlog is due now");
+            self.waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Asks the receivers that could not be reached, at most every [`PROBE_INTERVAL`], whether
+    /// they answer again; those that do get their backlog now.
+    async fn probe_unreachable(&self) -> Result<(), DbErr> {
+        let waiting: Vec<String> = {
+            let unreachable = self.unreachable.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if unreachable.is_empty() {
+                return Ok(());
+            }
+            let mut last = self.last_probe.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last.is_some_and(|last| last.elapsed() < PROBE_INTERVAL) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+            unreachable.iter().cloned().collect()
+        };
+        let mut back = Vec::new();
+        for destination in waiting {
+            let Some(mut client) = self.receivers.get(&destination).cloned() else { continue };
+            let mut request = tonic::Request::new(DeliverRequest { events: Vec::new() });
+            request.set_timeout(DELIVERY_TIMEOUT);
+            if client.deliver(request).await.is_ok() {
+                self.unreachable.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&destination);
+                back.push(destination);
             }
         }
-        Ok(claimed)
+        self.due_again(back).await
     }
 
     /// Leases the oldest due rows in one statement. On PostgreSQL `FOR UPDATE SKIP LOCKED` lets
