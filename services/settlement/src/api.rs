@@ -121,21 +121,16 @@ impl SettlementApi {
             Err(error) => return Err(db_error("recording a waybill's history")(error)),
         }
         if let Some(movement) = &applied.movement {
-            let entry = ledger::NewEntry {
-                origin: format!("{key}/{}", movement.origin),
-                kind: movement.kind,
-                memo: applied.step.detail.clone(),
-                postings: difference(&before, &waybill.footprint()),
-            };
-            if !entry.postings.is_empty() {
-                ledger::post(&tx, &entry, "", now).await.map_err(db_error("posting to the ledger"))?;
-            }
+            let origin = format!("{key}/{}", movement.origin);
+            post_difference(&tx, origin, movement.kind, &applied.step.detail, &before, &waybill, now).await?;
         }
         let mut resolved = 0;
         if applied.step.action == "cod_remitted" {
             let answer = format!("{}; settlement considers the complaint answered", applied.step.detail);
-            for case in store::open_cases_of(&tx, number).await.map_err(db_error("finding the waybill's cases"))? {
-                resolved += resolve(&tx, &case, &answer, &caller, &trace, now).await? as usize;
+            for case_number in
+                store::open_cases_of(&tx, number).await.map_err(db_error("finding the waybill's cases"))?
+            {
+                resolved += resolve(&tx, &case_number, &answer, &caller, &trace, now).await? as usize;
             }
         }
         tx.commit().await.map_err(db_error("changing a waybill"))?;
@@ -201,15 +196,8 @@ impl SettlementApi {
         );
         let step = history::Step { action: "recorded", actor: caller.user.clone(), time: now, detail: detail.clone() };
         history::record(&tx, &key, request_id, &[step]).await.map_err(db_error("recording a waybill's history"))?;
-        let entry = ledger::NewEntry {
-            origin: format!("{key}/charges"),
-            kind: "waybill_charges",
-            memo: detail,
-            postings: difference(&BTreeMap::new(), &waybill.footprint()),
-        };
-        if !entry.postings.is_empty() {
-            ledger::post(&tx, &entry, "", now).await.map_err(db_error("posting to the ledger"))?;
-        }
+        post_difference(&tx, format!("{key}/charges"), "waybill_charges", &detail, &BTreeMap::new(), &waybill, now)
+            .await?;
         tx.commit().await.map_err(db_error("recording a waybill"))?;
         tracing::info!(waybill = number, "waybill recorded");
         self.view(number).await
@@ -220,7 +208,7 @@ impl SettlementApi {
         let now = to_micros(self.context.clock.now());
         let db = &self.context.db;
         let late = store::late(db, now, true, LATE_BATCH).await.map_err(db_error("finding late remittances"))?;
-        let caller = Caller { user: "settlement".into(), department: "settlement".into(), ..Caller::default() };
+        let caller = system_caller();
         let mut filed = Vec::new();
         for stored in late {
             let waybill = &stored.waybill;
@@ -283,22 +271,40 @@ impl SettlementApi {
     }
 }
 
-/// Resolves `case` with `text` and tells intake; false if it was resolved before.
+/// Posts what a waybill's step moved — its footprint now less `before` — under `origin`, if anything.
+async fn post_difference(
+    tx: &impl ConnectionTrait,
+    origin: String,
+    kind: &'static str,
+    memo: &str,
+    before: &BTreeMap<String, i64>,
+    waybill: &Waybill,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let postings = difference(before, &waybill.footprint());
+    if !postings.is_empty() {
+        let entry = ledger::NewEntry { origin, kind, memo: memo.to_owned(), postings };
+        ledger::post(tx, &entry, "", now).await.map_err(db_error("posting to the ledger"))?;
+    }
+    Ok(())
+}
+
+/// Resolves case `case_number` with `text` and tells intake; false if it was resolved before.
 async fn resolve(
     tx: &impl ConnectionTrait,
-    case: &routed::Model,
+    case_number: &str,
     text: &str,
     caller: &Caller,
     trace: &TraceContext,
     now: DateTime<Utc>,
 ) -> Result<bool, Error> {
-    if !store::resolve(tx, &case.case_number, text, &caller.user, now).await.map_err(db_error("resolving a case"))? {
+    if !store::resolve(tx, case_number, text, &caller.user, now).await.map_err(db_error("resolving a case"))? {
         return Ok(false);
     }
     let resolved = CaseResolved {
-        complaint: format!("complaints/{}", case.case_number),
+        complaint: format!("complaints/{case_number}"),
         owner: ServiceName::Settlement.as_str().into(),
-        owner_reference: format!("{COLLECTION}/{}", case.case_number),
+        owner_reference: format!("{COLLECTION}/{case_number}"),
         resolution: text.to_owned(),
         resolve_time: Some(to_timestamp(now)),
     };
@@ -307,34 +313,35 @@ async fn resolve(
     Ok(true)
 }
 
-/// Resolves, within `tx`, the newly routed cases about waybills whose COD was already remitted:
-/// the answer is known the moment the complaint arrives.
+/// Resolves, within `tx`, newly routed cases (case number, waybill number) about waybills whose COD
+/// was already remitted: the answer is known the moment the complaint arrives.
 pub async fn answer_remitted(
     tx: &impl ConnectionTrait,
-    cases: &[routed::Model],
+    cases: &[(String, String)],
     now: DateTime<Utc>,
     time_zone: chrono_tz::Tz,
 ) -> Result<usize, Status> {
-    let caller = Caller { user: "settlement".into(), department: "settlement".into(), ..Caller::default() };
+    let caller = system_caller();
     let mut resolved = 0;
-    for case in cases {
-        let Some(stored) = store::load(tx, &case.waybill_number)
-            .await
-            .map_err(|e| kefu_kit::error::from_db("reading a waybill", e))?
-        else {
-            continue;
-        };
+    for (case_number, waybill_number) in cases {
+        let stored =
+            store::load(tx, waybill_number).await.map_err(|e| kefu_kit::error::from_db("reading a waybill", e))?;
+        let Some(stored) = stored else { continue };
         let Some(remitted) = stored.waybill.cod.remit_time else { continue };
         let text = format!(
-            "the COD of {} for waybill {} was remitted to the shipper on {}",
+            "the COD of {} for waybill {waybill_number} was remitted to the shipper on {}",
             yuan(stored.waybill.cod_amount_fen),
-            case.waybill_number,
             remitted.with_timezone(&time_zone).format("%Y-%m-%d %H:%M")
         );
         let trace = TraceContext::new_root();
-        resolved += resolve(tx, case, &text, &caller, &trace, now).await.map_err(Status::from)? as usize;
+        resolved += resolve(tx, case_number, &text, &caller, &trace, now).await.map_err(Status::from)? as usize;
     }
     Ok(resolved)
+}
+
+/// Who settlement is when it acts by itself: filing late remittances, answering complaints.
+fn system_caller() -> Caller {
+    Caller { user: "settlement".into(), department: "settlement".into(), ..Caller::default() }
 }
 
 fn case_to_proto(case: routed::Model, outcome: Option<store::resolution::Model>) -> pb::Case {
@@ -479,10 +486,15 @@ impl settlement_server::Settlement for SettlementApi {
         let request = request.into_inner();
         let db = &self.context.db;
         let (rows, next_page_token) = routed::list_page(db, request.page_size, &request.page_token).await?;
-        let mut cases = Vec::with_capacity(rows.len());
-        for row in rows {
-            cases.push(self.case_view(db, row).await?);
-        }
+        let numbers = rows.iter().map(|row| row.case_number.clone()).collect();
+        let mut outcomes = store::resolutions(db, numbers).await.map_err(db_error("reading cases"))?;
+        let cases = rows
+            .into_iter()
+            .map(|row| {
+                let outcome = outcomes.remove(&row.case_number);
+                case_to_proto(row, outcome)
+            })
+            .collect();
         Ok(Response::new(pb::ListCasesResponse { cases, next_page_token }))
     }
 
@@ -500,7 +512,7 @@ impl settlement_server::Settlement for SettlementApi {
         let case = routed::get_by_name(db, &request.name, COLLECTION).await?;
         let now = to_micros(self.context.clock.now());
         let tx = db.begin().await.map_err(db_error("resolving a case"))?;
-        if !resolve(&tx, &case, text, &caller, &trace, now).await? {
+        if !resolve(&tx, &case.case_number, text, &caller, &trace, now).await? {
             drop(tx);
             let outcome = store::resolution(db, &case.case_number).await.map_err(db_error("reading a case"))?;
             if outcome.as_ref().is_some_and(|outcome| outcome.resolution == text) {
@@ -663,8 +675,9 @@ impl settlement_server::Settlement for SettlementApi {
     async fn get_monthly_summary(&self, request: Request<pb::GetMonthlySummaryRequest>) -> Reply<pb::MonthlySummary> {
         let month = Month::parse(&request.get_ref().month, self.context.time_zone).map_err(Error::Invalid)?;
         let db = &self.context.db;
-        let moved =
-            ledger::moved_between(db, month.start, month.end).await.map_err(db_error("building the summary"))?;
+        let moved = ledger::moved_between(db, Some(month.start), Some(month.end))
+            .await
+            .map_err(db_error("building the summary"))?;
         let mut kinds: BTreeMap<String, (i32, i64)> = BTreeMap::new();
         for (entry, fen) in moved {
             let row = kinds.entry(entry.kind).or_default();

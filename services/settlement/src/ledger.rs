@@ -457,32 +457,35 @@ pub async fn account_postings(
         .collect())
 }
 
-/// The entries made in `[from, until)`, each with the money it moved (the sum of its debits).
+/// The entries made in `[from, until)` (unbounded where `None`), oldest first, each with the money
+/// it moved (the sum of its debits).
 pub async fn moved_between(
     db: &impl ConnectionTrait,
-    from: DateTime<Utc>,
-    until: DateTime<Utc>,
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
 ) -> Result<Vec<(entry::Model, i64)>, DbErr> {
-    let entries = entry::Entity::find()
-        .filter(entry::Column::CreateTime.gte(from))
-        .filter(entry::Column::CreateTime.lt(until))
-        .order_by_asc(entry::Column::Seq)
-        .all(db)
-        .await?;
-    let mut debits: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
-    for posting in posting::Entity::find()
-        .filter(posting::Column::EntrySeq.in_subquery(entries_between(Some(from), Some(until))))
-        .filter(posting::Column::AmountFen.gt(0))
-        .all(db)
-        .await?
-    {
-        *debits.entry(posting.entry_seq).or_default() += posting.amount_fen;
+    let mut entries = entry::Entity::find().order_by_asc(entry::Column::Seq);
+    let mut debits = posting::Entity::find().filter(posting::Column::AmountFen.gt(0));
+    if let Some(from) = from {
+        entries = entries.filter(entry::Column::CreateTime.gte(from));
+    }
+    if let Some(until) = until {
+        entries = entries.filter(entry::Column::CreateTime.lt(until));
+    }
+    if from.is_some() || until.is_some() {
+        debits = debits.filter(posting::Column::EntrySeq.in_subquery(entries_between(from, until)));
+    }
+    let mut moved: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+    for posting in debits.all(db).await? {
+        *moved.entry(posting.entry_seq).or_default() += posting.amount_fen;
     }
     Ok(entries
+        .all(db)
+        .await?
         .into_iter()
         .map(|entry| {
-            let moved = debits.get(&entry.seq).copied().unwrap_or_default();
-            (entry, moved)
+            let fen = moved.get(&entry.seq).copied().unwrap_or_default();
+            (entry, fen)
         })
         .collect())
 }
@@ -521,24 +524,6 @@ pub async fn postings_under(db: &impl ConnectionTrait, prefix: &str) -> Result<V
         .into_iter()
         .filter_map(|posting| {
             entries.get(&posting.entry_seq).map(|origin| (origin.clone(), posting.account, posting.amount_fen))
-        })
-        .collect())
-}
-
-/// Every entry: (origin, event id, the money it moved).
-pub async fn all_entries(db: &impl ConnectionTrait) -> Result<Vec<(entry::Model, i64)>, DbErr> {
-    let mut debits: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
-    for posting in posting::Entity::find().filter(posting::Column::AmountFen.gt(0)).all(db).await? {
-        *debits.entry(posting.entry_seq).or_default() += posting.amount_fen;
-    }
-    Ok(entry::Entity::find()
-        .order_by_asc(entry::Column::Seq)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|entry| {
-            let moved = debits.get(&entry.seq).copied().unwrap_or_default();
-            (entry, moved)
         })
         .collect())
 }

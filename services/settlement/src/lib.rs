@@ -45,7 +45,7 @@ use kefu_proto::{
     gateway::v1::complaints_client::ComplaintsClient,
     settlement::v1::settlement_server,
 };
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::DatabaseTransaction;
 use tokio::net::TcpListener;
 use tonic::{Status, service::Routes, transport::Endpoint};
 
@@ -114,22 +114,16 @@ impl EventHandler for SettlementEvents {
         let now = self.clock.now();
         if !routed.is_empty() {
             self.routed.apply(tx, &routed).await?;
-            let case_numbers: Vec<String> = routed
+            let cases: Vec<(String, String)> = routed
                 .iter()
                 .filter_map(|event| match &event.payload {
-                    Some(Payload::CaseRouted(case)) => case
-                        .complaint
-                        .as_ref()
-                        .and_then(|complaint| complaint.complaint.strip_prefix("complaints/"))
-                        .map(str::to_owned),
+                    Some(Payload::CaseRouted(case)) => case.complaint.as_ref().and_then(|complaint| {
+                        let case_number = complaint.complaint.strip_prefix("complaints/")?;
+                        Some((case_number.to_owned(), complaint.waybill_number.clone()))
+                    }),
                     _ => None,
                 })
                 .collect();
-            let cases = routed::Entity::find()
-                .filter(routed::Column::CaseNumber.is_in(case_numbers))
-                .all(tx)
-                .await
-                .map_err(|e| kefu_kit::error::from_db("reading routed cases", e))?;
             api::answer_remitted(tx, &cases, kefu_kit::time::to_micros(now), self.time_zone).await?;
         }
         for event in others {

@@ -25,7 +25,7 @@ pub struct Reconciliation {
 pub async fn reconcile(db: &impl ConnectionTrait) -> Result<Reconciliation, DbErr> {
     let mut problems = Vec::new();
     let receipts = store::receipts(db).await?;
-    let entries = ledger::all_entries(db).await?;
+    let entries = ledger::moved_between(db, None, None).await?;
     let by_origin: HashMap<&str, (i64, i64)> =
         entries.iter().map(|(entry, moved)| (entry.origin.as_str(), (entry.seq, *moved))).collect();
     let received: HashSet<&str> = receipts.iter().map(|receipt| receipt.event_id.as_str()).collect();

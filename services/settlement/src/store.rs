@@ -11,7 +11,7 @@ use kefu_kit::{
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{ColumnDef, Expr, Index, OnConflict, Table},
+    sea_query::{ColumnDef, Expr, Index, OnConflict, Query, Table},
 };
 
 use crate::waybill::Waybill;
@@ -268,6 +268,15 @@ pub async fn resolution(db: &impl ConnectionTrait, case_number: &str) -> Result<
     resolution::Entity::find_by_id(case_number.to_owned()).one(db).await
 }
 
+/// The outcomes of those of `case_numbers` that are resolved, by case number.
+pub async fn resolutions(
+    db: &impl ConnectionTrait,
+    case_numbers: Vec<String>,
+) -> Result<std::collections::HashMap<String, resolution::Model>, DbErr> {
+    let found = resolution::Entity::find().filter(resolution::Column::CaseNumber.is_in(case_numbers)).all(db).await?;
+    Ok(found.into_iter().map(|outcome| (outcome.case_number.clone(), outcome)).collect())
+}
+
 /// Records the outcome of a case; false if it was resolved before.
 pub async fn resolve(
     db: &impl ConnectionTrait,
@@ -289,14 +298,15 @@ pub async fn resolve(
     inserted_once(inserted)
 }
 
-/// The cases settlement holds about `waybill_number` that are not resolved yet.
-pub async fn open_cases_of(db: &impl ConnectionTrait, waybill_number: &str) -> Result<Vec<routed::Model>, DbErr> {
-    let cases = routed::Entity::find().filter(routed::Column::WaybillNumber.eq(waybill_number)).all(db).await?;
-    let mut open = Vec::new();
-    for case in cases {
-        if resolution(db, &case.case_number).await?.is_none() {
-            open.push(case);
-        }
-    }
-    Ok(open)
+/// The case numbers settlement holds about `waybill_number` that are not resolved yet.
+pub async fn open_cases_of(db: &impl ConnectionTrait, waybill_number: &str) -> Result<Vec<String>, DbErr> {
+    let resolved = Query::select().column(resolution::Column::CaseNumber).from(resolution::Entity).to_owned();
+    routed::Entity::find()
+        .select_only()
+        .column(routed::Column::CaseNumber)
+        .filter(routed::Column::WaybillNumber.eq(waybill_number))
+        .filter(routed::Column::CaseNumber.not_in_subquery(resolved))
+        .into_tuple()
+        .all(db)
+        .await
 }
