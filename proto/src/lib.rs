@@ -35,6 +35,11 @@ pub mod kefu {
             tonic::include_proto!("kefu.settlement.v1");
         }
     }
+    pub mod archives {
+        pub mod v1 {
+            tonic::include_proto!("kefu.archives.v1");
+        }
+    }
     pub mod events {
         pub mod v1 {
             tonic::include_proto!("kefu.events.v1");
@@ -47,4 +52,4 @@ pub mod kefu {
     }
 }
 
-pub use kefu::{claims, events, gateway, inspection, intake, settlement, r#type as types};
+pub use kefu::{archives, claims, events, gateway, inspection, intake, settlement, r#type as types};

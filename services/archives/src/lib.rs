@@ -1,22 +1,49 @@
-//! Archives (档案室): keeps closed case files and customer files under access control.
+//! Archives (档案室): keeps closed case files and customer files under access control
+//! (`003 客户信息管理制度` 第19–27条, `003 客户分级`).
 //!
-//! Today archives runs as a service of its own — its database, migrations, health, reflection and
-//! event inbox — and owns no complaints (the routing policy refuses to make it an owner). Case files
-//! arrive when intake closes cases, which a later issue builds.
+//! The code map:
+//!
+//! - [`policy`]: the rules with numbers — the two-month move, retention periods, how long an approval
+//!   lasts, classification levels and clearances, the grade bands of the scoring sheet;
+//! - [`access`]: who must sign an access request and who may, whether an approval holds, masking —
+//!   no I/O;
+//! - [`filing`]: intake's `case_closed` sealed into an immutable case file with its SHA-256;
+//! - [`audit`]: the hash-chained, append-only audit log and its verification;
+//! - [`store`]: the tables; [`api`]: `kefu.archives.v1.Archives`; [`error`]: failures → statuses.
+//!
+//! Invariants: a case file's content never changes after filing — destruction empties it and keeps
+//! its hash; every read, approval, refusal, classification and destruction is audited in the same
+//! transaction as itself (a refused read in one of its own); a file above the caller's clearance is
+//! answered exactly as a file that does not exist.
+
+pub mod access;
+pub mod api;
+pub mod audit;
+pub mod error;
+pub mod filing;
+pub mod policy;
+pub mod store;
 
 use kefu_kit::{
     Config, Shutdown,
     clock::SharedClock,
     config::ServiceName,
     inbox::{EventHandler, Inbox},
+    migrate::Migration,
     server::{ServiceSpec, StartError, run_service},
+    time::to_micros,
 };
-use kefu_proto::events::v1::Event;
+use kefu_proto::{
+    archives::v1::archives_server::ArchivesServer,
+    events::v1::{Event, event::Payload},
+};
 use sea_orm::DatabaseTransaction;
 use tokio::net::TcpListener;
 use tonic::{Status, service::Routes};
 
 pub const NAME: ServiceName = ServiceName::Archives;
+
+pub static MIGRATIONS: &[&Migration] = &[&store::MIGRATION, &audit::MIGRATION];
 
 /// Serves archives on `listener` until `shutdown`.
 pub async fn run(
@@ -25,22 +52,40 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
-    let spec = ServiceSpec { name: NAME, migrations: &[], service_names: &["kefu.events.v1.EventInbox"] };
+    let spec = ServiceSpec {
+        name: NAME,
+        migrations: MIGRATIONS,
+        service_names: &[api::SERVICE_NAME, "kefu.events.v1.EventInbox"],
+    };
     run_service(spec, config, clock, listener, shutdown, |context| {
-        Routes::new(
-            Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), ArchivesEvents).into_server(),
-        )
+        let events = ArchivesEvents { clock: context.clock.clone(), time_zone: context.time_zone };
+        let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
+        Routes::new(ArchivesServer::new(api::ArchivesApi { context: context.clone() })).add_service(inbox.into_server())
     })
     .await
 }
 
-struct ArchivesEvents;
+/// What archives does with the events it receives: a closed case is filed.
+struct ArchivesEvents {
+    clock: SharedClock,
+    time_zone: chrono_tz::Tz,
+}
 
 impl EventHandler for ArchivesEvents {
-    async fn apply(&self, _tx: &DatabaseTransaction, events: &[&Event]) -> Result<(), Status> {
-        // Refusing keeps the events in their senders' outboxes, where an operator sees them,
-        // rather than recording them as applied and losing them.
-        let source = events.first().map(|event| event.source.as_str()).unwrap_or_default();
-        Err(Status::failed_precondition(format!("archives handles no events from {source} yet")))
+    async fn apply(&self, tx: &DatabaseTransaction, events: &[&Event]) -> Result<(), Status> {
+        let now = to_micros(self.clock.now());
+        for event in events {
+            let Some(Payload::CaseClosed(closed)) = &event.payload else {
+                // Refusing keeps the event in its sender's outbox, where an operator sees it,
+                // rather than recording it as applied and losing it.
+                return Err(Status::invalid_argument(format!(
+                    "archives accepts only case_closed events, not {}'s",
+                    event.source
+                )));
+            };
+            let actor = event.caller.as_ref().map(|caller| caller.user.as_str()).unwrap_or(event.source.as_str());
+            filing::file(tx, closed, actor, self.time_zone, now).await?;
+        }
+        Ok(())
     }
 }

@@ -17,6 +17,7 @@ use kefu_kit::{
 use kefu_proto::{
     claims::v1::{self as pb, claims_server},
     events::v1::{CaseResolved, ClaimApproved, InsurerRecoveryRecorded, event::Payload},
+    types::v1::CasePayment,
 };
 use sea_orm::TransactionTrait;
 use tonic::{Request, Response, Status, metadata::MetadataMap};
@@ -80,7 +81,12 @@ impl ClaimsApi {
         }
         if !was_approved && claim.state == State::Approved {
             let trace = TraceContext::from_metadata(metadata).unwrap_or_else(TraceContext::new_root);
-            let (payout, resolved) = settled(&case, &claim, name, now);
+            let (payout, mut resolved) = settled(&case, &claim, name, now);
+            if let Payload::CaseResolved(resolved) = &mut resolved {
+                resolved.steps = history::story(&tx, case_number, ServiceName::Claims)
+                    .await
+                    .map_err(db_error("reading a claim's history"))?;
+            }
             let payout = outbox::new_event(ServiceName::Claims, now, &trace, &caller, payout);
             let resolved = outbox::new_event(ServiceName::Claims, now, &trace, &caller, resolved);
             outbox::enqueue_many(&tx, [(ServiceName::Settlement, &payout, now), (ServiceName::Intake, &resolved, now)])
@@ -181,6 +187,13 @@ fn settled(case: &routed::Model, claim: &Claim, name: &str, now: DateTime<Utc>) 
             Yuan(claim.agreed_amount_fen)
         ),
         resolve_time: Some(to_timestamp(now)),
+        steps: Vec::new(),
+        payments: vec![CasePayment {
+            kind: "compensation".into(),
+            party: "customer".into(),
+            amount_fen: claim.agreed_amount_fen,
+            time: Some(to_timestamp(now)),
+        }],
     };
     (Payload::ClaimApproved(payout), Payload::CaseResolved(resolved))
 }

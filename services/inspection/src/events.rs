@@ -17,7 +17,10 @@ use kefu_kit::{
     time::{from_timestamp, to_micros, to_timestamp},
     trace::TraceContext,
 };
-use kefu_proto::events::v1::{CaseDeadlineChanged, CaseEscalated, CaseResolved, Event, FineImposed, event::Payload};
+use kefu_proto::{
+    events::v1::{CaseDeadlineChanged, CaseEscalated, CaseResolved, Event, FineImposed, event::Payload},
+    types::v1::CasePayment,
+};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use tonic::Status;
 
@@ -71,6 +74,9 @@ pub fn payloads(case: &Case, effects: &[Effect], now: DateTime<Utc>) -> Vec<(Ser
                     owner_reference: format!("{COLLECTION}/{}", case.case_number),
                     resolution: case.resolution.clone().unwrap_or_default(),
                     resolve_time: Some(to_timestamp(case.resolve_time.unwrap_or(now))),
+                    // The steps are read in `enqueue`, from the case's history.
+                    steps: Vec::new(),
+                    payments: fines(case),
                 }),
             )),
             Effect::Fined(positions) => {
@@ -96,7 +102,22 @@ pub fn payloads(case: &Case, effects: &[Effect], now: DateTime<Utc>) -> Vec<(Ser
     payloads
 }
 
-/// Writes the events of `effects` to the outbox within `tx`.
+/// The fines of the case's decision, as money the case moved.
+fn fines(case: &Case) -> Vec<CasePayment> {
+    let Some(decision) = &case.decision else { return Vec::new() };
+    decision
+        .penalties
+        .iter()
+        .map(|penalty| CasePayment {
+            kind: "fine".into(),
+            party: format!("{}:{}", penalty.party.kind.as_str(), penalty.party.id),
+            amount_fen: penalty.amount_fen,
+            time: Some(to_timestamp(decision.time)),
+        })
+        .collect()
+}
+
+/// Writes the events of `effects` to the outbox within `tx`; a resolution carries the case's story.
 pub async fn enqueue(
     tx: &impl ConnectionTrait,
     case: &Case,
@@ -105,7 +126,13 @@ pub async fn enqueue(
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
-    let events: Vec<(ServiceName, Event)> = payloads(case, effects, now)
+    let mut payloads = payloads(case, effects, now);
+    for (_, payload) in &mut payloads {
+        if let Payload::CaseResolved(resolved) = payload {
+            resolved.steps = history::story(tx, &case.case_number, ServiceName::Inspection).await?;
+        }
+    }
+    let events: Vec<(ServiceName, Event)> = payloads
         .into_iter()
         .map(|(to, payload)| (to, outbox::new_event(ServiceName::Inspection, now, trace, caller, payload)))
         .collect();

@@ -19,6 +19,7 @@ use sea_orm::{ConnectionTrait, DbBackend};
 use tonic::{Request, Response, Status};
 
 use crate::{
+    closing,
     domain::{self, Channel, ComplaintFields, NewComplaint, Route, State},
     store,
     writer::{Registration, Writers, Written},
@@ -99,6 +100,11 @@ impl IntakeApi {
                 first_complaint: first_complaint.clone(),
                 incident: false,
                 escalated_to: String::new(),
+                owner_story: None,
+                close_time: None,
+                closed_by: None,
+                close_note: None,
+                close_request_id: None,
             };
             let handoff = (!owned_here).then(|| {
                 let event = outbox::new_event(
@@ -213,10 +219,31 @@ impl intake_server::Intake for IntakeApi {
             next_page_token: next.map(|seq| paging::encode_token(seq, &request.filter)).unwrap_or_default(),
         }))
     }
+
+    async fn close_complaint(
+        &self,
+        request: Request<pb::CloseComplaintRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
+        let caller = Caller::from_metadata(request.metadata());
+        let trace = TraceContext::from_metadata(request.metadata()).unwrap_or_else(TraceContext::new_root);
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let case_number =
+            parse_name(&request.name).map_err(|status| violations.extend(FieldViolations::from_status(&status))).ok();
+        if request.note.chars().count() > closing::MAX_NOTE {
+            violations.add("note", format!("at most {} characters", closing::MAX_NOTE));
+        }
+        error::check_request_id(&mut violations, "request_id", &request.request_id);
+        violations.into_result()?;
+        let Some(case_number) = case_number else { return Err(Status::internal("validated name missing")) };
+        let request_id = error::idempotency_key(request.request_id.trim());
+        let row = closing::close(&self.context, case_number, request.note.trim(), request_id, &caller, &trace).await?;
+        Ok(Response::new(to_proto(row)))
+    }
 }
 
 /// The facts of a complaint as its owner receives them, from the recorded row.
-fn routed_complaint(row: &store::Model) -> RoutedComplaint {
+pub fn routed_complaint(row: &store::Model) -> RoutedComplaint {
     RoutedComplaint {
         complaint: format!("complaints/{}", row.case_number),
         category: row.category.clone(),
@@ -279,6 +306,7 @@ fn to_proto(row: store::Model) -> pb::Complaint {
             Ok(State::Routed) => pb::State::Routed,
             Ok(State::Accepted) => pb::State::Accepted,
             Ok(State::Resolved) => pb::State::Resolved,
+            Ok(State::Closed) => pb::State::Closed,
             Err(()) => pb::State::Unspecified,
         } as i32,
         create_time: Some(to_timestamp(row.create_time)),
@@ -290,5 +318,7 @@ fn to_proto(row: store::Model) -> pb::Complaint {
         incident: row.incident,
         first_complaint: row.first_complaint.unwrap_or_default(),
         escalated_to: row.escalated_to.split(',').filter(|to| !to.is_empty()).map(str::to_owned).collect(),
+        close_time: row.close_time.map(to_timestamp),
+        closed_by: row.closed_by.unwrap_or_default(),
     }
 }

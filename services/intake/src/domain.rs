@@ -61,6 +61,8 @@ pub enum State {
     Accepted,
     /// The owner has handled the case; its outcome is recorded for the customer.
     Resolved,
+    /// The customer was told the outcome; the case's story is in archives' keeping.
+    Closed,
 }
 
 impl State {
@@ -69,6 +71,7 @@ impl State {
             State::Routed => "routed",
             State::Accepted => "accepted",
             State::Resolved => "resolved",
+            State::Closed => "closed",
         }
     }
 }
@@ -81,6 +84,7 @@ impl FromStr for State {
             "routed" => Ok(State::Routed),
             "accepted" => Ok(State::Accepted),
             "resolved" => Ok(State::Resolved),
+            "closed" => Ok(State::Closed),
             _ => Err(()),
         }
     }

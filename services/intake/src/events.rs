@@ -67,7 +67,8 @@ async fn accept(tx: &DatabaseTransaction, accepted: &CaseAccepted) -> Result<(),
 async fn resolve(tx: &DatabaseTransaction, resolved: &CaseResolved) -> Result<(), Status> {
     let case_number = case_number(&resolved.complaint, "event.case_resolved.complaint")?;
     let resolve_time = time(&resolved.resolve_time, "event.case_resolved.resolve_time")?;
-    let updated = store::mark_resolved(tx, case_number, &resolved.owner, &resolved.resolution, resolve_time)
+    let story = prost::Message::encode_to_vec(resolved);
+    let updated = store::mark_resolved(tx, case_number, &resolved.owner, &resolved.resolution, resolve_time, story)
         .await
         .map_err(|e| error::from_db("recording case_resolved", e))?;
     if !updated {

@@ -5,12 +5,15 @@
 //! - [`store`]: the `complaints` table and its queries;
 //! - [`api`]: the `kefu.intake.v1.Intake` gRPC handlers (proto ⇄ domain only);
 //! - [`events`]: what intake does when an owner reports back (accepted, resolved, escalated, deadline moved);
+//! - [`closing`]: closing a resolved complaint, and the case's whole story that goes to archives;
 //! - [`writer`]: group commit of registrations.
 //!
 //! Invariant: a complaint and the `case_routed` event that hands it to its owner are committed in
-//! one transaction; the complaint is acknowledged to the caller only after that commit.
+//! one transaction; the complaint is acknowledged to the caller only after that commit. So are a
+//! closing and the `case_closed` event that gives archives the case's story.
 
 pub mod api;
+pub mod closing;
 pub mod domain;
 pub mod events;
 pub mod store;
@@ -29,7 +32,8 @@ use tonic::service::Routes;
 
 pub const NAME: ServiceName = ServiceName::Intake;
 
-pub static MIGRATIONS: &[&Migration] = &[&store::MIGRATION, &store::MIGRATION_RESOLUTION, &store::MIGRATION_INCIDENT];
+pub static MIGRATIONS: &[&Migration] =
+    &[&store::MIGRATION, &store::MIGRATION_RESOLUTION, &store::MIGRATION_INCIDENT, &store::MIGRATION_CLOSE];
 
 /// Serves intake on `listener` until `shutdown`.
 pub async fn run(

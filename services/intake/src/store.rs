@@ -47,6 +47,13 @@ pub struct Model {
     pub incident: bool,
     /// Whom the incident was escalated to, comma-separated.
     pub escalated_to: String,
+    /// The owner's `case_resolved` event, encoded: its steps and payments go into the case file.
+    pub owner_story: Option<Vec<u8>>,
+    pub close_time: Option<DateTimeUtc>,
+    pub closed_by: Option<String>,
+    pub close_note: Option<String>,
+    /// The idempotency key of the request that closed the complaint.
+    pub close_request_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -127,6 +134,23 @@ pub static MIGRATION_INCIDENT: Migration = Migration {
     },
 };
 
+/// Closing (`CloseComplaint`): the owner's story kept from its resolution, who closed and why.
+pub static MIGRATION_CLOSE: Migration = Migration {
+    name: "intake_0004_close",
+    statements: || {
+        let add = |column: &mut ColumnDef| {
+            SchemaStatement::Alter(Table::alter().table(Entity).add_column(column.to_owned()).to_owned())
+        };
+        vec![
+            add(ColumnDef::new(Column::OwnerStory).binary().null()),
+            add(ColumnDef::new(Column::CloseTime).timestamp_with_time_zone().null()),
+            add(ColumnDef::new(Column::ClosedBy).string_len(128).null()),
+            add(ColumnDef::new(Column::CloseNote).text().null()),
+            add(ColumnDef::new(Column::CloseRequestId).string_len(128).null()),
+        ]
+    },
+};
+
 /// The first complaint of the customer with `contact_phone` about `waybill_number` in `category`.
 pub async fn first_of_same_event(
     db: &impl ConnectionTrait,
@@ -189,8 +213,9 @@ pub async fn mark_accepted(
     owner_reference: &str,
     accept_time: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    // A resolution may arrive before the acceptance it follows: it is not undone.
+    // A resolution (or closing) may come before the acceptance it follows: it is not undone.
     let state = Expr::case(Column::State.eq(State::Resolved.as_str()), State::Resolved.as_str())
+        .case(Column::State.eq(State::Closed.as_str()), State::Closed.as_str())
         .finally(State::Accepted.as_str());
     let result = Entity::update_many()
         .col_expr(Column::OwnerReference, Expr::value(owner_reference))
@@ -203,19 +228,24 @@ pub async fn mark_accepted(
     Ok(result.rows_affected == 1)
 }
 
-/// Records the owner's outcome; false if there is no such complaint owned by `owner`. Resolving
-/// again (a retried or repeated event) replaces the outcome.
+/// Records the owner's outcome and its story (the encoded `case_resolved`); false if there is no
+/// such complaint owned by `owner`. Resolving again (a retried or repeated event) replaces the
+/// outcome; a closed complaint stays closed.
 pub async fn mark_resolved(
     db: &impl ConnectionTrait,
     case_number: &str,
     owner: &str,
     resolution: &str,
     resolve_time: DateTime<Utc>,
+    owner_story: Vec<u8>,
 ) -> Result<bool, DbErr> {
+    let state =
+        Expr::case(Column::State.eq(State::Closed.as_str()), State::Closed.as_str()).finally(State::Resolved.as_str());
     let result = Entity::update_many()
-        .col_expr(Column::State, Expr::value(State::Resolved.as_str()))
+        .col_expr(Column::State, state.into())
         .col_expr(Column::Resolution, Expr::value(resolution))
         .col_expr(Column::ResolveTime, Expr::value(resolve_time))
+        .col_expr(Column::OwnerStory, Expr::value(owner_story))
         .filter(Column::CaseNumber.eq(case_number))
         .filter(Column::Owner.eq(owner))
         .exec(db)
@@ -253,6 +283,28 @@ pub async fn set_deadline(
         .col_expr(Column::Deadline, Expr::value(deadline))
         .filter(Column::CaseNumber.eq(case_number))
         .filter(Column::Owner.eq(owner))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Closes a resolved complaint; false if it is not (or no longer) resolved.
+pub async fn mark_closed(
+    db: &impl ConnectionTrait,
+    case_number: &str,
+    closed_by: &str,
+    note: &str,
+    request_id: Option<&str>,
+    close_time: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = Entity::update_many()
+        .col_expr(Column::State, Expr::value(State::Closed.as_str()))
+        .col_expr(Column::CloseTime, Expr::value(close_time))
+        .col_expr(Column::ClosedBy, Expr::value(closed_by))
+        .col_expr(Column::CloseNote, Expr::value(note))
+        .col_expr(Column::CloseRequestId, Expr::value(request_id.map(str::to_owned)))
+        .filter(Column::CaseNumber.eq(case_number))
+        .filter(Column::State.eq(State::Resolved.as_str()))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)

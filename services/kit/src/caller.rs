@@ -9,6 +9,7 @@
 //! | `x-kefu-department` | the user's department, e.g. `intake`, `inspection` |
 //! | `x-kefu-branch` | the branch office code, for branch-office systems |
 //! | `x-kefu-roles` | comma-separated roles, e.g. `agent,supervisor` |
+//! | `x-kefu-clearance` | the highest classification the user may read: `confidential`, `top_secret`; none for ordinary files only |
 
 use kefu_proto::types::v1 as pb;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -17,6 +18,7 @@ pub const USER: &str = "x-kefu-user";
 pub const DEPARTMENT: &str = "x-kefu-department";
 pub const BRANCH: &str = "x-kefu-branch";
 pub const ROLES: &str = "x-kefu-roles";
+pub const CLEARANCE: &str = "x-kefu-clearance";
 pub const ANONYMOUS: &str = "anonymous";
 /// The role that may approve what needs a supervisor (a claim above the limit, a change of a
 /// waybill's money, a reversal in the ledger).
@@ -31,17 +33,25 @@ pub struct Caller {
     pub department: String,
     pub branch: String,
     pub roles: Vec<String>,
+    /// The highest classification the caller may read; empty for ordinary files only.
+    pub clearance: String,
 }
 
 impl Default for Caller {
     fn default() -> Self {
-        Self { user: ANONYMOUS.into(), department: String::new(), branch: String::new(), roles: Vec::new() }
+        Self {
+            user: ANONYMOUS.into(),
+            department: String::new(),
+            branch: String::new(),
+            roles: Vec::new(),
+            clearance: String::new(),
+        }
     }
 }
 
 impl Caller {
     pub fn is_supervisor(&self) -> bool {
-        self.roles.iter().any(|role| role == SUPERVISOR_ROLE)
+        self.has_role(SUPERVISOR_ROLE)
     }
 
     /// Reads the identity keys; missing, non-ASCII or overlong values count as absent.
@@ -63,12 +73,17 @@ impl Caller {
                     roles.split(',').map(str::trim).filter(|role| !role.is_empty()).map(str::to_owned).collect()
                 })
                 .unwrap_or_default(),
+            clearance: get(CLEARANCE).unwrap_or_default(),
         }
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|held| held == role)
     }
 
     /// Replaces whatever identity keys the metadata holds with this caller's.
     pub fn write_metadata(&self, metadata: &mut MetadataMap) {
-        for key in [USER, DEPARTMENT, BRANCH, ROLES] {
+        for key in [USER, DEPARTMENT, BRANCH, ROLES, CLEARANCE] {
             metadata.remove(key);
         }
         let mut set = |key: &'static str, value: &str| {
@@ -82,6 +97,7 @@ impl Caller {
         set(DEPARTMENT, &self.department);
         set(BRANCH, &self.branch);
         set(ROLES, &self.roles.join(","));
+        set(CLEARANCE, &self.clearance);
     }
 
     pub fn to_proto(&self) -> pb::Caller {
@@ -90,6 +106,7 @@ impl Caller {
             department: self.department.clone(),
             branch: self.branch.clone(),
             roles: self.roles.clone(),
+            clearance: self.clearance.clone(),
         }
     }
 
@@ -100,6 +117,7 @@ impl Caller {
                 department: caller.department.clone(),
                 branch: caller.branch.clone(),
                 roles: caller.roles.clone(),
+                clearance: caller.clearance.clone(),
             },
             _ => Caller::default(),
         }
@@ -117,6 +135,7 @@ mod tests {
             department: "intake".into(),
             branch: "SH01".into(),
             roles: vec!["agent".into(), "supervisor".into()],
+            clearance: "confidential".into(),
         };
         let mut metadata = MetadataMap::new();
         metadata.insert(USER, MetadataValue::from_static("spoofed"));

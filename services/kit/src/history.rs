@@ -10,7 +10,11 @@ use sea_orm::{
     sea_query::{ColumnDef, Index, Table},
 };
 
-use crate::migrate::{Migration, SchemaStatement};
+use crate::{
+    config::ServiceName,
+    migrate::{Migration, SchemaStatement},
+    time::to_timestamp,
+};
 
 /// One step, before it is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +125,26 @@ pub async fn has_request(db: &impl ConnectionTrait, case_number: &str, request_i
         .count(db)
         .await?;
     Ok(count > 0)
+}
+
+/// The case's steps, oldest first, as the story `department` tells of the case (in `case_resolved`,
+/// for the case file archives seals when the case closes).
+pub async fn story(
+    db: &impl ConnectionTrait,
+    case_number: &str,
+    department: ServiceName,
+) -> Result<Vec<kefu_proto::types::v1::CaseStep>, DbErr> {
+    Ok(list(db, case_number)
+        .await?
+        .into_iter()
+        .map(|step| kefu_proto::types::v1::CaseStep {
+            action: step.action,
+            actor: step.actor,
+            time: Some(to_timestamp(step.time)),
+            detail: step.detail,
+            department: department.as_str().into(),
+        })
+        .collect())
 }
 
 /// The case's steps, oldest first.

@@ -307,6 +307,10 @@ async fn resolve(
         owner_reference: format!("{COLLECTION}/{case_number}"),
         resolution: text.to_owned(),
         resolve_time: Some(to_timestamp(now)),
+        steps: history::story(tx, case_number, ServiceName::Settlement)
+            .await
+            .map_err(db_error("reading a case's history"))?,
+        payments: Vec::new(),
     };
     let event = outbox::new_event(ServiceName::Settlement, now, trace, caller, Payload::CaseResolved(resolved));
     outbox::enqueue(tx, ServiceName::Intake, &event, now).await.map_err(db_error("queueing the resolution"))?;

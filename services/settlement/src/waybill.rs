@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Months, Utc};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use kefu_kit::{caller::Caller, error::FieldViolations, history::Step};
 use serde::{Deserialize, Serialize};
@@ -297,9 +297,7 @@ fn day(time: DateTime<Utc>, time_zone: Tz) -> String {
 /// The first moment seized cargo may be written off: six calendar months after the seizure, in
 /// the company's time zone (31 August + 6 months is the last day of February).
 pub fn write_off_from(seize_time: DateTime<Utc>, time_zone: Tz) -> DateTime<Utc> {
-    let local = seize_time.with_timezone(&time_zone).naive_local();
-    let later = local.checked_add_months(Months::new(SEIZURE_WRITE_OFF_MONTHS)).unwrap_or(local);
-    later.and_local_timezone(time_zone).earliest().map(|time| time.with_timezone(&Utc)).unwrap_or(seize_time)
+    kefu_kit::time::add_months(seize_time, SEIZURE_WRITE_OFF_MONTHS, time_zone)
 }
 
 impl Waybill {

@@ -1,0 +1,254 @@
+//! Who may read what (`003 第19–23条`), without I/O: the signatures an access request needs, who may
+//! give them, whether an approval still holds, and how personal data is masked.
+//!
+//! - 第20条: a request names the file, purpose, reason and requester; the requester's department head
+//!   signs it and the service department approves it; outsiders, and anyone for a classified file,
+//!   also need the general manager.
+//! - 第23条: copying or excerpting needs the general manager's or a supervisor's approval of its own.
+//! - Archived files are never lent: every read is entered in the borrowing register (done by the api).
+
+use chrono::{DateTime, Utc};
+use kefu_kit::caller::Caller;
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{self, Classification};
+
+/// A signature an access request may need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signature {
+    /// 查阅单位(部门)负责人签字.
+    DepartmentHead,
+    /// 服务部审核批准.
+    ServiceDepartment,
+    /// 总经理批准: outsiders and classified files.
+    GeneralManager,
+    /// 非经总经理或主管批准,不得复制和摘抄.
+    CopyApproval,
+}
+
+impl Signature {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signature::DepartmentHead => "department_head",
+            Signature::ServiceDepartment => "service_department",
+            Signature::GeneralManager => "general_manager",
+            Signature::CopyApproval => "copy_approval",
+        }
+    }
+
+    /// Who may give this signature on a request by someone of `requester_department`.
+    pub fn who(self, requester_department: &str) -> String {
+        match self {
+            Signature::DepartmentHead => format!("the head of {requester_department} (role department_head)"),
+            Signature::ServiceDepartment => {
+                format!("the service department (department {}, role department_head)", policy::SERVICE_DEPARTMENT)
+            }
+            Signature::GeneralManager => "the general manager (role general_manager)".into(),
+            Signature::CopyApproval => "the general manager or a supervisor".into(),
+        }
+    }
+
+    /// Whether `caller` may sign this on a request by someone of `requester_department`.
+    pub fn may_sign(self, caller: &Caller, requester_department: &str) -> bool {
+        let head = caller.has_role(policy::DEPARTMENT_HEAD_ROLE);
+        match self {
+            Signature::DepartmentHead => head && caller.department == requester_department,
+            Signature::ServiceDepartment => head && caller.department == policy::SERVICE_DEPARTMENT,
+            Signature::GeneralManager => caller.has_role(policy::GENERAL_MANAGER_ROLE),
+            Signature::CopyApproval => caller.has_role(policy::GENERAL_MANAGER_ROLE) || caller.is_supervisor(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Read,
+    Copy,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Read => "read",
+            Kind::Copy => "copy",
+        }
+    }
+}
+
+/// Whether the requester is outside the company (第20条 4).
+pub fn is_external(department: &str) -> bool {
+    department.is_empty() || department == policy::EXTERNAL_DEPARTMENT
+}
+
+/// The signatures a request needs, in the order the handbook lists them.
+pub fn required_signatures(requester_department: &str, file_level: Classification, kind: Kind) -> Vec<Signature> {
+    let external = is_external(requester_department);
+    let mut required = Vec::new();
+    // An outsider has no department head in the company: the general manager signs instead.
+    if !external {
+        required.push(Signature::DepartmentHead);
+    }
+    required.push(Signature::ServiceDepartment);
+    if external || file_level > Classification::Ordinary {
+        required.push(Signature::GeneralManager);
+    }
+    if kind == Kind::Copy {
+        required.push(Signature::CopyApproval);
+    }
+    required
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub signature: Signature,
+    pub approver: String,
+    pub time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Approved,
+    Refused,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Approved => "approved",
+            State::Refused => "refused",
+        }
+    }
+
+    pub fn parse(text: &str) -> State {
+        match text {
+            "approved" => State::Approved,
+            "refused" => State::Refused,
+            _ => State::Pending,
+        }
+    }
+}
+
+/// An access request as the rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub file: String,
+    pub kind: Kind,
+    pub requester: String,
+    pub requester_department: String,
+    pub personal_data: bool,
+    pub required: Vec<Signature>,
+    pub approvals: Vec<Approval>,
+    pub state: State,
+    pub expire_time: Option<DateTime<Utc>>,
+}
+
+/// Why a caller may not do something: PERMISSION_DENIED, or FAILED_PRECONDITION where the request's
+/// state is wrong rather than the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    Permission(String),
+    Precondition(String),
+}
+
+impl Request {
+    /// The signatures still missing.
+    pub fn missing(&self) -> Vec<Signature> {
+        self.required
+            .iter()
+            .copied()
+            .filter(|needed| !self.approvals.iter().any(|given| given.signature == *needed))
+            .collect()
+    }
+
+    /// Signs every missing signature `caller` may give; approves the request when none is missing,
+    /// good until `now` plus the policy's validity. The requester never signs their own request.
+    pub fn sign(&mut self, caller: &Caller, now: DateTime<Utc>) -> Result<Vec<Signature>, Denial> {
+        if self.state != State::Pending {
+            return Err(Denial::Precondition(format!("the request is {} already", self.state.as_str())));
+        }
+        if caller.user == self.requester {
+            return Err(Denial::Permission("a requester cannot approve their own access request".into()));
+        }
+        let missing = self.missing();
+        let signed: Vec<Signature> =
+            missing.iter().copied().filter(|needed| needed.may_sign(caller, &self.requester_department)).collect();
+        if signed.is_empty() {
+            let who: Vec<String> = missing.iter().map(|needed| needed.who(&self.requester_department)).collect();
+            return Err(Denial::Permission(format!("this request awaits {}", who.join("; "))));
+        }
+        for signature in &signed {
+            self.approvals.push(Approval { signature: *signature, approver: caller.user.clone(), time: now });
+        }
+        if self.missing().is_empty() {
+            self.state = State::Approved;
+            self.expire_time = Some(now + policy::approval_valid_for());
+        }
+        Ok(signed)
+    }
+
+    /// Refuses the request; only someone whose signature it awaits may.
+    pub fn refuse(&mut self, caller: &Caller) -> Result<(), Denial> {
+        if self.state != State::Pending {
+            return Err(Denial::Precondition(format!("the request is {} already", self.state.as_str())));
+        }
+        if !self.missing().iter().any(|needed| needed.may_sign(caller, &self.requester_department)) {
+            return Err(Denial::Permission("only someone whose signature the request awaits may refuse it".into()));
+        }
+        self.state = State::Refused;
+        Ok(())
+    }
+
+    /// Whether `caller` may read `file` under this request at `now`.
+    pub fn permits(&self, caller: &Caller, file: &str, now: DateTime<Utc>) -> Result<(), Denial> {
+        if self.file != file {
+            return Err(Denial::Permission(format!("the access request is for {}, not {file}", self.file)));
+        }
+        if self.requester != caller.user {
+            return Err(Denial::Permission(format!(
+                "the access request is {}'s; each reader needs their own",
+                self.requester
+            )));
+        }
+        match self.state {
+            State::Pending => {
+                let who: Vec<String> =
+                    self.missing().iter().map(|needed| needed.who(&self.requester_department)).collect();
+                Err(Denial::Permission(format!("the access request is not approved yet: it awaits {}", who.join("; "))))
+            }
+            State::Refused => Err(Denial::Permission("the access request was refused".into())),
+            State::Approved => match self.expire_time {
+                Some(expire) if now < expire => Ok(()),
+                Some(expire) => Err(Denial::Permission(format!(
+                    "the approval expired at {}; ask again with CreateAccessRequest",
+                    expire.to_rfc3339()
+                ))),
+                None => Err(Denial::Permission("the approval has no expiry recorded; ask again".into())),
+            },
+        }
+    }
+}
+
+/// A name with all but its first character hidden: 张** .
+pub fn mask_name(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
+        None => String::new(),
+    }
+}
+
+/// A phone number with all but its first three and last four digits hidden: 138****5678.
+pub fn mask_phone(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    chars.iter().enumerate().map(|(index, c)| if index < 3 || index >= chars.len() - 4 { *c } else { '*' }).collect()
+}
+
+#[cfg(test)]
+mod tests;

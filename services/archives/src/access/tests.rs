@@ -1,0 +1,105 @@
+use chrono::{DateTime, Duration, Utc};
+
+use super::*;
+
+fn person(user: &str, department: &str, roles: &[&str]) -> Caller {
+    Caller {
+        user: user.into(),
+        department: department.into(),
+        roles: roles.iter().map(|role| (*role).into()).collect(),
+        ..Caller::default()
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-22T02:00:00Z").expect("a time").with_timezone(&Utc)
+}
+
+fn request(department: &str, level: Classification, kind: Kind) -> Request {
+    Request {
+        file: "caseFiles/20261122-7K3M9Q".into(),
+        kind,
+        requester: "Q100".into(),
+        requester_department: department.into(),
+        personal_data: false,
+        required: required_signatures(department, level, kind),
+        approvals: Vec::new(),
+        state: State::Pending,
+        expire_time: None,
+    }
+}
+
+#[test]
+fn an_ordinary_read_needs_the_department_head_and_the_service_department() {
+    let mut asked = request("inspection", Classification::Ordinary, Kind::Read);
+    assert_eq!(asked.required, [Signature::DepartmentHead, Signature::ServiceDepartment]);
+    // Another department's head may not sign for inspection.
+    let other_head = person("H2", "claims", &["department_head"]);
+    assert!(matches!(asked.sign(&other_head, now()), Err(Denial::Permission(_))));
+    assert_eq!(
+        asked.sign(&person("H1", "inspection", &["department_head"]), now()),
+        Ok(vec![Signature::DepartmentHead])
+    );
+    assert_eq!(asked.state, State::Pending);
+    let reader = person("Q100", "inspection", &[]);
+    assert!(
+        matches!(asked.permits(&reader, &asked.file.clone(), now()), Err(Denial::Permission(m)) if m.contains("service department"))
+    );
+    asked.sign(&person("S1", "intake", &["department_head"]), now()).expect("signed");
+    assert_eq!(asked.state, State::Approved);
+    assert_eq!(asked.expire_time, Some(now() + policy::approval_valid_for()));
+    assert_eq!(asked.permits(&reader, "caseFiles/20261122-7K3M9Q", now() + Duration::days(6)), Ok(()));
+}
+
+#[test]
+fn an_approval_expires_and_is_the_requesters_alone() {
+    let mut asked = request("intake", Classification::Ordinary, Kind::Read);
+    // The head of the service center signs both as department head and as service department.
+    assert_eq!(asked.sign(&person("S1", "intake", &["department_head"]), now()).expect("signed").len(), 2);
+    let file = asked.file.clone();
+    let expired = asked.permits(&person("Q100", "intake", &[]), &file, now() + policy::approval_valid_for());
+    assert!(matches!(expired, Err(Denial::Permission(m)) if m.contains("expired")));
+    let someone_else = asked.permits(&person("Q200", "intake", &[]), &file, now());
+    assert!(matches!(someone_else, Err(Denial::Permission(_))));
+    let other_file = asked.permits(&person("Q100", "intake", &[]), "caseFiles/20261122-AAAAAA", now());
+    assert!(matches!(other_file, Err(Denial::Permission(_))));
+}
+
+#[test]
+fn outsiders_classified_files_and_copies_need_more() {
+    assert_eq!(
+        request("external", Classification::Ordinary, Kind::Read).required,
+        [Signature::ServiceDepartment, Signature::GeneralManager]
+    );
+    assert_eq!(
+        request("claims", Classification::Confidential, Kind::Copy).required,
+        [Signature::DepartmentHead, Signature::ServiceDepartment, Signature::GeneralManager, Signature::CopyApproval]
+    );
+    // The general manager's signature also approves the copy.
+    let mut asked = request("external", Classification::TopSecret, Kind::Copy);
+    assert_eq!(
+        asked.sign(&person("GM", "management", &["general_manager"]), now()).expect("signed"),
+        [Signature::GeneralManager, Signature::CopyApproval]
+    );
+    assert_eq!(asked.state, State::Pending);
+}
+
+#[test]
+fn nobody_approves_their_own_request_and_a_decided_request_stays_decided() {
+    let mut asked = request("intake", Classification::Ordinary, Kind::Read);
+    assert!(matches!(asked.sign(&person("Q100", "intake", &["department_head"]), now()), Err(Denial::Permission(_))));
+    assert!(matches!(asked.refuse(&person("X", "claims", &[])), Err(Denial::Permission(_))));
+    asked.refuse(&person("S1", "intake", &["department_head"])).expect("refused");
+    assert!(matches!(asked.sign(&person("S1", "intake", &["department_head"]), now()), Err(Denial::Precondition(_))));
+    let file = asked.file.clone();
+    assert!(
+        matches!(asked.permits(&person("Q100", "intake", &[]), &file, now()), Err(Denial::Permission(m)) if m.contains("refused"))
+    );
+}
+
+#[test]
+fn personal_data_is_masked() {
+    assert_eq!(mask_name("张三丰"), "张**");
+    assert_eq!(mask_phone("13812345678"), "138****5678");
+    assert_eq!(mask_phone("12345"), "*****");
+}
