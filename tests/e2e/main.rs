@@ -8,6 +8,9 @@
 //! - `settlement`: a waybill's cash on delivery from collection to a late remittance filed as a
 //!   complaint and resolved by the remittance; change requests; seizures written off after six
 //!   months; reversals, statements, the month's summary and reconciliation;
+//! - `archives`: a closed case sealed into a case file; reads under approved, expiring access
+//!   requests; clearance that hides classified files; retention, legal hold and destruction;
+//!   customer files and grades; the audit log's hash chain catching an altered or removed entry;
 //! - `events`: the event inbox of a service, spoken to directly as a sender's relay does;
 //! - `processes`: the real `kefu` binary as separate processes: `kill -9`, restart, and a bad
 //!   routing policy.
@@ -15,6 +18,7 @@
 //! PostgreSQL tests create a fresh database per test on `KEFU_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and fail loudly if it cannot be reached.
 
+mod archives;
 mod claims;
 mod events;
 mod flow;

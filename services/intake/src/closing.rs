@@ -77,10 +77,12 @@ pub async fn close(
 /// The case's whole story as archives files it.
 fn story(row: &store::Model, close_time: DateTime<Utc>) -> CaseClosed {
     let owner = row.owner_story.as_deref().and_then(|bytes| CaseResolved::decode(bytes).ok()).unwrap_or_default();
-    let mut steps = intake_steps(row);
-    steps.extend(owner.steps);
-    // Stable: intake's step comes first where both departments acted at the same moment.
-    steps.sort_by_key(|step| step.time.map(|time| (time.seconds, time.nanos)));
+    // Where steps share a moment, the story's order decides: registered, accepted, the owner's
+    // handling, resolved, closed.
+    let mut steps: Vec<(u8, CaseStep)> = intake_steps(row);
+    steps.extend(owner.steps.into_iter().map(|step| (HANDLING, step)));
+    steps.sort_by_key(|(phase, step)| (step.time.map(|time| (time.seconds, time.nanos)), *phase));
+    let steps = steps.into_iter().map(|(_, step)| step).collect();
     CaseClosed {
         complaint: Some(routed_complaint(row)),
         owner: row.owner.clone(),
@@ -97,14 +99,28 @@ fn story(row: &store::Model, close_time: DateTime<Utc>) -> CaseClosed {
     }
 }
 
-/// What the service center did and learned: registered, accepted by the owner, resolved, closed.
-fn intake_steps(row: &store::Model) -> Vec<CaseStep> {
-    let step = |action: &str, actor: &str, time: Option<DateTime<Utc>>, detail: String| CaseStep {
-        action: action.into(),
-        actor: actor.into(),
-        time: time.map(to_timestamp),
-        detail,
-        department: ServiceName::Intake.as_str().into(),
+/// The phase of the owner's handling, between intake's acceptance and resolution.
+const HANDLING: u8 = 2;
+
+/// What the service center did and learned — registered, accepted by the owner, resolved, closed —
+/// each with its phase in the story.
+fn intake_steps(row: &store::Model) -> Vec<(u8, CaseStep)> {
+    let step = |action: &str, actor: &str, time: Option<DateTime<Utc>>, detail: String| {
+        let phase = match action {
+            "registered" => 0,
+            "accepted" => 1,
+            "escalated" => HANDLING,
+            "resolved" => 3,
+            _ => 4,
+        };
+        let step = CaseStep {
+            action: action.into(),
+            actor: actor.into(),
+            time: time.map(to_timestamp),
+            detail,
+            department: ServiceName::Intake.as_str().into(),
+        };
+        (phase, step)
     };
     let mut steps = vec![step(
         "registered",
