@@ -53,7 +53,8 @@ pub async fn file(
     }
     let content = closed.encode_to_vec();
     let sha256 = seal(&content);
-    let rule = policy::retention_rule(closed.payments.iter().any(|payment| payment.amount_fen != 0), closed.incident);
+    let moved_money = closed.payments.iter().any(|payment| payment.amount_fen != 0);
+    let rule = policy::retention_rule(&complaint.category, moved_money, closed.incident);
     let customer = match complaint.contact_phone.as_str() {
         "" => None,
         phone => {

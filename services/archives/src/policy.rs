@@ -85,15 +85,23 @@ pub struct RetentionRule {
 
 /// Cases that moved money (a compensation, a fine, a remittance) are accounting records.
 pub const RETAIN_WITH_PAYMENTS: RetentionRule = RetentionRule { code: "case_with_payments_10y", years: 10 };
+/// Cargo damage and loss (货损货差) are kept for the claims record, paid or not: a refused claim can
+/// come back as a dispute.
+pub const RETAIN_CLAIM: RetentionRule = RetentionRule { code: "claim_5y", years: 5 };
 /// Incidents (二次投诉) are kept for the branch's and staff's record.
 pub const RETAIN_INCIDENT: RetentionRule = RetentionRule { code: "incident_5y", years: 5 };
 /// Every other closed case.
 pub const RETAIN_CASE: RetentionRule = RetentionRule { code: "case_3y", years: 3 };
 
-/// The rule for a case file.
-pub fn retention_rule(moved_money: bool, incident: bool) -> RetentionRule {
+/// Categories kept longer than an ordinary case, whatever their outcome.
+const CATEGORY_RULES: &[(&str, RetentionRule)] = &[("cargo_damage", RETAIN_CLAIM)];
+
+/// The rule for a case file of `category`: money first, then the category, then incidents.
+pub fn retention_rule(category: &str, moved_money: bool, incident: bool) -> RetentionRule {
     if moved_money {
         RETAIN_WITH_PAYMENTS
+    } else if let Some((_, rule)) = CATEGORY_RULES.iter().find(|(kind, _)| *kind == category) {
+        *rule
     } else if incident {
         RETAIN_INCIDENT
     } else {
@@ -155,7 +163,9 @@ mod tests {
         let closed = DateTime::parse_from_rfc3339("2026-12-31T12:00:00Z").expect("a time").with_timezone(&Utc);
         assert_eq!(moves_to_archives(closed, zone).to_rfc3339(), "2027-02-28T12:00:00+00:00");
         assert_eq!(retain_until(RETAIN_CASE, closed, zone).to_rfc3339(), "2029-12-31T12:00:00+00:00");
-        assert_eq!(retention_rule(true, true), RETAIN_WITH_PAYMENTS);
-        assert_eq!(retention_rule(false, true), RETAIN_INCIDENT);
+        assert_eq!(retention_rule("late_delivery", true, true), RETAIN_WITH_PAYMENTS);
+        assert_eq!(retention_rule("cargo_damage", false, true), RETAIN_CLAIM);
+        assert_eq!(retention_rule("late_delivery", false, true), RETAIN_INCIDENT);
+        assert_eq!(retention_rule("late_delivery", false, false), RETAIN_CASE);
     }
 }
