@@ -257,8 +257,26 @@ fn grade_to_proto(row: &customer::Model) -> pb::CustomerGrade {
     }
 }
 
-fn phones_of(row: &customer::Model) -> Vec<String> {
-    serde_json::from_str(&row.phones).unwrap_or_default()
+/// A customer's file without its cases; contacts masked unless `personal_data`.
+fn customer_to_proto(row: &customer::Model, personal_data: bool) -> pb::CustomerFile {
+    let phones: Vec<String> = serde_json::from_str(&row.phones).unwrap_or_default();
+    let (contact_name, phones) = if personal_data {
+        (row.contact_name.clone(), phones)
+    } else {
+        (access::mask_name(&row.contact_name), phones.iter().map(|phone| access::mask_phone(phone)).collect())
+    };
+    pb::CustomerFile {
+        name: format!("{CUSTOMERS}{}", row.customer_id),
+        contact_name,
+        phones,
+        company: row.company.clone(),
+        customer_type: row.customer_type.clone(),
+        classification: classification_to_proto(level_of(row.classification)) as i32,
+        grade: Some(grade_to_proto(row)),
+        cases: Vec::new(),
+        payments: Vec::new(),
+        create_time: Some(to_timestamp(row.create_time)),
+    }
 }
 
 /// The sealed story of a file, checked against its hash.
@@ -423,7 +441,6 @@ impl ArchivesApi {
         // that handled it.
         let working = now < file.archive_time
             && (policy::WORKING_DEPARTMENTS.contains(&caller.department.as_str()) || caller.department == file.owner);
-        let mut story = unseal(&file)?;
         let personal_data_shown = if working && request.access_request.is_empty() {
             let detail = "working documents, before the move to the archives".to_owned();
             audit::append(&tx, audit::Record { actor: &caller.user, action: "read", subject: &name, detail }, now)
@@ -435,6 +452,7 @@ impl ArchivesApi {
             self.register_read(&tx, caller, &name, &access, access.personal_data).await?;
             access.personal_data
         };
+        let mut story = unseal(&file)?;
         if !personal_data_shown && let Some(complaint) = story.complaint.as_mut() {
             complaint.contact_name = access::mask_name(&complaint.contact_name);
             complaint.contact_phone = access::mask_phone(&complaint.contact_phone);
@@ -483,23 +501,10 @@ impl ArchivesApi {
             .filter_map(|file| unseal(file).ok())
             .flat_map(|story| story.payments)
             .collect();
-        let mut phones = phones_of(&row);
-        let mut contact_name = row.contact_name.clone();
-        if !access.personal_data {
-            phones = phones.iter().map(|phone| access::mask_phone(phone)).collect();
-            contact_name = access::mask_name(&contact_name);
-        }
         Ok(pb::CustomerFile {
-            name,
-            contact_name,
-            phones,
-            company: row.company.clone(),
-            customer_type: row.customer_type.clone(),
-            classification: classification_to_proto(level_of(row.classification)) as i32,
-            grade: Some(grade_to_proto(&row)),
             cases: files.iter().map(|file| case_file_to_proto(file, now)).collect(),
             payments,
-            create_time: Some(to_timestamp(row.create_time)),
+            ..customer_to_proto(&row, access.personal_data)
         })
     }
 
@@ -508,7 +513,7 @@ impl ArchivesApi {
         &self,
         caller: &Caller,
         name: &str,
-        change: impl FnOnce(&mut access::Request, &mut access_request::ActiveModel) -> Result<audit::Record<'static>, Error>,
+        change: impl FnOnce(&mut access::Request, &mut access_request::ActiveModel) -> Result<(&'static str, String), Error>,
     ) -> Result<pb::AccessRequest, Error> {
         let seq = numbered(name, ACCESS_REQUESTS, "name")?;
         let tx = self.begin().await?;
@@ -518,7 +523,7 @@ impl ArchivesApi {
             .ok_or_else(|| Error::NotFound(format!("no access request named {name}")))?;
         let mut request = access_from_row(&row)?;
         let mut update = access_request::ActiveModel::default();
-        let record = change(&mut request, &mut update)?;
+        let (action, detail) = change(&mut request, &mut update)?;
         let approvals = serde_json::to_string(&request.approvals).map_err(|_| Error::Conflict)?;
         update.approvals = Set(approvals);
         update.state = Set(request.state.as_str().into());
@@ -534,7 +539,7 @@ impl ArchivesApi {
         if result.rows_affected != 1 {
             return Err(Error::Conflict);
         }
-        let record = audit::Record { actor: &caller.user, subject: name, ..record };
+        let record = audit::Record { actor: &caller.user, action, subject: name, detail };
         audit::append(&tx, record, self.now()).await.map_err(db("auditing a decision"))?;
         tx.commit().await.map_err(db("deciding an access request"))?;
         let row = store::access_request(&self.context.db, seq)
@@ -935,12 +940,7 @@ impl pb::archives_server::Archives for ArchivesApi {
                     ),
                     _ => String::new(),
                 };
-                Ok(audit::Record {
-                    actor: "",
-                    action: "approved",
-                    subject: "",
-                    detail: format!("signed as {}{outcome}", signed.join(", ")),
-                })
+                Ok(("approved", format!("signed as {}{outcome}", signed.join(", "))))
             })
             .await?;
         Ok(Response::new(approved))
@@ -961,7 +961,7 @@ impl pb::archives_server::Archives for ArchivesApi {
                 asked.refuse(&caller)?;
                 update.refusal_reason = Set(reason.clone());
                 update.refused_by = Set(caller.user.clone());
-                Ok(audit::Record { actor: "", action: "refused", subject: "", detail: reason.clone() })
+                Ok(("refused", reason.clone()))
             })
             .await?;
         Ok(Response::new(refused))
@@ -1047,12 +1047,8 @@ impl pb::archives_server::Archives for ArchivesApi {
             store::customer(&tx, &request.customer_id).await.map_err(db("reading a customer file"))?
         {
             if request_id.is_some() && existing.request_id == request_id {
-                return Ok(Response::new(pb::CustomerFile {
-                    name: format!("{CUSTOMERS}{}", existing.customer_id),
-                    grade: Some(grade_to_proto(&existing)),
-                    create_time: Some(to_timestamp(existing.create_time)),
-                    ..Default::default()
-                }));
+                // The creator gave these details; they see them again.
+                return Ok(Response::new(customer_to_proto(&existing, true)));
             }
             return Err(Error::AlreadyExists(format!("customers/{} has a file already", request.customer_id)).into());
         }
@@ -1115,17 +1111,10 @@ impl pb::archives_server::Archives for ArchivesApi {
         )
         .await
         .map_err(db("auditing a customer file"))?;
+        let row = store::customer(&tx, &request.customer_id).await.map_err(db("reading a customer file"))?;
         tx.commit().await.map_err(db("recording a customer file"))?;
-        Ok(Response::new(pb::CustomerFile {
-            name,
-            contact_name: asked.contact_name.trim().to_owned(),
-            phones,
-            company: asked.company.trim().to_owned(),
-            customer_type: asked.customer_type.trim().to_owned(),
-            classification: classification_to_proto(level) as i32,
-            create_time: Some(to_timestamp(now)),
-            ..Default::default()
-        }))
+        let row = row.ok_or(Error::Conflict)?;
+        Ok(Response::new(customer_to_proto(&row, true)))
     }
 
     async fn read_customer_file(&self, request: Request<pb::ReadCustomerFileRequest>) -> Answer<pb::CustomerFile> {
