@@ -356,8 +356,21 @@ async fn a_classified_file_is_invisible_without_clearance(backend: Backend) {
         .expect("asked")
         .into_inner();
     assert_eq!(asked.required_approvals, ["department_head", "service_department", "general_manager", "copy_approval"]);
+    // The general manager refuses it, with a reason; a refused request reads nothing.
+    let refuse = |reason: &str| pb::RefuseAccessRequestRequest { name: asked.name.clone(), reason: reason.into() };
+    let clerk = archives.refuse_access_request(by(refuse("no"), "Q300", "claims", "", "")).await;
+    assert_eq!(clerk.expect_err("not a signer").code(), Code::PermissionDenied);
+    let refused = archives
+        .refuse_access_request(by(refuse("the investigation is not closed"), "GM", "management", "general_manager", ""))
+        .await
+        .expect("refused")
+        .into_inner();
+    assert_eq!((refused.state(), refused.refused_by.as_str()), (pb::AccessState::Refused, "GM"));
+    let reading = archives.read_case_file(by(read(&file.name, &asked.name), "Q100", "inspection", "", "top_secret"));
+    assert_eq!(reading.await.expect_err("refused").code(), Code::PermissionDenied);
     let actions = audit_actions(&mut archives).await;
     assert!(actions.contains(&("classified".to_owned(), file.name.clone())), "{actions:?}");
+    assert!(actions.contains(&("refused".to_owned(), asked.name.clone())), "{actions:?}");
     suite.stop().await;
 }
 
