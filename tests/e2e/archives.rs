@@ -11,7 +11,7 @@ use kefu_proto::{
     archives::v1::{self as pb, archives_client::ArchivesClient},
     claims::v1::claims_client::ClaimsClient,
     gateway::v1::{Contact, State as ComplaintState},
-    intake::v1::{CloseComplaintRequest, intake_client::IntakeClient},
+    intake::v1::{CloseComplaintRequest, GetComplaintTimelineRequest, intake_client::IntakeClient},
     settlement::v1::{ResolveCaseRequest, settlement_client::SettlementClient},
 };
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -154,6 +154,18 @@ async fn a_closed_case_is_sealed_and_read_only_under_an_approved_unexpired_reque
     assert_eq!(early.code(), Code::FailedPrecondition, "{early:?}");
     let bad = CloseComplaintRequest { name: "complaints/nope".into(), request_id: String::new(), note: String::new() };
     assert_eq!(violated_fields(&intake.close_complaint(bad).await.expect_err("bad name")), ["name"]);
+
+    // The timeline is one call away, the owner's steps in it once it resolved the case.
+    complaint_when(&suite, &complaint_name, "claims resolves it", |c| c.state() == ComplaintState::Resolved).await;
+    let timeline = intake
+        .get_complaint_timeline(GetComplaintTimelineRequest { name: complaint_name.clone() })
+        .await
+        .expect("timeline")
+        .into_inner();
+    let actions: Vec<&str> = timeline.steps.iter().map(|step| step.action.as_str()).collect();
+    assert_eq!(actions.first(), Some(&"registered"));
+    assert_eq!(actions.last(), Some(&"resolved"));
+    assert!(actions.contains(&"offer_accepted"), "{actions:?}");
 
     let closed_at = clock.now();
     let file = close(&suite, &complaint_name).await;

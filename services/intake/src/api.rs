@@ -220,6 +220,20 @@ impl intake_server::Intake for IntakeApi {
         }))
     }
 
+    async fn get_complaint_timeline(
+        &self,
+        request: Request<pb::GetComplaintTimelineRequest>,
+    ) -> Result<Response<pb::ComplaintTimeline>, Status> {
+        let name = request.into_inner().name;
+        let case_number = parse_name(&name)?;
+        let row = store::by_case_number(&self.context.db, case_number)
+            .await
+            .map_err(|e| error::from_db("reading a complaint", e))?
+            .ok_or_else(|| Status::not_found(format!("no complaint named {name}")))?;
+        let (steps, payments) = closing::timeline(&row);
+        Ok(Response::new(pb::ComplaintTimeline { complaint: name, steps, payments }))
+    }
+
     async fn close_complaint(
         &self,
         request: Request<pb::CloseComplaintRequest>,

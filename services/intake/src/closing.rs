@@ -9,7 +9,7 @@ use kefu_kit::{
 };
 use kefu_proto::{
     events::v1::{CaseClosed, CaseResolved, event::Payload},
-    types::v1::CaseStep,
+    types::v1::{CasePayment, CaseStep},
 };
 use prost::Message;
 use sea_orm::TransactionTrait;
@@ -74,15 +74,21 @@ pub async fn close(
     Ok(closed)
 }
 
-/// The case's whole story as archives files it.
-fn story(row: &store::Model, close_time: DateTime<Utc>) -> CaseClosed {
+/// The case's story so far, oldest first — intake's steps and the owner's (known once it resolved
+/// the case) — and the money the outcome moved.
+pub fn timeline(row: &store::Model) -> (Vec<CaseStep>, Vec<CasePayment>) {
     let owner = row.owner_story.as_deref().and_then(|bytes| CaseResolved::decode(bytes).ok()).unwrap_or_default();
     // Where steps share a moment, the story's order decides: registered, accepted, the owner's
     // handling, resolved, closed.
     let mut steps: Vec<(u8, CaseStep)> = intake_steps(row);
     steps.extend(owner.steps.into_iter().map(|step| (HANDLING, step)));
     steps.sort_by_key(|(phase, step)| (step.time.map(|time| (time.seconds, time.nanos)), *phase));
-    let steps = steps.into_iter().map(|(_, step)| step).collect();
+    (steps.into_iter().map(|(_, step)| step).collect(), owner.payments)
+}
+
+/// The case's whole story as archives files it.
+fn story(row: &store::Model, close_time: DateTime<Utc>) -> CaseClosed {
+    let (steps, payments) = timeline(row);
     CaseClosed {
         complaint: Some(routed_complaint(row)),
         owner: row.owner.clone(),
@@ -95,7 +101,7 @@ fn story(row: &store::Model, close_time: DateTime<Utc>) -> CaseClosed {
         incident: row.incident,
         escalated_to: row.escalated_to.split(',').filter(|to| !to.is_empty()).map(str::to_owned).collect(),
         steps,
-        payments: owner.payments,
+        payments,
     }
 }
 
