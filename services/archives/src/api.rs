@@ -70,8 +70,9 @@ impl FileName {
     }
 }
 
+/// Case numbers and customer numbers.
 fn is_code(text: &str) -> bool {
-    !text.is_empty() && text.len() <= 64 && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    kefu_kit::text::is_code(text, 64)
 }
 
 fn case_number(name: &str, field: &str) -> Result<String, Error> {

@@ -101,10 +101,6 @@ pub struct Record<'a> {
 
 const HEAD: i32 = 1;
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 /// The hash of an entry: each field length-prefixed, so no two entries hash alike by shifting text
 /// from one field to the next.
 fn chain_hash(
@@ -123,7 +119,7 @@ fn chain_hash(
         hasher.update((field.len() as u64).to_be_bytes());
         hasher.update(field.as_bytes());
     }
-    hex(&hasher.finalize())
+    kefu_kit::text::hex(&hasher.finalize())
 }
 
 /// Appends `record` at `now` (microseconds) within `tx`; returns its sequence number.

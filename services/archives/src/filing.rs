@@ -20,7 +20,7 @@ use crate::{
 
 /// The SHA-256 of a file's sealed content, in hex.
 pub fn seal(content: &[u8]) -> String {
-    audit::hex(&Sha256::digest(content))
+    kefu_kit::text::hex(&Sha256::digest(content))
 }
 
 /// Files the closed case within `tx`; a case filed before is left as it was sealed.

@@ -65,17 +65,13 @@ impl NewEvidence {
         if !violations.is_empty() {
             return Err(violations);
         }
-        let sha256 = hex(&Sha256::digest(&content));
+        let sha256 = kefu_kit::text::hex(&Sha256::digest(&content));
         Ok(NewEvidence { kind, file_name, media_type, content, sha256 })
     }
 }
 
 fn is_of_type(media_type: &str, magic: &[u8], content: &[u8]) -> bool {
     content.starts_with(magic) && (media_type != "image/webp" || content.get(8..12) == Some(b"WEBP"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

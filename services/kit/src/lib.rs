@@ -35,6 +35,7 @@ pub mod routed;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod text;
 pub mod time;
 pub mod trace;
 

@@ -44,7 +44,7 @@ pub fn take_page<T>(mut rows: Vec<T>, page_size: u64, position: impl Fn(&T) -> i
 }
 
 pub fn encode_token(position: i64, filter: &str) -> String {
-    hex_encode(format!("{position}:{}", filter_fingerprint(filter)).as_bytes())
+    crate::text::hex(format!("{position}:{}", filter_fingerprint(filter)).as_bytes())
 }
 
 /// FNV-1a: stable across builds and processes, unlike `std`'s hasher.
@@ -55,10 +55,6 @@ fn filter_fingerprint(filter: &str) -> String {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{hash:016x}")
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {

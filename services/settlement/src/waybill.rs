@@ -276,10 +276,6 @@ fn invalid<T>(field: &str, description: &str) -> Result<T, Refusal> {
     Err(Refusal::Invalid(violations))
 }
 
-fn is_code(text: &str, max: usize) -> bool {
-    !text.is_empty() && text.len() <= max && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 fn is_phone(text: &str) -> bool {
     text.len() <= 32 && text.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c))
 }
@@ -304,13 +300,13 @@ impl Waybill {
     /// Opens a waybill's account, or every violation at once.
     pub fn new(fields: &WaybillFields<'_>, now: DateTime<Utc>) -> Result<Waybill, FieldViolations> {
         let mut violations = FieldViolations::new();
-        if !is_code(fields.number, MAX_NUMBER_LEN) {
+        if !kefu_kit::text::is_code(fields.number, MAX_NUMBER_LEN) {
             violations.add("waybill.name", "waybills/{number}: letters, digits, '-' or '_', at most 22");
         }
-        if !is_code(fields.shipper, 64) {
+        if !kefu_kit::text::is_code(fields.shipper, 64) {
             violations.add("waybill.shipper", "required: the shipper's customer code (letters, digits, '-', '_')");
         }
-        if !is_code(fields.branch, 64) {
+        if !kefu_kit::text::is_code(fields.branch, 64) {
             violations.add("waybill.branch", "required: the code of the branch that delivers and collects");
         }
         if !(0..=MAX_AMOUNT_FEN).contains(&fields.freight_fen) {
@@ -797,7 +793,7 @@ impl Waybill {
             }
             seen.push(*changed);
             let valid = match changed {
-                Field::Shipper => is_code(after, 64),
+                Field::Shipper => kefu_kit::text::is_code(after, 64),
                 Field::CodAmountFen | Field::FreightFen => {
                     after.parse::<i64>().is_ok_and(|fen| (0..=MAX_AMOUNT_FEN).contains(&fen))
                 }
