@@ -151,6 +151,7 @@ async fn drive(client: &ComplaintsClient<Channel>, concurrency: usize, duration:
                         branch: format!("B{:02}", worker % 20),
                         ..Default::default()
                     }),
+                    from_request: String::new(),
                 };
                 let started = Instant::now();
                 match client.create_complaint(request).await {

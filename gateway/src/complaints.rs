@@ -52,6 +52,7 @@ impl complaints_server::Complaints for ComplaintsApi {
             complaint: Some(complaint_to_intake(&complaint)),
             route: None,
             validate_only: false,
+            from_request: request.from_request,
         };
         let Some(route) = route else {
             // No route, nothing stored. Ask intake what else is wrong, so the caller hears of
@@ -121,6 +122,8 @@ fn complaint_to_intake(complaint: &pb::Complaint) -> intake::Complaint {
         customer_request: complaint.customer_request.clone(),
         contact: Some(intake::Contact { name: contact.name, phone: contact.phone }),
         branch: complaint.branch.clone(),
+        // Both packages number their severities alike.
+        severity: complaint.severity,
         ..Default::default()
     }
 }
@@ -138,7 +141,12 @@ fn complaint_from_intake(complaint: intake::Complaint) -> pb::Complaint {
         Ok(intake::State::Routed) => pb::State::Routed,
         Ok(intake::State::Accepted) => pb::State::Accepted,
         Ok(intake::State::Resolved) => pb::State::Resolved,
-        _ => pb::State::Unspecified,
+        Ok(intake::State::Closed) => pb::State::Closed,
+        Ok(intake::State::AwaitingApproval) => pb::State::AwaitingApproval,
+        Ok(intake::State::Notified) => pb::State::Notified,
+        Ok(intake::State::Reopened) => pb::State::Reopened,
+        Ok(intake::State::Duplicate) => pb::State::Duplicate,
+        Ok(intake::State::Unspecified) | Err(_) => pb::State::Unspecified,
     };
     let contact = complaint.contact.unwrap_or_default();
     pb::Complaint {
@@ -162,5 +170,6 @@ fn complaint_from_intake(complaint: intake::Complaint) -> pb::Complaint {
         incident: complaint.incident,
         first_complaint: complaint.first_complaint,
         escalated_to: complaint.escalated_to,
+        severity: complaint.severity,
     }
 }

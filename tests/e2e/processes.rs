@@ -274,7 +274,7 @@ async fn pending_events(dir: &Path, database: Option<&TestDatabase>) -> Vec<Even
 }
 
 fn cluster_log_has_registered(cluster: &Cluster) -> bool {
-    cluster.log("intake").matches("complaint registered").count() > 15
+    cluster.log("intake").matches("case registered").count() > 15
 }
 
 #[test]

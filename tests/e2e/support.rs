@@ -191,7 +191,7 @@ pub fn complaint(category: &str, waybill: &str) -> Complaint {
 }
 
 pub fn create(request_id: &str, complaint: Complaint) -> CreateComplaintRequest {
-    CreateComplaintRequest { request_id: request_id.into(), complaint: Some(complaint) }
+    CreateComplaintRequest { request_id: request_id.into(), complaint: Some(complaint), from_request: String::new() }
 }
 
 /// A request carrying the caller's identity headers.

@@ -7,10 +7,17 @@ use kefu_kit::{
     caller::Caller,
     error::{FieldViolations, check_request_id, idempotency_key, is_unique_violation},
     paging,
+    config::ServiceName,
+    outbox,
     server::ServiceContext,
     time::{from_timestamp, to_micros, to_timestamp},
+    trace::TraceContext,
 };
-use kefu_proto::{archives::v1 as pb, events::v1::CaseClosed, types::v1::CasePayment};
+use kefu_proto::{
+    archives::v1 as pb,
+    events::v1::{CaseClosed, CustomerGraded, event::Payload},
+    types::v1::CasePayment,
+};
 use prost::Message;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
@@ -1180,7 +1187,20 @@ impl pb::archives_server::Archives for ArchivesApi {
         .map_err(db("auditing a score"))?;
         let row =
             store::customer(&tx, &customer_id).await.map_err(db("reading a customer file"))?.ok_or(Error::Conflict)?;
+        // Intake shortens the deadlines of the customer's next cases by their grade (A first).
+        let phones: Vec<String> = customer_phone::Entity::find()
+            .filter(customer_phone::Column::CustomerId.eq(customer_id.as_str()))
+            .all(&tx)
+            .await
+            .map_err(db("reading customer phones"))?
+            .into_iter()
+            .map(|phone| phone.phone)
+            .collect();
+        let graded = CustomerGraded { phones, grade: grade.to_owned(), score_time: Some(to_timestamp(now)) };
+        let event = outbox::new_event(crate::NAME, now, &TraceContext::new_root(), &caller, Payload::CustomerGraded(graded));
+        outbox::enqueue(&tx, ServiceName::Intake, &event, now).await.map_err(db("telling intake the grade"))?;
         tx.commit().await.map_err(db("scoring a customer"))?;
+        self.context.relay.wake();
         Ok(Response::new(grade_to_proto(&row)))
     }
 

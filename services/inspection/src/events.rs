@@ -149,8 +149,8 @@ pub struct InspectionEvents {
 
 impl EventHandler for InspectionEvents {
     async fn apply(&self, tx: &DatabaseTransaction, events: &[&Event]) -> Result<(), Status> {
-        if events.iter().any(|event| !matches!(event.payload, Some(Payload::CaseRouted(_)))) {
-            return Err(Status::invalid_argument("inspection accepts only case_routed events"));
+        if events.iter().any(|event| !matches!(event.payload, Some(Payload::CaseRouted(_) | Payload::CaseNotice(_)))) {
+            return Err(Status::invalid_argument("inspection accepts only case_routed and case_notice events"));
         }
         self.routed.apply(tx, events).await?;
         let now = to_micros(self.clock.now());

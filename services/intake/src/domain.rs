@@ -52,27 +52,55 @@ impl FromStr for Channel {
     }
 }
 
-/// Where a complaint stands.
+/// Where a case stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Registered and routed; the owner has not yet confirmed it holds the case.
     Routed,
-    /// The owner holds its own record of the case.
+    /// The owner holds its own record of the case, and handles it.
     Accepted,
+    /// A serious or critical complaint's outcome, waiting for a manager's approval (000 §12).
+    AwaitingApproval,
     /// The owner has handled the case; its outcome is recorded for the customer.
     Resolved,
-    /// The customer was told the outcome; the case's story is in archives' keeping.
+    /// The customer was told the outcome.
+    Notified,
+    /// The customer was not satisfied: the service center holds the case until they are (001 §8 4.5).
+    Reopened,
+    /// The same complaint as another, by another channel: linked to it, not handled twice.
+    Duplicate,
+    /// The case's story is in archives' keeping.
     Closed,
 }
 
 impl State {
+    pub const ALL: [State; 8] = [
+        State::Routed,
+        State::Accepted,
+        State::AwaitingApproval,
+        State::Resolved,
+        State::Notified,
+        State::Reopened,
+        State::Duplicate,
+        State::Closed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             State::Routed => "routed",
             State::Accepted => "accepted",
+            State::AwaitingApproval => "awaiting_approval",
             State::Resolved => "resolved",
+            State::Notified => "notified",
+            State::Reopened => "reopened",
+            State::Duplicate => "duplicate",
             State::Closed => "closed",
         }
+    }
+
+    /// Still to be handled: its deadline runs.
+    pub fn is_open(self) -> bool {
+        matches!(self, State::Routed | State::Accepted | State::Reopened)
     }
 }
 
@@ -80,19 +108,98 @@ impl FromStr for State {
     type Err = ();
 
     fn from_str(text: &str) -> Result<Self, ()> {
-        match text.to_ascii_lowercase().as_str() {
-            "routed" => Ok(State::Routed),
-            "accepted" => Ok(State::Accepted),
-            "resolved" => Ok(State::Resolved),
-            "closed" => Ok(State::Closed),
-            _ => Err(()),
-        }
+        let text = text.to_ascii_lowercase();
+        State::ALL.into_iter().find(|state| state.as_str() == text).ok_or(())
     }
 }
 
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What the customer asks for (`domain.md` §1, kinds of request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// 投诉.
+    Complaint,
+    /// 查询: where is my cargo.
+    Inquiry,
+    /// 咨询: prices, the branches' coverage.
+    Consultation,
+    /// 建议.
+    Suggestion,
+    /// 更改 (001 §8 4.9).
+    ChangeRequest,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [Kind::Complaint, Kind::Inquiry, Kind::Consultation, Kind::Suggestion, Kind::ChangeRequest];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Complaint => "complaint",
+            Kind::Inquiry => "inquiry",
+            Kind::Consultation => "consultation",
+            Kind::Suggestion => "suggestion",
+            Kind::ChangeRequest => "change_request",
+        }
+    }
+
+    /// The kind's name in the service center's words, for replies.
+    pub fn chinese(self) -> &'static str {
+        match self {
+            Kind::Complaint => "投诉",
+            Kind::Inquiry => "查询",
+            Kind::Consultation => "咨询",
+            Kind::Suggestion => "建议",
+            Kind::ChangeRequest => "更改申请",
+        }
+    }
+}
+
+impl FromStr for Kind {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        Kind::ALL.into_iter().find(|kind| kind.as_str() == text).ok_or(())
+    }
+}
+
+/// How grave a complaint is (客户投诉程度的划分, `001 第四模块`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    General,
+    /// Serious and critical: a manager approves the outcome; the customer is answered in writing (000 §12).
+    Serious,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::General => "general",
+            Severity::Serious => "serious",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn needs_approval(self) -> bool {
+        self != Severity::General
+    }
+}
+
+impl FromStr for Severity {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "general" => Ok(Severity::General),
+            "serious" => Ok(Severity::Serious),
+            "critical" => Ok(Severity::Critical),
+            _ => Err(()),
+        }
     }
 }
 
@@ -123,10 +230,17 @@ pub struct ComplaintFields<'a> {
 }
 
 impl NewComplaint {
-    /// Checks every field and names each offending one (as `complaint.<field>`), all at once.
+    /// Checks every field of a complaint and names each offending one (as `complaint.<field>`), all at once.
     pub fn parse(fields: ComplaintFields<'_>) -> Result<NewComplaint, FieldViolations> {
+        NewComplaint::parse_kind(fields, Kind::Complaint)
+    }
+
+    /// Checks a request of `kind`. A complaint's fields are named `complaint.<field>`, other
+    /// requests' `request.<field>`; their category is their kind. A waybill is required of
+    /// complaints, inquiries and change requests, which are about cargo.
+    pub fn parse_kind(fields: ComplaintFields<'_>, kind: Kind) -> Result<NewComplaint, FieldViolations> {
         let mut violations = FieldViolations::new();
-        let category = fields.category.trim();
+        let category = if kind == Kind::Complaint { fields.category.trim() } else { kind.as_str() };
         if category.is_empty() {
             violations.add("complaint.category", "required: a category code of the routing policy, e.g. late_delivery");
         } else if !is_code(category) {
@@ -136,8 +250,11 @@ impl NewComplaint {
             );
         }
         let waybill_number = fields.waybill_number.trim();
+        let waybill_required = matches!(kind, Kind::Complaint | Kind::Inquiry | Kind::ChangeRequest);
         if waybill_number.is_empty() {
-            violations.add("complaint.waybill_number", "required: the waybill (运单号) the complaint is about");
+            if waybill_required {
+                violations.add("complaint.waybill_number", "required: the waybill (运单号) it is about");
+            }
         } else if waybill_number.chars().count() > MAX_CODE
             || !waybill_number.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
@@ -145,7 +262,7 @@ impl NewComplaint {
         }
         let description = fields.description.trim();
         if description.is_empty() {
-            violations.add("complaint.description", "required: what the customer complains of");
+            violations.add("complaint.description", "required: what the customer complains of or asks");
         }
         check_len(&mut violations, "complaint.description", description, MAX_DESCRIPTION);
         check_len(&mut violations, "complaint.customer_request", fields.customer_request.trim(), MAX_CUSTOMER_REQUEST);
@@ -161,6 +278,9 @@ impl NewComplaint {
         }
         if fields.channel.is_none() {
             violations.add("complaint.channel", "unknown channel");
+        }
+        if kind != Kind::Complaint {
+            violations = violations.renamed("complaint.", "request.");
         }
         if !violations.is_empty() {
             return Err(violations);
@@ -246,6 +366,8 @@ pub enum FilterField {
     State,
     WaybillNumber,
     Channel,
+    Kind,
+    Severity,
 }
 
 /// `field = "value"` terms joined by `AND` (AIP-160, the subset kefu needs). Values are checked
@@ -275,9 +397,11 @@ pub fn parse_filter(filter: &str) -> Result<Vec<(FilterField, String)>, String> 
             "state" => FilterField::State,
             "waybill_number" => FilterField::WaybillNumber,
             "channel" => FilterField::Channel,
+            "kind" => FilterField::Kind,
+            "severity" => FilterField::Severity,
             other => {
                 return Err(format!(
-                    "unknown field {other:?}; filter by category, owner, branch, state, waybill_number or channel"
+                    "unknown field {other:?}; filter by category, owner, branch, state, waybill_number, channel, kind or severity"
                 ));
             }
         };
@@ -285,12 +409,28 @@ pub fn parse_filter(filter: &str) -> Result<Vec<(FilterField, String)>, String> 
             FilterField::Owner => value.to_ascii_lowercase().parse::<ServiceName>()?.as_str().to_owned(),
             FilterField::State => value
                 .parse::<State>()
-                .map_err(|()| format!("unknown state {value:?}; states are ROUTED, ACCEPTED"))?
+                .map_err(|()| {
+                    format!(
+                        "unknown state {value:?}; states are ROUTED, ACCEPTED, AWAITING_APPROVAL, RESOLVED, NOTIFIED, REOPENED, DUPLICATE, CLOSED"
+                    )
+                })?
                 .as_str()
                 .to_owned(),
             FilterField::Channel => value
                 .parse::<Channel>()
                 .map_err(|()| format!("unknown channel {value:?}; channels are PHONE, LETTER, IN_PERSON, ONLINE"))?
+                .as_str()
+                .to_owned(),
+            FilterField::Kind => value
+                .to_ascii_lowercase()
+                .parse::<Kind>()
+                .map_err(|()| format!("unknown kind {value:?}; kinds are COMPLAINT, INQUIRY, CONSULTATION, SUGGESTION, CHANGE_REQUEST"))?
+                .as_str()
+                .to_owned(),
+            FilterField::Severity => value
+                .to_ascii_lowercase()
+                .parse::<Severity>()
+                .map_err(|()| format!("unknown severity {value:?}; severities are GENERAL, SERIOUS, CRITICAL"))?
                 .as_str()
                 .to_owned(),
             _ => value,

@@ -14,13 +14,18 @@
 
 pub mod api;
 pub mod closing;
+pub mod deadline;
 pub mod domain;
 pub mod events;
+pub mod grades;
+pub mod lifecycle;
+pub mod replies;
+pub mod requests;
 pub mod store;
 pub mod writer;
 
 use kefu_kit::{
-    Config, Shutdown,
+    Config, Shutdown, history, shutdown,
     clock::SharedClock,
     config::ServiceName,
     inbox::Inbox,
@@ -32,8 +37,19 @@ use tonic::service::Routes;
 
 pub const NAME: ServiceName = ServiceName::Intake;
 
-pub static MIGRATIONS: &[&Migration] =
-    &[&store::MIGRATION, &store::MIGRATION_RESOLUTION, &store::MIGRATION_INCIDENT, &store::MIGRATION_CLOSE];
+pub static MIGRATIONS: &[&Migration] = &[
+    &store::MIGRATION,
+    &store::MIGRATION_RESOLUTION,
+    &store::MIGRATION_INCIDENT,
+    &store::MIGRATION_CLOSE,
+    &history::MIGRATION,
+    &store::MIGRATION_DEPTH,
+    &replies::MIGRATION,
+    &grades::MIGRATION,
+];
+
+/// How often intake looks for overdue cases to chase.
+const CHASE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Serves intake on `listener` until `shutdown`.
 pub async fn run(
@@ -47,8 +63,15 @@ pub async fn run(
         migrations: MIGRATIONS,
         service_names: &[api::SERVICE_NAME, "kefu.events.v1.EventInbox"],
     };
+    let chaser_shutdown = shutdown.clone();
     run_service(spec, config, clock, listener, shutdown, |context| {
-        let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events::IntakeEvents);
+        let events = events::IntakeEvents { time_zone: context.time_zone };
+        let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
+        let chaser = context.clone();
+        tokio::spawn(shutdown::every(CHASE_EVERY, chaser_shutdown, "chasing overdue cases", move || {
+            let chaser = chaser.clone();
+            async move { lifecycle::chase_overdue(&chaser).await.map(drop) }
+        }));
         Routes::new(api::IntakeApi::new(context.clone()).into_server()).add_service(inbox.into_server())
     })
     .await

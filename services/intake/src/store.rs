@@ -1,15 +1,14 @@
 //! The `complaints` table: one row per complaint, the case number and request id unique.
 
-use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     entity::prelude::*,
-    sea_query::{ColumnDef, Expr, Index, Table},
+    sea_query::{ColumnDef, Index, Table},
 };
 
 use kefu_kit::migrate::{Migration, SchemaStatement};
 
-use crate::domain::{FilterField, State};
+use crate::domain::FilterField;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "complaints")]
@@ -54,6 +53,40 @@ pub struct Model {
     pub close_note: Option<String>,
     /// The idempotency key of the request that closed the complaint.
     pub close_request_id: Option<String>,
+    /// complaint, inquiry, consultation, suggestion, change_request.
+    pub kind: String,
+    /// general, serious, critical.
+    pub severity: String,
+    /// A change request's changes, the encoded `kefu.intake.v1.ChangeRequest`.
+    pub change_request: Option<Vec<u8>>,
+    /// What the deadline is computed from (see `deadline`): when its time started, the rule in
+    /// words, the time it allows, how it counts, and the time waited on the customer.
+    pub deadline_start: DateTimeUtc,
+    pub deadline_rule: String,
+    pub deadline_allowed_secs: i64,
+    pub deadline_counting: String,
+    pub paused_secs: i64,
+    /// Since when the case waits on the customer, and why; its deadline is paused.
+    pub waiting_since: Option<DateTimeUtc>,
+    pub waiting_reason: Option<String>,
+    /// The customer's grade (A–D) when the case was registered; empty if unknown.
+    pub customer_grade: String,
+    /// The complaint this one duplicates (`complaints/{case_number}`).
+    pub duplicate_of: Option<String>,
+    /// Whether the owner was sent the case (`case_routed`); a duplicate found at registration is not.
+    pub handed_off: bool,
+    pub approve_time: Option<DateTimeUtc>,
+    pub approved_by: Option<String>,
+    pub written_answer: Option<String>,
+    pub notify_time: Option<DateTimeUtc>,
+    pub reopen_count: i32,
+    /// The cause found (查明原因), for refused and mis-delivered cargo.
+    pub cause: String,
+    /// When the case is next to be chased: its deadline while it is open and not waiting, then a
+    /// day later while it stays overdue; empty otherwise. Indexed: overdue cases are found by it.
+    pub chase_at: Option<DateTimeUtc>,
+    /// Bumped by every change: a change is written only over the version it read.
+    pub version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -151,22 +184,67 @@ pub static MIGRATION_CLOSE: Migration = Migration {
     },
 };
 
-/// The first complaint of the customer with `contact_phone` about `waybill_number` in `category`.
-pub async fn first_of_same_event(
+/// Kinds of request, severity, deadlines that keep time, approval, notification, reopening,
+/// duplicates, and overdue chasing (issue 3).
+pub static MIGRATION_DEPTH: Migration = Migration {
+    name: "intake_0005_depth",
+    statements: || {
+        let add = |column: &mut ColumnDef| {
+            SchemaStatement::Alter(Table::alter().table(Entity).add_column(column.to_owned()).to_owned())
+        };
+        vec![
+            add(ColumnDef::new(Column::Kind).string_len(16).not_null().default("complaint")),
+            add(ColumnDef::new(Column::Severity).string_len(16).not_null().default("general")),
+            add(ColumnDef::new(Column::ChangeRequest).binary().null()),
+            // Cases registered before deadlines were explained keep their deadline as the rule.
+            add(ColumnDef::new(Column::DeadlineStart)
+                .timestamp_with_time_zone()
+                .not_null()
+                .default("2000-01-01T00:00:00Z")),
+            add(ColumnDef::new(Column::DeadlineRule).text().not_null().default("")),
+            add(ColumnDef::new(Column::DeadlineAllowedSecs).big_integer().not_null().default(0)),
+            add(ColumnDef::new(Column::DeadlineCounting).string_len(16).not_null().default("calendar")),
+            add(ColumnDef::new(Column::PausedSecs).big_integer().not_null().default(0)),
+            add(ColumnDef::new(Column::WaitingSince).timestamp_with_time_zone().null()),
+            add(ColumnDef::new(Column::WaitingReason).text().null()),
+            add(ColumnDef::new(Column::CustomerGrade).string_len(4).not_null().default("")),
+            add(ColumnDef::new(Column::DuplicateOf).string_len(48).null()),
+            add(ColumnDef::new(Column::HandedOff).boolean().not_null().default(true)),
+            add(ColumnDef::new(Column::ApproveTime).timestamp_with_time_zone().null()),
+            add(ColumnDef::new(Column::ApprovedBy).string_len(128).null()),
+            add(ColumnDef::new(Column::WrittenAnswer).text().null()),
+            add(ColumnDef::new(Column::NotifyTime).timestamp_with_time_zone().null()),
+            add(ColumnDef::new(Column::ReopenCount).integer().not_null().default(0)),
+            add(ColumnDef::new(Column::Cause).text().not_null().default("")),
+            add(ColumnDef::new(Column::ChaseAt).timestamp_with_time_zone().null()),
+            add(ColumnDef::new(Column::Version).big_integer().not_null().default(0)),
+            SchemaStatement::Index(
+                Index::create().if_not_exists().name("complaints_chase_at").table(Entity).col(Column::ChaseAt).to_owned(),
+            ),
+            SchemaStatement::Index(
+                Index::create().if_not_exists().name("complaints_create_time").table(Entity).col(Column::CreateTime).to_owned(),
+            ),
+        ]
+    },
+};
+
+/// The complaints of the customer with `contact_phone` about `waybill_number` in `category`, oldest first.
+pub async fn same_event(
     db: &impl ConnectionTrait,
     waybill_number: &str,
     category: &str,
     contact_phone: &str,
-) -> Result<Option<Model>, DbErr> {
+) -> Result<Vec<Model>, DbErr> {
     // The few complaints about one waybill, found by its index; no ORDER BY … LIMIT in SQL, which
     // tempts the planner into walking the whole table in `seq` order when nothing matches.
-    let earlier = Entity::find()
+    let mut earlier = Entity::find()
         .filter(Column::WaybillNumber.eq(waybill_number))
         .filter(Column::Category.eq(category))
         .filter(Column::ContactPhone.eq(contact_phone))
         .all(db)
         .await?;
-    Ok(earlier.into_iter().min_by_key(|complaint| complaint.seq))
+    earlier.sort_by_key(|complaint| complaint.seq);
+    Ok(earlier)
 }
 
 pub async fn by_case_number(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<Model>, DbErr> {
@@ -197,115 +275,11 @@ pub async fn list(
             FilterField::State => Column::State,
             FilterField::WaybillNumber => Column::WaybillNumber,
             FilterField::Channel => Column::Channel,
+            FilterField::Kind => Column::Kind,
+            FilterField::Severity => Column::Severity,
         };
         query = query.filter(column.eq(value.as_str()));
     }
     let rows = query.all(db).await?;
     Ok(kefu_kit::paging::take_page(rows, page_size, |row| row.seq))
-}
-
-/// Records that `owner` accepted the complaint as `owner_reference`; false if there is no such
-/// complaint routed to that owner.
-pub async fn mark_accepted(
-    db: &impl ConnectionTrait,
-    case_number: &str,
-    owner: &str,
-    owner_reference: &str,
-    accept_time: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    // A resolution (or closing) may come before the acceptance it follows: it is not undone.
-    let state = Expr::case(Column::State.eq(State::Resolved.as_str()), State::Resolved.as_str())
-        .case(Column::State.eq(State::Closed.as_str()), State::Closed.as_str())
-        .finally(State::Accepted.as_str());
-    let result = Entity::update_many()
-        .col_expr(Column::OwnerReference, Expr::value(owner_reference))
-        .col_expr(Column::State, state.into())
-        .col_expr(Column::AcceptTime, Expr::value(accept_time))
-        .filter(Column::CaseNumber.eq(case_number))
-        .filter(Column::Owner.eq(owner))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected == 1)
-}
-
-/// Records the owner's outcome and its story (the encoded `case_resolved`); false if there is no
-/// such complaint owned by `owner`. Resolving again (a retried or repeated event) replaces the
-/// outcome; a closed complaint stays closed.
-pub async fn mark_resolved(
-    db: &impl ConnectionTrait,
-    case_number: &str,
-    owner: &str,
-    resolution: &str,
-    resolve_time: DateTime<Utc>,
-    owner_story: Vec<u8>,
-) -> Result<bool, DbErr> {
-    let state =
-        Expr::case(Column::State.eq(State::Closed.as_str()), State::Closed.as_str()).finally(State::Resolved.as_str());
-    let result = Entity::update_many()
-        .col_expr(Column::State, state.into())
-        .col_expr(Column::Resolution, Expr::value(resolution))
-        .col_expr(Column::ResolveTime, Expr::value(resolve_time))
-        .col_expr(Column::OwnerStory, Expr::value(owner_story))
-        .filter(Column::CaseNumber.eq(case_number))
-        .filter(Column::Owner.eq(owner))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected == 1)
-}
-
-/// Records that the owner escalated the complaint as an incident; false if there is no such
-/// complaint owned by `owner`. The earlier complaint intake found is kept if the owner names none.
-pub async fn mark_escalated(
-    db: &impl ConnectionTrait,
-    case_number: &str,
-    owner: &str,
-    first_complaint: &str,
-    escalated_to: &[String],
-) -> Result<bool, DbErr> {
-    let mut update = Entity::update_many()
-        .col_expr(Column::Incident, Expr::value(true))
-        .col_expr(Column::EscalatedTo, Expr::value(escalated_to.join(",")));
-    if !first_complaint.is_empty() {
-        update = update.col_expr(Column::FirstComplaint, Expr::value(first_complaint));
-    }
-    let result = update.filter(Column::CaseNumber.eq(case_number)).filter(Column::Owner.eq(owner)).exec(db).await?;
-    Ok(result.rows_affected == 1)
-}
-
-/// Moves the complaint's deadline as its owner says; false if there is no such complaint owned by `owner`.
-pub async fn set_deadline(
-    db: &impl ConnectionTrait,
-    case_number: &str,
-    owner: &str,
-    deadline: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let result = Entity::update_many()
-        .col_expr(Column::Deadline, Expr::value(deadline))
-        .filter(Column::CaseNumber.eq(case_number))
-        .filter(Column::Owner.eq(owner))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected == 1)
-}
-
-/// Closes a resolved complaint; false if it is not (or no longer) resolved.
-pub async fn mark_closed(
-    db: &impl ConnectionTrait,
-    case_number: &str,
-    closed_by: &str,
-    note: &str,
-    request_id: Option<&str>,
-    close_time: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let result = Entity::update_many()
-        .col_expr(Column::State, Expr::value(State::Closed.as_str()))
-        .col_expr(Column::CloseTime, Expr::value(close_time))
-        .col_expr(Column::ClosedBy, Expr::value(closed_by))
-        .col_expr(Column::CloseNote, Expr::value(note))
-        .col_expr(Column::CloseRequestId, Expr::value(request_id.map(str::to_owned)))
-        .filter(Column::CaseNumber.eq(case_number))
-        .filter(Column::State.eq(State::Resolved.as_str()))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected == 1)
 }

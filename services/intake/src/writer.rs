@@ -13,7 +13,7 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use kefu_kit::{config::ServiceName, error, outbox};
+use kefu_kit::{config::ServiceName, error, history, outbox};
 use kefu_proto::events::v1::Event;
 use sea_orm::{ActiveValue::NotSet, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
@@ -24,10 +24,13 @@ use crate::store;
 /// Registrations in one transaction at most.
 const MAX_BATCH: usize = 128;
 
-/// One complaint to write, with the event that hands it to its owner.
+/// One complaint to write, with the event that hands it to its owner, the steps of its history
+/// (and of the complaint it duplicates), and its acknowledgement.
 pub struct Registration {
     pub row: store::Model,
     pub handoff: Option<(ServiceName, Event)>,
+    pub steps: Vec<(String, history::Step)>,
+    pub replies: Vec<crate::replies::NewReply>,
 }
 
 /// What became of a registration.
@@ -116,10 +119,24 @@ async fn write<'a>(
     });
     store::Entity::insert_many(rows).exec_without_returning(&tx).await?;
     let handoffs: Vec<_> = registrations
+        .clone()
         .filter_map(|registration| {
             registration.handoff.as_ref().map(|(owner, event)| (*owner, event, registration.row.create_time))
         })
         .collect();
     outbox::enqueue_many(&tx, handoffs).await?;
+    let steps: Vec<(&str, &history::Step)> = registrations
+        .clone()
+        .flat_map(|registration| registration.steps.iter().map(|(case_number, step)| (case_number.as_str(), step)))
+        .collect();
+    history::record_many(&tx, &steps).await?;
+    let replies: Vec<_> = registrations
+        .clone()
+        .flat_map(|registration| {
+            let row = &registration.row;
+            registration.replies.iter().map(|reply| (row.case_number.as_str(), reply, row.create_time))
+        })
+        .collect();
+    crate::replies::insert(&tx, &replies).await?;
     tx.commit().await
 }

@@ -54,6 +54,20 @@ impl FieldViolations {
         }
     }
 
+    /// The same violations with the leading `from` of each field name replaced by `to`.
+    pub fn renamed(self, from: &str, to: &str) -> FieldViolations {
+        FieldViolations {
+            violations: self
+                .violations
+                .into_iter()
+                .map(|(field, description)| match field.strip_prefix(from) {
+                    Some(rest) => (format!("{to}{rest}"), description),
+                    None => (field, description),
+                })
+                .collect(),
+        }
+    }
+
     pub fn into_status(self) -> Status {
         let message = self
             .violations

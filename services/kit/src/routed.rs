@@ -4,7 +4,7 @@
 //! way; their own work on a case builds on this record.
 
 use kefu_proto::{
-    events::v1::{CaseAccepted, Event, event::Payload},
+    events::v1::{CaseAccepted, CaseNotice, Event, event::Payload},
     types::v1::RoutedComplaint,
 };
 use sea_orm::{
@@ -111,9 +111,16 @@ impl EventHandler for AcceptRoutedCases {
         let mut rows = Vec::with_capacity(events.len());
         let mut replies = Vec::with_capacity(events.len());
         for event in events {
+            if let Some(Payload::CaseNotice(notice)) = &event.payload {
+                record_notice(tx, self.owner, notice).await?;
+                continue;
+            }
             let (row, reply) = self.accept(event, now)?;
             rows.push(row);
             replies.push(reply);
+        }
+        if rows.is_empty() {
+            return Ok(());
         }
         Entity::insert_many(rows)
             .exec_without_returning(tx)
@@ -130,7 +137,7 @@ impl AcceptRoutedCases {
     /// The owner's record of a routed case, and the `case_accepted` event that tells intake of it.
     fn accept(&self, event: &Event, now: chrono::DateTime<chrono::Utc>) -> Result<(ActiveModel, Event), Status> {
         let Some(Payload::CaseRouted(routed)) = &event.payload else {
-            return Err(Status::invalid_argument(format!("{} accepts only case_routed events", self.owner)));
+            return Err(Status::invalid_argument(format!("{} accepts only case_routed and case_notice events", self.owner)));
         };
         let complaint =
             routed.complaint.as_ref().ok_or_else(|| error::invalid_field("event.case_routed.complaint", "required"))?;
@@ -177,6 +184,39 @@ impl AcceptRoutedCases {
         tracing::debug!(owner = %self.owner, case_number, category = %complaint.category, "case accepted");
         Ok((row, reply))
     }
+}
+
+/// Records intake's notice (reopened, linked or unlinked as a duplicate) in the history of the
+/// case the owner holds.
+pub async fn record_notice(tx: &DatabaseTransaction, owner: ServiceName, notice: &CaseNotice) -> Result<(), Status> {
+    let case_number = notice
+        .complaint
+        .strip_prefix("complaints/")
+        .ok_or_else(|| error::invalid_field("event.case_notice.complaint", "expected complaints/{case_number}"))?;
+    let action = match notice.action.as_str() {
+        "reopened" => "reopened",
+        "linked_duplicate" => "linked_duplicate",
+        "unlinked_duplicate" => "unlinked_duplicate",
+        other => {
+            return Err(error::invalid_field(
+                "event.case_notice.action",
+                format!("unknown action {other:?}: reopened, linked_duplicate or unlinked_duplicate"),
+            ));
+        }
+    };
+    if get(tx, case_number).await.map_err(|e| error::from_db("reading a case", e))?.is_none() {
+        return Err(Status::failed_precondition(format!("{owner} holds no case {}", notice.complaint)));
+    }
+    let time = notice.notice_time.as_ref().and_then(from_timestamp).map(crate::time::to_micros);
+    let step = crate::history::Step {
+        action,
+        actor: ServiceName::Intake.as_str().into(),
+        time: time.ok_or_else(|| error::invalid_field("event.case_notice.notice_time", "required"))?,
+        detail: notice.detail.clone(),
+    };
+    crate::history::record(tx, case_number, None, &[step]).await.map_err(|e| error::from_db("recording a notice", e))?;
+    tracing::info!(%owner, case_number, action, "intake's notice recorded");
+    Ok(())
 }
 
 pub async fn get(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<Model>, DbErr> {

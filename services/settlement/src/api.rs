@@ -235,6 +235,7 @@ impl SettlementApi {
             let mut request = Request::new(gateway::CreateComplaintRequest {
                 request_id: format!("settlement-late-remittance-{}", waybill.number),
                 complaint: Some(complaint),
+                from_request: String::new(),
             });
             caller.write_metadata(request.metadata_mut());
             let created = match self.gateway.clone().create_complaint(request).await {

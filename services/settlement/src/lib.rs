@@ -110,7 +110,7 @@ struct SettlementEvents {
 impl EventHandler for SettlementEvents {
     async fn apply(&self, tx: &DatabaseTransaction, events: &[&Event]) -> Result<(), Status> {
         let (routed, others): (Vec<&Event>, Vec<&Event>) =
-            events.iter().partition(|event| matches!(event.payload, Some(Payload::CaseRouted(_))));
+            events.iter().partition(|event| matches!(event.payload, Some(Payload::CaseRouted(_) | Payload::CaseNotice(_))));
         let now = self.clock.now();
         if !routed.is_empty() {
             self.routed.apply(tx, &routed).await?;
@@ -138,7 +138,7 @@ impl EventHandler for SettlementEvents {
                 }
                 _ => {
                     return Err(Status::invalid_argument(
-                        "settlement accepts case_routed, claim_approved, fine_imposed and insurer_recovery_recorded events",
+                        "settlement accepts case_routed, case_notice, claim_approved, fine_imposed and insurer_recovery_recorded events",
                     ));
                 }
             }
