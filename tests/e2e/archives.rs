@@ -11,7 +11,9 @@ use kefu_proto::{
     archives::v1::{self as pb, archives_client::ArchivesClient},
     claims::v1::claims_client::ClaimsClient,
     gateway::v1::{Contact, State as ComplaintState},
-    intake::v1::{CloseComplaintRequest, GetComplaintTimelineRequest, intake_client::IntakeClient},
+    intake::v1::{
+        CloseComplaintRequest, GetComplaintRequest, GetComplaintTimelineRequest, intake_client::IntakeClient,
+    },
     settlement::v1::{ResolveCaseRequest, settlement_client::SettlementClient},
 };
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -501,6 +503,24 @@ async fn customers_are_filed_graded_and_read_with_permission(backend: Backend) {
     let looked_up =
         archives.get_customer_grade(as_user(by_phone, "A2048", "intake")).await.expect("grade").into_inner();
     assert_eq!((looked_up.grade.as_str(), looked_up.score.map(|s| s.credit)), ("A", Some(18)));
+    // Intake learns the grade: the customer's next complaint gets half the time (A first).
+    let mut attempt = 0;
+    let graded = eventually("intake knows the customer's grade", || {
+        attempt += 1;
+        let mut filed = complaint("late_delivery", &format!("YDG{attempt}"));
+        filed.contact = Some(Contact { name: "陈先生".into(), phone: "13911112222".into() });
+        let mut complaints = suite.complaints();
+        let mut intake = IntakeClient::new(suite.gateway.clone());
+        async move {
+            let created =
+                complaints.create_complaint(create(&format!("graded-{attempt}"), filed)).await.ok()?.into_inner();
+            let shown = intake.get_complaint(GetComplaintRequest { name: created.name }).await.ok()?.into_inner();
+            (shown.customer_grade == "A").then_some(shown)
+        }
+    })
+    .await;
+    let registered = graded.create_time.as_ref().and_then(kefu_kit::time::from_timestamp).expect("a time");
+    assert_eq!(graded.deadline, Some(to_timestamp(registered + Duration::hours(24))));
 
     // The file itself is read only with permission; this request covers the personal data.
     let read_customer = |access_request: &str| pb::ReadCustomerFileRequest {

@@ -23,6 +23,7 @@ mod claims;
 mod events;
 mod flow;
 mod inspection;
+mod intake;
 mod processes;
 mod settlement;
 mod support;

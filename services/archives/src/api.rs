@@ -5,10 +5,9 @@
 use chrono::{DateTime, Utc};
 use kefu_kit::{
     caller::Caller,
-    error::{FieldViolations, check_request_id, idempotency_key, is_unique_violation},
-    paging,
     config::ServiceName,
-    outbox,
+    error::{FieldViolations, check_request_id, idempotency_key, is_unique_violation},
+    outbox, paging,
     server::ServiceContext,
     time::{from_timestamp, to_micros, to_timestamp},
     trace::TraceContext,
@@ -1197,7 +1196,8 @@ impl pb::archives_server::Archives for ArchivesApi {
             .map(|phone| phone.phone)
             .collect();
         let graded = CustomerGraded { phones, grade: grade.to_owned(), score_time: Some(to_timestamp(now)) };
-        let event = outbox::new_event(crate::NAME, now, &TraceContext::new_root(), &caller, Payload::CustomerGraded(graded));
+        let event =
+            outbox::new_event(crate::NAME, now, &TraceContext::new_root(), &caller, Payload::CustomerGraded(graded));
         outbox::enqueue(&tx, ServiceName::Intake, &event, now).await.map_err(db("telling intake the grade"))?;
         tx.commit().await.map_err(db("scoring a customer"))?;
         self.context.relay.wake();

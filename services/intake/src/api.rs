@@ -110,7 +110,8 @@ impl IntakeApi {
             Some(_) => None,
             None => earlier.first().map(|first| format!("complaints/{}", first.case_number)),
         };
-        let grade = grades::of_phone(db, &complaint.contact_phone).await.map_err(db_error("reading the customer's grade"))?;
+        let grade =
+            grades::of_phone(db, &complaint.contact_phone).await.map_err(db_error("reading the customer's grade"))?;
         for _ in 0..CASE_NUMBER_DRAWS {
             let case_number = case_number::generate(now, time_zone);
             let mut row = new_row(&case_number, request_id.clone(), &intake, caller, now);
@@ -119,7 +120,12 @@ impl IntakeApi {
             lifecycle::start_deadline(&mut row, &intake.rule, now, time_zone);
             let mut steps = vec![(
                 case_number.clone(),
-                Step { action: "registered", actor: caller.user.clone(), time: now, detail: registered_detail(&row, time_zone) },
+                Step {
+                    action: "registered",
+                    actor: caller.user.clone(),
+                    time: now,
+                    detail: registered_detail(&row, time_zone),
+                },
             )];
             if let Some(first) = &first_complaint {
                 steps.push((
@@ -128,7 +134,10 @@ impl IntakeApi {
                         action: "second_complaint",
                         actor: "intake".into(),
                         time: now,
-                        detail: format!("the customer complained of waybill {} in {} before: {first} (二次投诉)", row.waybill_number, row.category),
+                        detail: format!(
+                            "the customer complained of waybill {} in {} before: {first} (二次投诉)",
+                            row.waybill_number, row.category
+                        ),
                     },
                 ));
             }
@@ -258,7 +267,13 @@ impl IntakeApi {
 }
 
 /// A new case's row, before its deadline is started.
-fn new_row(case_number: &str, request_id: Option<String>, intake: &Intake, caller: &Caller, now: DateTime<Utc>) -> store::Model {
+fn new_row(
+    case_number: &str,
+    request_id: Option<String>,
+    intake: &Intake,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> store::Model {
     let complaint = &intake.complaint;
     let owned_here = intake.owner == ServiceName::Intake;
     store::Model {
@@ -478,7 +493,10 @@ impl intake_server::Intake for IntakeApi {
         Ok(Response::new(to_proto(row)))
     }
 
-    async fn create_request(&self, request: Request<pb::CreateRequestRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn create_request(
+        &self,
+        request: Request<pb::CreateRequestRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let caller = Caller::from_metadata(request.metadata());
         let trace = TraceContext::from_metadata(request.metadata()).unwrap_or_else(TraceContext::new_root);
         let request = request.into_inner();
@@ -509,7 +527,8 @@ impl intake_server::Intake for IntakeApi {
             contact_phone: &contact.phone,
             branch: &case.branch,
         };
-        let parsed = kind.and_then(|kind| NewComplaint::parse_kind(fields, kind).map_err(|more| violations.extend(more)).ok());
+        let parsed =
+            kind.and_then(|kind| NewComplaint::parse_kind(fields, kind).map_err(|more| violations.extend(more)).ok());
         match (kind, &case.change) {
             (Some(Kind::ChangeRequest), Some(change)) => {
                 if let Err(more) = requests::check_fields(change) {
@@ -555,16 +574,26 @@ impl intake_server::Intake for IntakeApi {
         Ok(Response::new(to_proto(row)))
     }
 
-    async fn resolve_complaint(&self, request: Request<pb::ResolveComplaintRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn resolve_complaint(
+        &self,
+        request: Request<pb::ResolveComplaintRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let (caller, trace, request) = parts(request);
-        check(&request.name, &request.request_id, &[("resolution", &request.resolution, true), ("cause", &request.cause, false)])?;
+        check(
+            &request.name,
+            &request.request_id,
+            &[("resolution", &request.resolution, true), ("cause", &request.cause, false)],
+        )?;
         self.act(&request.name, &request.request_id, &caller, &trace, |row, now| {
             lifecycle::resolve_here(row, request.resolution.trim(), request.cause.trim(), now)
         })
         .await
     }
 
-    async fn change_severity(&self, request: Request<pb::ChangeSeverityRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn change_severity(
+        &self,
+        request: Request<pb::ChangeSeverityRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let (caller, trace, request) = parts(request);
         check(&request.name, "", &[("reason", &request.reason, true)])?;
         let severity = match pb::Severity::try_from(request.severity) {
@@ -579,7 +608,10 @@ impl intake_server::Intake for IntakeApi {
         .await
     }
 
-    async fn approve_outcome(&self, request: Request<pb::ApproveOutcomeRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn approve_outcome(
+        &self,
+        request: Request<pb::ApproveOutcomeRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let (caller, trace, request) = parts(request);
         check(&request.name, &request.request_id, &[("written_answer", &request.written_answer, true)])?;
         self.act(&request.name, &request.request_id, &caller, &trace, |row, now| {
@@ -588,7 +620,10 @@ impl intake_server::Intake for IntakeApi {
         .await
     }
 
-    async fn reopen_complaint(&self, request: Request<pb::ReopenComplaintRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn reopen_complaint(
+        &self,
+        request: Request<pb::ReopenComplaintRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let (caller, trace, request) = parts(request);
         check(&request.name, &request.request_id, &[("reason", &request.reason, true)])?;
         self.act(&request.name, &request.request_id, &caller, &trace, |row, now| {
@@ -597,7 +632,10 @@ impl intake_server::Intake for IntakeApi {
         .await
     }
 
-    async fn wait_for_customer(&self, request: Request<pb::WaitForCustomerRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn wait_for_customer(
+        &self,
+        request: Request<pb::WaitForCustomerRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let (caller, trace, request) = parts(request);
         check(&request.name, "", &[("reason", &request.reason, true)])?;
         self.act(&request.name, "", &caller, &trace, |row, now| {
@@ -606,7 +644,10 @@ impl intake_server::Intake for IntakeApi {
         .await
     }
 
-    async fn resume_complaint(&self, request: Request<pb::ResumeComplaintRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn resume_complaint(
+        &self,
+        request: Request<pb::ResumeComplaintRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let (caller, trace, request) = parts(request);
         check(&request.name, "", &[("note", &request.note, false)])?;
         self.act(&request.name, "", &caller, &trace, |row, now| lifecycle::resume(row, request.note.trim(), now)).await
@@ -633,7 +674,10 @@ impl intake_server::Intake for IntakeApi {
         Ok(Response::new(pb::ChaseOverdueResponse { chased }))
     }
 
-    async fn link_duplicate(&self, request: Request<pb::LinkDuplicateRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn link_duplicate(
+        &self,
+        request: Request<pb::LinkDuplicateRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let (caller, trace, request) = parts(request);
         let mut violations = FieldViolations::new();
         if let Err(status) = parse_name(&request.name) {
@@ -654,7 +698,10 @@ impl intake_server::Intake for IntakeApi {
         .await
     }
 
-    async fn unlink_duplicate(&self, request: Request<pb::UnlinkDuplicateRequest>) -> Result<Response<pb::Complaint>, Status> {
+    async fn unlink_duplicate(
+        &self,
+        request: Request<pb::UnlinkDuplicateRequest>,
+    ) -> Result<Response<pb::Complaint>, Status> {
         let (caller, trace, request) = parts(request);
         check(&request.name, "", &[("reason", &request.reason, true)])?;
         self.act(&request.name, "", &caller, &trace, |row, now| {
@@ -663,13 +710,19 @@ impl intake_server::Intake for IntakeApi {
         .await
     }
 
-    async fn list_replies(&self, request: Request<pb::ListRepliesRequest>) -> Result<Response<pb::ListRepliesResponse>, Status> {
+    async fn list_replies(
+        &self,
+        request: Request<pb::ListRepliesRequest>,
+    ) -> Result<Response<pb::ListRepliesResponse>, Status> {
         let request = request.into_inner();
         let page_size = paging::page_size(request.page_size)?;
         let case_number = if request.complaint.is_empty() {
             None
         } else {
-            Some(parse_name(&request.complaint).map_err(|_| error::invalid_field("complaint", "expected complaints/{case_number}"))?)
+            Some(
+                parse_name(&request.complaint)
+                    .map_err(|_| error::invalid_field("complaint", "expected complaints/{case_number}"))?,
+            )
         };
         let filter = format!("{}|{}", request.complaint, request.due_only);
         let after = paging::decode_token(&request.page_token, &filter)?;
@@ -683,10 +736,15 @@ impl intake_server::Intake for IntakeApi {
         }))
     }
 
-    async fn record_reply_attempt(&self, request: Request<pb::RecordReplyAttemptRequest>) -> Result<Response<pb::Reply>, Status> {
+    async fn record_reply_attempt(
+        &self,
+        request: Request<pb::RecordReplyAttemptRequest>,
+    ) -> Result<Response<pb::Reply>, Status> {
         let (caller, trace, request) = parts(request);
         let mut violations = FieldViolations::new();
-        let name = parse_reply_name(&request.name).map_err(|status| violations.extend(FieldViolations::from_status(&status))).ok();
+        let name = parse_reply_name(&request.name)
+            .map_err(|status| violations.extend(FieldViolations::from_status(&status)))
+            .ok();
         check_text(&mut violations, "note", &request.note, false);
         violations.into_result()?;
         let Some((case_number, seq)) = name else { return Err(Status::internal("validated name missing")) };
@@ -701,9 +759,16 @@ impl intake_server::Intake for IntakeApi {
         if reply.state == replies::DELIVERED {
             return Err(Status::failed_precondition(format!("{} was delivered before", request.name)));
         }
-        let recorded = replies::record_attempt(&acting.tx, &reply, request.reached, request.note.trim(), acting.now.time, acting.now.time_zone)
-            .await
-            .map_err(|e| error::from_db("recording a reply attempt", e))?;
+        let recorded = replies::record_attempt(
+            &acting.tx,
+            &reply,
+            request.reached,
+            request.note.trim(),
+            acting.now.time,
+            acting.now.time_zone,
+        )
+        .await
+        .map_err(|e| error::from_db("recording a reply attempt", e))?;
         let told = request.reached && reply.purpose == replies::Purpose::Result.as_str();
         match told.then(|| lifecycle::notified(&acting.row, &caller.user, &acting.now)).flatten() {
             Some(change) => {
@@ -876,7 +941,8 @@ pub fn explain(row: &store::Model, time_zone: chrono_tz::Tz) -> pb::DeadlineExpl
         return pb::DeadlineExplanation {
             complaint: name,
             deadline: Some(to_timestamp(row.deadline)),
-            rule: "registration time plus the routing policy's handling time (registered before rules were kept)".into(),
+            rule: "registration time plus the routing policy's handling time (registered before rules were kept)"
+                .into(),
             working_hours: false,
             steps: vec![],
             paused: Some(to_duration(Duration::zero())),

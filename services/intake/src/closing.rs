@@ -55,28 +55,40 @@ pub async fn close(
 
 /// The case's story so far, oldest first — intake's steps and the owner's (known once it resolved
 /// the case) — and the money the outcome moved.
-pub async fn timeline(db: &impl ConnectionTrait, row: &store::Model) -> Result<(Vec<CaseStep>, Vec<CasePayment>), Status> {
+pub async fn timeline(
+    db: &impl ConnectionTrait,
+    row: &store::Model,
+) -> Result<(Vec<CaseStep>, Vec<CasePayment>), Status> {
     let intake = history::story(db, &row.case_number, ServiceName::Intake)
         .await
         .map_err(|e| error::from_db("reading the case's history", e))?;
     Ok(merge(intake, row))
 }
 
+/// Intake's steps in the order recorded, with the owner's handling woven in by time: an owner's
+/// step at the same moment as intake's comes after intake's registration and acceptance and
+/// before its outcome.
 fn merge(intake: Vec<CaseStep>, row: &store::Model) -> (Vec<CaseStep>, Vec<CasePayment>) {
     let owner = row.owner_story.as_deref().and_then(|bytes| CaseResolved::decode(bytes).ok()).unwrap_or_default();
-    // Where steps share a moment, the story's order decides: intake's registration and the
-    // owner's acceptance, the owner's handling, then the outcome and what follows it.
-    let phase = |step: &CaseStep| match step.action.as_str() {
-        _ if step.department != ServiceName::Intake.as_str() => 2,
-        "registered" | "converted" => 0,
-        "accepted" => 1,
-        "resolved" | "awaiting_approval" | "approved" | "notified" | "closed" => 3,
-        _ => 2,
+    let time = |step: &CaseStep| step.time.map(|time| (time.seconds, time.nanos));
+    let outcome = |step: &CaseStep| {
+        matches!(
+            step.action.as_str(),
+            "resolved" | "awaiting_approval" | "approved" | "notified" | "reopened" | "closed"
+        )
     };
-    let mut steps: Vec<(u8, usize, CaseStep)> =
-        intake.into_iter().chain(owner.steps).enumerate().map(|(order, step)| (phase(&step), order, step)).collect();
-    steps.sort_by_key(|(phase, order, step)| (step.time.map(|time| (time.seconds, time.nanos)), *phase, *order));
-    (steps.into_iter().map(|(_, _, step)| step).collect(), owner.payments)
+    let mut steps = Vec::with_capacity(intake.len() + owner.steps.len());
+    let mut owner_steps = owner.steps.into_iter().peekable();
+    for step in intake {
+        while let Some(next) =
+            owner_steps.next_if(|o| time(o) < time(&step) || (time(o) == time(&step) && outcome(&step)))
+        {
+            steps.push(next);
+        }
+        steps.push(step);
+    }
+    steps.extend(owner_steps);
+    (steps, owner.payments)
 }
 
 /// The case's whole story as archives files it.

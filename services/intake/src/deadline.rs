@@ -61,7 +61,11 @@ impl Rule {
         let (name, allowed, counting) = match kind {
             Kind::Complaint => return None,
             // 客户查询货物，半小时内给予回复 (001 第一节 9).
-            Kind::Inquiry => ("cargo inquiry answered within 30 minutes (001 第一节 9)", Duration::minutes(30), Counting::WorkingHours),
+            Kind::Inquiry => (
+                "cargo inquiry answered within 30 minutes (001 第一节 9)",
+                Duration::minutes(30),
+                Counting::WorkingHours,
+            ),
             // What the service center can answer at once it answers at once (001 §8 4.7); a
             // consultation is held to the inquiry's half hour.
             Kind::Consultation => (
@@ -69,9 +73,15 @@ impl Rule {
                 Duration::minutes(30),
                 Counting::WorkingHours,
             ),
-            Kind::Suggestion => ("suggestion acknowledged and answered within 7 days (service center)", Duration::days(7), Counting::Calendar),
+            Kind::Suggestion => (
+                "suggestion acknowledged and answered within 7 days (service center)",
+                Duration::days(7),
+                Counting::Calendar,
+            ),
             // Handling within 24 hours of the written report (001 §8 4.5).
-            Kind::ChangeRequest => ("change request handled within 24 hours (001 §8 4.5)", Duration::hours(24), Counting::Calendar),
+            Kind::ChangeRequest => {
+                ("change request handled within 24 hours (001 §8 4.5)", Duration::hours(24), Counting::Calendar)
+            }
         };
         Some(Rule { name: name.into(), allowed, counting })
     }
@@ -278,7 +288,11 @@ mod tests {
         let computed = compute(&inputs, SHANGHAI);
         // 48h × 50% × 50% = 12h.
         assert_eq!(computed.deadline, start + Duration::hours(12));
-        assert!(computed.steps.iter().any(|step| step == "severity serious: 50% of the time, 24h"), "{:?}", computed.steps);
+        assert!(
+            computed.steps.iter().any(|step| step == "severity serious: 50% of the time, 24h"),
+            "{:?}",
+            computed.steps
+        );
         assert!(computed.steps.iter().any(|step| step == "customer grade A: 50% of the time, 12h"));
         let waited = Inputs { paused: Duration::hours(5), ..inputs };
         assert_eq!(compute(&waited, SHANGHAI).deadline, start + Duration::hours(17));

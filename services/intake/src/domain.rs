@@ -89,7 +89,8 @@ impl State {
         match self {
             State::Routed => "routed",
             State::Accepted => "accepted",
-            State::AwaitingApproval => "awaiting_approval",
+            // Stored in a column of 16 characters; AWAITING_APPROVAL in the API, either in filters.
+            State::AwaitingApproval => "unapproved",
             State::Resolved => "resolved",
             State::Notified => "notified",
             State::Reopened => "reopened",
@@ -109,6 +110,9 @@ impl FromStr for State {
 
     fn from_str(text: &str) -> Result<Self, ()> {
         let text = text.to_ascii_lowercase();
+        if text == "awaiting_approval" {
+            return Ok(State::AwaitingApproval);
+        }
         State::ALL.into_iter().find(|state| state.as_str() == text).ok_or(())
     }
 }
@@ -135,7 +139,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Complaint, Kind::Inquiry, Kind::Consultation, Kind::Suggestion, Kind::ChangeRequest];
+    pub const ALL: [Kind; 5] =
+        [Kind::Complaint, Kind::Inquiry, Kind::Consultation, Kind::Suggestion, Kind::ChangeRequest];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -36,7 +36,9 @@ impl EventHandler for IntakeEvents {
                 Some(Payload::CaseAccepted(accepted)) => accept(tx, event, accepted).await?,
                 Some(Payload::CaseResolved(resolved)) => resolve(tx, event, resolved, self.time_zone).await?,
                 Some(Payload::CaseEscalated(escalated)) => escalate(tx, event, escalated).await?,
-                Some(Payload::CaseDeadlineChanged(changed)) => move_deadline(tx, event, changed, self.time_zone).await?,
+                Some(Payload::CaseDeadlineChanged(changed)) => {
+                    move_deadline(tx, event, changed, self.time_zone).await?
+                }
                 Some(Payload::CustomerGraded(graded)) => grade(tx, graded).await?,
                 _ => {
                     return Err(Status::invalid_argument(
@@ -94,14 +96,24 @@ async fn accept(tx: &DatabaseTransaction, event: &Event, accepted: &CaseAccepted
     if row.state == State::Routed.as_str() {
         after.state = State::Accepted.as_str().into();
     }
-    let change = Change::for_owner(after).step("accepted", &accepted.owner, accept_time, format!("as {}", accepted.owner_reference));
+    let change = Change::for_owner(after).step(
+        "accepted",
+        &accepted.owner,
+        accept_time,
+        format!("as {}", accepted.owner_reference),
+    );
     write(tx, event, &row, change).await?;
     tracing::debug!(case_number = %row.case_number, owner = %accepted.owner, "owner accepted the case");
     Ok(())
 }
 
 /// Records the owner's outcome on the complaint, and its story for the case file.
-async fn resolve(tx: &DatabaseTransaction, event: &Event, resolved: &CaseResolved, time_zone: Tz) -> Result<(), Status> {
+async fn resolve(
+    tx: &DatabaseTransaction,
+    event: &Event,
+    resolved: &CaseResolved,
+    time_zone: Tz,
+) -> Result<(), Status> {
     let row = owned(tx, &resolved.complaint, &resolved.owner, "event.case_resolved.complaint").await?;
     let resolve_time = time(&resolved.resolve_time, "event.case_resolved.resolve_time")?;
     let story = prost::Message::encode_to_vec(resolved);
@@ -141,7 +153,12 @@ async fn escalate(tx: &DatabaseTransaction, event: &Event, escalated: &CaseEscal
 }
 
 /// Moves the complaint's deadline as its owner says.
-async fn move_deadline(tx: &DatabaseTransaction, event: &Event, changed: &CaseDeadlineChanged, time_zone: Tz) -> Result<(), Status> {
+async fn move_deadline(
+    tx: &DatabaseTransaction,
+    event: &Event,
+    changed: &CaseDeadlineChanged,
+    time_zone: Tz,
+) -> Result<(), Status> {
     let row = owned(tx, &changed.complaint, &changed.owner, "event.case_deadline_changed.complaint").await?;
     let deadline = time(&changed.deadline, "event.case_deadline_changed.deadline")?;
     let mut after = row.clone();

@@ -50,7 +50,12 @@ pub async fn of_phone(db: &impl ConnectionTrait, phone: &str) -> Result<String, 
 }
 
 /// Records `grade` for each phone, unless a later score is already recorded.
-pub async fn record(db: &impl ConnectionTrait, phones: &[String], grade: &str, score_time: DateTime<Utc>) -> Result<(), DbErr> {
+pub async fn record(
+    db: &impl ConnectionTrait,
+    phones: &[String],
+    grade: &str,
+    score_time: DateTime<Utc>,
+) -> Result<(), DbErr> {
     for phone in phones {
         if let Some(existing) = Entity::find_by_id(phone.clone()).one(db).await?
             && existing.score_time > score_time
@@ -59,7 +64,9 @@ pub async fn record(db: &impl ConnectionTrait, phones: &[String], grade: &str, s
         }
         let row = ActiveModel { phone: Set(phone.clone()), grade: Set(grade.to_owned()), score_time: Set(score_time) };
         Entity::insert(row)
-            .on_conflict(OnConflict::column(Column::Phone).update_columns([Column::Grade, Column::ScoreTime]).to_owned())
+            .on_conflict(
+                OnConflict::column(Column::Phone).update_columns([Column::Grade, Column::ScoreTime]).to_owned(),
+            )
             .exec_without_returning(db)
             .await?;
     }

@@ -25,12 +25,14 @@ pub mod store;
 pub mod writer;
 
 use kefu_kit::{
-    Config, Shutdown, history, shutdown,
+    Config, Shutdown,
     clock::SharedClock,
     config::ServiceName,
+    history,
     inbox::Inbox,
     migrate::Migration,
     server::{ServiceSpec, StartError, run_service},
+    shutdown,
 };
 use tokio::net::TcpListener;
 use tonic::service::Routes;

@@ -176,7 +176,10 @@ pub fn resolved(row: &store::Model, resolution: &str, actor: &str, now: &Now<'_>
             "awaiting_approval",
             "intake",
             now.time,
-            format!("a {} complaint: a manager approves the outcome and the customer is answered in writing (000 §12)", row.severity),
+            format!(
+                "a {} complaint: a manager approves the outcome and the customer is answered in writing (000 §12)",
+                row.severity
+            ),
         );
     } else if before != Some(State::Resolved) {
         change.replies.push(replies::result(&change.row, now.time_zone));
@@ -258,7 +261,8 @@ pub fn reopen(row: &store::Model, reason: &str, now: &Now<'_>) -> Result<Change,
     after.written_answer = None;
     after.notify_time = None;
     start_deadline(&mut after, &Rule::reopened(), now.time, now.time_zone);
-    let detail = format!("the customer is not satisfied: {reason}; handled again by {}", local(after.deadline, now.time_zone));
+    let detail =
+        format!("the customer is not satisfied: {reason}; handled again by {}", local(after.deadline, now.time_zone));
     let mut change = Change::new(after).step("reopened", &now.caller.user, now.time, detail.clone());
     change.events.extend(notice(row, "reopened", detail, now.time));
     Ok(change)
@@ -314,17 +318,18 @@ pub fn change_severity(row: &store::Model, to: Severity, reason: &str, now: &Now
     let mut after = row.clone();
     after.severity = to.as_str().into();
     recompute_deadline(&mut after, now.time_zone);
-    let detail = format!(
-        "{} → {}: {reason}; deadline now {}",
-        from.as_str(),
-        to.as_str(),
-        local(after.deadline, now.time_zone)
-    );
+    let detail =
+        format!("{} → {}: {reason}; deadline now {}", from.as_str(), to.as_str(), local(after.deadline, now.time_zone));
     Ok(Change::new(after).step("severity_changed", &now.caller.user, now.time, detail))
 }
 
 /// The same complaint as `original`, by another channel: linked, not handled twice.
-pub fn link_duplicate(row: &store::Model, original: &store::Model, reason: &str, now: &Now<'_>) -> Result<Change, Status> {
+pub fn link_duplicate(
+    row: &store::Model,
+    original: &store::Model,
+    reason: &str,
+    now: &Now<'_>,
+) -> Result<Change, Status> {
     if !matches!(state(row)?, State::Routed | State::Accepted) {
         return Err(refuse(row, "only a complaint not yet handled can be linked as a duplicate"));
     }
@@ -411,7 +416,11 @@ pub fn chase(row: &store::Model, now: &Now<'_>) -> Option<Change> {
         "chased",
         "intake",
         now.time,
-        format!("{overdue} past the deadline {}: {} chased, a supervisor told", local(row.deadline, now.time_zone), row.owner),
+        format!(
+            "{overdue} past the deadline {}: {} chased, a supervisor told",
+            local(row.deadline, now.time_zone),
+            row.owner
+        ),
     );
     change.replies.push(replies::chase(row, now.time_zone));
     change.replies.push(replies::overdue_notice(row, now.time_zone));
@@ -423,7 +432,10 @@ pub fn close(row: &store::Model, note: &str, now: &Now<'_>) -> Result<Change, St
     match state(row)? {
         State::Resolved | State::Notified => {}
         State::Closed => {
-            return Err(refuse(row, format!("it was closed before, by {}", row.closed_by.as_deref().unwrap_or("someone"))));
+            return Err(refuse(
+                row,
+                format!("it was closed before, by {}", row.closed_by.as_deref().unwrap_or("someone")),
+            ));
         }
         State::AwaitingApproval => return Err(refuse(row, "a manager must approve its outcome first (000 §12)")),
         _ => return Err(refuse(row, format!("only a case its owner ({}) has resolved can be closed", row.owner))),
@@ -469,16 +481,22 @@ pub async fn write(
     if result.rows_affected != 1 {
         return Err(Status::aborted(format!("{} changed at the same moment; read it and retry", name(before))));
     }
-    history::record(tx, &after.case_number, request_id, &change.steps).await.map_err(db("recording the case's history"))?;
+    history::record(tx, &after.case_number, request_id, &change.steps)
+        .await
+        .map_err(db("recording the case's history"))?;
     for (case_number, step) in &change.other_steps {
-        history::record(tx, case_number, None, std::slice::from_ref(step)).await.map_err(db("recording the case's history"))?;
+        history::record(tx, case_number, None, std::slice::from_ref(step))
+            .await
+            .map_err(db("recording the case's history"))?;
     }
     let replies: Vec<_> = change.replies.iter().map(|reply| (after.case_number.as_str(), reply, now)).collect();
     replies::insert(tx, &replies).await.map_err(db("recording replies"))?;
     let events: Vec<_> = change
         .events
         .into_iter()
-        .map(|(destination, payload)| (destination, outbox::new_event(ServiceName::Intake, now, trace, caller, payload)))
+        .map(|(destination, payload)| {
+            (destination, outbox::new_event(ServiceName::Intake, now, trace, caller, payload))
+        })
         .collect();
     outbox::enqueue_many(tx, events.iter().map(|(destination, event)| (*destination, event, now)))
         .await

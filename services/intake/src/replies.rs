@@ -73,7 +73,12 @@ pub static MIGRATION: Migration = Migration {
                     .to_owned(),
             ),
             SchemaStatement::Index(
-                Index::create().if_not_exists().name("intake_replies_case").table(Entity).col(Column::CaseNumber).to_owned(),
+                Index::create()
+                    .if_not_exists()
+                    .name("intake_replies_case")
+                    .table(Entity)
+                    .col(Column::CaseNumber)
+                    .to_owned(),
             ),
             SchemaStatement::Index(
                 Index::create()
@@ -193,7 +198,12 @@ pub async fn record_attempt(
     let mut active: ActiveModel = updated.clone().into();
     active = active.reset_all();
     active.seq = NotSet;
-    Entity::update_many().set(active).filter(Column::Seq.eq(reply.seq)).filter(Column::State.eq(reply.state.as_str())).exec(db).await?;
+    Entity::update_many()
+        .set(active)
+        .filter(Column::Seq.eq(reply.seq))
+        .filter(Column::State.eq(reply.state.as_str()))
+        .exec(db)
+        .await?;
     Ok(updated)
 }
 
@@ -231,7 +241,9 @@ pub fn acknowledgement(row: &store::Model, time_zone: Tz) -> NewReply {
     let handed_on = if row.owner == "intake" {
         String::new()
     } else {
-        format!("您的{kind}问题我们已转交至相关部门，他们正在查询处理当中，等处理完毕后我会第一时间通知您，非常抱歉，给您带来的不便，敬请原谅。")
+        format!(
+            "您的{kind}问题我们已转交至相关部门，他们正在查询处理当中，等处理完毕后我会第一时间通知您，非常抱歉，给您带来的不便，敬请原谅。"
+        )
     };
     let (text, delivered) = match row.channel.parse::<Channel>() {
         Ok(Channel::Letter) => (
@@ -265,28 +277,23 @@ pub fn result(row: &store::Model, time_zone: Tz) -> NewReply {
     let case = &row.case_number;
     let date = local_date(row.create_time, time_zone);
     let name = if row.contact_name.is_empty() { "客户" } else { row.contact_name.as_str() };
-    let (channel, text) = match &row.written_answer {
-        Some(answer) => (
-            "letter".to_owned(),
+    let letter = |outcome: &str| {
+        format!(
+            "{name}女士（先生）：您好！关于您{date}的{kind}（受理编号{case}），处理结果如下：{outcome}。感谢您对我们工作的支持，如有问题请再与我们联系。{COMPANY}客服中心"
+        )
+    };
+    let (channel, text) = match (&row.written_answer, answer_channel(&row.channel)) {
+        (Some(answer), _) => ("letter", letter(answer)),
+        (None, "letter") => ("letter", letter(row.resolution.as_deref().unwrap_or_default())),
+        (None, channel) => (
+            channel,
             format!(
-                "{name}女士（先生）：您好！关于您{date}的{kind}（受理编号{case}），处理结果如下：{answer}。感谢您对我们工作的支持，如有问题请再与我们联系。{COMPANY}客服中心"
+                "您好，我是{COMPANY}，请问您是{name}女士（先生）吗？关于您{date}的{kind}（受理编号{case}）：{}。您还需要什么帮助吗？感谢您的来电，如有问题请再与我们联系，再见。",
+                row.resolution.as_deref().unwrap_or_default()
             ),
         ),
-        None => {
-            let resolution = row.resolution.as_deref().unwrap_or_default();
-            let channel = answer_channel(&row.channel);
-            let text = if channel == "letter" {
-                format!(
-                    "{name}女士（先生）：您好！关于您{date}的{kind}（受理编号{case}），处理结果如下：{resolution}。感谢您对我们工作的支持，如有问题请再与我们联系。{COMPANY}客服中心"
-                )
-            } else {
-                format!(
-                    "您好，我是{COMPANY}，请问您是{name}女士（先生）吗？关于您{date}的{kind}（受理编号{case}）：{resolution}。您还需要什么帮助吗？感谢您的来电，如有问题请再与我们联系，再见。"
-                )
-            };
-            (channel.to_owned(), text)
-        }
     };
+    let channel = channel.to_owned();
     NewReply { purpose: Purpose::Result, recipient: "customer", channel, text, delivered: false }
 }
 

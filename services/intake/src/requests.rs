@@ -46,7 +46,9 @@ pub fn check_fields(change: &ChangeRequest) -> Result<(), FieldViolations> {
             "name what is to change: consignee, consignee_phone, return_certificate, shipper, cod_amount_fen, freight_fen, payment_method or return_unclaimed",
         );
     }
-    for (name, value) in [("consignee", &change.consignee), ("shipper", &change.shipper), ("payment_method", &change.payment_method)] {
+    for (name, value) in
+        [("consignee", &change.consignee), ("shipper", &change.shipper), ("payment_method", &change.payment_method)]
+    {
         if value.chars().count() > MAX_VALUE || value.chars().any(char::is_control) {
             violations.add(field(name), format!("at most {MAX_VALUE} characters, no control characters"));
         }
@@ -122,9 +124,15 @@ pub fn check_return(change: &ChangeRequest, now: DateTime<Utc>, time_zone: Tz) -
         }
     }
     if !change.shipper_certificate {
-        missing.push("the shipper's return certificate is missing: the shipper must consent in writing (001 §8 4.9.2)".into());
+        missing.push(
+            "the shipper's return certificate is missing: the shipper must consent in writing (001 §8 4.9.2)".into(),
+        );
     }
-    if missing.is_empty() { Ok(()) } else { Err(format!("unclaimed cargo cannot be returned yet: {}", missing.join("; "))) }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unclaimed cargo cannot be returned yet: {}", missing.join("; ")))
+    }
 }
 
 fn yuan(fen: i64) -> String {

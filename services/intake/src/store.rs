@@ -219,10 +219,20 @@ pub static MIGRATION_DEPTH: Migration = Migration {
             add(ColumnDef::new(Column::ChaseAt).timestamp_with_time_zone().null()),
             add(ColumnDef::new(Column::Version).big_integer().not_null().default(0)),
             SchemaStatement::Index(
-                Index::create().if_not_exists().name("complaints_chase_at").table(Entity).col(Column::ChaseAt).to_owned(),
+                Index::create()
+                    .if_not_exists()
+                    .name("complaints_chase_at")
+                    .table(Entity)
+                    .col(Column::ChaseAt)
+                    .to_owned(),
             ),
             SchemaStatement::Index(
-                Index::create().if_not_exists().name("complaints_create_time").table(Entity).col(Column::CreateTime).to_owned(),
+                Index::create()
+                    .if_not_exists()
+                    .name("complaints_create_time")
+                    .table(Entity)
+                    .col(Column::CreateTime)
+                    .to_owned(),
             ),
         ]
     },

@@ -137,7 +137,10 @@ impl AcceptRoutedCases {
     /// The owner's record of a routed case, and the `case_accepted` event that tells intake of it.
     fn accept(&self, event: &Event, now: chrono::DateTime<chrono::Utc>) -> Result<(ActiveModel, Event), Status> {
         let Some(Payload::CaseRouted(routed)) = &event.payload else {
-            return Err(Status::invalid_argument(format!("{} accepts only case_routed and case_notice events", self.owner)));
+            return Err(Status::invalid_argument(format!(
+                "{} accepts only case_routed and case_notice events",
+                self.owner
+            )));
         };
         let complaint =
             routed.complaint.as_ref().ok_or_else(|| error::invalid_field("event.case_routed.complaint", "required"))?;
@@ -214,7 +217,9 @@ pub async fn record_notice(tx: &DatabaseTransaction, owner: ServiceName, notice:
         time: time.ok_or_else(|| error::invalid_field("event.case_notice.notice_time", "required"))?,
         detail: notice.detail.clone(),
     };
-    crate::history::record(tx, case_number, None, &[step]).await.map_err(|e| error::from_db("recording a notice", e))?;
+    crate::history::record(tx, case_number, None, &[step])
+        .await
+        .map_err(|e| error::from_db("recording a notice", e))?;
     tracing::info!(%owner, case_number, action, "intake's notice recorded");
     Ok(())
 }

@@ -109,8 +109,9 @@ struct SettlementEvents {
 
 impl EventHandler for SettlementEvents {
     async fn apply(&self, tx: &DatabaseTransaction, events: &[&Event]) -> Result<(), Status> {
-        let (routed, others): (Vec<&Event>, Vec<&Event>) =
-            events.iter().partition(|event| matches!(event.payload, Some(Payload::CaseRouted(_) | Payload::CaseNotice(_))));
+        let (routed, others): (Vec<&Event>, Vec<&Event>) = events
+            .iter()
+            .partition(|event| matches!(event.payload, Some(Payload::CaseRouted(_) | Payload::CaseNotice(_))));
         let now = self.clock.now();
         if !routed.is_empty() {
             self.routed.apply(tx, &routed).await?;
