@@ -492,3 +492,145 @@ async fn duplicates_are_linked_not_handled_twice_and_can_be_unlinked(backend: Ba
     assert_eq!(first_steps.iter().filter(|action| *action == "duplicate_linked").count(), 2, "{first_steps:?}");
     suite.stop().await;
 }
+
+on_both_backends!(a_resolved_complaint_is_visited_an_unsatisfied_customer_reopens_it_and_the_week_is_reported);
+async fn a_resolved_complaint_is_visited_an_unsatisfied_customer_reopens_it_and_the_week_is_reported(backend: Backend) {
+    // Monday 2026-11-23, 10:00.
+    let clock = Arc::new(ManualClock::new(shanghai(23, 10, 0)));
+    let suite = TestSuite::start(backend, clock.clone()).await;
+    let mut intake = intake(&suite);
+    let created = suite.complaints().create_complaint(create("visit-1", complaint("late_remittance", "YD4001"))).await;
+    let name = created.expect("created").into_inner().name;
+    let held = complaint_when(&suite, &name, "settlement holds it", |c| !c.owner_reference.is_empty()).await;
+    let resolve =
+        ResolveCaseRequest {
+            name: held.owner_reference, resolution: "货款已汇出".into(), request_id: String::new()
+        };
+    SettlementClient::new(suite.gateway.clone())
+        .resolve_case(as_user(resolve, "J001", "settlement"))
+        .await
+        .expect("resolved");
+    complaint_when(&suite, &name, "intake records the outcome", |c| c.state() == ComplaintState::Resolved).await;
+
+    // The resolution planned a visit by phone for the next day.
+    let list = || pb::ListVisitsRequest { parent: name.clone(), page_size: 10, page_token: String::new() };
+    let planned = intake.list_visits(staff(list())).await.expect("listed").into_inner().visits;
+    assert_eq!(planned.len(), 1);
+    assert_eq!((planned[0].method(), planned[0].state()), (pb::VisitMethod::VisitPhone, pb::VisitState::Planned));
+    assert_eq!(planned[0].plan_time, Some(to_timestamp(clock.now() + Duration::days(1))));
+
+    // A face-to-face visit is announced three days ahead.
+    let in_person = |days: i64, request_id: &str| pb::PlanVisitRequest {
+        parent: name.clone(),
+        request_id: request_id.into(),
+        visit: Some(pb::Visit {
+            method: pb::VisitMethod::VisitInPerson as i32,
+            visitor: "A1024".into(),
+            plan_time: Some(to_timestamp(clock.now() + Duration::days(days))),
+            purpose: "当面致歉并了解意见".into(),
+            ..Default::default()
+        }),
+    };
+    let early = intake.plan_visit(staff(in_person(1, "plan-1"))).await.expect_err("one day ahead");
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    let face = intake.plan_visit(staff(in_person(3, "plan-2"))).await.expect("planned").into_inner();
+    assert_eq!(intake.plan_visit(staff(in_person(3, "plan-2"))).await.expect("retried").into_inner().name, face.name);
+    assert_eq!(intake.list_visits(staff(list())).await.expect("listed").into_inner().visits.len(), 2);
+
+    // The phone visit: the customer is not satisfied, and the complaint goes on.
+    let record = |visit: &str, service: pb::Satisfaction| pb::RecordVisitRequest {
+        name: visit.into(),
+        service_satisfaction: service as i32,
+        product_satisfaction: pb::Satisfaction::Good as i32,
+        opinions: "汇款太慢".into(),
+        counter_measures: "结算部加快转账".into(),
+    };
+    let blank = pb::RecordVisitRequest { name: planned[0].name.clone(), ..Default::default() };
+    let refused = intake.record_visit(staff(blank)).await.expect_err("no satisfaction");
+    assert_eq!(violated_fields(&refused), ["service_satisfaction", "product_satisfaction"]);
+    clock.advance(Duration::days(1));
+    let unsatisfied =
+        intake.record_visit(staff(record(&planned[0].name, pb::Satisfaction::Poor))).await.expect("recorded");
+    let unsatisfied = unsatisfied.into_inner();
+    assert!(unsatisfied.reopened);
+    let reopened = complaint_when(&suite, &name, "it is reopened", |c| c.state() == ComplaintState::Reopened).await;
+    assert_eq!(reopened.resolution, "货款已汇出");
+    let again = intake
+        .record_visit(staff(record(&planned[0].name, pb::Satisfaction::Good)))
+        .await
+        .expect_err("recorded before");
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    let sign = pb::SignVisitRequest { name: unsatisfied.name.clone() };
+    assert_eq!(
+        intake.sign_visit(staff(sign.clone())).await.expect_err("not a supervisor").code(),
+        Code::PermissionDenied
+    );
+    let mut supervisor = as_user(sign, "S001", "intake");
+    supervisor.metadata_mut().insert("x-kefu-roles", "supervisor".parse().expect("ascii"));
+    let signed = intake.sign_visit(supervisor).await.expect("signed").into_inner();
+    assert_eq!((signed.state(), signed.signed_by.as_str()), (pb::VisitState::Signed, "S001"));
+
+    // More of the week: an inquiry, a suggestion, a duplicate, a mis-sort, a refused consignment returned.
+    intake
+        .create_request(staff(create_request("w-inq", request_of(pb::Kind::Inquiry, "YD4002", pb::Channel::Phone))))
+        .await
+        .expect("inquiry");
+    let suggestion =
+        pb::Complaint { waybill_number: String::new(), ..request_of(pb::Kind::Suggestion, "", pb::Channel::Online) };
+    intake.create_request(staff(create_request("w-sug", suggestion))).await.expect("suggestion");
+    suite.complaints().create_complaint(create("w-mis", complaint("mis_sort", "YD4003"))).await.expect("mis-sort");
+    let mut online = complaint("mis_sort", "YD4003");
+    online.channel = pb::Channel::Online as i32;
+    let duplicate = suite.complaints().create_complaint(create("w-dup", online)).await.expect("duplicate").into_inner();
+    assert_eq!(duplicate.state(), ComplaintState::Duplicate);
+    let returned = pb::ChangeRequest {
+        return_unclaimed: true,
+        arrival_time: Some(to_timestamp(clock.now() - Duration::days(12))),
+        shipper_certificate: true,
+        ..Default::default()
+    };
+    let mut returned = change(returned, "YD4004");
+    returned.cause = "收货人拒收：包装破损".into();
+    intake.create_request(staff(create_request("w-ret", returned))).await.expect("returned");
+
+    let week = intake
+        .get_complaint_summary(staff(pb::GetComplaintSummaryRequest { week: "2026-11-25".into() }))
+        .await
+        .expect("summary")
+        .into_inner();
+    assert_eq!(week.week, "2026-11-23");
+    assert_eq!(week.duplicates, 1, "the duplicate is not counted twice");
+    let totals: Vec<(&str, i64)> = ["complaint", "inquiry", "suggestion", "change_request", "consultation"]
+        .into_iter()
+        .map(|kind| (kind, week.totals.get(kind).copied().unwrap_or(-1)))
+        .collect();
+    assert_eq!(
+        totals,
+        [("complaint", 2), ("inquiry", 1), ("suggestion", 1), ("change_request", 1), ("consultation", 0)]
+    );
+    assert!(week.csv.starts_with("kind,category,owner,branch,count\n"), "{}", week.csv);
+    assert!(week.csv.contains("complaint,mis_sort,inspection,SH01,1\n"), "{}", week.csv);
+    let bad = intake.get_complaint_summary(staff(pb::GetComplaintSummaryRequest { week: "last week".into() })).await;
+    assert_eq!(violated_fields(&bad.expect_err("not a date")), ["week"]);
+
+    let visits = intake
+        .get_visit_summary(staff(pb::GetVisitSummaryRequest { week: "2026-11-23".into() }))
+        .await
+        .expect("visit summary")
+        .into_inner();
+    assert_eq!((visits.recorded, visits.signed, visits.unsatisfied, visits.planned), (1, 1, 1, 1));
+    assert_eq!(visits.service.get("poor"), Some(&1));
+    assert_eq!(visits.product.get("good"), Some(&1));
+    assert!(visits.csv.contains("service,poor,1\n"), "{}", visits.csv);
+
+    let month = intake
+        .get_cargo_exception_report(staff(pb::GetCargoExceptionReportRequest { month: "2026-11".into() }))
+        .await
+        .expect("report")
+        .into_inner();
+    let rows: Vec<(&str, &str, i64)> =
+        month.rows.iter().map(|row| (row.kind.as_str(), row.cause.as_str(), row.count)).collect();
+    assert_eq!(rows, [("mis_delivered", "not yet established", 1), ("refused", "收货人拒收：包装破损", 1)]);
+    assert!(month.csv.contains("refused,收货人拒收：包装破损,1,YD4004\n"), "{}", month.csv);
+    suite.stop().await;
+}

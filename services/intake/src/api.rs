@@ -8,6 +8,7 @@ use kefu_kit::{
     error::{self, FieldViolations},
     history::Step,
     outbox, paging,
+    report::{Month, Week},
     server::ServiceContext,
     time::{from_duration, to_duration, to_micros, to_timestamp},
     trace::TraceContext,
@@ -27,7 +28,7 @@ use crate::{
     domain::{self, Channel, ComplaintFields, Kind, NewComplaint, Route, Severity, State},
     grades,
     lifecycle::{self, Change},
-    replies, requests, store,
+    replies, reports, requests, store, visits,
     writer::{Registration, Writers, Written},
 };
 
@@ -48,6 +49,8 @@ pub struct Intake {
     pub owner: ServiceName,
     pub responsible_unit: String,
     pub rule: Rule,
+    /// The cause, when it is known at intake (a consignee's refusal, say).
+    pub cause: String,
 }
 
 pub const SERVICE_NAME: &str = "kefu.intake.v1.Intake";
@@ -326,7 +329,7 @@ fn new_row(
         written_answer: None,
         notify_time: None,
         reopen_count: 0,
-        cause: String::new(),
+        cause: intake.cause.clone(),
         chase_at: None,
         version: 0,
     }
@@ -418,6 +421,7 @@ impl intake_server::Intake for IntakeApi {
             change: None,
             owner: route.owner,
             responsible_unit: route.responsible_unit,
+            cause: String::new(),
         };
         let request_id = Some(request.request_id.trim().to_owned()).filter(|id| !id.is_empty());
         let row = if request.from_request.trim().is_empty() {
@@ -529,6 +533,7 @@ impl intake_server::Intake for IntakeApi {
         };
         let parsed =
             kind.and_then(|kind| NewComplaint::parse_kind(fields, kind).map_err(|more| violations.extend(more)).ok());
+        check_text(&mut violations, "request.cause", &case.cause, false);
         match (kind, &case.change) {
             (Some(Kind::ChangeRequest), Some(change)) => {
                 if let Err(more) = requests::check_fields(change) {
@@ -568,6 +573,7 @@ impl intake_server::Intake for IntakeApi {
             change: change.map(|(change, _)| change),
             owner,
             responsible_unit: responsible_unit.into(),
+            cause: case.cause.trim().to_owned(),
         };
         let request_id = Some(request.request_id.trim().to_owned()).filter(|id| !id.is_empty());
         let row = self.register(request_id, intake, &caller, &trace).await?;
@@ -736,13 +742,231 @@ impl intake_server::Intake for IntakeApi {
         }))
     }
 
+    async fn plan_visit(&self, request: Request<pb::PlanVisitRequest>) -> Result<Response<pb::Visit>, Status> {
+        let (caller, trace, request) = parts(request);
+        let visit = request.visit.unwrap_or_default();
+        let mut violations = FieldViolations::new();
+        let case_number =
+            parse_name(&request.parent).map_err(|_| violations.add("parent", "expected complaints/{case_number}")).ok();
+        error::check_request_id(&mut violations, "request_id", &request.request_id);
+        let method = visit_method(visit.method);
+        if method.is_none() {
+            violations.add("visit.method", "VISIT_PHONE, VISIT_EMAIL, VISIT_IN_PERSON or VISIT_INSTANT_MESSAGE");
+        }
+        let plan_time = visit.plan_time.as_ref().and_then(kefu_kit::time::from_timestamp).map(to_micros);
+        if plan_time.is_none() {
+            violations.add("visit.plan_time", "required: when the visit is to be made");
+        }
+        check_text(&mut violations, "visit.purpose", &visit.purpose, true);
+        if visit.visitor.chars().count() > 128 {
+            violations.add("visit.visitor", "at most 128 characters");
+        }
+        violations.into_result()?;
+        let (Some(case_number), Some(method), Some(plan_time)) = (case_number, method, plan_time) else {
+            return Err(Status::internal("validated visit missing"));
+        };
+        let db_error = |context: &'static str| move |e| error::from_db(context, e);
+        let key = error::idempotency_key(request.request_id.trim()).map(|id| format!("{case_number}/{id}"));
+        if let Some(key) = &key
+            && let Some(planned) =
+                visits::by_request_id(&self.context.db, key).await.map_err(db_error("reading visits"))?
+        {
+            return Ok(Response::new(visit_to_proto(planned)));
+        }
+        let now = to_micros(self.context.clock.now());
+        if method == "in_person" && plan_time < now + visits::IN_PERSON_NOTICE {
+            return Err(Status::failed_precondition(
+                "a face-to-face visit is announced 3 days ahead (003 第4条): plan it at least 3 days from now",
+            ));
+        }
+        let plan = visits::NewVisit {
+            request_id: key.clone(),
+            method: method.into(),
+            visitor: visit.visitor.trim().into(),
+            plan_time,
+            purpose: visit.purpose.trim().into(),
+        };
+        let detail = format!(
+            "by {method} on {}: {}",
+            plan_time.with_timezone(&self.context.time_zone).format("%Y-%m-%d %H:%M"),
+            plan.purpose
+        );
+        lifecycle::act(&self.context, case_number, None, &caller, &trace, |row, now| {
+            let mut change = Change::for_owner(row.clone()).step("visit_planned", &now.caller.user, now.time, detail);
+            change.visits.push(plan);
+            Ok(change)
+        })
+        .await?;
+        let planned = match &key {
+            Some(key) => visits::by_request_id(&self.context.db, key).await,
+            None => visits::list(&self.context.db, Some(case_number), 500, None)
+                .await
+                .map(|(rows, _)| rows.into_iter().last()),
+        }
+        .map_err(db_error("reading visits"))?
+        .ok_or_else(|| Status::internal("the planned visit is missing"))?;
+        Ok(Response::new(visit_to_proto(planned)))
+    }
+
+    async fn record_visit(&self, request: Request<pb::RecordVisitRequest>) -> Result<Response<pb::Visit>, Status> {
+        let (caller, trace, request) = parts(request);
+        let mut violations = FieldViolations::new();
+        let name = parse_child_name(&request.name, "visits")
+            .map_err(|status| violations.extend(FieldViolations::from_status(&status)))
+            .ok();
+        let service = satisfaction(request.service_satisfaction);
+        if service.is_none() {
+            violations.add("service_satisfaction", "VERY_GOOD, GOOD, FAIR, POOR or VERY_POOR (好/较好/一般/差/很差)");
+        }
+        let product = satisfaction(request.product_satisfaction);
+        if product.is_none() {
+            violations.add("product_satisfaction", "VERY_GOOD, GOOD, FAIR, POOR or VERY_POOR (好/较好/一般/差/很差)");
+        }
+        check_text(&mut violations, "opinions", &request.opinions, false);
+        check_text(&mut violations, "counter_measures", &request.counter_measures, false);
+        violations.into_result()?;
+        let (Some((case_number, seq)), Some(service), Some(product)) = (name, service, product) else {
+            return Err(Status::internal("validated visit missing"));
+        };
+        let acting = match lifecycle::begin(&self.context, case_number, None, &caller).await? {
+            Ok(acting) => acting,
+            Err(_) => return Err(Status::internal("no request id, no retry")),
+        };
+        let visit = visits::get(&acting.tx, case_number, seq)
+            .await
+            .map_err(|e| error::from_db("reading a visit", e))?
+            .ok_or_else(|| Status::not_found(format!("no visit named {}", request.name)))?;
+        if visit.state != visits::PLANNED {
+            return Err(Status::failed_precondition(format!("{} was {} before", request.name, visit.state)));
+        }
+        let reopen =
+            visits::unsatisfied(service) && matches!(lifecycle::state(&acting.row)?, State::Resolved | State::Notified);
+        let recorded = visits::Model {
+            state: visits::RECORDED.into(),
+            service_satisfaction: service.into(),
+            product_satisfaction: product.into(),
+            opinions: request.opinions.trim().into(),
+            counter_measures: request.counter_measures.trim().into(),
+            visit_time: Some(acting.now.time),
+            recorded_by: caller.user.clone(),
+            reopened: reopen,
+            ..visit
+        };
+        if !visits::update(&acting.tx, &recorded, visits::PLANNED)
+            .await
+            .map_err(|e| error::from_db("recording a visit", e))?
+        {
+            return Err(Status::aborted("the visit changed at the same moment; read it and retry"));
+        }
+        let detail = format!("service {service}, product {product}: {}", recorded.opinions);
+        let change = if reopen {
+            let reason =
+                format!("follow-up visit: the customer is not satisfied (service {service}): {}", recorded.opinions);
+            lifecycle::reopen(&acting.row, &reason, &acting.now)?
+        } else {
+            Change::for_owner(acting.row.clone())
+        };
+        let change = change.step("visited", &caller.user, acting.now.time, detail);
+        acting.finish(&self.context, change, None, &trace).await?;
+        Ok(Response::new(visit_to_proto(recorded)))
+    }
+
+    async fn sign_visit(&self, request: Request<pb::SignVisitRequest>) -> Result<Response<pb::Visit>, Status> {
+        let (caller, _, request) = parts(request);
+        let (case_number, seq) = parse_child_name(&request.name, "visits")?;
+        if !caller.is_supervisor() {
+            return Err(Status::permission_denied("a visit record is signed by a supervisor (role supervisor)"));
+        }
+        let db_error = |context: &'static str| move |e| error::from_db(context, e);
+        let visit = visits::get(&self.context.db, case_number, seq)
+            .await
+            .map_err(db_error("reading a visit"))?
+            .ok_or_else(|| Status::not_found(format!("no visit named {}", request.name)))?;
+        if visit.state != visits::RECORDED {
+            return Err(Status::failed_precondition(format!(
+                "{} is {}: only a recorded visit is signed",
+                request.name, visit.state
+            )));
+        }
+        let signed = visits::Model {
+            state: visits::SIGNED.into(),
+            signed_by: caller.user.clone(),
+            sign_time: Some(to_micros(self.context.clock.now())),
+            ..visit
+        };
+        if !visits::update(&self.context.db, &signed, visits::RECORDED).await.map_err(db_error("signing a visit"))? {
+            return Err(Status::aborted("the visit changed at the same moment; read it and retry"));
+        }
+        Ok(Response::new(visit_to_proto(signed)))
+    }
+
+    async fn list_visits(
+        &self,
+        request: Request<pb::ListVisitsRequest>,
+    ) -> Result<Response<pb::ListVisitsResponse>, Status> {
+        let request = request.into_inner();
+        let page_size = paging::page_size(request.page_size)?;
+        let case_number = if request.parent.is_empty() {
+            None
+        } else {
+            Some(
+                parse_name(&request.parent)
+                    .map_err(|_| error::invalid_field("parent", "expected complaints/{case_number}"))?,
+            )
+        };
+        let after = paging::decode_token(&request.page_token, &request.parent)?;
+        let (rows, next) = visits::list(&self.context.db, case_number, page_size, after)
+            .await
+            .map_err(|e| error::from_db("listing visits", e))?;
+        Ok(Response::new(pb::ListVisitsResponse {
+            visits: rows.into_iter().map(visit_to_proto).collect(),
+            next_page_token: next.map(|seq| paging::encode_token(seq, &request.parent)).unwrap_or_default(),
+        }))
+    }
+
+    async fn get_complaint_summary(
+        &self,
+        request: Request<pb::GetComplaintSummaryRequest>,
+    ) -> Result<Response<pb::ComplaintSummary>, Status> {
+        let week =
+            Week::parse(&request.into_inner().week, self.context.time_zone).map_err(FieldViolations::into_status)?;
+        let summary = reports::complaint_summary(&self.context.db, &week.label, week.start, week.end)
+            .await
+            .map_err(|e| error::from_db("summarizing the week", e))?;
+        Ok(Response::new(summary))
+    }
+
+    async fn get_visit_summary(
+        &self,
+        request: Request<pb::GetVisitSummaryRequest>,
+    ) -> Result<Response<pb::VisitSummary>, Status> {
+        let week =
+            Week::parse(&request.into_inner().week, self.context.time_zone).map_err(FieldViolations::into_status)?;
+        let summary = reports::visit_summary(&self.context.db, &week.label, week.start, week.end)
+            .await
+            .map_err(|e| error::from_db("summarizing the week's visits", e))?;
+        Ok(Response::new(summary))
+    }
+
+    async fn get_cargo_exception_report(
+        &self,
+        request: Request<pb::GetCargoExceptionReportRequest>,
+    ) -> Result<Response<pb::CargoExceptionReport>, Status> {
+        let month =
+            Month::parse(&request.into_inner().month, self.context.time_zone).map_err(FieldViolations::into_status)?;
+        let report = reports::cargo_exceptions(&self.context.db, &month.label, month.start, month.end)
+            .await
+            .map_err(|e| error::from_db("counting refused and mis-delivered cargo", e))?;
+        Ok(Response::new(report))
+    }
+
     async fn record_reply_attempt(
         &self,
         request: Request<pb::RecordReplyAttemptRequest>,
     ) -> Result<Response<pb::Reply>, Status> {
         let (caller, trace, request) = parts(request);
         let mut violations = FieldViolations::new();
-        let name = parse_reply_name(&request.name)
+        let name = parse_child_name(&request.name, "replies")
             .map_err(|status| violations.extend(FieldViolations::from_status(&status)))
             .ok();
         check_text(&mut violations, "note", &request.note, false);
@@ -897,12 +1121,74 @@ fn severity_from_proto(severity: i32) -> Result<Severity, FieldViolations> {
     }
 }
 
-/// `complaints/{case_number}/replies/{id}` → the case number and the reply's id.
-fn parse_reply_name(name: &str) -> Result<(&str, i64), Status> {
-    let wrong = || error::invalid_field("name", "expected complaints/{case_number}/replies/{id}");
-    let (complaint, id) = name.rsplit_once("/replies/").ok_or_else(wrong)?;
+/// `complaints/{case_number}/{collection}/{id}` → the case number and the id.
+fn parse_child_name<'a>(name: &'a str, collection: &str) -> Result<(&'a str, i64), Status> {
+    let wrong = || error::invalid_field("name", format!("expected complaints/{{case_number}}/{collection}/{{id}}"));
+    let (complaint, id) = name.rsplit_once(&format!("/{collection}/")).ok_or_else(wrong)?;
     let case_number = parse_name(complaint).map_err(|_| wrong())?;
     Ok((case_number, id.parse().map_err(|_| wrong())?))
+}
+
+fn visit_method(method: i32) -> Option<&'static str> {
+    match pb::VisitMethod::try_from(method).ok()? {
+        pb::VisitMethod::VisitPhone => Some("phone"),
+        pb::VisitMethod::VisitEmail => Some("email"),
+        pb::VisitMethod::VisitInPerson => Some("in_person"),
+        pb::VisitMethod::VisitInstantMessage => Some("instant_message"),
+        pb::VisitMethod::Unspecified => None,
+    }
+}
+
+fn satisfaction(level: i32) -> Option<&'static str> {
+    match pb::Satisfaction::try_from(level).ok()? {
+        pb::Satisfaction::VeryGood => Some("very_good"),
+        pb::Satisfaction::Good => Some("good"),
+        pb::Satisfaction::Fair => Some("fair"),
+        pb::Satisfaction::Poor => Some("poor"),
+        pb::Satisfaction::VeryPoor => Some("very_poor"),
+        pb::Satisfaction::Unspecified => None,
+    }
+}
+
+fn visit_to_proto(row: visits::Model) -> pb::Visit {
+    let method = match row.method.as_str() {
+        "phone" => pb::VisitMethod::VisitPhone,
+        "email" => pb::VisitMethod::VisitEmail,
+        "in_person" => pb::VisitMethod::VisitInPerson,
+        "instant_message" => pb::VisitMethod::VisitInstantMessage,
+        _ => pb::VisitMethod::Unspecified,
+    };
+    let level = |text: &str| match text {
+        "very_good" => pb::Satisfaction::VeryGood,
+        "good" => pb::Satisfaction::Good,
+        "fair" => pb::Satisfaction::Fair,
+        "poor" => pb::Satisfaction::Poor,
+        "very_poor" => pb::Satisfaction::VeryPoor,
+        _ => pb::Satisfaction::Unspecified,
+    };
+    let state = match row.state.as_str() {
+        visits::PLANNED => pb::VisitState::Planned,
+        visits::RECORDED => pb::VisitState::Recorded,
+        visits::SIGNED => pb::VisitState::Signed,
+        _ => pb::VisitState::Unspecified,
+    };
+    pb::Visit {
+        name: format!("complaints/{}/visits/{}", row.case_number, row.seq),
+        method: method as i32,
+        visitor: row.visitor,
+        plan_time: Some(to_timestamp(row.plan_time)),
+        purpose: row.purpose,
+        state: state as i32,
+        service_satisfaction: level(&row.service_satisfaction) as i32,
+        product_satisfaction: level(&row.product_satisfaction) as i32,
+        opinions: row.opinions,
+        counter_measures: row.counter_measures,
+        visit_time: row.visit_time.map(to_timestamp),
+        recorded_by: row.recorded_by,
+        signed_by: row.signed_by,
+        sign_time: row.sign_time.map(to_timestamp),
+        reopened: row.reopened,
+    }
 }
 
 fn reply_to_proto(row: replies::Model) -> pb::Reply {

@@ -20,8 +20,10 @@ pub mod events;
 pub mod grades;
 pub mod lifecycle;
 pub mod replies;
+pub mod reports;
 pub mod requests;
 pub mod store;
+pub mod visits;
 pub mod writer;
 
 use kefu_kit::{
@@ -48,6 +50,7 @@ pub static MIGRATIONS: &[&Migration] = &[
     &store::MIGRATION_DEPTH,
     &replies::MIGRATION,
     &grades::MIGRATION,
+    &visits::MIGRATION,
 ];
 
 /// How often intake looks for overdue cases to chase.

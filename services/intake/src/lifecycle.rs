@@ -39,6 +39,7 @@ use crate::{
     domain::{Kind, Severity, State},
     replies::{self, NewReply},
     store,
+    visits::{self, NewVisit},
 };
 
 /// Roles that may approve the outcome of a serious or critical complaint (业务经理, 总经理).
@@ -53,11 +54,19 @@ pub struct Change {
     pub other_steps: Vec<(String, Step)>,
     pub events: Vec<(ServiceName, Payload)>,
     pub replies: Vec<NewReply>,
+    pub visits: Vec<NewVisit>,
 }
 
 impl Change {
     fn new(row: store::Model) -> Change {
-        Change { row, steps: Vec::new(), other_steps: Vec::new(), events: Vec::new(), replies: Vec::new() }
+        Change {
+            row,
+            steps: Vec::new(),
+            other_steps: Vec::new(),
+            events: Vec::new(),
+            replies: Vec::new(),
+            visits: Vec::new(),
+        }
     }
 
     /// A change an owner reports (accepted, escalated, deadline moved).
@@ -183,6 +192,9 @@ pub fn resolved(row: &store::Model, resolution: &str, actor: &str, now: &Now<'_>
         );
     } else if before != Some(State::Resolved) {
         change.replies.push(replies::result(&change.row, now.time_zone));
+        if kind(row) == Kind::Complaint {
+            change.visits.push(visits::after_resolution(now.time));
+        }
     }
     change
 }
@@ -226,6 +238,7 @@ pub fn approve(row: &store::Model, written_answer: &str, now: &Now<'_>) -> Resul
     after.written_answer = Some(written_answer.to_owned());
     let mut change = Change::new(after).step("approved", &now.caller.user, now.time, written_answer);
     change.replies.push(replies::result(&change.row, now.time_zone));
+    change.visits.push(visits::after_resolution(now.time));
     Ok(change)
 }
 
@@ -491,6 +504,7 @@ pub async fn write(
     }
     let replies: Vec<_> = change.replies.iter().map(|reply| (after.case_number.as_str(), reply, now)).collect();
     replies::insert(tx, &replies).await.map_err(db("recording replies"))?;
+    visits::insert(tx, &after.case_number, &change.visits, now).await.map_err(db("planning a visit"))?;
     let events: Vec<_> = change
         .events
         .into_iter()

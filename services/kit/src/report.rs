@@ -43,6 +43,40 @@ impl Month {
     }
 }
 
+/// A week, Monday to Sunday in the company's time zone, as the UTC instants it runs between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Week {
+    /// Its Monday, "2026-11-23".
+    pub label: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Week {
+    /// The week holding the date `"2026-11-25"`, in `time_zone`.
+    pub fn parse(text: &str, time_zone: Tz) -> Result<Week, FieldViolations> {
+        use chrono::{Datelike, Days};
+        let refuse = || {
+            let mut violations = FieldViolations::new();
+            violations.add("week", format!("expected a date in the week, like 2026-11-23, not {text:?}"));
+            violations
+        };
+        let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| refuse())?;
+        if !(2000..=2200).contains(&date.year()) {
+            return Err(refuse());
+        }
+        let monday = date - Days::new(u64::from(date.weekday().num_days_from_monday()));
+        let midnight = |date: NaiveDate| {
+            time_zone
+                .from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
+                .earliest()
+                .map(|time| time.with_timezone(&Utc))
+                .ok_or_else(refuse)
+        };
+        Ok(Week { label: monday.to_string(), start: midnight(monday)?, end: midnight(monday + Days::new(7))? })
+    }
+}
+
 /// Quotes a CSV field when it needs it (RFC 4180), and defuses spreadsheet formulas.
 pub fn csv_field(value: &str) -> String {
     let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
@@ -52,6 +86,15 @@ pub fn csv_field(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_week_runs_from_monday_in_the_company_time_zone() {
+        let week = Week::parse("2026-11-25", chrono_tz::Asia::Shanghai).expect("a Wednesday");
+        assert_eq!(week.label, "2026-11-23");
+        assert_eq!(week.start.to_rfc3339(), "2026-11-22T16:00:00+00:00");
+        assert_eq!(week.end.to_rfc3339(), "2026-11-29T16:00:00+00:00");
+        assert!(Week::parse("last week", chrono_tz::Asia::Shanghai).is_err());
+    }
 
     #[test]
     fn a_month_is_the_company_calendar_month() {
