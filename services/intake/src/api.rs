@@ -828,10 +828,7 @@ impl intake_server::Intake for IntakeApi {
         let (Some((case_number, seq)), Some(service), Some(product)) = (name, service, product) else {
             return Err(Status::internal("validated visit missing"));
         };
-        let acting = match lifecycle::begin(&self.context, case_number, None, &caller).await? {
-            Ok(acting) => acting,
-            Err(_) => return Err(Status::internal("no request id, no retry")),
-        };
+        let acting = lifecycle::begin(&self.context, case_number, &caller).await?;
         let visit = visits::get(&acting.tx, case_number, seq)
             .await
             .map_err(|e| error::from_db("reading a visit", e))?
@@ -972,10 +969,7 @@ impl intake_server::Intake for IntakeApi {
         check_text(&mut violations, "note", &request.note, false);
         violations.into_result()?;
         let Some((case_number, seq)) = name else { return Err(Status::internal("validated name missing")) };
-        let acting = match lifecycle::begin(&self.context, case_number, None, &caller).await? {
-            Ok(acting) => acting,
-            Err(_) => return Err(Status::internal("no request id, no retry")),
-        };
+        let acting = lifecycle::begin(&self.context, case_number, &caller).await?;
         let reply = replies::get(&acting.tx, case_number, seq)
             .await
             .map_err(|e| error::from_db("reading a reply", e))?

@@ -29,23 +29,17 @@ pub async fn close(
     caller: &Caller,
     trace: &TraceContext,
 ) -> Result<store::Model, Status> {
-    let acting = match lifecycle::begin(context, case_number, request_id, caller).await? {
-        Ok(acting) => acting,
-        Err(retried) => return Ok(retried),
-    };
+    let acting = lifecycle::begin(context, case_number, caller).await?;
+    if acting.already_done(request_id).await? {
+        return Ok(acting.row);
+    }
     let mut change = lifecycle::close(&acting.row, note, &acting.now)?;
     change.row.close_request_id = request_id.map(str::to_owned);
     // The story archives files: what is recorded so far, and this last step.
     let mut recorded = history::story(&acting.tx, case_number, ServiceName::Intake)
         .await
         .map_err(|e| error::from_db("reading the case's history", e))?;
-    recorded.extend(change.steps.iter().map(|step| CaseStep {
-        action: step.action.into(),
-        actor: step.actor.clone(),
-        time: Some(to_timestamp(step.time)),
-        detail: step.detail.clone(),
-        department: ServiceName::Intake.as_str().into(),
-    }));
+    recorded.extend(change.steps.iter().map(|step| step.to_proto(ServiceName::Intake)));
     let (steps, payments) = merge(recorded, &change.row);
     change.events.push((ServiceName::Archives, Payload::CaseClosed(story(&change.row, steps, payments))));
     let closed = acting.finish(context, change, request_id, trace).await?;

@@ -85,17 +85,25 @@ impl State {
         State::Closed,
     ];
 
+    /// The name stored in the `state` column (at most 16 characters).
     pub fn as_str(self) -> &'static str {
         match self {
             State::Routed => "routed",
             State::Accepted => "accepted",
-            // Stored in a column of 16 characters; AWAITING_APPROVAL in the API, either in filters.
             State::AwaitingApproval => "unapproved",
             State::Resolved => "resolved",
             State::Notified => "notified",
             State::Reopened => "reopened",
             State::Duplicate => "duplicate",
             State::Closed => "closed",
+        }
+    }
+
+    /// The state's name in the API (the `State` enum, lower case), which filters also accept.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            State::AwaitingApproval => "awaiting_approval",
+            other => other.as_str(),
         }
     }
 
@@ -110,10 +118,7 @@ impl FromStr for State {
 
     fn from_str(text: &str) -> Result<Self, ()> {
         let text = text.to_ascii_lowercase();
-        if text == "awaiting_approval" {
-            return Ok(State::AwaitingApproval);
-        }
-        State::ALL.into_iter().find(|state| state.as_str() == text).ok_or(())
+        State::ALL.into_iter().find(|state| state.as_str() == text || state.api_name() == text).ok_or(())
     }
 }
 

@@ -525,14 +525,8 @@ pub struct Acting<'a> {
     pub now: Now<'a>,
 }
 
-/// Reads case `case_number` in a new transaction; `Err(Ok(row))` when `request_id` already changed
-/// it (a retry, answered with the case as it is).
-pub async fn begin<'a>(
-    context: &ServiceContext,
-    case_number: &str,
-    request_id: Option<&str>,
-    caller: &'a Caller,
-) -> Result<Result<Acting<'a>, store::Model>, Status> {
+/// Reads case `case_number` in a new transaction.
+pub async fn begin<'a>(context: &ServiceContext, case_number: &str, caller: &'a Caller) -> Result<Acting<'a>, Status> {
     let db = |context: &'static str| move |e| error::from_db(context, e);
     let time = to_micros(context.clock.now());
     let tx = context.db.begin().await.map_err(db("changing a case"))?;
@@ -540,15 +534,21 @@ pub async fn begin<'a>(
         .await
         .map_err(db("reading a complaint"))?
         .ok_or_else(|| Status::not_found(format!("no complaint named complaints/{case_number}")))?;
-    if let Some(request_id) = request_id
-        && history::has_request(&tx, case_number, request_id).await.map_err(db("reading the case's history"))?
-    {
-        return Ok(Err(row));
-    }
-    Ok(Ok(Acting { tx, row, now: Now { time, time_zone: context.time_zone, caller } }))
+    Ok(Acting { tx, row, now: Now { time, time_zone: context.time_zone, caller } })
 }
 
 impl Acting<'_> {
+    /// Whether a request with this idempotency key already changed the case: a retry, answered
+    /// with the case as it is.
+    pub async fn already_done(&self, request_id: Option<&str>) -> Result<bool, Status> {
+        match request_id {
+            Some(request_id) => history::has_request(&self.tx, &self.row.case_number, request_id)
+                .await
+                .map_err(|e| error::from_db("reading the case's history", e)),
+            None => Ok(false),
+        }
+    }
+
     /// Writes `change` and commits. Two attempts of one request racing each other read the same
     /// version: the second is ABORTED, and its retry finds the request recorded.
     pub async fn finish(
@@ -575,10 +575,10 @@ pub async fn act(
     trace: &TraceContext,
     rule: impl FnOnce(&store::Model, &Now<'_>) -> Result<Change, Status>,
 ) -> Result<store::Model, Status> {
-    let acting = match begin(context, case_number, request_id, caller).await? {
-        Ok(acting) => acting,
-        Err(retried) => return Ok(retried),
-    };
+    let acting = begin(context, case_number, caller).await?;
+    if acting.already_done(request_id).await? {
+        return Ok(acting.row);
+    }
     let change = rule(&acting.row, &acting.now)?;
     acting.finish(context, change, request_id, trace).await
 }

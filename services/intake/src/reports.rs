@@ -103,8 +103,9 @@ pub async fn visit_summary(
         vec!["unsatisfied".to_owned(), String::new(), summary.unsatisfied.to_string()],
     ];
     for level in visits::SATISFACTION {
-        lines.push(vec!["service".into(), level.into(), service[level].to_string()]);
-        lines.push(vec!["product".into(), level.into(), product[level].to_string()]);
+        let count = |counts: &BTreeMap<String, i64>| counts.get(level).copied().unwrap_or_default().to_string();
+        lines.push(vec!["service".into(), level.into(), count(&service)]);
+        lines.push(vec!["product".into(), level.into(), count(&product)]);
     }
     summary.csv = csv("measure,level,count", lines);
     summary.service = service.into_iter().collect();

@@ -113,7 +113,8 @@ pub fn check_return(change: &ChangeRequest, now: DateTime<Utc>, time_zone: Tz) -
     }
     let mut missing = Vec::new();
     if let Some(arrived) = change.arrival_time.as_ref().and_then(from_timestamp) {
-        let returnable = arrived + RETURN_AFTER;
+        // An arrival at the end of time is never 10 days past.
+        let returnable = arrived.checked_add_signed(RETURN_AFTER).unwrap_or(DateTime::<Utc>::MAX_UTC);
         if now < returnable {
             let date = |time: DateTime<Utc>| time.with_timezone(&time_zone).format("%Y-%m-%d %H:%M").to_string();
             missing.push(format!(

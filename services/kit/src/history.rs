@@ -137,14 +137,31 @@ pub async fn story(
     Ok(list(db, case_number)
         .await?
         .into_iter()
-        .map(|step| kefu_proto::types::v1::CaseStep {
-            action: step.action,
-            actor: step.actor,
-            time: Some(to_timestamp(step.time)),
-            detail: step.detail,
-            department: department.as_str().into(),
-        })
+        .map(|step| case_step(step.action, step.actor, step.time, step.detail, department))
         .collect())
+}
+
+impl Step {
+    /// The step as it is told in a case's story, by `department`.
+    pub fn to_proto(&self, department: ServiceName) -> kefu_proto::types::v1::CaseStep {
+        case_step(self.action.into(), self.actor.clone(), self.time, self.detail.clone(), department)
+    }
+}
+
+fn case_step(
+    action: String,
+    actor: String,
+    time: DateTime<Utc>,
+    detail: String,
+    department: ServiceName,
+) -> kefu_proto::types::v1::CaseStep {
+    kefu_proto::types::v1::CaseStep {
+        action,
+        actor,
+        time: Some(to_timestamp(time)),
+        detail,
+        department: department.as_str().into(),
+    }
 }
 
 /// The case's steps, oldest first.
