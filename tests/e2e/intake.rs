@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// Shanghai local time as UTC.
-fn shanghai(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+pub(crate) fn shanghai(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, hour, minute, 0).single().expect("a time") - Duration::hours(8)
 }
 

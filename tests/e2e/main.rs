@@ -11,6 +11,7 @@
 //! - `archives`: a closed case sealed into a case file; reads under approved, expiring access
 //!   requests; clearance that hides classified files; retention, legal hold and destruction;
 //!   customer files and grades; the audit log's hash chain catching an altered or removed entry;
+//! - `webhooks`: case events posted to branch-office HTTP servers, signed, retried, recorded;
 //! - `events`: the event inbox of a service, spoken to directly as a sender's relay does;
 //! - `processes`: the real `kefu` binary as separate processes: `kill -9`, restart, and a bad
 //!   routing policy.
@@ -27,3 +28,4 @@ mod intake;
 mod processes;
 mod settlement;
 mod support;
+mod webhooks;

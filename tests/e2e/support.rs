@@ -74,6 +74,8 @@ pub fn test_config(dir: &Path, database: Option<&TestDatabase>) -> Config {
     let mut vars = vec![
         ("KEFU_DATA_DIR".to_owned(), dir.join("data").display().to_string()),
         ("KEFU_GATEWAY_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        // A webhook endpoint that never answers is given up on after 3 seconds.
+        ("KEFU_WEBHOOK_TIMEOUT".to_owned(), "3".to_owned()),
     ];
     for service in ["INTAKE", "INSPECTION", "CLAIMS", "SETTLEMENT", "ARCHIVES"] {
         vars.push((format!("KEFU_{service}_ADDR"), "127.0.0.1:0".to_owned()));

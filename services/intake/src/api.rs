@@ -28,7 +28,7 @@ use crate::{
     domain::{self, Channel, ComplaintFields, Kind, NewComplaint, Route, Severity, State},
     grades,
     lifecycle::{self, Change},
-    replies, reports, requests, store, visits,
+    replies, reports, requests, store, visits, webhooks,
     writer::{Registration, Writers, Written},
 };
 
@@ -70,7 +70,7 @@ impl IntakeApi {
             DbBackend::Sqlite => 1,
             _ => 4,
         };
-        let writers = Writers::start(context.db.clone(), writers);
+        let writers = Writers::start(context.db.clone(), writers, context.time_zone);
         Self { context, writers }
     }
 
@@ -955,6 +955,46 @@ impl intake_server::Intake for IntakeApi {
             .await
             .map_err(|e| error::from_db("counting refused and mis-delivered cargo", e))?;
         Ok(Response::new(report))
+    }
+
+    async fn register_webhook(
+        &self,
+        request: Request<pb::RegisterWebhookRequest>,
+    ) -> Result<Response<pb::Webhook>, Status> {
+        let (caller, _, request) = parts(request);
+        webhooks::api::register(&self.context, &caller, request).await.map(Response::new)
+    }
+
+    async fn list_webhooks(
+        &self,
+        request: Request<pb::ListWebhooksRequest>,
+    ) -> Result<Response<pb::ListWebhooksResponse>, Status> {
+        let (caller, _, request) = parts(request);
+        webhooks::api::list(&self.context, &caller, request).await.map(Response::new)
+    }
+
+    async fn disable_webhook(
+        &self,
+        request: Request<pb::DisableWebhookRequest>,
+    ) -> Result<Response<pb::Webhook>, Status> {
+        let (caller, _, request) = parts(request);
+        webhooks::api::disable(&self.context, &caller, request).await.map(Response::new)
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        request: Request<pb::ListWebhookDeliveriesRequest>,
+    ) -> Result<Response<pb::ListWebhookDeliveriesResponse>, Status> {
+        let (caller, _, request) = parts(request);
+        webhooks::api::list_deliveries(&self.context, &caller, request).await.map(Response::new)
+    }
+
+    async fn redeliver_webhook_delivery(
+        &self,
+        request: Request<pb::RedeliverWebhookDeliveryRequest>,
+    ) -> Result<Response<pb::WebhookDelivery>, Status> {
+        let (caller, _, request) = parts(request);
+        webhooks::api::redeliver(&self.context, &caller, request).await.map(Response::new)
     }
 
     async fn record_reply_attempt(

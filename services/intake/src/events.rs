@@ -33,9 +33,9 @@ impl EventHandler for IntakeEvents {
     async fn apply(&self, tx: &DatabaseTransaction, events: &[&Event]) -> Result<(), Status> {
         for event in events {
             match &event.payload {
-                Some(Payload::CaseAccepted(accepted)) => accept(tx, event, accepted).await?,
+                Some(Payload::CaseAccepted(accepted)) => accept(tx, event, accepted, self.time_zone).await?,
                 Some(Payload::CaseResolved(resolved)) => resolve(tx, event, resolved, self.time_zone).await?,
-                Some(Payload::CaseEscalated(escalated)) => escalate(tx, event, escalated).await?,
+                Some(Payload::CaseEscalated(escalated)) => escalate(tx, event, escalated, self.time_zone).await?,
                 Some(Payload::CaseDeadlineChanged(changed)) => {
                     move_deadline(tx, event, changed, self.time_zone).await?
                 }
@@ -77,16 +77,22 @@ async fn owned(tx: &DatabaseTransaction, complaint: &str, owner: &str, field: &s
 }
 
 /// Writes an owner's change of a case; its caller and trace are the event's.
-async fn write(tx: &DatabaseTransaction, event: &Event, before: &store::Model, change: Change) -> Result<(), Status> {
+async fn write(
+    tx: &DatabaseTransaction,
+    event: &Event,
+    before: &store::Model,
+    change: Change,
+    time_zone: Tz,
+) -> Result<(), Status> {
     let caller = Caller::from_proto(event.caller.as_ref());
     let trace = TraceContext { traceparent: event.traceparent.clone(), tracestate: event.tracestate.clone() };
     let now = event.create_time.as_ref().and_then(from_timestamp).map(to_micros).unwrap_or(before.create_time);
-    lifecycle::write(tx, before, change, None, now, &trace, &caller).await?;
+    lifecycle::write(tx, before, change, None, now, time_zone, &trace, &caller).await?;
     Ok(())
 }
 
 /// Sets the owner's reference on the complaint an owner accepted.
-async fn accept(tx: &DatabaseTransaction, event: &Event, accepted: &CaseAccepted) -> Result<(), Status> {
+async fn accept(tx: &DatabaseTransaction, event: &Event, accepted: &CaseAccepted, time_zone: Tz) -> Result<(), Status> {
     let row = owned(tx, &accepted.complaint, &accepted.owner, "event.case_accepted.complaint").await?;
     let accept_time = time(&accepted.accept_time, "event.case_accepted.accept_time")?;
     let mut after = row.clone();
@@ -102,7 +108,7 @@ async fn accept(tx: &DatabaseTransaction, event: &Event, accepted: &CaseAccepted
         accept_time,
         format!("as {}", accepted.owner_reference),
     );
-    write(tx, event, &row, change).await?;
+    write(tx, event, &row, change, time_zone).await?;
     tracing::debug!(case_number = %row.case_number, owner = %accepted.owner, "owner accepted the case");
     Ok(())
 }
@@ -130,13 +136,18 @@ async fn resolve(
         _ => lifecycle::resolved(&row, &resolved.resolution, &resolved.owner, &now),
     };
     change.row.owner_story = Some(story);
-    write(tx, event, &row, change).await?;
+    write(tx, event, &row, change, time_zone).await?;
     tracing::info!(case_number = %row.case_number, owner = %resolved.owner, "owner resolved the case");
     Ok(())
 }
 
 /// Marks the complaint an incident, escalated as the owner says.
-async fn escalate(tx: &DatabaseTransaction, event: &Event, escalated: &CaseEscalated) -> Result<(), Status> {
+async fn escalate(
+    tx: &DatabaseTransaction,
+    event: &Event,
+    escalated: &CaseEscalated,
+    time_zone: Tz,
+) -> Result<(), Status> {
     let row = owned(tx, &escalated.complaint, &escalated.owner, "event.case_escalated.complaint").await?;
     let mut after = row.clone();
     after.incident = true;
@@ -147,7 +158,8 @@ async fn escalate(tx: &DatabaseTransaction, event: &Event, escalated: &CaseEscal
     let time = escalated.escalate_time.as_ref().and_then(from_timestamp).map(to_micros).unwrap_or(row.create_time);
     let first = after.first_complaint.clone().unwrap_or_else(|| "an earlier complaint".into());
     let detail = format!("incident repeating {first}, escalated to {}: {}", after.escalated_to, escalated.reason);
-    write(tx, event, &row, Change::for_owner(after).step("escalated", &escalated.owner, time, detail)).await?;
+    let change = Change::for_owner(after).step("escalated", &escalated.owner, time, detail);
+    write(tx, event, &row, change, time_zone).await?;
     tracing::warn!(case_number = %row.case_number, owner = %escalated.owner, reason = %escalated.reason, "incident escalated");
     Ok(())
 }
@@ -169,7 +181,8 @@ async fn move_deadline(
     let local = deadline.with_timezone(&time_zone).format("%Y-%m-%d %H:%M");
     let now = event.create_time.as_ref().and_then(from_timestamp).map(to_micros).unwrap_or(row.create_time);
     let detail = format!("to {local}: {}", changed.reason);
-    write(tx, event, &row, Change::for_owner(after).step("deadline_moved", &changed.owner, now, detail)).await?;
+    let change = Change::for_owner(after).step("deadline_moved", &changed.owner, now, detail);
+    write(tx, event, &row, change, time_zone).await?;
     tracing::debug!(case_number = %row.case_number, owner = %changed.owner, reason = %changed.reason, "deadline moved");
     Ok(())
 }

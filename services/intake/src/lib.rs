@@ -6,7 +6,8 @@
 //! - [`api`]: the `kefu.intake.v1.Intake` gRPC handlers (proto ⇄ domain only);
 //! - [`events`]: what intake does when an owner reports back (accepted, resolved, escalated, deadline moved);
 //! - [`closing`]: closing a resolved complaint, and the case's whole story that goes to archives;
-//! - [`writer`]: group commit of registrations.
+//! - [`writer`]: group commit of registrations;
+//! - [`webhooks`]: case events posted to branch-office systems, signed, at least once.
 //!
 //! Invariant: a complaint and the `case_routed` event that hands it to its owner are committed in
 //! one transaction; the complaint is acknowledged to the caller only after that commit. So are a
@@ -24,6 +25,7 @@ pub mod reports;
 pub mod requests;
 pub mod store;
 pub mod visits;
+pub mod webhooks;
 pub mod writer;
 
 use kefu_kit::{
@@ -51,6 +53,7 @@ pub static MIGRATIONS: &[&Migration] = &[
     &replies::MIGRATION,
     &grades::MIGRATION,
     &visits::MIGRATION,
+    &webhooks::MIGRATION,
 ];
 
 /// How often intake looks for overdue cases to chase.
@@ -69,6 +72,7 @@ pub async fn run(
         service_names: &[api::SERVICE_NAME, "kefu.events.v1.EventInbox"],
     };
     let chaser_shutdown = shutdown.clone();
+    let sender_shutdown = shutdown.clone();
     run_service(spec, config, clock, listener, shutdown, |context| {
         let events = events::IntakeEvents { time_zone: context.time_zone };
         let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
@@ -76,6 +80,11 @@ pub async fn run(
         tokio::spawn(shutdown::every(CHASE_EVERY, chaser_shutdown, "chasing overdue cases", move || {
             let chaser = chaser.clone();
             async move { lifecycle::chase_overdue(&chaser).await.map(drop) }
+        }));
+        let sender = webhooks::sender::Sender::new(context.clone(), config.webhook_timeout);
+        tokio::spawn(shutdown::every(webhooks::sender::POLL_EVERY, sender_shutdown, "sending webhooks", move || {
+            let sender = sender.clone();
+            async move { sender.round().await }
         }));
         Routes::new(api::IntakeApi::new(context.clone()).into_server()).add_service(inbox.into_server())
     })

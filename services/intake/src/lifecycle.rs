@@ -11,8 +11,8 @@
 //!    └── linked ─▶ DUPLICATE ─unlinked─▶ (back)          REOPENED ◀─not satisfied
 //! ```
 //!
-//! Invariant: the case, its history, its events and its replies change in one transaction; a
-//! retried request (same request id, recorded on its first step) changes nothing.
+//! Invariant: the case, its history, its events, its replies and its webhook deliveries change in
+//! one transaction; a retried request (same request id, recorded on its first step) changes nothing.
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -40,6 +40,7 @@ use crate::{
     replies::{self, NewReply},
     store,
     visits::{self, NewVisit},
+    webhooks,
 };
 
 /// Roles that may approve the outcome of a serious or critical complaint (业务经理, 总经理).
@@ -469,12 +470,14 @@ fn local(time: DateTime<Utc>, time_zone: Tz) -> String {
 // Writing.
 
 /// Applies `change` over `before`, in `tx`: the row only if no one changed it since it was read.
+#[allow(clippy::too_many_arguments)]
 pub async fn write(
     tx: &DatabaseTransaction,
     before: &store::Model,
     change: Change,
     request_id: Option<&str>,
     now: DateTime<Utc>,
+    time_zone: Tz,
     trace: &TraceContext,
     caller: &Caller,
 ) -> Result<store::Model, Status> {
@@ -515,6 +518,9 @@ pub async fn write(
     outbox::enqueue_many(tx, events.iter().map(|(destination, event)| (*destination, event, now)))
         .await
         .map_err(db("queueing events"))?;
+    let signals: Vec<_> =
+        webhooks::signals(before, &after, &change.steps).into_iter().map(|signal| (&after, signal, now)).collect();
+    webhooks::enqueue(tx, &signals, time_zone).await.map_err(db("queueing webhook deliveries"))?;
     Ok(after)
 }
 
@@ -558,7 +564,9 @@ impl Acting<'_> {
         request_id: Option<&str>,
         trace: &TraceContext,
     ) -> Result<store::Model, Status> {
-        let written = write(&self.tx, &self.row, change, request_id, self.now.time, trace, self.now.caller).await?;
+        let written =
+            write(&self.tx, &self.row, change, request_id, self.now.time, self.now.time_zone, trace, self.now.caller)
+                .await?;
         self.tx.commit().await.map_err(|e| error::from_db("changing a case", e))?;
         context.relay.wake();
         Ok(written)

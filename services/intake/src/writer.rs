@@ -1,5 +1,6 @@
 //! Group commit for registrations. Each registration is a complaint row and, unless intake owns
-//! the case itself, the `case_routed` event for its owner. Registrations that arrive while a
+//! the case itself, the `case_routed` event for its owner; its history, acknowledgement and the
+//! `registered` webhook deliveries of its branch. Registrations that arrive while a
 //! writer's transaction is in flight are written together in its next transaction — multi-row
 //! inserts and one commit for many complaints — and every caller is answered only after the
 //! transaction holding its complaint has committed.
@@ -19,7 +20,11 @@ use sea_orm::{ActiveValue::NotSet, DatabaseConnection, DbErr, EntityTrait, Trans
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
-use crate::store;
+use crate::{
+    store,
+    webhooks::{self, CaseEvent},
+};
+use chrono_tz::Tz;
 
 /// Registrations in one transaction at most.
 const MAX_BATCH: usize = 128;
@@ -52,11 +57,11 @@ pub struct Writers {
 
 impl Writers {
     /// Starts `count` writers on `db`. They stop when every handle is dropped.
-    pub fn start(db: DatabaseConnection, count: usize) -> Writers {
+    pub fn start(db: DatabaseConnection, count: usize, time_zone: Tz) -> Writers {
         let mut queues = Vec::with_capacity(count);
         for _ in 0..count.max(1) {
             let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
-            tokio::spawn(write_batches(db.clone(), receiver));
+            tokio::spawn(write_batches(db.clone(), receiver, time_zone));
             queues.push(sender);
         }
         Writers { queues: Arc::new(queues), next: Arc::new(AtomicUsize::new(0)) }
@@ -74,10 +79,10 @@ impl Writers {
     }
 }
 
-async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<(Registration, Reply)>) {
+async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<(Registration, Reply)>, time_zone: Tz) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match write(&db, batch.iter().map(|(registration, _)| registration)).await {
+        match write(&db, batch.iter().map(|(registration, _)| registration), time_zone).await {
             Ok(()) => {
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Ok(Written::Committed));
@@ -85,7 +90,7 @@ async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<(Reg
             }
             Err(conflict) if error::is_unique_violation(&conflict) && batch.len() > 1 => {
                 for (registration, reply) in batch.drain(..) {
-                    let _ = reply.send(outcome(write(&db, std::iter::once(&registration)).await));
+                    let _ = reply.send(outcome(write(&db, std::iter::once(&registration), time_zone).await));
                 }
             }
             Err(failure) => {
@@ -110,6 +115,7 @@ fn outcome(result: Result<(), DbErr>) -> Result<Written, Status> {
 async fn write<'a>(
     db: &DatabaseConnection,
     registrations: impl Iterator<Item = &'a Registration> + Clone,
+    time_zone: Tz,
 ) -> Result<(), DbErr> {
     let tx = db.begin().await?;
     let rows = registrations.clone().map(|registration| {
@@ -138,5 +144,9 @@ async fn write<'a>(
         })
         .collect();
     crate::replies::insert(&tx, &replies).await?;
+    let registered: Vec<_> = registrations
+        .map(|registration| (&registration.row, CaseEvent::Registered, registration.row.create_time))
+        .collect();
+    webhooks::enqueue(&tx, &registered, time_zone).await?;
     tx.commit().await
 }

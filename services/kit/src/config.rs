@@ -13,6 +13,7 @@
 //! | `KEFU_ROUTING_POLICY` | unset: the handbook's table | a routing policy file for the gateway (see `gateway/src/policy.rs`) |
 //! | `KEFU_CLAIMS_POLICY` | unset: the handbook's standards | a claims policy file: compensation percentages, authority limit (see `services/claims/src/compensation-policy.txt`) |
 //! | `KEFU_INSPECTION_POLICY` | unset: the handbook's standards | an inspection policy file: fines table, hours after the written report, recurrence window (see `services/inspection/src/inspection-policy.txt`) |
+//! | `KEFU_WEBHOOK_TIMEOUT` | `10` | seconds one webhook POST to a branch's endpoint may take, connecting included; then it counts as failed and is retried later |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //!
 //! `<SERVICE>` is `INTAKE`, `INSPECTION`, `CLAIMS`, `SETTLEMENT` or `ARCHIVES`.
@@ -97,6 +98,8 @@ pub struct Config {
     pub routing_policy: Option<PathBuf>,
     pub claims_policy: Option<PathBuf>,
     pub inspection_policy: Option<PathBuf>,
+    /// How long one webhook POST may take.
+    pub webhook_timeout: std::time::Duration,
     pub log: String,
 }
 
@@ -161,6 +164,19 @@ impl Config {
         }
         let gateway_addr = parse_addr("KEFU_GATEWAY_ADDR", loopback(50051))?;
         let gateway_url = get("KEFU_GATEWAY_URL").unwrap_or_else(|| reach_url(gateway_addr));
+        let webhook_timeout = match get("KEFU_WEBHOOK_TIMEOUT") {
+            None => std::time::Duration::from_secs(10),
+            Some(value) => value
+                .parse::<f64>()
+                .ok()
+                .filter(|seconds| seconds.is_finite() && *seconds > 0.0 && *seconds <= 300.0)
+                .map(std::time::Duration::from_secs_f64)
+                .ok_or_else(|| ConfigError {
+                    variable: "KEFU_WEBHOOK_TIMEOUT".into(),
+                    value,
+                    problem: "expected seconds, more than 0 and at most 300, like 10".into(),
+                })?,
+        };
         Ok(Config {
             database_url,
             data_dir: get("KEFU_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data")),
@@ -171,6 +187,7 @@ impl Config {
             routing_policy: get("KEFU_ROUTING_POLICY").map(PathBuf::from),
             claims_policy: get("KEFU_CLAIMS_POLICY").map(PathBuf::from),
             inspection_policy: get("KEFU_INSPECTION_POLICY").map(PathBuf::from),
+            webhook_timeout,
             log: get("KEFU_LOG").unwrap_or_else(|| "info".into()),
         })
     }

@@ -1,0 +1,313 @@
+//! The webhook RPCs of `kefu.intake.v1.Intake`. A caller speaking for a branch (`x-kefu-branch`)
+//! manages and reads its own branch's endpoints only; the service center's staff, any branch's.
+
+use kefu_kit::{
+    caller::Caller,
+    error::{self, FieldViolations},
+    paging,
+    server::ServiceContext,
+    text,
+    time::{to_duration, to_micros, to_timestamp},
+};
+use kefu_proto::intake::v1 as pb;
+use tonic::Status;
+
+use super::{CaseEvent, RETRY_FOR, store};
+
+/// The shortest and longest shared secret accepted.
+const SECRET_CHARS: std::ops::RangeInclusive<usize> = 16..=256;
+const MAX_URL: usize = 2048;
+
+pub async fn register(
+    context: &ServiceContext,
+    caller: &Caller,
+    request: pb::RegisterWebhookRequest,
+) -> Result<pb::Webhook, Status> {
+    let webhook = request.webhook.unwrap_or_default();
+    let mut violations = FieldViolations::new();
+    error::check_request_id(&mut violations, "request_id", &request.request_id);
+    let branch = webhook.branch.trim();
+    if !text::is_code(branch, 64) {
+        violations.add("webhook.branch", "required: the branch code whose cases are sent, e.g. SH01");
+    }
+    let url = webhook.url.trim();
+    if let Err(problem) = check_url(url) {
+        violations.add("webhook.url", problem);
+    }
+    let secret_chars = request.secret.chars().count();
+    if !SECRET_CHARS.contains(&secret_chars) || request.secret.chars().any(|c| c.is_control()) {
+        violations
+            .add("secret", "16 to 256 printable characters, shared with the branch's system to check the signature");
+    }
+    let mut events = Vec::new();
+    for (index, name) in webhook.events.iter().enumerate() {
+        match CaseEvent::parse(name.trim()) {
+            Some(event) if !events.contains(&event) => events.push(event),
+            Some(_) => {}
+            None => violations
+                .add(format!("webhook.events[{index}]"), "one of registered, accepted, resolved, reopened, overdue"),
+        }
+    }
+    violations.into_result()?;
+    may_manage(caller, branch)?;
+    let db = &context.db;
+    let db_error = |context: &'static str| move |e| error::from_db(context, e);
+    let request_id = error::idempotency_key(request.request_id.trim());
+    if let Some(request_id) = request_id
+        && let Some(earlier) =
+            store::endpoint_by_request_id(db, request_id).await.map_err(db_error("reading webhooks"))?
+    {
+        return Ok(to_proto(earlier));
+    }
+    let endpoint = store::endpoint::Model {
+        id: uuid::Uuid::now_v7().to_string(),
+        request_id: request_id.map(str::to_owned),
+        branch: branch.into(),
+        url: url.into(),
+        secret: request.secret.clone(),
+        events: events.iter().map(|event| event.as_str()).collect::<Vec<_>>().join(","),
+        active: true,
+        create_time: to_micros(context.clock.now()),
+        created_by: caller.user.clone(),
+        disable_reason: String::new(),
+    };
+    match store::insert_endpoint(db, endpoint.clone()).await {
+        Ok(()) => {
+            tracing::info!(webhook = %endpoint.id, branch = %endpoint.branch, "webhook registered");
+            Ok(to_proto(endpoint))
+        }
+        // The same request at the same moment: its endpoint is the answer.
+        Err(conflict) if error::is_unique_violation(&conflict) => {
+            let request_id = request_id.unwrap_or_default();
+            store::endpoint_by_request_id(db, request_id)
+                .await
+                .map_err(db_error("reading webhooks"))?
+                .map(to_proto)
+                .ok_or_else(|| Status::aborted("a webhook was registered at the same moment; retry"))
+        }
+        Err(failure) => Err(error::from_db("registering a webhook", failure)),
+    }
+}
+
+pub async fn list(
+    context: &ServiceContext,
+    caller: &Caller,
+    request: pb::ListWebhooksRequest,
+) -> Result<pb::ListWebhooksResponse, Status> {
+    let branch = request.branch.trim();
+    let branch = match (branch, caller.branch.as_str()) {
+        ("", "") => None,
+        ("", own) => Some(own),
+        (branch, _) => {
+            may_manage(caller, branch)?;
+            Some(branch)
+        }
+    };
+    let endpoints = store::endpoints(&context.db, branch).await.map_err(|e| error::from_db("listing webhooks", e))?;
+    Ok(pb::ListWebhooksResponse { webhooks: endpoints.into_iter().map(to_proto).collect() })
+}
+
+pub async fn disable(
+    context: &ServiceContext,
+    caller: &Caller,
+    request: pb::DisableWebhookRequest,
+) -> Result<pb::Webhook, Status> {
+    let mut violations = FieldViolations::new();
+    let id = parse_name(&request.name).map_err(|problem| violations.add("name", problem)).ok();
+    let reason = request.reason.trim();
+    if reason.is_empty() || reason.chars().count() > crate::api::MAX_TEXT {
+        violations.add("reason", format!("required, at most {} characters", crate::api::MAX_TEXT));
+    }
+    violations.into_result()?;
+    let id = id.unwrap_or_default();
+    let endpoint = endpoint(context, caller, id).await?;
+    if !endpoint.active {
+        return Ok(to_proto(endpoint));
+    }
+    let db_error = |context: &'static str| move |e| error::from_db(context, e);
+    let tx = sea_orm::TransactionTrait::begin(&context.db).await.map_err(db_error("disabling a webhook"))?;
+    store::disable_endpoint(&tx, id, reason).await.map_err(db_error("disabling a webhook"))?;
+    tx.commit().await.map_err(db_error("disabling a webhook"))?;
+    tracing::info!(webhook = %id, by = %caller.user, "webhook disabled");
+    let endpoint = store::endpoint_by_id(&context.db, id).await.map_err(db_error("reading a webhook"))?;
+    endpoint.map(to_proto).ok_or_else(|| Status::not_found(format!("no webhook named {}", request.name)))
+}
+
+pub async fn list_deliveries(
+    context: &ServiceContext,
+    caller: &Caller,
+    request: pb::ListWebhookDeliveriesRequest,
+) -> Result<pb::ListWebhookDeliveriesResponse, Status> {
+    let page_size = paging::page_size(request.page_size)?;
+    let mut violations = FieldViolations::new();
+    let webhook_id = match request.webhook.trim() {
+        "" => None,
+        name => parse_name(name).map_err(|problem| violations.add("webhook", problem)).ok(),
+    };
+    let case_number = match request.complaint.trim() {
+        "" => None,
+        name => crate::api::parse_name(name)
+            .map_err(|_| violations.add("complaint", "expected complaints/{case_number}"))
+            .ok(),
+    };
+    violations.into_result()?;
+    match webhook_id {
+        Some(id) => drop(endpoint(context, caller, id).await?),
+        None if !caller.branch.is_empty() => {
+            return Err(error::invalid_field("webhook", "required for a branch: one of its own webhooks/{id}"));
+        }
+        None => {}
+    }
+    let filter = format!("{}|{}", request.webhook.trim(), request.complaint.trim());
+    let before = paging::decode_token(&request.page_token, &filter)?;
+    let db_error = |context: &'static str| move |e| error::from_db(context, e);
+    let (deliveries, next) = store::deliveries(&context.db, webhook_id, case_number, page_size, before)
+        .await
+        .map_err(db_error("listing webhook deliveries"))?;
+    let seqs: Vec<i64> = deliveries.iter().map(|delivery| delivery.seq).collect();
+    let attempts = store::attempts_of(&context.db, &seqs).await.map_err(db_error("listing webhook attempts"))?;
+    Ok(pb::ListWebhookDeliveriesResponse {
+        deliveries: deliveries
+            .into_iter()
+            .map(|delivery| {
+                let own = attempts.iter().filter(|attempt| attempt.delivery_seq == delivery.seq).cloned().collect();
+                delivery_to_proto(delivery, own)
+            })
+            .collect(),
+        next_page_token: next.map(|seq| paging::encode_token(seq, &filter)).unwrap_or_default(),
+    })
+}
+
+pub async fn redeliver(
+    context: &ServiceContext,
+    caller: &Caller,
+    request: pb::RedeliverWebhookDeliveryRequest,
+) -> Result<pb::WebhookDelivery, Status> {
+    let problem = "expected webhooks/{id}/deliveries/{delivery_id}";
+    let (webhook, delivery_id) = request
+        .name
+        .trim()
+        .split_once("/deliveries/")
+        .filter(|(_, delivery_id)| !delivery_id.is_empty())
+        .ok_or_else(|| error::invalid_field("name", problem))?;
+    let id = parse_name(webhook).map_err(|_| error::invalid_field("name", problem))?;
+    let endpoint = endpoint(context, caller, id).await?;
+    let db_error = |context: &'static str| move |e| error::from_db(context, e);
+    let not_found = || Status::not_found(format!("no delivery named {}", request.name.trim()));
+    let delivery = store::delivery_by_id(&context.db, delivery_id)
+        .await
+        .map_err(db_error("reading a webhook delivery"))?
+        .filter(|delivery| delivery.webhook_id == endpoint.id)
+        .ok_or_else(not_found)?;
+    if !endpoint.active {
+        return Err(Status::failed_precondition(format!(
+            "webhooks/{} is disabled ({}): register the endpoint again to receive deliveries",
+            endpoint.id, endpoint.disable_reason
+        )));
+    }
+    let now = to_micros(context.clock.now());
+    store::redeliver(&context.db, delivery.seq, now, now + RETRY_FOR)
+        .await
+        .map_err(db_error("redelivering a webhook delivery"))?;
+    tracing::info!(webhook = %endpoint.id, delivery = %delivery.delivery_id, by = %caller.user, "webhook delivery sent again");
+    let delivery = store::delivery_by_id(&context.db, delivery_id)
+        .await
+        .map_err(db_error("reading a webhook delivery"))?
+        .ok_or_else(not_found)?;
+    let attempts =
+        store::attempts_of(&context.db, &[delivery.seq]).await.map_err(db_error("listing webhook attempts"))?;
+    Ok(delivery_to_proto(delivery, attempts))
+}
+
+/// The id of `webhooks/{id}`.
+fn parse_name(name: &str) -> Result<&str, &'static str> {
+    name.trim()
+        .strip_prefix("webhooks/")
+        .filter(|id| uuid::Uuid::parse_str(id).is_ok())
+        .ok_or("expected webhooks/{id}, as RegisterWebhook returned it")
+}
+
+/// An absolute http:// or https:// URL with a host, no credentials in it.
+fn check_url(url: &str) -> Result<(), &'static str> {
+    let expected = "an absolute URL like https://branch.example.com/kefu/events (https:// or http://)";
+    if url.is_empty() || url.len() > MAX_URL {
+        return Err(expected);
+    }
+    let uri: http::Uri = url.parse().map_err(|_| expected)?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(expected);
+    }
+    let authority = uri.authority().ok_or(expected)?;
+    if authority.host().is_empty() {
+        return Err(expected);
+    }
+    if authority.as_str().contains('@') {
+        return Err("no user or password in the URL: the signature authenticates kefu to the branch");
+    }
+    Ok(())
+}
+
+/// A branch manages its own endpoints; the service center's staff any branch's.
+fn may_manage(caller: &Caller, branch: &str) -> Result<(), Status> {
+    if caller.branch.is_empty() || caller.branch == branch {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!(
+            "branch {} manages its own webhooks only, not branch {branch}'s",
+            caller.branch
+        )))
+    }
+}
+
+async fn endpoint(context: &ServiceContext, caller: &Caller, id: &str) -> Result<store::endpoint::Model, Status> {
+    let endpoint = store::endpoint_by_id(&context.db, id)
+        .await
+        .map_err(|e| error::from_db("reading a webhook", e))?
+        .ok_or_else(|| Status::not_found(format!("no webhook named webhooks/{id}")))?;
+    may_manage(caller, &endpoint.branch)?;
+    Ok(endpoint)
+}
+
+fn to_proto(endpoint: store::endpoint::Model) -> pb::Webhook {
+    pb::Webhook {
+        name: format!("webhooks/{}", endpoint.id),
+        branch: endpoint.branch,
+        url: endpoint.url,
+        events: endpoint.events.split(',').filter(|name| !name.is_empty()).map(str::to_owned).collect(),
+        active: endpoint.active,
+        create_time: Some(to_timestamp(endpoint.create_time)),
+        created_by: endpoint.created_by,
+        disable_reason: endpoint.disable_reason,
+    }
+}
+
+fn delivery_to_proto(delivery: store::delivery::Model, attempts: Vec<store::attempt::Model>) -> pb::WebhookDelivery {
+    let state = match delivery.state.as_str() {
+        store::PENDING => pb::WebhookDeliveryState::DeliveryPending,
+        store::SUCCEEDED => pb::WebhookDeliveryState::DeliverySucceeded,
+        store::FAILED => pb::WebhookDeliveryState::DeliveryFailed,
+        _ => pb::WebhookDeliveryState::Unspecified,
+    };
+    let pending = state == pb::WebhookDeliveryState::DeliveryPending;
+    pb::WebhookDelivery {
+        name: format!("webhooks/{}/deliveries/{}", delivery.webhook_id, delivery.delivery_id),
+        delivery_id: delivery.delivery_id,
+        event: delivery.event,
+        complaint: format!("complaints/{}", delivery.case_number),
+        state: state as i32,
+        body: delivery.body,
+        create_time: Some(to_timestamp(delivery.create_time)),
+        next_attempt_time: pending.then(|| to_timestamp(delivery.next_attempt_time)),
+        deliver_time: delivery.deliver_time.map(to_timestamp),
+        attempts: attempts
+            .into_iter()
+            .map(|attempt| pb::WebhookAttempt {
+                number: attempt.number,
+                attempt_time: Some(to_timestamp(attempt.attempt_time)),
+                status_code: attempt.status_code,
+                error: attempt.error,
+                duration: Some(to_duration(chrono::Duration::milliseconds(attempt.duration_ms))),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,214 @@
+//! The sender: every [`POLL_EVERY`] it reads the due deliveries (by the state and time index) and
+//! posts them, each endpoint in a task of its own — one at a time per endpoint, in the order they
+//! were written — so that a slow or dead endpoint holds up nobody else. Each attempt is recorded
+//! with what the endpoint answered; a failure is tried again after [`super::backoff`], for
+//! [`super::RETRY_FOR`], and an endpoint's remaining deliveries wait for its next round.
+//!
+//! Times of attempts and retries are the service's clock (injected in tests); the timeout of one
+//! POST is real time.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, USER_AGENT};
+use http_body_util::Full;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use kefu_kit::{error, server::ServiceContext, time::to_micros};
+use sea_orm::TransactionTrait;
+use tonic::Status;
+
+use super::{backoff, signature, store};
+
+/// How often the sender looks for due deliveries.
+pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Due deliveries read in one round at most.
+const ROUND: u64 = 500;
+
+/// The header with the delivery id, the same on every attempt.
+pub const DELIVERY_HEADER: &str = "kefu-delivery";
+/// The header naming the event.
+pub const EVENT_HEADER: &str = "kefu-event";
+/// The header with `sha256=<hex>`, HMAC-SHA256 over the body with the endpoint's secret.
+pub const SIGNATURE_HEADER: &str = "kefu-signature";
+
+pub struct Sender {
+    context: ServiceContext,
+    client: Client<HttpConnector, Full<Bytes>>,
+    /// How long one POST may take, connecting included.
+    timeout: std::time::Duration,
+    /// Endpoints with a task posting to them now.
+    busy: Arc<Mutex<HashSet<String>>>,
+}
+
+/// What became of one POST.
+enum Outcome {
+    Answered(u16),
+    Unreached(String),
+}
+
+impl Sender {
+    pub fn new(context: ServiceContext, timeout: std::time::Duration) -> Arc<Sender> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Arc::new(Sender { context, client, timeout, busy: Arc::default() })
+    }
+
+    /// Starts a task for every endpoint with due deliveries and no task running.
+    pub async fn round(self: &Arc<Self>) -> Result<(), Status> {
+        let now = to_micros(self.context.clock.now());
+        let due = store::due(&self.context.db, now, ROUND)
+            .await
+            .map_err(|e| error::from_db("finding due webhook deliveries", e))?;
+        let mut by_endpoint: Vec<(String, Vec<store::delivery::Model>)> = Vec::new();
+        for delivery in due {
+            match by_endpoint.iter_mut().find(|(webhook_id, _)| *webhook_id == delivery.webhook_id) {
+                Some((_, deliveries)) => deliveries.push(delivery),
+                None => by_endpoint.push((delivery.webhook_id.clone(), vec![delivery])),
+            }
+        }
+        for (webhook_id, deliveries) in by_endpoint {
+            let Some(claim) = Claim::take(&self.busy, &webhook_id) else { continue };
+            let sender = Arc::clone(self);
+            tokio::spawn(async move {
+                sender.deliver_to(&webhook_id, deliveries).await;
+                drop(claim);
+            });
+        }
+        Ok(())
+    }
+
+    /// Posts `deliveries` to their endpoint in order, until one fails.
+    async fn deliver_to(&self, webhook_id: &str, deliveries: Vec<store::delivery::Model>) {
+        let endpoint = match store::endpoint_by_id(&self.context.db, webhook_id).await {
+            Ok(Some(endpoint)) if endpoint.active => endpoint,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::error!(%error, webhook = webhook_id, "reading a webhook failed");
+                return;
+            }
+        };
+        for delivery in deliveries {
+            match self.attempt(&endpoint, delivery).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(error) => {
+                    tracing::error!(%error, webhook = webhook_id, "recording a webhook attempt failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Posts one delivery and records the attempt; true if it was delivered.
+    async fn attempt(
+        &self,
+        endpoint: &store::endpoint::Model,
+        delivery: store::delivery::Model,
+    ) -> Result<bool, sea_orm::DbErr> {
+        let attempt_time = to_micros(self.context.clock.now());
+        let started = Instant::now();
+        let outcome = self.post(endpoint, &delivery).await;
+        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let (status_code, error) = match &outcome {
+            Outcome::Answered(status) if (200..300).contains(status) => (*status, String::new()),
+            Outcome::Answered(status) => (*status, format!("answered HTTP {status}; 2xx expected")),
+            Outcome::Unreached(why) => (0, why.clone()),
+        };
+        let delivered = error.is_empty();
+        let mut after = delivery.clone();
+        after.attempts += 1;
+        if delivered {
+            after.state = store::SUCCEEDED.into();
+            after.deliver_time = Some(attempt_time);
+        } else {
+            let next = attempt_time + backoff(after.attempts);
+            if next > after.retry_until {
+                after.state = store::FAILED.into();
+            } else {
+                after.next_attempt_time = next;
+            }
+        }
+        let attempt = store::attempt::Model {
+            seq: 0,
+            delivery_seq: delivery.seq,
+            number: after.attempts,
+            attempt_time,
+            status_code: i32::from(status_code),
+            error,
+            duration_ms,
+        };
+        let tx = self.context.db.begin().await?;
+        let recorded = store::record_attempt(&tx, &after, attempt).await?;
+        tx.commit().await?;
+        if delivered {
+            tracing::info!(webhook = %endpoint.id, delivery = %delivery.delivery_id, event = %delivery.event, "webhook delivered");
+        } else {
+            tracing::warn!(
+                webhook = %endpoint.id, delivery = %delivery.delivery_id, attempts = after.attempts, state = %after.state,
+                status = status_code, "webhook delivery failed"
+            );
+        }
+        Ok(delivered && recorded)
+    }
+
+    async fn post(&self, endpoint: &store::endpoint::Model, delivery: &store::delivery::Model) -> Outcome {
+        let request = http::Request::post(endpoint.url.as_str())
+            .header(CONTENT_TYPE, "application/json")
+            .header(USER_AGENT, concat!("kefu-webhooks/", env!("CARGO_PKG_VERSION")))
+            .header(DELIVERY_HEADER, delivery.delivery_id.as_str())
+            .header(EVENT_HEADER, delivery.event.as_str())
+            .header(SIGNATURE_HEADER, signature(&endpoint.secret, delivery.body.as_bytes()))
+            .body(Full::new(Bytes::from(delivery.body.clone())));
+        let request = match request {
+            Ok(request) => request,
+            Err(error) => return Outcome::Unreached(format!("cannot make a request to this URL: {error}")),
+        };
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Err(_) => Outcome::Unreached(format!("no answer within {:?}", self.timeout)),
+            Ok(Err(error)) => Outcome::Unreached(chain(&error)),
+            Ok(Ok(response)) => Outcome::Answered(response.status().as_u16()),
+        }
+    }
+}
+
+/// An error with its causes, as one line ("client error (Connect): tcp connect error: Connection refused").
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
+/// An endpoint marked busy while its task runs; unmarked when the task ends, even by a panic.
+struct Claim {
+    busy: Arc<Mutex<HashSet<String>>>,
+    webhook_id: String,
+}
+
+impl Claim {
+    fn take(busy: &Arc<Mutex<HashSet<String>>>, webhook_id: &str) -> Option<Claim> {
+        let mut set = busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        set.insert(webhook_id.to_owned()).then(|| Claim { busy: Arc::clone(busy), webhook_id: webhook_id.to_owned() })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut set = self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        set.remove(&self.webhook_id);
+    }
+}
