@@ -76,6 +76,11 @@ pub fn test_config(dir: &Path, database: Option<&TestDatabase>) -> Config {
         ("KEFU_GATEWAY_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         // A webhook endpoint that never answers is given up on after 3 seconds.
         ("KEFU_WEBHOOK_TIMEOUT".to_owned(), "3".to_owned()),
+        // HTTPS webhook endpoints of the tests present certificates of this test CA.
+        (
+            "KEFU_WEBHOOK_CA_FILE".to_owned(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/webhook-tls/ca.pem").to_owned(),
+        ),
     ];
     for service in ["INTAKE", "INSPECTION", "CLAIMS", "SETTLEMENT", "ARCHIVES"] {
         vars.push((format!("KEFU_{service}_ADDR"), "127.0.0.1:0".to_owned()));

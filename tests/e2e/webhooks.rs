@@ -17,8 +17,8 @@ use kefu_kit::{ManualClock, clock::Clock, time::to_timestamp};
 use kefu_proto::intake::v1::{self as pb, intake_client::IntakeClient};
 use sha2::Sha256;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpListener,
 };
 use tonic::{Code, transport::Channel};
 
@@ -58,8 +58,36 @@ struct Receiver {
 
 impl Receiver {
     async fn start(answers: &[u16], dead_open: Arc<AtomicUsize>) -> Receiver {
+        Receiver::start_on(answers, dead_open, None).await
+    }
+
+    /// An HTTPS receiver presenting the fixture certificate `name` (`server` or `untrusted`).
+    async fn start_tls(name: &str) -> Receiver {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        let fixture = |file: String| format!("{}/tests/fixtures/webhook-tls/{file}", env!("CARGO_MANIFEST_DIR"));
+        let chain = CertificateDer::pem_file_iter(fixture(format!("{name}.pem")))
+            .expect("the certificate")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("PEM");
+        let key = PrivateKeyDer::from_pem_file(fixture(format!("{name}.key"))).expect("the key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("a server certificate");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Receiver::start_on(&[], Arc::default(), Some(acceptor)).await
+    }
+
+    async fn start_on(
+        answers: &[u16],
+        dead_open: Arc<AtomicUsize>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/kefu/events", listener.local_addr().expect("address"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}/kefu/events", listener.local_addr().expect("address"));
         let receiver = Receiver {
             url,
             received: Arc::default(),
@@ -69,13 +97,22 @@ impl Receiver {
         let serving = receiver.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serving.clone().serve(stream));
+                let serving = serving.clone();
+                match tls.clone() {
+                    None => drop(tokio::spawn(serving.serve(stream))),
+                    Some(acceptor) => drop(tokio::spawn(async move {
+                        // A client that refuses the certificate ends here.
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            serving.serve(stream).await;
+                        }
+                    })),
+                }
             }
         });
         receiver
     }
 
-    async fn serve(self, mut stream: TcpStream) {
+    async fn serve(self, mut stream: impl AsyncRead + AsyncWrite + Unpin) {
         let mut buffer = Vec::new();
         let mut chunk = [0u8; 4096];
         let (head_end, length) = loop {
@@ -479,5 +516,38 @@ async fn a_dead_endpoint_delays_only_itself_and_fails_after_a_day(backend: Backe
     assert_eq!(gave_up.next_attempt_time, None);
     let still = deliveries(&mut intake, &healthy_hook.name).await;
     assert!(still.iter().all(|d| d.state() == pb::WebhookDeliveryState::DeliverySucceeded), "{still:?}");
+    suite.stop().await;
+}
+
+on_both_backends!(https_endpoints_are_verified_against_trusted_roots);
+async fn https_endpoints_are_verified_against_trusted_roots(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(crate::intake::shanghai(23, 10, 0)));
+    let suite = TestSuite::start(backend, clock.clone()).await;
+    let mut intake = intake(&suite);
+    // Signed by the CA the suite trusts (KEFU_WEBHOOK_CA_FILE), and self-signed.
+    let trusted = Receiver::start_tls("server").await;
+    let untrusted = Receiver::start_tls("untrusted").await;
+    let trusted_hook =
+        intake.register_webhook(staff(webhook("tls", &trusted.url, &["registered"]))).await.expect("ok").into_inner();
+    let untrusted_hook = intake
+        .register_webhook(staff(webhook("self", &untrusted.url, &["registered"])))
+        .await
+        .expect("ok")
+        .into_inner();
+
+    let created = suite.complaints().create_complaint(create("c-1", complaint("late_delivery", "YD9101"))).await;
+    let name = created.expect("created").into_inner().name;
+    let received = trusted.when_received(1).await.remove(0);
+    assert_eq!(received.json()["complaint"]["name"], name.as_str());
+    assert_eq!(received.header("kefu-signature"), expected_signature(&received.body));
+    let refused = delivery_when(&intake, &untrusted_hook.name, &name, "registered", "the refusal is recorded", |d| {
+        !d.attempts.is_empty()
+    })
+    .await;
+    assert_eq!(refused.state(), pb::WebhookDeliveryState::DeliveryPending, "retried later");
+    assert!(refused.attempts[0].error.contains("certificate"), "{}", refused.attempts[0].error);
+    assert!(untrusted.received().is_empty(), "nothing is sent to an endpoint that fails verification");
+    let delivered = deliveries(&mut intake, &trusted_hook.name).await;
+    assert_eq!(delivered[0].state(), pb::WebhookDeliveryState::DeliverySucceeded);
     suite.stop().await;
 }

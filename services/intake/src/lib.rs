@@ -71,6 +71,8 @@ pub async fn run(
         migrations: MIGRATIONS,
         service_names: &[api::SERVICE_NAME, "kefu.events.v1.EventInbox"],
     };
+    let tls = webhooks::sender::tls_config(config.webhook_ca_file.as_deref())
+        .map_err(|message| StartError::Config { service: NAME, message })?;
     let chaser_shutdown = shutdown.clone();
     let sender_shutdown = shutdown.clone();
     run_service(spec, config, clock, listener, shutdown, |context| {
@@ -81,7 +83,7 @@ pub async fn run(
             let chaser = chaser.clone();
             async move { lifecycle::chase_overdue(&chaser).await.map(drop) }
         }));
-        let sender = webhooks::sender::Sender::new(context.clone(), config.webhook_timeout);
+        let sender = webhooks::sender::Sender::new(context.clone(), config.webhook_timeout, tls.clone());
         tokio::spawn(shutdown::every(webhooks::sender::POLL_EVERY, sender_shutdown, "sending webhooks", move || {
             let sender = sender.clone();
             async move { sender.round().await }

@@ -14,6 +14,7 @@
 //! | `KEFU_CLAIMS_POLICY` | unset: the handbook's standards | a claims policy file: compensation percentages, authority limit (see `services/claims/src/compensation-policy.txt`) |
 //! | `KEFU_INSPECTION_POLICY` | unset: the handbook's standards | an inspection policy file: fines table, hours after the written report, recurrence window (see `services/inspection/src/inspection-policy.txt`) |
 //! | `KEFU_WEBHOOK_TIMEOUT` | `10` | seconds one webhook POST to a branch's endpoint may take, connecting included; then it counts as failed and is retried later |
+//! | `KEFU_WEBHOOK_CA_FILE` | unset: Mozilla's roots only | a PEM file of CA certificates trusted for `https://` webhook endpoints besides Mozilla's roots (a company CA of the branches' systems) |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //!
 //! `<SERVICE>` is `INTAKE`, `INSPECTION`, `CLAIMS`, `SETTLEMENT` or `ARCHIVES`.
@@ -100,6 +101,8 @@ pub struct Config {
     pub inspection_policy: Option<PathBuf>,
     /// How long one webhook POST may take.
     pub webhook_timeout: std::time::Duration,
+    /// CA certificates trusted for HTTPS webhook endpoints besides Mozilla's roots.
+    pub webhook_ca_file: Option<PathBuf>,
     pub log: String,
 }
 
@@ -188,6 +191,7 @@ impl Config {
             claims_policy: get("KEFU_CLAIMS_POLICY").map(PathBuf::from),
             inspection_policy: get("KEFU_INSPECTION_POLICY").map(PathBuf::from),
             webhook_timeout,
+            webhook_ca_file: get("KEFU_WEBHOOK_CA_FILE").map(PathBuf::from),
             log: get("KEFU_LOG").unwrap_or_else(|| "info".into()),
         })
     }
@@ -262,5 +266,16 @@ mod tests {
         assert!(!error.to_string().contains("secret"));
         let error = config(&[("KEFU_TIME_ZONE", "Mars/Olympus")]).expect_err("no such zone");
         assert_eq!(error.variable, "KEFU_TIME_ZONE");
+        for timeout in ["0", "-1", "ten", "301"] {
+            let error = config(&[("KEFU_WEBHOOK_TIMEOUT", timeout)]).expect_err("not a timeout");
+            assert_eq!(error.variable, "KEFU_WEBHOOK_TIMEOUT");
+        }
+    }
+
+    #[test]
+    fn webhook_posts_time_out_after_ten_seconds_unless_told() {
+        assert_eq!(config(&[]).expect("valid").webhook_timeout, std::time::Duration::from_secs(10));
+        let told = config(&[("KEFU_WEBHOOK_TIMEOUT", "2.5")]).expect("valid");
+        assert_eq!(told.webhook_timeout, std::time::Duration::from_millis(2500));
     }
 }

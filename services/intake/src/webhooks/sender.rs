@@ -4,6 +4,9 @@
 //! with what the endpoint answered; a failure is tried again after [`super::backoff`], for
 //! [`super::RETRY_FOR`], and an endpoint's remaining deliveries wait for its next round.
 //!
+//! Several replicas of intake may send: each delivery is claimed before its attempt
+//! ([`store::claim`]), so one replica posts it, and another takes it over if that one dies.
+//!
 //! Times of attempts and retries are the service's clock (injected in tests); the timeout of one
 //! POST is real time.
 
@@ -16,11 +19,13 @@ use std::{
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, USER_AGENT};
 use http_body_util::Full;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
 use kefu_kit::{error, server::ServiceContext, time::to_micros};
+use rustls::{ClientConfig, RootCertStore, pki_types::CertificateDer, pki_types::pem::PemObject};
 use sea_orm::TransactionTrait;
 use tonic::Status;
 
@@ -28,6 +33,10 @@ use super::{backoff, signature, store};
 
 /// How often the sender looks for due deliveries.
 pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long past the timeout a claimed delivery waits before another replica may take it: only
+/// when the replica that claimed it died before recording the attempt.
+const CLAIM_MARGIN: chrono::Duration = chrono::Duration::minutes(1);
 
 /// Due deliveries read in one round at most.
 const ROUND: u64 = 500;
@@ -41,7 +50,7 @@ pub const SIGNATURE_HEADER: &str = "kefu-signature";
 
 pub struct Sender {
     context: ServiceContext,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// How long one POST may take, connecting included.
     timeout: std::time::Duration,
     /// Endpoints with a task posting to them now.
@@ -55,10 +64,14 @@ enum Outcome {
 }
 
 impl Sender {
-    pub fn new(context: ServiceContext, timeout: std::time::Duration) -> Arc<Sender> {
+    /// A sender posting with `tls` to `https://` endpoints, to `http://` ones in the clear.
+    pub fn new(context: ServiceContext, timeout: std::time::Duration, tls: ClientConfig) -> Arc<Sender> {
         let mut connector = HttpConnector::new();
+        connector.enforce_http(false);
         connector.set_connect_timeout(Some(timeout));
         connector.set_nodelay(true);
+        let connector =
+            HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Arc::new(Sender { context, client, timeout, busy: Arc::default() })
     }
@@ -109,13 +122,18 @@ impl Sender {
         }
     }
 
-    /// Posts one delivery and records the attempt; true if it was delivered.
+    /// Posts one delivery and records the attempt; true if it was delivered, or taken by another
+    /// replica meanwhile.
     async fn attempt(
         &self,
         endpoint: &store::endpoint::Model,
         delivery: store::delivery::Model,
     ) -> Result<bool, sea_orm::DbErr> {
         let attempt_time = to_micros(self.context.clock.now());
+        let lease = chrono::Duration::from_std(self.timeout).unwrap_or_default() + CLAIM_MARGIN;
+        if !store::claim(&self.context.db, &delivery, attempt_time, attempt_time + lease).await? {
+            return Ok(true);
+        }
         let started = Instant::now();
         let outcome = self.post(endpoint, &delivery).await;
         let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -181,6 +199,32 @@ impl Sender {
     }
 }
 
+/// The TLS of `https://` endpoints: Mozilla's roots (compiled in, so a container needs no CA
+/// bundle) and the CA certificates of `ca_file` (PEM), if given.
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let shown = path.display();
+        let certificates = CertificateDer::pem_file_iter(path)
+            .map_err(|error| format!("KEFU_WEBHOOK_CA_FILE={shown}: cannot read it: {error}"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| format!("KEFU_WEBHOOK_CA_FILE={shown}: not PEM certificates: {error}"))?;
+        if certificates.is_empty() {
+            return Err(format!("KEFU_WEBHOOK_CA_FILE={shown}: no CERTIFICATE in it; expected PEM CA certificates"));
+        }
+        for certificate in certificates {
+            roots
+                .add(certificate)
+                .map_err(|error| format!("KEFU_WEBHOOK_CA_FILE={shown}: a certificate is not usable: {error}"))?;
+        }
+    }
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|error| format!("TLS for webhooks: {error}"))
+}
+
 /// An error with its causes, as one line ("client error (Connect): tcp connect error: Connection refused").
 fn chain(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
@@ -210,5 +254,66 @@ impl Drop for Claim {
     fn drop(&mut self) {
         let mut set = self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         set.remove(&self.webhook_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{path::Path, sync::Arc};
+
+    use chrono::{Duration, TimeZone, Utc};
+    use kefu_kit::{Config, ManualClock, server::ServiceContext};
+
+    use super::{store, tls_config};
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/webhook-tls").join(name)
+    }
+
+    #[test]
+    fn a_ca_file_is_read_and_a_bad_one_is_named() {
+        assert!(tls_config(None).is_ok());
+        assert!(tls_config(Some(&fixture("ca.pem"))).is_ok());
+        let missing = tls_config(Some(&fixture("missing.pem"))).expect_err("no such file");
+        assert!(missing.starts_with("KEFU_WEBHOOK_CA_FILE=") && missing.contains("cannot read"), "{missing}");
+        let not_certificates = tls_config(Some(&fixture("README.md"))).expect_err("no certificate");
+        assert!(not_certificates.contains("no CERTIFICATE"), "{not_certificates}");
+    }
+
+    /// Two replicas reading the same due delivery: one posts it; the other takes it over only when
+    /// the first never recorded its attempt. On a real SQLite database.
+    #[tokio::test]
+    async fn a_delivery_is_claimed_by_one_replica_at_a_time() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let data_dir = dir.path().display().to_string();
+        let config = Config::from_lookup(|key| (key == "KEFU_DATA_DIR").then(|| data_dir.clone())).expect("config");
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).single().expect("a time");
+        let clock = Arc::new(ManualClock::new(now));
+        let context = ServiceContext::open(crate::NAME, &config, clock, crate::MIGRATIONS).await.expect("opened");
+        let delivery = store::delivery::Model {
+            seq: 0,
+            delivery_id: "0193a3c4-0000-7000-8000-000000000001".into(),
+            webhook_id: "0193a3c4-0000-7000-8000-000000000002".into(),
+            event: "registered".into(),
+            case_number: "20261123-7K3M9Q".into(),
+            body: "{}".into(),
+            state: store::PENDING.into(),
+            attempts: 0,
+            next_attempt_time: now,
+            retry_until: now + Duration::days(1),
+            create_time: now,
+            deliver_time: None,
+        };
+        store::insert_deliveries(&context.db, vec![delivery]).await.expect("inserted");
+        let read = store::due(&context.db, now, 10).await.expect("due");
+        assert_eq!(read.len(), 1);
+        let lease = now + Duration::minutes(2);
+        assert!(store::claim(&context.db, &read[0], now, lease).await.expect("claim"), "the first replica");
+        assert!(!store::claim(&context.db, &read[0], now, lease).await.expect("claim"), "not the second");
+        assert!(store::due(&context.db, now, 10).await.expect("due").is_empty());
+        // The first replica died mid-attempt: at the end of its lease the delivery is due again.
+        let later = store::due(&context.db, lease, 10).await.expect("due");
+        assert_eq!(later.len(), 1);
+        assert!(store::claim(&context.db, &later[0], lease, lease + Duration::minutes(2)).await.expect("claim"));
     }
 }

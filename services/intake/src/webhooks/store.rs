@@ -309,6 +309,25 @@ pub async fn attempts_of(db: &impl ConnectionTrait, deliveries: &[i64]) -> Resul
         .await
 }
 
+/// Takes a due delivery for one attempt: another replica of intake reading it at the same moment
+/// finds it no longer due. If the attempt is never recorded (the replica died), the delivery is
+/// due again at `until`.
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    delivery: &delivery::Model,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let claimed = delivery::Entity::update_many()
+        .col_expr(delivery::Column::NextAttemptTime, until.into())
+        .filter(delivery::Column::Seq.eq(delivery.seq))
+        .filter(delivery::Column::State.eq(PENDING))
+        .filter(delivery::Column::NextAttemptTime.lte(now))
+        .exec(db)
+        .await?;
+    Ok(claimed.rows_affected == 1)
+}
+
 /// Records an attempt of a pending delivery and what follows from it; false if the delivery was no
 /// longer pending (its endpoint disabled meanwhile).
 pub async fn record_attempt(
