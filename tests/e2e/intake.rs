@@ -434,6 +434,22 @@ async fn deadlines_pause_while_waiting_and_overdue_cases_are_chased(backend: Bac
     chase(&mut intake).await;
     let steps = actions(&mut intake, &name).await;
     assert_eq!(steps.iter().filter(|action| *action == "chased").count(), 2, "{steps:?}");
+    // The owner is chased in its own case too, each time.
+    let inspection = InspectionClient::new(suite.gateway.clone());
+    let case = GetCaseRequest { name: name.replace("complaints/", "cases/") };
+    crate::support::eventually("inspection's case records both chases", || {
+        let mut inspection = inspection.clone();
+        let case = case.clone();
+        async move {
+            let history = inspection.get_case(case).await.ok()?.into_inner().history;
+            let chased: Vec<_> = history.iter().filter(|step| step.action == "chased").collect();
+            (chased.len() == 2)
+                .then(|| chased.iter().all(|step| step.actor == "intake" && step.detail.contains("催办")))
+        }
+    })
+    .await
+    .then_some(())
+    .expect("recorded as intake's chase");
     suite.stop().await;
 }
 

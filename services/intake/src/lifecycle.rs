@@ -426,16 +426,15 @@ pub fn chase(row: &store::Model, now: &Now<'_>) -> Option<Change> {
     let mut after = row.clone();
     after.chase_at = Some(now.time + Duration::days(1));
     let overdue = deadline::words(now.time - row.deadline);
+    let deadline = local(row.deadline, now.time_zone);
     let mut change = Change::new(after).step(
         "chased",
         "intake",
         now.time,
-        format!(
-            "{overdue} past the deadline {}: {} chased, a supervisor told",
-            local(row.deadline, now.time_zone),
-            row.owner
-        ),
+        format!("{overdue} past the deadline {deadline}: {} chased, a supervisor told", row.owner),
     );
+    // The owner hears of it in its own case, besides the chase in intake's replies.
+    change.events.extend(notice(row, "chased", format!("{overdue} past the deadline {deadline} (催办)"), now.time));
     change.replies.push(replies::chase(row, now.time_zone));
     change.replies.push(replies::overdue_notice(row, now.time_zone));
     Some(change)

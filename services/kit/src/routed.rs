@@ -189,8 +189,8 @@ impl AcceptRoutedCases {
     }
 }
 
-/// Records intake's notice (reopened, linked or unlinked as a duplicate) in the history of the
-/// case the owner holds.
+/// Records intake's notice (reopened, linked or unlinked as a duplicate, chased past its deadline)
+/// in the history of the case the owner holds.
 pub async fn record_notice(tx: &DatabaseTransaction, owner: ServiceName, notice: &CaseNotice) -> Result<(), Status> {
     let case_number = notice
         .complaint
@@ -200,10 +200,11 @@ pub async fn record_notice(tx: &DatabaseTransaction, owner: ServiceName, notice:
         "reopened" => "reopened",
         "linked_duplicate" => "linked_duplicate",
         "unlinked_duplicate" => "unlinked_duplicate",
+        "chased" => "chased",
         other => {
             return Err(error::invalid_field(
                 "event.case_notice.action",
-                format!("unknown action {other:?}: reopened, linked_duplicate or unlinked_duplicate"),
+                format!("unknown action {other:?}: reopened, linked_duplicate, unlinked_duplicate or chased"),
             ));
         }
     };
