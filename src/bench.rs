@@ -39,7 +39,14 @@ pub struct BenchArgs {
     /// How long to wait, after a run, for every complaint to reach its owner.
     #[arg(long, default_value_t = 60)]
     drain_seconds: u64,
+    /// Register this URL as the webhook of every branch the load uses (B00–B19), so that every
+    /// complaint is also posted to it (e.g. `python3 bench/webhook-sink.py 8099`).
+    #[arg(long)]
+    webhook_url: Option<String>,
 }
+
+/// The branches the load files complaints for.
+const BRANCHES: usize = 20;
 
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     let channel = Channel::from_shared(args.gateway.clone())
@@ -47,8 +54,12 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         .connect()
         .await
         .map_err(|error| format!("cannot reach the gateway at {}: {error}. Is `kefu up` running?", args.gateway))?;
-    let client = ComplaintsClient::new(channel);
+    let client = ComplaintsClient::new(channel.clone());
     println!("kefu bench against {} ({} s per run)", args.gateway, args.seconds);
+    if let Some(url) = &args.webhook_url {
+        register_webhooks(channel, url).await?;
+        println!("webhooks: every branch's events posted to {url}");
+    }
     if let Some(pid) = args.suite_pid {
         println!(
             "suite pid {pid}: resident memory idle {}",
@@ -121,6 +132,24 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Registers `url` for every branch of the load; a rerun registers nothing new (same request ids).
+async fn register_webhooks(channel: Channel, url: &str) -> Result<(), String> {
+    use kefu_proto::intake::v1::{RegisterWebhookRequest, Webhook, intake_client::IntakeClient};
+    let mut intake = IntakeClient::new(channel);
+    for branch in 0..BRANCHES {
+        let request = RegisterWebhookRequest {
+            request_id: format!("bench-webhook-B{branch:02}-{url}"),
+            webhook: Some(Webhook { branch: format!("B{branch:02}"), url: url.to_owned(), ..Default::default() }),
+            secret: "kefu-bench-webhook-secret".into(),
+        };
+        intake
+            .register_webhook(request)
+            .await
+            .map_err(|status| format!("--webhook-url {url}: {}", status.message()))?;
+    }
+    Ok(())
+}
+
 struct RunResult {
     latencies_us: Vec<u64>,
     errors: u64,
@@ -148,7 +177,7 @@ async fn drive(client: &ComplaintsClient<Channel>, concurrency: usize, duration:
                         description: "货物延误三天未到,客户多次查询无果".into(),
                         customer_request: "尽快送达并说明原因".into(),
                         contact: Some(Contact { name: "测试客户".into(), phone: "13800000000".into() }),
-                        branch: format!("B{:02}", worker % 20),
+                        branch: format!("B{:02}", worker % BRANCHES),
                         ..Default::default()
                     }),
                     from_request: String::new(),

@@ -21,6 +21,9 @@ Configuration comes from environment variables only:
   KEFU_INSPECTION_POLICY  an inspection policy file: the fines table, the hours after
                        the written report, the recurrence window (default: the handbook's)
   KEFU_TIME_ZONE       the company's time zone (default Asia/Shanghai)
+  KEFU_WEBHOOK_TIMEOUT seconds one webhook POST to a branch may take (default 10)
+  KEFU_WEBHOOK_CA_FILE PEM CA certificates trusted for https:// webhook endpoints besides
+                       Mozilla's roots (docs/webhooks.md)
   KEFU_LOG             log filter (default info)
 The full table is in services/kit/src/config.rs.";
 

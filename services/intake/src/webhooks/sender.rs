@@ -1,8 +1,9 @@
-//! The sender: every [`POLL_EVERY`] it reads the due deliveries (by the state and time index) and
-//! posts them, each endpoint in a task of its own — one at a time per endpoint, in the order they
-//! were written — so that a slow or dead endpoint holds up nobody else. Each attempt is recorded
-//! with what the endpoint answered; a failure is tried again after [`super::backoff`], for
-//! [`super::RETRY_FOR`], and an endpoint's remaining deliveries wait for its next round.
+//! The sender: every [`POLL_EVERY`] it reads the due deliveries (by the state and time index) of
+//! the endpoints not being posted to, and posts them, each endpoint in a task of its own — one at a
+//! time per endpoint, in the order they were written — so that a slow or dead endpoint holds up
+//! nobody else. Each attempt is recorded with what the endpoint answered; a failure is tried again
+//! after [`super::backoff`], for [`super::RETRY_FOR`], and the endpoint's other deliveries wait
+//! until then too.
 //!
 //! Several replicas of intake may send: each delivery is claimed before its attempt
 //! ([`store::claim`]), so one replica posts it, and another takes it over if that one dies.
@@ -17,6 +18,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use http::header::{CONTENT_TYPE, USER_AGENT};
 use http_body_util::Full;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -79,7 +81,9 @@ impl Sender {
     /// Starts a task for every endpoint with due deliveries and no task running.
     pub async fn round(self: &Arc<Self>) -> Result<(), Status> {
         let now = to_micros(self.context.clock.now());
-        let due = store::due(&self.context.db, now, ROUND)
+        let busy: Vec<String> =
+            self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect();
+        let due = store::due(&self.context.db, now, ROUND, &busy)
             .await
             .map_err(|e| error::from_db("finding due webhook deliveries", e))?;
         let mut by_endpoint: Vec<(String, Vec<store::delivery::Model>)> = Vec::new();
@@ -112,8 +116,8 @@ impl Sender {
         };
         for delivery in deliveries {
             match self.attempt(&endpoint, delivery).await {
-                Ok(true) => {}
-                Ok(false) => return,
+                Ok(None) => {}
+                Ok(Some(_)) => return,
                 Err(error) => {
                     tracing::error!(%error, webhook = webhook_id, "recording a webhook attempt failed");
                     return;
@@ -122,17 +126,18 @@ impl Sender {
         }
     }
 
-    /// Posts one delivery and records the attempt; true if it was delivered, or taken by another
-    /// replica meanwhile.
+    /// Posts one delivery and records the attempt. On failure, returns when the endpoint is tried
+    /// next: its other deliveries wait until then too, so that a dead endpoint's backlog is not
+    /// tried (and does not fill the rounds) meanwhile.
     async fn attempt(
         &self,
         endpoint: &store::endpoint::Model,
         delivery: store::delivery::Model,
-    ) -> Result<bool, sea_orm::DbErr> {
+    ) -> Result<Option<DateTime<Utc>>, sea_orm::DbErr> {
         let attempt_time = to_micros(self.context.clock.now());
         let lease = chrono::Duration::from_std(self.timeout).unwrap_or_default() + CLAIM_MARGIN;
         if !store::claim(&self.context.db, &delivery, attempt_time, attempt_time + lease).await? {
-            return Ok(true);
+            return Ok(None);
         }
         let started = Instant::now();
         let outcome = self.post(endpoint, &delivery).await;
@@ -145,11 +150,11 @@ impl Sender {
         let delivered = error.is_empty();
         let mut after = delivery.clone();
         after.attempts += 1;
+        let next = attempt_time + backoff(after.attempts);
         if delivered {
             after.state = store::SUCCEEDED.into();
             after.deliver_time = Some(attempt_time);
         } else {
-            let next = attempt_time + backoff(after.attempts);
             if next > after.retry_until {
                 after.state = store::FAILED.into();
             } else {
@@ -167,6 +172,9 @@ impl Sender {
         };
         let tx = self.context.db.begin().await?;
         let recorded = store::record_attempt(&tx, &after, attempt).await?;
+        if !delivered {
+            store::defer(&tx, &endpoint.id, next).await?;
+        }
         tx.commit().await?;
         if delivered {
             tracing::info!(webhook = %endpoint.id, delivery = %delivery.delivery_id, event = %delivery.event, "webhook delivered");
@@ -176,7 +184,7 @@ impl Sender {
                 status = status_code, "webhook delivery failed"
             );
         }
-        Ok(delivered && recorded)
+        Ok((recorded && !delivered).then_some(next))
     }
 
     async fn post(&self, endpoint: &store::endpoint::Model, delivery: &store::delivery::Model) -> Outcome {
@@ -305,14 +313,14 @@ mod tests {
             deliver_time: None,
         };
         store::insert_deliveries(&context.db, vec![delivery]).await.expect("inserted");
-        let read = store::due(&context.db, now, 10).await.expect("due");
+        let read = store::due(&context.db, now, 10, &[]).await.expect("due");
         assert_eq!(read.len(), 1);
         let lease = now + Duration::minutes(2);
         assert!(store::claim(&context.db, &read[0], now, lease).await.expect("claim"), "the first replica");
         assert!(!store::claim(&context.db, &read[0], now, lease).await.expect("claim"), "not the second");
-        assert!(store::due(&context.db, now, 10).await.expect("due").is_empty());
+        assert!(store::due(&context.db, now, 10, &[]).await.expect("due").is_empty());
         // The first replica died mid-attempt: at the end of its lease the delivery is due again.
-        let later = store::due(&context.db, lease, 10).await.expect("due");
+        let later = store::due(&context.db, lease, 10, &[]).await.expect("due");
         assert_eq!(later.len(), 1);
         assert!(store::claim(&context.db, &later[0], lease, lease + Duration::minutes(2)).await.expect("claim"));
     }

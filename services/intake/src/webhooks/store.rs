@@ -259,11 +259,18 @@ pub async fn insert_deliveries(db: &impl ConnectionTrait, deliveries: Vec<delive
     delivery::Entity::insert_many(rows).exec_without_returning(db).await.map(drop)
 }
 
-/// Pending deliveries due by `now`, the longest waiting first (by the state and time index).
-pub async fn due(db: &impl ConnectionTrait, now: DateTime<Utc>, limit: u64) -> Result<Vec<delivery::Model>, DbErr> {
+/// Pending deliveries due by `now`, the longest waiting first (by the state and time index), except
+/// those of the endpoints `busy`.
+pub async fn due(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+    busy: &[String],
+) -> Result<Vec<delivery::Model>, DbErr> {
     delivery::Entity::find()
         .filter(delivery::Column::State.eq(PENDING))
         .filter(delivery::Column::NextAttemptTime.lte(now))
+        .filter(delivery::Column::WebhookId.is_not_in(busy.iter().cloned()))
         .order_by_asc(delivery::Column::NextAttemptTime)
         .order_by_asc(delivery::Column::Seq)
         .limit(limit)
@@ -351,6 +358,18 @@ pub async fn record_attempt(
     attempt.seq = NotSet;
     attempt::Entity::insert(attempt).exec_without_returning(db).await?;
     Ok(true)
+}
+
+/// Holds every pending delivery of endpoint `webhook_id` until at least `until`: the endpoint failed.
+pub async fn defer(db: &impl ConnectionTrait, webhook_id: &str, until: DateTime<Utc>) -> Result<(), DbErr> {
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::NextAttemptTime, until.into())
+        .filter(delivery::Column::WebhookId.eq(webhook_id))
+        .filter(delivery::Column::State.eq(PENDING))
+        .filter(delivery::Column::NextAttemptTime.lt(until))
+        .exec(db)
+        .await
+        .map(drop)
 }
 
 /// Makes a delivery due again now, for another day of retries.
