@@ -124,13 +124,12 @@ pub async fn disable(
     if !endpoint.active {
         return Ok(to_proto(endpoint));
     }
-    let db_error = |context: &'static str| move |e| error::from_db(context, e);
-    let tx = sea_orm::TransactionTrait::begin(&context.db).await.map_err(db_error("disabling a webhook"))?;
-    store::disable_endpoint(&tx, id, reason).await.map_err(db_error("disabling a webhook"))?;
-    tx.commit().await.map_err(db_error("disabling a webhook"))?;
+    let db_error = |e| error::from_db("disabling a webhook", e);
+    let tx = sea_orm::TransactionTrait::begin(&context.db).await.map_err(db_error)?;
+    store::disable_endpoint(&tx, id, reason).await.map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
     tracing::info!(webhook = %id, by = %caller.user, "webhook disabled");
-    let endpoint = store::endpoint_by_id(&context.db, id).await.map_err(db_error("reading a webhook"))?;
-    endpoint.map(to_proto).ok_or_else(|| Status::not_found(format!("no webhook named {}", request.name)))
+    Ok(to_proto(store::endpoint::Model { active: false, disable_reason: reason.into(), ..endpoint }))
 }
 
 pub async fn list_deliveries(
@@ -165,12 +164,15 @@ pub async fn list_deliveries(
         .await
         .map_err(db_error("listing webhook deliveries"))?;
     let seqs: Vec<i64> = deliveries.iter().map(|delivery| delivery.seq).collect();
-    let attempts = store::attempts_of(&context.db, &seqs).await.map_err(db_error("listing webhook attempts"))?;
+    let mut attempts: std::collections::HashMap<i64, Vec<store::attempt::Model>> = std::collections::HashMap::new();
+    for attempt in store::attempts_of(&context.db, &seqs).await.map_err(db_error("listing webhook attempts"))? {
+        attempts.entry(attempt.delivery_seq).or_default().push(attempt);
+    }
     Ok(pb::ListWebhookDeliveriesResponse {
         deliveries: deliveries
             .into_iter()
             .map(|delivery| {
-                let own = attempts.iter().filter(|attempt| attempt.delivery_seq == delivery.seq).cloned().collect();
+                let own = attempts.remove(&delivery.seq).unwrap_or_default();
                 delivery_to_proto(delivery, own)
             })
             .collect(),
@@ -210,10 +212,12 @@ pub async fn redeliver(
         .await
         .map_err(db_error("redelivering a webhook delivery"))?;
     tracing::info!(webhook = %endpoint.id, delivery = %delivery.delivery_id, by = %caller.user, "webhook delivery sent again");
-    let delivery = store::delivery_by_id(&context.db, delivery_id)
-        .await
-        .map_err(db_error("reading a webhook delivery"))?
-        .ok_or_else(not_found)?;
+    let delivery = store::delivery::Model {
+        state: store::PENDING.into(),
+        next_attempt_time: now,
+        retry_until: now + RETRY_FOR,
+        ..delivery
+    };
     let attempts =
         store::attempts_of(&context.db, &[delivery.seq]).await.map_err(db_error("listing webhook attempts"))?;
     Ok(delivery_to_proto(delivery, attempts))
