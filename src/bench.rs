@@ -12,18 +12,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::client::{Gateway as Channel, GatewayArgs};
 use clap::Args;
 use kefu_proto::gateway::v1::{
     Channel as ComplaintChannel, Complaint, Contact, CreateComplaintRequest, ListComplaintsRequest,
     complaints_client::ComplaintsClient,
 };
-use tonic::transport::Channel;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The gateway to drive.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    gateway: String,
+    #[command(flatten)]
+    gateway: GatewayArgs,
     /// Concurrent callers; several runs with a comma-separated list, e.g. 1,16,64.
     #[arg(long, value_delimiter = ',', default_value = "16")]
     concurrency: Vec<usize>,
@@ -49,13 +48,9 @@ pub struct BenchArgs {
 const BRANCHES: usize = 20;
 
 pub async fn run(args: BenchArgs) -> Result<(), String> {
-    let channel = Channel::from_shared(args.gateway.clone())
-        .map_err(|error| format!("--gateway {}: {error}", args.gateway))?
-        .connect()
-        .await
-        .map_err(|error| format!("cannot reach the gateway at {}: {error}. Is `kefu up` running?", args.gateway))?;
+    let channel = args.gateway.connect().await?;
     let client = ComplaintsClient::new(channel.clone());
-    println!("kefu bench against {} ({} s per run)", args.gateway, args.seconds);
+    println!("kefu bench against {} ({} s per run)", args.gateway.gateway, args.seconds);
     if let Some(url) = &args.webhook_url {
         register_webhooks(channel, url).await?;
         println!("webhooks: every branch's events posted to {url}");

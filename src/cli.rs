@@ -24,6 +24,13 @@ Configuration comes from environment variables only:
   KEFU_WEBHOOK_TIMEOUT seconds one webhook POST to a branch may take (default 10)
   KEFU_WEBHOOK_CA_FILE PEM CA certificates trusted for https:// webhook endpoints besides
                        Mozilla's roots (docs/webhooks.md)
+  KEFU_INTERNAL_KEY    the secret kefu's processes sign calls to each other with, the
+                       same in every process (kefu up makes one; kefu serve needs it)
+  KEFU_BOOTSTRAP_TOKEN a secret (32+ characters) that authenticates as the bootstrap
+                       admin, to create the first tokens with `kefu token create`
+  KEFU_ACCESS_POLICY   the access table file (default: gateway/src/access-policy.txt)
+  KEFU_OIDC_ISSUER, KEFU_OIDC_AUDIENCE, KEFU_OIDC_JWKS_FILE  staff single sign-on
+  KEFU_TOKEN, KEFU_GATEWAY_URL  as whom and where client commands call
   KEFU_LOG             log filter (default info)
 The full table is in services/kit/src/config.rs.";
 
@@ -58,6 +65,11 @@ enum Command {
     /// Drive CreateComplaint through a running gateway and report throughput, latency, errors,
     /// CPU per complaint and whether the handoff to the owners keeps up.
     Bench(crate::bench::BenchArgs),
+    /// Create, list or revoke tokens (administrators; KEFU_TOKEN holds yours, or the bootstrap
+    /// secret for the first ones).
+    ///
+    /// Example:  KEFU_TOKEN=$KEFU_BOOTSTRAP_TOKEN kefu token create --subject A1024 --department intake --role agent
+    Token(crate::token::TokenArgs),
     /// Print a monthly report as CSV, fetched from a running gateway.
     ///
     /// Example:  kefu report claims --month 2026-11 > claims-2026-11.csv
@@ -80,6 +92,7 @@ pub async fn main() -> ExitCode {
         Command::Migrate => suite::migrate(&config, Arc::new(SystemClock)).await.map_err(|error| error.to_string()),
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Report(args) => crate::report::run(args).await,
+        Command::Token(args) => crate::token::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,11 +103,24 @@ pub async fn main() -> ExitCode {
     }
 }
 
-async fn run_targets(config: Config, targets: &[Target], announce: bool) -> Result<(), String> {
+async fn run_targets(mut config: Config, targets: &[Target], announce: bool) -> Result<(), String> {
     // A broken policy stops start-up before anything listens.
     kefu_gateway::RoutingPolicy::load(config.routing_policy.as_deref()).map_err(|error| error.to_string())?;
+    kefu_gateway::AccessTable::load(config.access_policy.as_deref()).map_err(|error| error.to_string())?;
     kefu_claims::CompensationPolicy::load(config.claims_policy.as_deref()).map_err(|error| error.to_string())?;
     kefu_inspection::InspectionPolicy::load(config.inspection_policy.as_deref()).map_err(|error| error.to_string())?;
+    if config.internal_key.is_none() {
+        if !announce {
+            return Err("KEFU_INTERNAL_KEY is not set: every kefu process of one installation needs the same internal key, at least 32 characters (e.g. `openssl rand -hex 32`; in Kubernetes the Secret kefu-internal-key)".into());
+        }
+        // One process: its parts share a key made now.
+        config.internal_key = Some(kefu_kit::config::Secret::new(kefu_kit::trust::InternalKey::generate_secret()?));
+    }
+    if announce && config.bootstrap_token.is_none() {
+        eprintln!(
+            "kefu: KEFU_BOOTSTRAP_TOKEN is not set, so no one can create the first tokens. Set it to a secret of 32+ characters (e.g. `export KEFU_BOOTSTRAP_TOKEN=$(openssl rand -hex 32)`), then: KEFU_TOKEN=$KEFU_BOOTSTRAP_TOKEN kefu token create …"
+        );
+    }
     let bound = suite::bind(config, targets).await.map_err(|error| error.to_string())?;
     let storage = match &bound.config.database_url {
         Some(url) => format!("PostgreSQL {} (a schema per service)", kefu_kit::config::redact_password(url)),
@@ -109,7 +135,10 @@ async fn run_targets(config: Config, targets: &[Target], announce: bool) -> Resu
     if announce {
         println!("kefu is up. Storage: {storage}");
         println!("{}", lines.join("\n"));
-        println!("Call the gateway:  grpcurl -plaintext {} list", bound.config.gateway_addr);
+        println!(
+            "Call the gateway:  grpcurl -plaintext -H \"authorization: Bearer $KEFU_TOKEN\" {} list",
+            bound.config.gateway_addr
+        );
         println!("Stop with Ctrl-C.");
     } else {
         println!("kefu serving. Storage: {storage}\n{}", lines.join("\n"));

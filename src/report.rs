@@ -7,7 +7,8 @@ use kefu_proto::{
     inspection::v1::{GetMonthlyReportRequest, inspection_client::InspectionClient},
     settlement::v1::{GetMonthlySummaryRequest, settlement_client::SettlementClient},
 };
-use tonic::transport::Channel;
+
+use crate::client::{GatewayArgs, explain};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ReportKind {
@@ -27,25 +28,20 @@ pub struct ReportArgs {
     /// The month, in the company's time zone: 2026-11.
     #[arg(long)]
     month: String,
-    /// The gateway to ask.
-    #[arg(long, default_value = "http://127.0.0.1:50051", env = "KEFU_GATEWAY_URL")]
-    gateway: String,
+    #[command(flatten)]
+    gateway: GatewayArgs,
 }
 
 /// Prints the report's CSV on standard output.
 pub async fn run(args: ReportArgs) -> Result<(), String> {
-    let channel = Channel::from_shared(args.gateway.clone())
-        .map_err(|error| format!("--gateway {}: {error}", args.gateway))?
-        .connect()
-        .await
-        .map_err(|error| format!("cannot reach the gateway at {}: {error}; is kefu up?", args.gateway))?;
+    let channel = args.gateway.connect().await?;
     let csv = match args.kind {
         ReportKind::Claims => {
             let request = GetMonthlyClaimsReportRequest { month: args.month };
             ClaimsClient::new(channel)
                 .get_monthly_claims_report(request)
                 .await
-                .map_err(|status| format!("the claims report: {}", status.message()))?
+                .map_err(|status| explain("the claims report", &status))?
                 .into_inner()
                 .csv
         }
@@ -54,7 +50,7 @@ pub async fn run(args: ReportArgs) -> Result<(), String> {
             InspectionClient::new(channel)
                 .get_monthly_report(request)
                 .await
-                .map_err(|status| format!("the inspection report: {}", status.message()))?
+                .map_err(|status| explain("the inspection report", &status))?
                 .into_inner()
                 .csv
         }
@@ -63,7 +59,7 @@ pub async fn run(args: ReportArgs) -> Result<(), String> {
             SettlementClient::new(channel)
                 .get_monthly_summary(request)
                 .await
-                .map_err(|status| format!("the settlement summary: {}", status.message()))?
+                .map_err(|status| explain("the settlement summary", &status))?
                 .into_inner()
                 .csv
         }

@@ -2,12 +2,13 @@
 //! routing policy to its category and hands it, with the route, to intake, which records it and
 //! the handoff to the owner in one transaction. Reading goes to intake.
 
+use kefu_kit::trust::SignedChannel;
 use kefu_kit::{caller::Caller, config::ServiceName, error::FieldViolations, time::to_duration, trace::TraceContext};
 use kefu_proto::{
     gateway::v1::{self as pb, complaints_server},
     intake::v1::{self as intake, intake_client::IntakeClient},
 };
-use tonic::{Request, Response, Status, transport::Channel};
+use tonic::{Request, Response, Status};
 
 use crate::policy::RoutingPolicy;
 
@@ -15,11 +16,11 @@ pub const SERVICE_NAME: &str = "kefu.gateway.v1.Complaints";
 
 pub struct ComplaintsApi {
     policy: RoutingPolicy,
-    intake: IntakeClient<Channel>,
+    intake: IntakeClient<SignedChannel>,
 }
 
 impl ComplaintsApi {
-    pub fn new(policy: RoutingPolicy, intake: IntakeClient<Channel>) -> Self {
+    pub fn new(policy: RoutingPolicy, intake: IntakeClient<SignedChannel>) -> Self {
         Self { policy, intake }
     }
 

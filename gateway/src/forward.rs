@@ -1,8 +1,15 @@
-//! The gateway's front door: every request passes through [`Dispatch`], which establishes who is
-//! calling and the trace context, then either answers it (the gateway's own services, health,
-//! reflection) or forwards it unchanged over HTTP/2 to the service that owns its package:
-//! `/kefu.<service>.v1.<Service>/<Method>` goes to `<service>`. New methods and services of a
-//! package need no change here.
+//! The gateway's front door: every request passes through [`Dispatch`], which
+//!
+//! 1. lets health and reflection through to anyone;
+//! 2. establishes who is calling ([`crate::identity`]) — `UNAUTHENTICATED` otherwise;
+//! 3. asks the access table ([`crate::access`]) whether that principal may call the method —
+//!    `PERMISSION_DENIED` otherwise, naming who may;
+//! 4. drops every `x-kefu-*` header the caller sent and sets the established identity and the
+//!    trace context in their place;
+//! 5. answers the call itself (the gateway's own services) or forwards it over HTTP/2, signed as
+//!    the gateway (`kefu_kit::trust`), to the service that owns its package:
+//!    `/kefu.<service>.v1.<Service>/<Method>` goes to `<service>`. New methods and services of a
+//!    package need no change here, only a line in the access table.
 
 use std::{
     collections::HashMap,
@@ -14,11 +21,18 @@ use std::{
 };
 
 use http::{Request, Response};
-use kefu_kit::{config::ServiceName, trace::TraceContext};
-use tonic::{Status, body::Body, metadata::MetadataMap, service::Routes, transport::Channel};
+use kefu_kit::{
+    config::ServiceName,
+    trace::TraceContext,
+    trust::{self, SignedChannel, status_response},
+};
+use tonic::{Status, body::Body, metadata::MetadataMap, service::Routes};
 use tower::{Service, ServiceExt};
 
-use crate::identity;
+use crate::{
+    access::AccessTable,
+    identity::{self, Authenticator},
+};
 
 /// Internal methods that callers may not reach through the gateway, with what to use instead.
 const REFUSED: &[(&str, &str)] = &[(
@@ -29,17 +43,24 @@ const REFUSED: &[(&str, &str)] = &[(
 #[derive(Clone)]
 pub struct Dispatch {
     local: Routes,
-    backends: Arc<HashMap<&'static str, Channel>>,
+    backends: Arc<HashMap<&'static str, SignedChannel>>,
+    authenticator: Arc<Authenticator>,
+    access: Arc<AccessTable>,
 }
 
 impl Dispatch {
-    pub fn new(local: Routes, backends: Vec<(ServiceName, Channel)>) -> Self {
+    pub fn new(
+        local: Routes,
+        backends: Vec<(ServiceName, SignedChannel)>,
+        authenticator: Arc<Authenticator>,
+        access: Arc<AccessTable>,
+    ) -> Self {
         let backends = backends.into_iter().map(|(service, channel)| (service.as_str(), channel)).collect();
-        Dispatch { local, backends: Arc::new(backends) }
+        Dispatch { local, backends: Arc::new(backends), authenticator, access }
     }
 
     /// The backend owning the package of `path`, if it is a `kefu.<service>.v1` package.
-    fn backend_for(&self, path: &str) -> Option<(&'static str, Channel)> {
+    fn backend_for(&self, path: &str) -> Option<(&'static str, SignedChannel)> {
         let service = path.strip_prefix("/kefu.")?.split('.').next()?;
         let version = path.strip_prefix("/kefu.")?.split('.').nth(1)?;
         if version != "v1" {
@@ -59,17 +80,51 @@ impl Service<Request<Body>> for Dispatch {
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let mut metadata = MetadataMap::from_headers(std::mem::take(request.headers_mut()));
-        let caller = identity::authenticate(&metadata);
-        identity::stamp(&mut metadata, &caller);
+        let path = request.uri().path().to_owned();
+        let refuse = |status: Status| -> Self::Future { Box::pin(async move { Ok(status_response(status)) }) };
+        let principal = if trust::is_open(&path) {
+            None
+        } else {
+            match self.authenticator.authenticate(&path, request.headers()) {
+                Ok(principal) => Some(principal),
+                Err(error) => {
+                    identity::record_unauthenticated(&path, &error);
+                    return refuse(Status::unauthenticated(error.message()));
+                }
+            }
+        };
+        if let Some(principal) = &principal
+            && !self.access.allows(&path, principal)
+        {
+            identity::record_denied(&path, principal);
+            if let Some((_, instead)) = REFUSED.iter().find(|(refused, _)| *refused == path) {
+                return refuse(Status::permission_denied(*instead));
+            }
+            return refuse(Status::permission_denied(format!(
+                "the access table does not let {} call {}; it is for: {}",
+                principal.describe(),
+                path.trim_start_matches('/'),
+                self.access.who_may(&path)
+            )));
+        }
+
+        // Nothing the caller says about who it is goes further: not its x-kefu-* headers, not its
+        // credentials.
+        let headers = request.headers_mut();
+        let claimed: Vec<http::HeaderName> =
+            headers.keys().filter(|name| name.as_str().starts_with("x-kefu-")).cloned().collect();
+        for name in claimed {
+            headers.remove(name);
+        }
+        headers.remove(http::header::AUTHORIZATION);
+        let mut metadata = MetadataMap::from_headers(std::mem::take(headers));
+        if let Some(principal) = &principal {
+            principal.caller.write_metadata(&mut metadata);
+        }
         let trace = TraceContext::from_metadata(&metadata).unwrap_or_else(TraceContext::new_root);
         trace.child().write_metadata(&mut metadata);
         *request.headers_mut() = metadata.into_headers();
 
-        let path = request.uri().path().to_owned();
-        if let Some((_, instead)) = REFUSED.iter().find(|(refused, _)| *refused == path) {
-            return Box::pin(async move { Ok(status_response(Status::permission_denied(*instead))) });
-        }
         match self.backend_for(&path) {
             Some((service, channel)) => Box::pin(async move {
                 match channel.oneshot(request).await {
@@ -81,14 +136,12 @@ impl Service<Request<Body>> for Dispatch {
                 }
             }),
             None => {
+                if let Some(principal) = principal {
+                    request.extensions_mut().insert(principal);
+                }
                 let local = self.local.clone();
                 Box::pin(async move { local.oneshot(request).await })
             }
         }
     }
-}
-
-fn status_response(status: Status) -> Response<Body> {
-    let (parts, ()) = status.into_http::<()>().into_parts();
-    Response::from_parts(parts, Body::empty())
 }

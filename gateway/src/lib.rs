@@ -1,54 +1,114 @@
 //! The gateway: the one address callers need.
 //!
-//! - [`identity`]: who is calling — the one place authentication will go;
+//! - [`identity`]: who is calling — kefu tokens, single sign-on JWTs, the bootstrap secret, kefu's
+//!   own services; [`tokens`] (`kefu.gateway.v1.Tokens`, and every replica's cache of them) and
+//!   [`oidc`];
+//! - [`access`]: the access table, who may call which RPC, deny by default;
 //! - [`policy`]: the routing policy, complaint category → owning service;
 //! - [`complaints`]: `kefu.gateway.v1.Complaints`, the public complaint API;
 //! - [`forward`]: every call of a `kefu.<service>.v1` package goes, as it is, to that service.
 //!
-//! The gateway is stateless: it keeps nothing between calls, so any number of replicas can run.
+//! The gateway keeps nothing between calls but the tokens, in its own database (a `gateway` schema
+//! or file, like a service's), so any number of replicas can run on one database.
 
+pub mod access;
 pub mod complaints;
 pub mod forward;
 pub mod identity;
+pub mod oidc;
 pub mod policy;
+pub mod tokens;
+
+use std::sync::Arc;
 
 use kefu_kit::{
     Config, Shutdown,
+    clock::SharedClock,
     config::ServiceName,
-    server::{StartError, channel_to, serve, standard_routes},
+    server::{StartError, internal_key, serve, signed_channel_to, standard_routes},
+    trust,
 };
 use kefu_proto::intake::v1::intake_client::IntakeClient;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
+pub use access::AccessTable;
 pub use policy::RoutingPolicy;
 
 /// The public gRPC services the gateway's reflection lists: its own and those it forwards to.
 pub const PUBLIC_SERVICES: &[&str] = &[
     complaints::SERVICE_NAME,
+    tokens::SERVICE_NAME,
     "kefu.intake.v1.Intake",
     "kefu.inspection.v1.Inspection",
     "kefu.claims.v1.Claims",
     "kefu.settlement.v1.Settlement",
+    "kefu.archives.v1.Archives",
 ];
 
-/// Serves the gateway on `listener` until `shutdown`.
+/// Serves the gateway on `listener` until `shutdown`. Its clock is the system's: it keeps no
+/// business time, and credentials expire in real time.
 pub async fn run(
     config: &Config,
     policy: RoutingPolicy,
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
+    let gateway_error = |message: String| StartError::Setup { part: "gateway", message };
+    let access =
+        AccessTable::load(config.access_policy.as_deref()).map_err(|error| gateway_error(error.to_string()))?;
+    let key = internal_key(config, trust::GATEWAY)?;
     let backends = ServiceName::ALL
         .into_iter()
-        .map(|service| Ok((service, channel_to(config, service)?)))
+        .map(|service| Ok((service, signed_channel_to(config, service, trust::GATEWAY)?)))
         .collect::<Result<Vec<_>, StartError>>()?;
     // The Complaints API reaches intake over the same channel the forwarding uses.
     let intake =
         backends.iter().find(|(service, _)| *service == ServiceName::Intake).map(|(_, channel)| channel.clone());
-    let intake =
-        intake.ok_or_else(|| StartError::Config { service: ServiceName::Intake, message: "no channel".into() })?;
+    let intake = intake.ok_or_else(|| gateway_error("no channel to intake".into()))?;
+    let db = tokens::open(config).await.map_err(|error| gateway_error(format!("gateway database: {error}")))?;
+    let cache = tokens::TokenCache::load(db.clone())
+        .await
+        .map_err(|error| gateway_error(format!("reading the tokens: {error}")))?;
+    let oidc = match &config.oidc {
+        Some(oidc) => Some(oidc::Oidc::load(oidc.clone()).map_err(gateway_error)?),
+        None => None,
+    };
+    let oidc = oidc.map(Arc::new);
+    // Credentials expire in real time, whatever the business clock of the services says (tests
+    // move that one by months and years).
+    let real_time: SharedClock = Arc::new(kefu_kit::SystemClock);
+    let authenticator = identity::Authenticator::new(
+        cache.clone(),
+        config.bootstrap_token.as_ref().map(|secret| secret.expose()),
+        oidc.clone(),
+        key,
+        real_time.clone(),
+    );
     let complaints = complaints::ComplaintsApi::new(policy, IntakeClient::new(intake));
-    let local = standard_routes(Routes::new(complaints.into_server()), PUBLIC_SERVICES).await?.prepare();
-    serve(forward::Dispatch::new(local, backends), listener, shutdown).await
+    let tokens_api = tokens::TokensApi::new(db, cache.clone(), real_time);
+    let routes = Routes::new(complaints.into_server()).add_service(tokens_api.into_server());
+    let local = standard_routes(routes, PUBLIC_SERVICES).await?.prepare();
+    let refresher = tokio::spawn({
+        let (cache, shutdown) = (cache.clone(), shutdown.clone());
+        async move {
+            let keys = async {
+                loop {
+                    tokio::time::sleep(tokens::REFRESH_INTERVAL).await;
+                    if let Some(oidc) = &oidc {
+                        oidc.reload_if_changed();
+                    }
+                }
+            };
+            tokio::select! {
+                _ = cache.keep_fresh(shutdown.clone()) => {}
+                _ = keys => {}
+                _ = shutdown.wait() => {}
+            }
+        }
+    });
+    let dispatch = forward::Dispatch::new(local, backends, Arc::new(authenticator), Arc::new(access));
+    let served = serve(dispatch, listener, shutdown).await;
+    let _ = refresher.await;
+    served
 }

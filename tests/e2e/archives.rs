@@ -17,7 +17,9 @@ use kefu_proto::{
     settlement::v1::{ResolveCaseRequest, settlement_client::SettlementClient},
 };
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use tonic::{Code, transport::Channel};
+use tonic::Code;
+
+use crate::support::Gateway;
 
 use crate::{
     claims::{accept, facts, investigation, offer, uninsured_loss},
@@ -30,20 +32,16 @@ fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).single().expect("a time")))
 }
 
-fn archives(suite: &TestSuite) -> ArchivesClient<Channel> {
+fn archives(suite: &TestSuite) -> ArchivesClient<Gateway> {
     ArchivesClient::new(suite.gateway.clone())
 }
 
 /// A request from `user` of `department` with `roles` and `clearance`.
 fn by<T>(message: T, user: &str, department: &str, roles: &str, clearance: &str) -> tonic::Request<T> {
-    let mut request = as_user(message, user, department);
-    if !roles.is_empty() {
-        request.metadata_mut().insert("x-kefu-roles", roles.parse().expect("ascii"));
-    }
-    if !clearance.is_empty() {
-        request.metadata_mut().insert("x-kefu-clearance", clearance.parse().expect("ascii"));
-    }
-    request
+    let request = as_user(message, user, department);
+    let request =
+        if roles.is_empty() { request } else { crate::support::with_roles(request, &format!("agent,{roles}")) };
+    crate::support::with_clearance(request, clearance)
 }
 
 /// The archives' supervisor, cleared for everything.
@@ -119,13 +117,13 @@ fn approve(name: &str) -> pb::ApproveAccessRequestRequest {
     pb::ApproveAccessRequestRequest { name: name.into() }
 }
 
-async fn audit_actions(archives: &mut ArchivesClient<Channel>) -> Vec<(String, String)> {
+async fn audit_actions(archives: &mut ArchivesClient<Gateway>) -> Vec<(String, String)> {
     let page = pb::ListAuditEntriesRequest { page_size: 1000, page_token: String::new() };
     let entries = archives.list_audit_entries(archivist(page)).await.expect("audit").into_inner().entries;
     entries.into_iter().map(|entry| (entry.action, entry.subject)).collect()
 }
 
-async fn verified(archives: &mut ArchivesClient<Channel>) -> pb::AuditVerification {
+async fn verified(archives: &mut ArchivesClient<Gateway>) -> pb::AuditVerification {
     archives.verify_audit_log(archivist(pb::VerifyAuditLogRequest {})).await.expect("verified").into_inner()
 }
 
@@ -375,7 +373,7 @@ async fn a_classified_file_is_invisible_without_clearance(backend: Backend) {
     let clerk = archives.refuse_access_request(by(refuse("no"), "Q300", "claims", "", "")).await;
     assert_eq!(clerk.expect_err("not a signer").code(), Code::PermissionDenied);
     let refused = archives
-        .refuse_access_request(by(refuse("the investigation is not closed"), "GM", "management", "general_manager", ""))
+        .refuse_access_request(by(refuse("the investigation is not closed"), "GM", "", "general_manager", ""))
         .await
         .expect("refused")
         .into_inner();
@@ -563,7 +561,7 @@ async fn an_altered_or_removed_audit_entry_is_detected(backend: Backend) {
     assert_eq!(not_cleared.await.expect_err("needs top_secret").code(), Code::PermissionDenied);
 
     // Someone with database access rewrites who read the file.
-    let database = db::connect(&suite.config, ServiceName::Archives).await.expect("the archives' database");
+    let database = db::connect(&suite.config, ServiceName::Archives.as_str()).await.expect("the archives' database");
     let backend = database.get_database_backend();
     let sql = |text: &str| Statement::from_string(backend, text.to_owned());
     database.execute(sql("UPDATE archive_audit SET actor = 'nobody' WHERE seq = 3")).await.expect("tampered");

@@ -13,7 +13,9 @@ use kefu_proto::{
     settlement::v1::{ListLedgerEntriesRequest, settlement_client::SettlementClient},
 };
 use sha2::{Digest, Sha256};
-use tonic::{Code, transport::Channel};
+use tonic::Code;
+
+use crate::support::Gateway;
 use tonic_types::StatusExt;
 
 use crate::{
@@ -26,7 +28,7 @@ fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).single().expect("a time")))
 }
 
-fn claims(suite: &TestSuite) -> ClaimsClient<Channel> {
+fn claims(suite: &TestSuite) -> ClaimsClient<Gateway> {
     ClaimsClient::new(suite.gateway.clone())
 }
 
@@ -103,9 +105,7 @@ pub(crate) fn accept(name: &str, request_id: &str) -> pb::RecordCustomerResponse
 }
 
 fn as_supervisor<T>(message: T) -> tonic::Request<T> {
-    let mut request = as_user(message, "S2001", "claims");
-    request.metadata_mut().insert("x-kefu-roles", "agent,supervisor".parse().expect("ascii"));
-    request
+    crate::support::with_roles(as_user(message, "S2001", "claims"), "agent,supervisor")
 }
 
 on_both_backends!(a_cargo_damage_claim_goes_from_facts_to_payout_and_the_customer_is_told);
@@ -419,8 +419,12 @@ async fn quote_compensation_answers_through_the_gateway_with_its_reasons_and_cle
 on_both_backends!(settlement_posts_each_origin_once_however_often_the_payout_arrives);
 async fn settlement_posts_each_origin_once_however_often_the_payout_arrives(backend: Backend) {
     let suite = TestSuite::start(backend, clock()).await;
-    let url = suite.config.endpoint(ServiceName::Settlement).url.clone();
-    let mut inbox = EventInboxClient::new(Channel::from_shared(url).expect("a URL").connect_lazy());
+    let mut inbox = EventInboxClient::new(crate::events::signed(
+        &suite,
+        ServiceName::Settlement,
+        "claims",
+        crate::support::INTERNAL_KEY,
+    ));
     let payout = |id: &str| Event {
         id: id.into(),
         source: "claims".into(),

@@ -1,14 +1,27 @@
 //! The event inbox, spoken to directly as a relay does: a batch is applied at most once per event,
-//! and one bad event does not hold back the others.
+//! and one bad event does not hold back the others. And the service ports' door: only a call
+//! signed by kefu's gateway or the service that sends an event gets through.
 
-use kefu_kit::{config::ServiceName, time::to_timestamp};
+use kefu_kit::{
+    config::ServiceName,
+    time::to_timestamp,
+    trust::{InternalKey, SignedChannel},
+};
 use kefu_proto::{
+    claims::v1::{ApproveClaimRequest, claims_client::ClaimsClient},
     events::v1::{CaseRouted, DeliverRequest, Event, event::Payload, event_inbox_client::EventInboxClient},
     inspection::v1::{ListCasesRequest, inspection_client::InspectionClient},
     types::v1::RoutedComplaint,
 };
+use tonic::{Code, transport::Channel};
 
-use crate::support::{Backend, TestSuite, on_both_backends, system_clock};
+use crate::support::{Backend, INTERNAL_KEY, TestSuite, on_both_backends, system_clock};
+
+/// A channel to `service`'s own port, signing as `issuer` with `key`.
+pub(crate) fn signed(suite: &TestSuite, service: ServiceName, issuer: &'static str, key: &str) -> SignedChannel {
+    let url = suite.config.endpoint(service).url.clone();
+    SignedChannel::new(Channel::from_shared(url).expect("a URL").connect_lazy(), InternalKey::new(key), issuer)
+}
 
 fn routed(id: &str, case_number: Option<&str>) -> Event {
     let now = to_timestamp(chrono::Utc::now());
@@ -33,8 +46,7 @@ fn routed(id: &str, case_number: Option<&str>) -> Event {
 on_both_backends!(a_batch_applies_each_event_once_and_isolates_a_bad_one);
 async fn a_batch_applies_each_event_once_and_isolates_a_bad_one(backend: Backend) {
     let suite = TestSuite::start(backend, system_clock()).await;
-    let url = suite.config.endpoint(ServiceName::Inspection).url.clone();
-    let mut inbox = EventInboxClient::new(tonic::transport::Channel::from_shared(url).expect("a URL").connect_lazy());
+    let mut inbox = EventInboxClient::new(signed(&suite, ServiceName::Inspection, "intake", INTERNAL_KEY));
 
     let batch = vec![
         routed("e-1", Some("20261122-AAAAAA")),
@@ -64,5 +76,85 @@ async fn a_batch_applies_each_event_once_and_isolates_a_bad_one(backend: Backend
     let mut names: Vec<String> = cases.into_inner().cases.into_iter().map(|case| case.name).collect();
     names.sort();
     assert_eq!(names, ["cases/20261122-AAAAAA", "cases/20261122-CCCCCC", "cases/20261122-DDDDDD"]);
+    suite.stop().await;
+}
+
+async fn case_count(suite: &TestSuite) -> usize {
+    let cases = InspectionClient::new(suite.gateway.clone()).list_cases(ListCasesRequest::default()).await;
+    cases.expect("listed").into_inner().cases.len()
+}
+
+on_both_backends!(a_service_port_serves_only_calls_signed_by_kefu);
+async fn a_service_port_serves_only_calls_signed_by_kefu(backend: Backend) {
+    let suite = TestSuite::start(backend, system_clock()).await;
+    let event = || vec![routed("forged-1", Some("20261122-FFFFFF"))];
+    let port = |service: ServiceName| {
+        Channel::from_shared(suite.config.endpoint(service).url.clone()).expect("a URL").connect_lazy()
+    };
+
+    // A forged event, unsigned: refused at the door, nothing applied.
+    let refused = EventInboxClient::new(port(ServiceName::Inspection))
+        .deliver(DeliverRequest { events: event() })
+        .await
+        .expect_err("unsigned");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    // Signed with another key: refused the same way.
+    let refused = EventInboxClient::new(signed(
+        &suite,
+        ServiceName::Inspection,
+        "intake",
+        "a-key-that-is-not-the-suites-0123456789",
+    ))
+    .deliver(DeliverRequest { events: event() })
+    .await
+    .expect_err("wrong key");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    // Signed by a real service that does not send this kind of event (only intake routes cases),
+    // or naming another service as its source: refused whole.
+    let refused = EventInboxClient::new(signed(&suite, ServiceName::Inspection, "claims", INTERNAL_KEY))
+        .deliver(DeliverRequest { events: event() })
+        .await
+        .expect_err("claims does not route cases");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let refused = EventInboxClient::new(signed(&suite, ServiceName::Inspection, "settlement", INTERNAL_KEY))
+        .deliver(DeliverRequest { events: event() })
+        .await
+        .expect_err("the event names intake as its source");
+    assert!(refused.message().contains("source"), "{refused:?}");
+    // The gateway forwards public calls, but it sends no events.
+    let refused = EventInboxClient::new(signed(&suite, ServiceName::Inspection, "gateway", INTERNAL_KEY))
+        .deliver(DeliverRequest { events: event() })
+        .await
+        .expect_err("the gateway sends no events");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert_eq!(case_count(&suite).await, 0, "no forged event was applied");
+
+    // A public method straight at the service port with forged identity headers: refused.
+    let mut forged = tonic::Request::new(ApproveClaimRequest {
+        name: "claims/20261122-FFFFFF".into(),
+        reason: "approved by a forged supervisor".into(),
+        request_id: "forged".into(),
+    });
+    for (key, value) in [("x-kefu-user", "S1"), ("x-kefu-department", "claims"), ("x-kefu-roles", "supervisor")] {
+        forged.metadata_mut().insert(key, value.parse().expect("ascii"));
+    }
+    let refused = ClaimsClient::new(port(ServiceName::Claims)).approve_claim(forged).await.expect_err("forged");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert!(refused.message().contains("gateway"), "says where to call instead: {}", refused.message());
+    // Health stays open for probes.
+    let health = tonic_health::pb::health_client::HealthClient::new(port(ServiceName::Claims))
+        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .await;
+    assert!(health.is_ok(), "{health:?}");
+
+    // The real thing, signed as intake, is applied.
+    let outcomes = EventInboxClient::new(signed(&suite, ServiceName::Inspection, "intake", INTERNAL_KEY))
+        .deliver(DeliverRequest { events: event() })
+        .await
+        .expect("delivered")
+        .into_inner()
+        .outcomes;
+    assert!(outcomes[0].applied, "{outcomes:?}");
+    assert_eq!(case_count(&suite).await, 1);
     suite.stop().await;
 }

@@ -11,7 +11,9 @@ use kefu_proto::{
     inspection::v1::{self as pb, inspection_client::InspectionClient},
     settlement::v1::{LedgerEntry, ListLedgerEntriesRequest, settlement_client::SettlementClient},
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
+
+use crate::support::Gateway;
 
 use crate::support::{Backend, TestSuite, as_user, complaint, create, eventually, on_both_backends, violated_fields};
 
@@ -20,7 +22,7 @@ pub(crate) fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).single().expect("a time")))
 }
 
-pub(crate) fn inspection(suite: &TestSuite) -> InspectionClient<Channel> {
+pub(crate) fn inspection(suite: &TestSuite) -> InspectionClient<Gateway> {
     InspectionClient::new(suite.gateway.clone())
 }
 
@@ -131,7 +133,7 @@ pub(crate) fn decide(name: &str, penalties: Vec<pb::Penalty>, request_id: &str) 
 }
 
 /// The report in, the findings recorded, responsibility divided as `shares`.
-async fn investigate(inspection: &mut InspectionClient<Channel>, case: &str, shares: &[(&str, &str, i32)]) -> pb::Case {
+async fn investigate(inspection: &mut InspectionClient<Gateway>, case: &str, shares: &[(&str, &str, i32)]) -> pb::Case {
     inspection.record_written_report(report(case, party("person", "B042"))).await.expect("report");
     inspection.record_findings(findings(case)).await.expect("findings");
     inspection.divide_responsibility(divide(case, shares)).await.expect("divided").into_inner()

@@ -16,7 +16,9 @@ use kefu_proto::{
     intake::v1::{self as pb, intake_client::IntakeClient},
     settlement::v1::{ResolveCaseRequest, settlement_client::SettlementClient},
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
+
+use crate::support::Gateway;
 
 use crate::{
     inspection::complaint_when,
@@ -28,7 +30,7 @@ pub(crate) fn shanghai(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, hour, minute, 0).single().expect("a time") - Duration::hours(8)
 }
 
-fn intake(suite: &TestSuite) -> IntakeClient<Channel> {
+fn intake(suite: &TestSuite) -> IntakeClient<Gateway> {
     IntakeClient::new(suite.gateway.clone())
 }
 
@@ -37,9 +39,7 @@ fn staff<T>(message: T) -> tonic::Request<T> {
 }
 
 fn manager<T>(message: T) -> tonic::Request<T> {
-    let mut request = as_user(message, "M001", "business");
-    request.metadata_mut().insert("x-kefu-roles", "business_manager".parse().expect("ascii"));
-    request
+    crate::support::with_roles(as_user(message, "M001", ""), "business_manager")
 }
 
 fn request_of(kind: pb::Kind, waybill: &str, channel: pb::Channel) -> pb::Complaint {
@@ -58,13 +58,13 @@ fn create_request(request_id: &str, request: pb::Complaint) -> pb::CreateRequest
     pb::CreateRequestRequest { request_id: request_id.into(), request: Some(request) }
 }
 
-async fn replies(intake: &mut IntakeClient<Channel>, complaint: &str, due_only: bool) -> Vec<pb::Reply> {
+async fn replies(intake: &mut IntakeClient<Gateway>, complaint: &str, due_only: bool) -> Vec<pb::Reply> {
     let list = pb::ListRepliesRequest { complaint: complaint.into(), due_only, page_size: 100, ..Default::default() };
     intake.list_replies(staff(list)).await.expect("replies").into_inner().replies
 }
 
 /// The actions of the case's timeline that intake recorded, in order.
-async fn actions(intake: &mut IntakeClient<Channel>, complaint: &str) -> Vec<String> {
+async fn actions(intake: &mut IntakeClient<Gateway>, complaint: &str) -> Vec<String> {
     let timeline = intake
         .get_complaint_timeline(pb::GetComplaintTimelineRequest { name: complaint.into() })
         .await
@@ -73,7 +73,7 @@ async fn actions(intake: &mut IntakeClient<Channel>, complaint: &str) -> Vec<Str
     timeline.steps.into_iter().filter(|step| step.department == "intake").map(|step| step.action).collect()
 }
 
-async fn explain(intake: &mut IntakeClient<Channel>, complaint: &str) -> pb::DeadlineExplanation {
+async fn explain(intake: &mut IntakeClient<Gateway>, complaint: &str) -> pb::DeadlineExplanation {
     intake
         .explain_deadline(pb::ExplainDeadlineRequest { name: complaint.into() })
         .await
@@ -418,7 +418,7 @@ async fn deadlines_pause_while_waiting_and_overdue_cases_are_chased(backend: Bac
     assert_eq!(graver.deadline, Some(to_timestamp(start + Duration::hours(12 + 5))));
 
     // Past the deadline: the owner is chased and a supervisor told, once a day while it stays overdue.
-    let chase = |intake: &mut IntakeClient<Channel>| {
+    let chase = |intake: &mut IntakeClient<Gateway>| {
         let mut intake = intake.clone();
         async move { intake.chase_overdue(pb::ChaseOverdueRequest {}).await.expect("chased").into_inner().chased }
     };
@@ -581,8 +581,7 @@ async fn a_resolved_complaint_is_visited_an_unsatisfied_customer_reopens_it_and_
         intake.sign_visit(staff(sign.clone())).await.expect_err("not a supervisor").code(),
         Code::PermissionDenied
     );
-    let mut supervisor = as_user(sign, "S001", "intake");
-    supervisor.metadata_mut().insert("x-kefu-roles", "supervisor".parse().expect("ascii"));
+    let supervisor = crate::support::with_roles(as_user(sign, "S001", "intake"), "supervisor");
     let signed = intake.sign_visit(supervisor).await.expect("signed").into_inner();
     assert_eq!((signed.state(), signed.signed_by.as_str()), (pb::VisitState::Signed, "S001"));
 

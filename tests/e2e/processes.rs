@@ -17,7 +17,10 @@ use prost::Message;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use tonic::transport::Channel;
 
-use crate::support::{Backend, TestDatabase, TestSuite, complaint, create, eventually, on_both_backends};
+use crate::support::{
+    BOOTSTRAP_TOKEN, Backend, Gateway, INTERNAL_KEY, Principal, TestDatabase, TestSuite, TokenChannel, complaint,
+    create, eventually, on_both_backends,
+};
 
 const TARGETS: [&str; 6] = ["gateway", "intake", "inspection", "claims", "settlement", "archives"];
 
@@ -34,6 +37,8 @@ impl Cluster {
         let mut env = vec![
             ("KEFU_DATA_DIR".to_owned(), dir.join("data").display().to_string()),
             ("KEFU_LOG".into(), "info".into()),
+            ("KEFU_INTERNAL_KEY".into(), INTERNAL_KEY.into()),
+            ("KEFU_BOOTSTRAP_TOKEN".into(), BOOTSTRAP_TOKEN.into()),
         ];
         let mut ports = HashMap::new();
         for target in TARGETS {
@@ -78,8 +83,10 @@ impl Cluster {
         }
     }
 
-    fn gateway(&self) -> Channel {
-        Channel::from_shared(format!("http://127.0.0.1:{}", self.ports["gateway"])).expect("a URL").connect_lazy()
+    fn gateway(&self) -> Gateway {
+        TokenChannel::new(
+            Channel::from_shared(format!("http://127.0.0.1:{}", self.ports["gateway"])).expect("a URL").connect_lazy(),
+        )
     }
 
     fn log(&self, target: &str) -> String {
@@ -96,7 +103,7 @@ impl Drop for Cluster {
     }
 }
 
-async fn state_of(client: &ComplaintsClient<Channel>, name: &str) -> Option<State> {
+async fn state_of(client: &ComplaintsClient<Gateway>, name: &str) -> Option<State> {
     let complaint = client.clone().get_complaint(GetComplaintRequest { name: name.into() }).await.ok()?.into_inner();
     Some(complaint.state())
 }
@@ -104,7 +111,7 @@ async fn state_of(client: &ComplaintsClient<Channel>, name: &str) -> Option<Stat
 /// Files `complaint` once the cluster answers, and waits until its owner holds it: the complaint's
 /// name and the owner's record name.
 async fn file_with_owner(
-    complaints: &ComplaintsClient<Channel>,
+    complaints: &ComplaintsClient<Gateway>,
     request_id: &str,
     complaint: kefu_proto::gateway::v1::Complaint,
 ) -> (String, String) {
@@ -163,7 +170,7 @@ async fn a_handoff_survives_kill_9_and_completes_across_processes(backend: Backe
         })
         .expect("the handoff waits in intake's outbox while inspection is down");
     assert_eq!(handoff.traceparent.get(3..35), Some(trace_id), "the event carries the caller's trace");
-    assert_eq!(handoff.caller.as_ref().map(|caller| caller.user.as_str()), Some("anonymous"));
+    assert_eq!(handoff.caller.as_ref().map(|caller| caller.user.as_str()), Some("agent-intake"));
     for i in 0..10 {
         let created = eventually("the gateway and intake answer", || {
             let mut client = client.clone();
@@ -646,12 +653,14 @@ fn a_broken_policy_stops_start_up_naming_the_line() {
 async fn kefu_report_prints_the_monthly_reports_as_csv() {
     let suite = TestSuite::start(Backend::Sqlite, std::sync::Arc::new(kefu_kit::SystemClock)).await;
     let gateway = format!("http://{}", suite.config.gateway_addr);
+    let token = suite.gateway.token(&Principal::staff("GM1", "", &["general_manager"])).await;
     let report = |kind: &'static str, month: &str| {
-        let gateway = gateway.clone();
+        let (gateway, token) = (gateway.clone(), token.clone());
         let month = month.to_owned();
         tokio::task::spawn_blocking(move || {
             Command::new(env!("CARGO_BIN_EXE_kefu"))
                 .args(["report", kind, "--month", &month, "--gateway", &gateway])
+                .env("KEFU_TOKEN", &token)
                 .output()
                 .expect("run kefu")
         })
@@ -712,9 +721,9 @@ async fn replicas_share_one_database_without_collisions_or_duplicates() {
     cluster.start_as("intake-b", "intake", &replica);
     cluster.start_as("gateway-b", "gateway", &replica);
     let a = ComplaintsClient::new(cluster.gateway());
-    let b = ComplaintsClient::new(
+    let b = ComplaintsClient::new(TokenChannel::new(
         Channel::from_shared(format!("http://127.0.0.1:{gateway_b}")).expect("URL").connect_lazy(),
-    );
+    ));
     for client in [&a, &b] {
         eventually("both replicas answer", || {
             let mut client = client.clone();
@@ -770,9 +779,10 @@ async fn kefu_up_says_where_everything_listens_and_stops_on_ctrl_c() {
 
     let dir = tempfile::tempdir().expect("a directory");
     let cluster = Cluster::new(dir.path(), None);
+    // Zero configuration but the bootstrap secret: `kefu up` makes its own internal key.
     let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
         .arg("up")
-        .envs(cluster.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(cluster.env.iter().filter(|(k, _)| k != "KEFU_INTERNAL_KEY").map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

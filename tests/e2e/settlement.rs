@@ -10,21 +10,21 @@ use kefu_proto::{
     inspection::v1 as inspection_pb,
     settlement::v1::{self as pb, settlement_client::SettlementClient},
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
+
+use crate::support::Gateway;
 
 use crate::{
     inspection::{clock, complaint_when, decide, divide, fine, inspection, ledger, postings},
     support::{self, Backend, TestSuite, as_user, create, on_both_backends, violated_fields},
 };
 
-fn settlement(suite: &TestSuite) -> SettlementClient<Channel> {
+fn settlement(suite: &TestSuite) -> SettlementClient<Gateway> {
     SettlementClient::new(suite.gateway.clone())
 }
 
 fn supervisor<T>(message: T) -> tonic::Request<T> {
-    let mut request = as_user(message, "S001", "settlement");
-    request.metadata_mut().insert("x-kefu-roles", "supervisor".parse().expect("ascii"));
-    request
+    crate::support::with_roles(as_user(message, "S001", "settlement"), "supervisor")
 }
 
 /// Waybill `number`: freight to collect 20.00 yuan, COD 500.00 yuan, shipper S1001, branch SH01.
@@ -49,7 +49,7 @@ fn balances(waybill: &pb::Waybill) -> Vec<(&str, i64)> {
     waybill.balances.iter().map(|posting| (posting.account.as_str(), posting.amount_fen)).collect()
 }
 
-async fn reconciled(settlement: &mut SettlementClient<Channel>) -> pb::Reconciliation {
+async fn reconciled(settlement: &mut SettlementClient<Gateway>) -> pb::Reconciliation {
     let found = settlement.reconcile(pb::ReconcileRequest {}).await.expect("reconciled").into_inner();
     assert_eq!(found.problems, Vec::<String>::new(), "the ledger reconciles");
     found
@@ -85,7 +85,7 @@ async fn cod_remitted_late_is_filed_as_a_complaint_and_answered_by_the_remittanc
         request_id: request_id.into(),
     };
     let collected =
-        settlement.record_cod_collection(as_user(collect("c-1"), "SH01-K7", "SH01")).await.expect("collected");
+        settlement.record_cod_collection(as_user(collect("c-1"), "SH01-K7", "settlement")).await.expect("collected");
     let collected = collected.into_inner();
     let retried = settlement.record_cod_collection(collect("c-1")).await.expect("retried").into_inner();
     assert_eq!(retried.history.len(), 2, "recorded and collected, once");

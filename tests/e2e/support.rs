@@ -1,15 +1,24 @@
 //! The test harness: a suite per test with a fresh database, clients, and waiting without sleeping
 //! longer than needed.
 
-use std::{future::Future, path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    path::Path,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use kefu::suite;
 use kefu_kit::{Config, Shutdown, clock::SharedClock, shutdown::ShutdownTrigger};
 use kefu_proto::gateway::v1::{
-    Channel as ComplaintChannel, Complaint, Contact, CreateComplaintRequest, complaints_client::ComplaintsClient,
+    Channel as ComplaintChannel, Complaint, Contact, CreateComplaintRequest, CreateTokenRequest, Token,
+    complaints_client::ComplaintsClient, tokens_client::TokensClient,
 };
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
-use tonic::transport::Channel;
+use tonic::{body::Body, transport::Channel};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -73,6 +82,8 @@ impl TestDatabase {
 pub fn test_config(dir: &Path, database: Option<&TestDatabase>) -> Config {
     let mut vars = vec![
         ("KEFU_DATA_DIR".to_owned(), dir.join("data").display().to_string()),
+        ("KEFU_INTERNAL_KEY".to_owned(), INTERNAL_KEY.to_owned()),
+        ("KEFU_BOOTSTRAP_TOKEN".to_owned(), BOOTSTRAP_TOKEN.to_owned()),
         ("KEFU_GATEWAY_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         // A webhook endpoint that never answers is given up on after 3 seconds.
         ("KEFU_WEBHOOK_TIMEOUT".to_owned(), "3".to_owned()),
@@ -92,9 +103,133 @@ pub fn test_config(dir: &Path, database: Option<&TestDatabase>) -> Config {
         .expect("a valid test configuration")
 }
 
+/// The internal key and bootstrap secret of every suite the tests start.
+pub const INTERNAL_KEY: &str = "test-internal-key-0123456789abcdef0123456789";
+pub const BOOTSTRAP_TOKEN: &str = "test-bootstrap-secret-0123456789abcdef0123";
+
+/// Who a test calls as. Set on a request with [`as_user`], [`with_roles`], [`with_branch`],
+/// [`with_clearance`]; a request without one is made by an agent of the department that owns the
+/// method (the service center for the Complaints API), and Tokens calls by the bootstrap admin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    pub user: String,
+    pub department: String,
+    pub branch: String,
+    pub roles: Vec<String>,
+    pub clearance: String,
+}
+
+impl Principal {
+    pub fn staff(user: &str, department: &str, roles: &[&str]) -> Principal {
+        Principal {
+            user: user.into(),
+            department: department.into(),
+            branch: String::new(),
+            roles: roles.iter().map(|role| role.to_string()).collect(),
+            clearance: String::new(),
+        }
+    }
+
+    /// An agent of the department that owns the method at `path`.
+    fn default_for(path: &str) -> Principal {
+        let package = path.trim_start_matches('/').split('.').nth(1).unwrap_or("");
+        let department = match package {
+            "inspection" | "claims" | "settlement" | "archives" => package,
+            _ => "intake",
+        };
+        Principal::staff(&format!("agent-{department}"), department, &["agent"])
+    }
+}
+
+/// The gateway as the tests call it: every call carries a real kefu token for its [`Principal`],
+/// created through `kefu.gateway.v1.Tokens` with the bootstrap secret the first time it is needed.
+pub type Gateway = TokenChannel;
+
+#[derive(Clone)]
+pub struct TokenChannel {
+    channel: Channel,
+    tokens: Arc<Mutex<HashMap<Principal, String>>>,
+}
+
+impl TokenChannel {
+    pub fn new(channel: Channel) -> TokenChannel {
+        TokenChannel { channel, tokens: Arc::default() }
+    }
+
+    /// The secret of a token for `principal`, created on first use.
+    pub async fn token(&self, principal: &Principal) -> String {
+        self.try_token(principal).await.unwrap_or_else(|status| panic!("a token for {principal:?}: {status:?}"))
+    }
+
+    async fn try_token(&self, principal: &Principal) -> Result<String, tonic::Status> {
+        if let Some(token) = self.tokens.lock().expect("not poisoned").get(principal) {
+            return Ok(token.clone());
+        }
+        let mut tokens = TokensClient::new(self.channel.clone());
+        let mut request = tonic::Request::new(CreateTokenRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            token: Some(Token {
+                subject: principal.user.clone(),
+                department: principal.department.clone(),
+                branch: principal.branch.clone(),
+                roles: principal.roles.clone(),
+                clearance: principal.clearance.clone(),
+                ..Default::default()
+            }),
+        });
+        bearer(&mut request, BOOTSTRAP_TOKEN);
+        let secret = tokens.create_token(request).await?.into_inner().secret;
+        self.tokens.lock().expect("not poisoned").insert(principal.clone(), secret.clone());
+        Ok(secret)
+    }
+}
+
+/// Sets `authorization: Bearer <secret>` on a request.
+pub fn bearer<T>(request: &mut tonic::Request<T>, secret: &str) {
+    request.metadata_mut().insert("authorization", format!("Bearer {secret}").parse().expect("ascii"));
+}
+
+impl tower::Service<http::Request<Body>> for TokenChannel {
+    type Response = http::Response<Body>;
+    type Error = tonic::transport::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower::Service::poll_ready(&mut self.channel, cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let this = self.clone();
+        let mut channel = self.channel.clone();
+        std::mem::swap(&mut channel, &mut self.channel);
+        Box::pin(async move {
+            if !request.headers().contains_key("authorization") {
+                let path = request.uri().path().to_owned();
+                let secret = if path.starts_with("/kefu.gateway.v1.Tokens/")
+                    && request.extensions().get::<Principal>().is_none()
+                {
+                    Some(BOOTSTRAP_TOKEN.to_owned())
+                } else {
+                    let principal = request
+                        .extensions()
+                        .get::<Principal>()
+                        .cloned()
+                        .unwrap_or_else(|| Principal::default_for(&path));
+                    // A gateway not up yet: the call goes without a token and fails as it would have.
+                    this.try_token(&principal).await.ok()
+                };
+                if let Some(secret) = secret {
+                    request.headers_mut().insert("authorization", format!("Bearer {secret}").parse().expect("ascii"));
+                }
+            }
+            tower::Service::call(&mut channel, request).await
+        })
+    }
+}
+
 /// The whole suite, in this process.
 pub struct TestSuite {
-    pub gateway: Channel,
+    pub gateway: Gateway,
     /// The configuration the suite runs with, its addresses as bound.
     pub config: Config,
 
@@ -126,13 +261,15 @@ impl TestSuite {
         let config = bound.config.clone();
         let (trigger, shutdown) = Shutdown::new();
         let task = tokio::spawn(suite::run(bound, clock, shutdown));
-        let gateway = Channel::from_shared(format!("http://{}", config.gateway_addr)).expect("a URL").connect_lazy();
+        let gateway = TokenChannel::new(
+            Channel::from_shared(format!("http://{}", config.gateway_addr)).expect("a URL").connect_lazy(),
+        );
         let suite = TestSuite { gateway, config, trigger, task, database, _dir: dir };
         suite.wait_until_serving().await;
         suite
     }
 
-    pub fn complaints(&self) -> ComplaintsClient<Channel> {
+    pub fn complaints(&self) -> ComplaintsClient<Gateway> {
         ComplaintsClient::new(self.gateway.clone())
     }
 
@@ -201,12 +338,45 @@ pub fn create(request_id: &str, complaint: Complaint) -> CreateComplaintRequest 
     CreateComplaintRequest { request_id: request_id.into(), complaint: Some(complaint), from_request: String::new() }
 }
 
-/// A request carrying the caller's identity headers.
+/// A request made by `user`, an agent of `department` (with a token of their own).
 pub fn as_user<T>(message: T, user: &str, department: &str) -> tonic::Request<T> {
+    as_principal(message, Principal::staff(user, department, &["agent"]))
+}
+
+pub fn as_principal<T>(message: T, principal: Principal) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("x-kefu-user", user.parse().expect("ascii"));
-    request.metadata_mut().insert("x-kefu-department", department.parse().expect("ascii"));
+    request.extensions_mut().insert(principal);
     request
+}
+
+fn principal_of<T>(request: &mut tonic::Request<T>) -> &mut Principal {
+    if request.extensions().get::<Principal>().is_none() {
+        request.extensions_mut().insert(Principal::staff("anyone", "intake", &["agent"]));
+    }
+    request.extensions_mut().get_mut::<Principal>().expect("just set")
+}
+
+/// The same caller with these roles (comma-separated) instead.
+pub fn with_roles<T>(mut request: tonic::Request<T>, roles: &str) -> tonic::Request<T> {
+    principal_of(&mut request).roles = roles.split(',').filter(|role| !role.is_empty()).map(str::to_owned).collect();
+    request
+}
+
+pub fn with_clearance<T>(mut request: tonic::Request<T>, clearance: &str) -> tonic::Request<T> {
+    principal_of(&mut request).clearance = clearance.into();
+    request
+}
+
+/// A request of branch `code`'s own system.
+pub fn as_branch_system<T>(message: T, code: &str) -> tonic::Request<T> {
+    let principal = Principal {
+        user: format!("branch-{code}-system"),
+        department: String::new(),
+        branch: code.into(),
+        roles: vec!["branch_system".into()],
+        clearance: String::new(),
+    };
+    as_principal(message, principal)
 }
 
 /// The field names of an `INVALID_ARGUMENT` status's `google.rpc.BadRequest`.

@@ -20,7 +20,9 @@ use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpListener,
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
+
+use crate::support::Gateway;
 
 use crate::support::{Backend, TestSuite, as_user, complaint, create, eventually, on_both_backends, violated_fields};
 
@@ -195,7 +197,7 @@ async fn refused_endpoint() -> String {
     url
 }
 
-fn intake(suite: &TestSuite) -> IntakeClient<Channel> {
+fn intake(suite: &TestSuite) -> IntakeClient<Gateway> {
     IntakeClient::new(suite.gateway.clone())
 }
 
@@ -205,9 +207,7 @@ fn staff<T>(message: T) -> tonic::Request<T> {
 
 /// A request from a branch's own system.
 fn branch<T>(message: T, code: &str) -> tonic::Request<T> {
-    let mut request = as_user(message, "branch-system", "branch");
-    request.metadata_mut().insert("x-kefu-branch", code.parse().expect("ascii"));
-    request
+    crate::support::as_branch_system(message, code)
 }
 
 fn webhook(request_id: &str, url: &str, events: &[&str]) -> pb::RegisterWebhookRequest {
@@ -223,14 +223,14 @@ fn webhook(request_id: &str, url: &str, events: &[&str]) -> pb::RegisterWebhookR
     }
 }
 
-async fn deliveries(intake: &mut IntakeClient<Channel>, webhook: &str) -> Vec<pb::WebhookDelivery> {
+async fn deliveries(intake: &mut IntakeClient<Gateway>, webhook: &str) -> Vec<pb::WebhookDelivery> {
     let list = pb::ListWebhookDeliveriesRequest { webhook: webhook.into(), page_size: 100, ..Default::default() };
     intake.list_webhook_deliveries(staff(list)).await.expect("deliveries").into_inner().deliveries
 }
 
 /// Waits until the delivery of `event` about `complaint` to `webhook` satisfies `done`.
 async fn delivery_when(
-    intake: &IntakeClient<Channel>,
+    intake: &IntakeClient<Gateway>,
     webhook: &str,
     complaint: &str,
     event: &str,

@@ -204,6 +204,9 @@ impl IntakeApi {
             error::invalid_field("from_request", "expected complaints/{case_number} of an inquiry or consultation")
         })?;
         lifecycle::act(&self.context, case_number, request_id, caller, trace, |row, now| {
+            if caller.cannot_see_branch(&row.branch) {
+                return Err(Status::not_found(format!("no complaint named {from_request}")));
+            }
             let kind = lifecycle::kind(row);
             if !matches!(kind, Kind::Inquiry | Kind::Consultation) {
                 return Err(Status::failed_precondition(format!(
@@ -388,6 +391,7 @@ impl intake_server::Intake for IntakeApi {
         }
         let complaint = request.complaint.unwrap_or_default();
         let contact = complaint.contact.clone().unwrap_or_default();
+        let branch = caller.filing_branch(&complaint.branch)?;
         let fields = ComplaintFields {
             category: &complaint.category,
             waybill_number: &complaint.waybill_number,
@@ -396,7 +400,7 @@ impl intake_server::Intake for IntakeApi {
             customer_request: &complaint.customer_request,
             contact_name: &contact.name,
             contact_phone: &contact.phone,
-            branch: &complaint.branch,
+            branch,
         };
         let parsed = NewComplaint::parse(fields).map_err(|more| violations.extend(more)).ok();
         if request.validate_only {
@@ -436,11 +440,13 @@ impl intake_server::Intake for IntakeApi {
         &self,
         request: Request<pb::GetComplaintRequest>,
     ) -> Result<Response<pb::Complaint>, Status> {
+        let caller = Caller::from_metadata(request.metadata());
         let name = request.into_inner().name;
         let case_number = parse_name(&name)?;
         let row = store::by_case_number(&self.context.db, case_number)
             .await
             .map_err(|e| error::from_db("reading a complaint", e))?
+            .filter(|row| !caller.cannot_see_branch(&row.branch))
             .ok_or_else(|| Status::not_found(format!("no complaint named {name}")))?;
         Ok(Response::new(to_proto(row)))
     }
@@ -449,9 +455,15 @@ impl intake_server::Intake for IntakeApi {
         &self,
         request: Request<pb::ListComplaintsRequest>,
     ) -> Result<Response<pb::ListComplaintsResponse>, Status> {
+        let caller = Caller::from_metadata(request.metadata());
         let request = request.into_inner();
         let page_size = paging::page_size(request.page_size)?;
-        let terms = domain::parse_filter(&request.filter).map_err(|message| error::invalid_field("filter", message))?;
+        let mut terms =
+            domain::parse_filter(&request.filter).map_err(|message| error::invalid_field("filter", message))?;
+        // A branch office's system lists its own branch's cases alone.
+        if let Some(scope) = caller.branch_scope() {
+            terms.push((domain::FilterField::Branch, scope.to_owned()));
+        }
         let after = paging::decode_token(&request.page_token, &request.filter)?;
         let (rows, next) = store::list(&self.context.db, &terms, page_size, after)
             .await
@@ -466,11 +478,13 @@ impl intake_server::Intake for IntakeApi {
         &self,
         request: Request<pb::GetComplaintTimelineRequest>,
     ) -> Result<Response<pb::ComplaintTimeline>, Status> {
+        let caller = Caller::from_metadata(request.metadata());
         let name = request.into_inner().name;
         let case_number = parse_name(&name)?;
         let row = store::by_case_number(&self.context.db, case_number)
             .await
             .map_err(|e| error::from_db("reading a complaint", e))?
+            .filter(|row| !caller.cannot_see_branch(&row.branch))
             .ok_or_else(|| Status::not_found(format!("no complaint named {name}")))?;
         let (steps, payments) = closing::timeline(&self.context.db, &row).await?;
         Ok(Response::new(pb::ComplaintTimeline { complaint: name, steps, payments }))
@@ -529,7 +543,7 @@ impl intake_server::Intake for IntakeApi {
             customer_request: &case.customer_request,
             contact_name: &contact.name,
             contact_phone: &contact.phone,
-            branch: &case.branch,
+            branch: caller.filing_branch(&case.branch)?,
         };
         let parsed =
             kind.and_then(|kind| NewComplaint::parse_kind(fields, kind).map_err(|more| violations.extend(more)).ok());

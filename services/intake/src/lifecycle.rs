@@ -44,7 +44,7 @@ use crate::{
 };
 
 /// Roles that may approve the outcome of a serious or critical complaint (业务经理, 总经理).
-pub const APPROVER_ROLES: [&str; 3] = ["manager", "business_manager", "general_manager"];
+pub const APPROVER_ROLES: [&str; 3] = ["department_head", "business_manager", "general_manager"];
 
 /// What a transition does.
 #[derive(Debug, Clone)]
@@ -225,7 +225,7 @@ pub fn resolve_here(row: &store::Model, resolution: &str, cause: &str, now: &Now
 pub fn approve(row: &store::Model, written_answer: &str, now: &Now<'_>) -> Result<Change, Status> {
     if !APPROVER_ROLES.iter().any(|role| now.caller.has_role(role)) {
         return Err(Status::permission_denied(format!(
-            "approving the outcome of a {} complaint takes a manager (role manager, business_manager or general_manager; 000 §12)",
+            "approving the outcome of a {} complaint takes a manager (role department_head, business_manager or general_manager; 000 §12)",
             row.severity
         )));
     }

@@ -24,6 +24,9 @@ pub const ANONYMOUS: &str = "anonymous";
 /// waybill's money, a reversal in the ledger).
 pub const SUPERVISOR_ROLE: &str = "supervisor";
 
+/// The role of a branch office's system, which acts for its own `branch` alone.
+pub const BRANCH_SYSTEM_ROLE: &str = "branch_system";
+
 /// The longest value accepted in one identity key.
 const MAX_LEN: usize = 128;
 
@@ -74,6 +77,31 @@ impl Caller {
                 })
                 .unwrap_or_default(),
             clearance: get(CLEARANCE).unwrap_or_default(),
+        }
+    }
+
+    /// The branch a branch office's system acts for: it files and sees that branch's cases alone.
+    /// `None` for staff, who see every branch.
+    pub fn branch_scope(&self) -> Option<&str> {
+        self.has_role(BRANCH_SYSTEM_ROLE).then_some(self.branch.as_str())
+    }
+
+    /// Whether a case of `branch` is hidden from this caller (a branch system's view of another
+    /// branch's case): it is then answered exactly like a case that does not exist.
+    pub fn cannot_see_branch(&self, branch: &str) -> bool {
+        self.branch_scope().is_some_and(|scope| scope != branch)
+    }
+
+    /// The branch a new case of this caller is filed for: `given`, which a branch system may leave
+    /// empty for its own and may not set to another's.
+    pub fn filing_branch<'a>(&'a self, given: &'a str) -> Result<&'a str, tonic::Status> {
+        match self.branch_scope() {
+            None => Ok(given),
+            Some(scope) if given.trim().is_empty() || given.trim() == scope => Ok(scope),
+            Some(scope) => Err(tonic::Status::permission_denied(format!(
+                "a branch office's system files cases for its own branch ({scope}) only, not for {}",
+                given.trim()
+            ))),
         }
     }
 

@@ -15,6 +15,11 @@
 //! | `KEFU_INSPECTION_POLICY` | unset: the handbook's standards | an inspection policy file: fines table, hours after the written report, recurrence window (see `services/inspection/src/inspection-policy.txt`) |
 //! | `KEFU_WEBHOOK_TIMEOUT` | `10` | seconds one webhook POST to a branch's endpoint may take, connecting included; then it counts as failed and is retried later |
 //! | `KEFU_WEBHOOK_CA_FILE` | unset: Mozilla's roots only | a PEM file of CA certificates trusted for `https://` webhook endpoints besides Mozilla's roots (a company CA of the branches' systems) |
+//! | `KEFU_INTERNAL_KEY` | `kefu up`: made at start; `kefu serve`: required | the secret (at least 32 characters) with which the gateway and the services sign the calls they make to each other (`kit::trust`); the same in every process of one installation, from the Kubernetes Secret `kefu-internal-key` |
+//! | `KEFU_BOOTSTRAP_TOKEN` | unset: no bootstrap identity | a secret (at least 32 characters) that authenticates at the gateway as subject `bootstrap` with the single role `admin`: enough to create the first tokens, nothing else |
+//! | `KEFU_ACCESS_POLICY` | unset: the built-in table | the access table: who may call which RPC (see `gateway/src/access-policy.txt`) |
+//! | `KEFU_OIDC_ISSUER`, `KEFU_OIDC_AUDIENCE`, `KEFU_OIDC_JWKS_FILE` | unset: no single sign-on | staff's OIDC bearer JWTs are verified against the keys in the JWKS file (re-read every minute), with this `iss` and `aud`; all three or none |
+//! | `KEFU_OIDC_SUBJECT_CLAIM`, `KEFU_OIDC_DEPARTMENT_CLAIM`, `KEFU_OIDC_BRANCH_CLAIM`, `KEFU_OIDC_ROLES_CLAIM`, `KEFU_OIDC_CLEARANCE_CLAIM` | `sub`, `department`, `branch`, `roles`, `clearance` | which JWT claims carry the staff member's id, department, branch, roles (an array, or a string separated by spaces or commas) and clearance |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //!
 //! `<SERVICE>` is `INTAKE`, `INSPECTION`, `CLAIMS`, `SETTLEMENT` or `ARCHIVES`.
@@ -103,7 +108,51 @@ pub struct Config {
     pub webhook_timeout: std::time::Duration,
     /// CA certificates trusted for HTTPS webhook endpoints besides Mozilla's roots.
     pub webhook_ca_file: Option<PathBuf>,
+    /// The key kefu's processes sign their calls to each other with (`crate::trust`).
+    pub internal_key: Option<Secret>,
+    /// The secret of the bootstrap administrator, if there is one.
+    pub bootstrap_token: Option<Secret>,
+    /// The access table replacing the built-in one.
+    pub access_policy: Option<PathBuf>,
+    /// Staff single sign-on, if configured.
+    pub oidc: Option<OidcConfig>,
     pub log: String,
+}
+
+/// A secret from the environment: it never appears in `Debug` output, logs or errors.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The least length of `KEFU_INTERNAL_KEY` and `KEFU_BOOTSTRAP_TOKEN`.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Where staff's single sign-on keys are, and which claims say what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_file: PathBuf,
+    pub subject_claim: String,
+    pub department_claim: String,
+    pub branch_claim: String,
+    pub roles_claim: String,
+    pub clearance_claim: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +229,53 @@ impl Config {
                     problem: "expected seconds, more than 0 and at most 300, like 10".into(),
                 })?,
         };
+        let secret = |key: &str| -> Result<Option<Secret>, ConfigError> {
+            match get(key) {
+                None => Ok(None),
+                Some(value) if value.len() >= MIN_SECRET_LEN && value.is_ascii() => Ok(Some(Secret(value))),
+                Some(_) => Err(ConfigError {
+                    variable: key.into(),
+                    value: "***".into(),
+                    problem: format!(
+                        "a secret of at least {MIN_SECRET_LEN} ASCII characters is needed, e.g. from `openssl rand -hex 32`"
+                    ),
+                }),
+            }
+        };
+        let oidc = match (get("KEFU_OIDC_ISSUER"), get("KEFU_OIDC_AUDIENCE"), get("KEFU_OIDC_JWKS_FILE")) {
+            (None, None, None) => None,
+            (Some(issuer), Some(audience), Some(jwks_file)) => {
+                let claim = |key: &str, default: &str| get(key).unwrap_or_else(|| default.to_owned());
+                Some(OidcConfig {
+                    issuer,
+                    audience,
+                    jwks_file: PathBuf::from(jwks_file),
+                    subject_claim: claim("KEFU_OIDC_SUBJECT_CLAIM", "sub"),
+                    department_claim: claim("KEFU_OIDC_DEPARTMENT_CLAIM", "department"),
+                    branch_claim: claim("KEFU_OIDC_BRANCH_CLAIM", "branch"),
+                    roles_claim: claim("KEFU_OIDC_ROLES_CLAIM", "roles"),
+                    clearance_claim: claim("KEFU_OIDC_CLEARANCE_CLAIM", "clearance"),
+                })
+            }
+            (issuer, audience, jwks) => {
+                let missing: Vec<&str> = [
+                    ("KEFU_OIDC_ISSUER", issuer.is_none()),
+                    ("KEFU_OIDC_AUDIENCE", audience.is_none()),
+                    ("KEFU_OIDC_JWKS_FILE", jwks.is_none()),
+                ]
+                .into_iter()
+                .filter(|(_, missing)| *missing)
+                .map(|(key, _)| key)
+                .collect();
+                return Err(ConfigError {
+                    variable: missing.join(", "),
+                    value: String::new(),
+                    problem:
+                        "single sign-on needs all three of KEFU_OIDC_ISSUER, KEFU_OIDC_AUDIENCE and KEFU_OIDC_JWKS_FILE"
+                            .into(),
+                });
+            }
+        };
         Ok(Config {
             database_url,
             data_dir: get("KEFU_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data")),
@@ -192,6 +288,10 @@ impl Config {
             inspection_policy: get("KEFU_INSPECTION_POLICY").map(PathBuf::from),
             webhook_timeout,
             webhook_ca_file: get("KEFU_WEBHOOK_CA_FILE").map(PathBuf::from),
+            internal_key: secret("KEFU_INTERNAL_KEY")?,
+            bootstrap_token: secret("KEFU_BOOTSTRAP_TOKEN")?,
+            access_policy: get("KEFU_ACCESS_POLICY").map(PathBuf::from),
+            oidc,
             log: get("KEFU_LOG").unwrap_or_else(|| "info".into()),
         })
     }
@@ -270,6 +370,33 @@ mod tests {
             let error = config(&[("KEFU_WEBHOOK_TIMEOUT", timeout)]).expect_err("not a timeout");
             assert_eq!(error.variable, "KEFU_WEBHOOK_TIMEOUT");
         }
+    }
+
+    #[test]
+    fn secrets_are_long_enough_and_never_shown() {
+        let error = config(&[("KEFU_INTERNAL_KEY", "short-secret")]).expect_err("too short");
+        assert_eq!(error.variable, "KEFU_INTERNAL_KEY");
+        assert!(!error.to_string().contains("short-secret"), "{error}");
+        let key = "k".repeat(MIN_SECRET_LEN);
+        let config = config(&[("KEFU_INTERNAL_KEY", &key), ("KEFU_BOOTSTRAP_TOKEN", &key)]).expect("valid");
+        assert_eq!(config.internal_key.as_ref().map(Secret::expose), Some(key.as_str()));
+        assert!(!format!("{config:?}").contains(&key), "Debug shows no secret");
+    }
+
+    #[test]
+    fn single_sign_on_needs_issuer_audience_and_keys() {
+        let error = config(&[("KEFU_OIDC_ISSUER", "https://sso.example.com")]).expect_err("incomplete");
+        assert!(error.variable.contains("KEFU_OIDC_AUDIENCE") && error.variable.contains("KEFU_OIDC_JWKS_FILE"));
+        let oidc = config(&[
+            ("KEFU_OIDC_ISSUER", "https://sso.example.com"),
+            ("KEFU_OIDC_AUDIENCE", "kefu"),
+            ("KEFU_OIDC_JWKS_FILE", "/etc/kefu/jwks.json"),
+            ("KEFU_OIDC_ROLES_CLAIM", "groups"),
+        ])
+        .expect("valid")
+        .oidc
+        .expect("configured");
+        assert_eq!((oidc.subject_claim.as_str(), oidc.roles_claim.as_str()), ("sub", "groups"));
     }
 
     #[test]

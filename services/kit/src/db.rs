@@ -12,20 +12,20 @@ use std::time::Duration;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
 
-use crate::config::{Config, ServiceName, redact_password};
+use crate::config::{Config, redact_password};
 
 /// Connections a service keeps to PostgreSQL at most.
 const POSTGRES_POOL_SIZE: u32 = 16;
 
-/// Connects `service` to its database as `config` says, and makes sure its schema exists.
-pub async fn connect(config: &Config, service: ServiceName) -> Result<DatabaseConnection, DbErr> {
+/// Connects `service` (a service's name, or `gateway`) to its database as `config` says, and makes sure its schema exists.
+pub async fn connect(config: &Config, service: &str) -> Result<DatabaseConnection, DbErr> {
     match &config.database_url {
         None => connect_sqlite(config, service).await,
         Some(url) => connect_postgres(url, service).await,
     }
 }
 
-async fn connect_sqlite(config: &Config, service: ServiceName) -> Result<DatabaseConnection, DbErr> {
+async fn connect_sqlite(config: &Config, service: &str) -> Result<DatabaseConnection, DbErr> {
     std::fs::create_dir_all(&config.data_dir).map_err(|error| {
         DbErr::Custom(format!("cannot create the data directory {}: {error}", config.data_dir.display()))
     })?;
@@ -44,7 +44,7 @@ async fn connect_sqlite(config: &Config, service: ServiceName) -> Result<Databas
     Ok(db)
 }
 
-async fn connect_postgres(url: &str, service: ServiceName) -> Result<DatabaseConnection, DbErr> {
+async fn connect_postgres(url: &str, service: &str) -> Result<DatabaseConnection, DbErr> {
     let unreachable = |error: DbErr| {
         DbErr::Custom(format!(
             "cannot connect to PostgreSQL at {}: {error}. Is the server running (pg_ctlcluster 15 main start) and does the database exist?",
@@ -70,7 +70,7 @@ async fn connect_postgres(url: &str, service: ServiceName) -> Result<DatabaseCon
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30))
-        .set_schema_search_path(service.as_str())
+        .set_schema_search_path(service)
         .sqlx_logging(false);
     Database::connect(options).await.map_err(unreachable)
 }

@@ -2,6 +2,11 @@
 //! effect; a second delivery of the same event finds the id and changes nothing. Together with the
 //! outbox this gives effectively-once handoffs: delivered at least once, applied at most once.
 //!
+//! Only the service that emits an event may deliver it: the call's verified issuer (see
+//! [`crate::trust`]) must be the event's `source`, and [`emitters`] must name that service for the
+//! event's kind (only claims sends `claim_approved`, only intake sends `case_closed`, …). A delivery
+//! that breaks this is refused whole, `PERMISSION_DENIED`, before anything is applied.
+//!
 //! Events arrive in batches. A batch is applied in one transaction (one commit for many events);
 //! if any event of it fails, the batch is rolled back and its events are applied one by one, so
 //! one bad event never holds back the others.
@@ -9,7 +14,9 @@
 use std::{collections::HashSet, future::Future};
 
 use chrono::{DateTime, Utc};
-use kefu_proto::events::v1::{DeliverRequest, DeliverResponse, DeliveryOutcome, Event, event_inbox_server};
+use kefu_proto::events::v1::{
+    DeliverRequest, DeliverResponse, DeliveryOutcome, Event, event::Payload, event_inbox_server,
+};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait,
     entity::prelude::*,
@@ -17,7 +24,7 @@ use sea_orm::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::{clock::SharedClock, error, outbox::RelayWaker};
+use crate::{clock::SharedClock, config::ServiceName, error, outbox::RelayWaker, trust::Issuer};
 
 /// Events in one delivery at most.
 pub const MAX_BATCH: usize = 256;
@@ -55,6 +62,32 @@ pub async fn record(tx: &impl ConnectionTrait, events: &[Event], now: DateTime<U
         .collect::<Result<_, _>>()?;
     let mut seen = HashSet::new();
     Ok(events.iter().map(|event| inserted.contains(&event.id) && seen.insert(event.id.as_str())).collect())
+}
+
+/// The services that emit events of this kind; an event from any other is refused.
+pub fn emitters(payload: &Payload) -> &'static [ServiceName] {
+    use ServiceName::*;
+    match payload {
+        Payload::CaseRouted(_) | Payload::CaseClosed(_) | Payload::CaseNotice(_) => &[Intake],
+        Payload::CaseAccepted(_) | Payload::CaseResolved(_) => &[Inspection, Claims, Settlement],
+        Payload::CaseEscalated(_) | Payload::CaseDeadlineChanged(_) | Payload::FineImposed(_) => &[Inspection],
+        Payload::ClaimApproved(_) | Payload::InsurerRecoveryRecorded(_) => &[Claims],
+        Payload::CustomerGraded(_) => &[Archives],
+    }
+}
+
+/// Why `issuer` may not deliver `event`, if it may not.
+fn refusal(issuer: &str, index: usize, event: &Event) -> Option<String> {
+    if event.source != issuer {
+        return Some(format!("events[{index}] names {:?} as its source, but {issuer} sent it", event.source));
+    }
+    let Some(payload) = &event.payload else {
+        return Some(format!("events[{index}] carries no payload"));
+    };
+    if !emitters(payload).iter().any(|emitter| emitter.as_str() == issuer) {
+        return Some(format!("events[{index}] is of a kind {issuer} does not emit"));
+    }
+    None
 }
 
 /// What a service does with the events it receives.
@@ -102,7 +135,15 @@ impl<H: EventHandler> Inbox<H> {
 #[tonic::async_trait]
 impl<H: EventHandler> event_inbox_server::EventInbox for Inbox<H> {
     async fn deliver(&self, request: Request<DeliverRequest>) -> Result<Response<DeliverResponse>, Status> {
+        let issuer = request.extensions().get::<Issuer>().map(|issuer| issuer.0.clone());
         let events = request.into_inner().events;
+        let Some(issuer) = issuer else {
+            return Err(Status::unauthenticated("events are accepted only from kefu's services, signed"));
+        };
+        if let Some(why) = events.iter().enumerate().find_map(|(index, event)| refusal(&issuer, index, event)) {
+            tracing::warn!(%issuer, reason = %why, "event delivery refused");
+            return Err(Status::permission_denied(format!("delivery refused: {why}")));
+        }
         if events.is_empty() {
             return Ok(Response::new(DeliverResponse { outcomes: Vec::new() }));
         }

@@ -11,6 +11,7 @@
 //! - [`routed`]: the record an owning department keeps of a complaint routed to it;
 //! - [`history`]: the steps taken on a case — who, when, what — and the requests that took them;
 //! - [`caller`] and [`trace`]: who is calling, and the W3C trace context, carried on every hop;
+//! - [`trust`]: the signed assertion that proves a call comes from kefu's gateway or a service;
 //! - [`error`]: field violations and the mapping of internal failures to `tonic::Status`;
 //! - [`server`]: one gRPC server with health, reflection and graceful shutdown;
 //! - [`paging`]: AIP-158 page tokens;
@@ -38,6 +39,7 @@ pub mod telemetry;
 pub mod text;
 pub mod time;
 pub mod trace;
+pub mod trust;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;

@@ -23,7 +23,6 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, sea_query::Expr,
 };
 use sea_orm::{Statement, Value};
-use tonic::transport::Channel;
 
 use crate::{
     caller::Caller,
@@ -32,6 +31,7 @@ use crate::{
     outbox::{self, RelayWaker},
     shutdown::Shutdown,
     trace::TraceContext,
+    trust::SignedChannel,
 };
 
 /// Rows one claim leases at most: the LIMIT in the claim statements below.
@@ -57,7 +57,7 @@ pub struct Relay {
     db: DatabaseConnection,
     clock: SharedClock,
     waker: RelayWaker,
-    receivers: HashMap<String, EventInboxClient<Channel>>,
+    receivers: HashMap<String, EventInboxClient<SignedChannel>>,
     /// Receivers that could not be reached since they last answered: their rows may be waiting
     /// out a backoff. The first answer from one makes its waiting rows due at once, so a service
     /// that comes back gets its backlog now, not up to a minute later. At start every receiver is
@@ -79,9 +79,9 @@ impl Relay {
         db: DatabaseConnection,
         clock: SharedClock,
         waker: RelayWaker,
-        receivers: Vec<(ServiceName, Channel)>,
+        receivers: Vec<(ServiceName, SignedChannel)>,
     ) -> Self {
-        let receivers: HashMap<String, EventInboxClient<Channel>> = receivers
+        let receivers: HashMap<String, EventInboxClient<SignedChannel>> = receivers
             .into_iter()
             .map(|(service, channel)| (service.as_str().to_owned(), EventInboxClient::new(channel)))
             .collect();

@@ -21,6 +21,7 @@ use crate::{
     outbox::RelayWaker,
     relay::Relay,
     shutdown::Shutdown,
+    trust::{InternalKey, SignedChannel, Verify},
 };
 
 /// How long in-flight calls may take to finish once shutdown is asked for.
@@ -32,6 +33,9 @@ pub enum StartError {
     Database { service: ServiceName, source: sea_orm::DbErr },
     #[error("{service}: {message}")]
     Config { service: ServiceName, message: String },
+    /// A problem of a part that is not a service (the gateway), or of every part alike.
+    #[error("{part}: {message}")]
+    Setup { part: &'static str, message: String },
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("serving: {0}")]
@@ -59,7 +63,7 @@ impl ServiceContext {
         migrations: &[&Migration],
     ) -> Result<Self, StartError> {
         let database = |source| StartError::Database { service: name, source };
-        let db = db::connect(config, name).await.map_err(database)?;
+        let db = db::connect(config, name.as_str()).await.map_err(database)?;
         let mut all = vec![&crate::outbox::MIGRATION];
         all.extend_from_slice(migrations);
         let applied = migrate::run(&db, name.as_str(), &all).await.map_err(database)?;
@@ -69,11 +73,11 @@ impl ServiceContext {
         Ok(ServiceContext { name, db, clock, time_zone: config.time_zone, relay: RelayWaker::default() })
     }
 
-    /// The relay that delivers this service's outbox.
+    /// The relay that delivers this service's outbox, signing its deliveries as this service.
     pub fn relay(&self, config: &Config) -> Result<Relay, StartError> {
         let receivers = ServiceName::ALL
             .into_iter()
-            .map(|service| Ok((service, channel_to(config, service)?)))
+            .map(|service| Ok((service, signed_channel_to(config, service, self.name.as_str())?)))
             .collect::<Result<_, StartError>>()?;
         Ok(Relay::new(self.name, self.db.clone(), self.clock.clone(), self.relay.clone(), receivers))
     }
@@ -90,6 +94,26 @@ pub fn channel_to(config: &Config, service: ServiceName) -> Result<tonic::transp
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .connect_lazy())
+}
+
+/// The installation's internal key, which every part of kefu needs to call or serve another.
+pub fn internal_key(config: &Config, part: &'static str) -> Result<InternalKey, StartError> {
+    match &config.internal_key {
+        Some(secret) => Ok(InternalKey::new(secret.expose())),
+        None => Err(StartError::Setup {
+            part,
+            message: "KEFU_INTERNAL_KEY is not set: every kefu process of one installation needs the same internal key (at least 32 characters, e.g. `openssl rand -hex 32`; in Kubernetes the Secret kefu-internal-key). `kefu up` makes its own.".into(),
+        }),
+    }
+}
+
+/// A channel to `service` whose calls are signed as `issuer` (see [`crate::trust`]).
+pub fn signed_channel_to(
+    config: &Config,
+    service: ServiceName,
+    issuer: &'static str,
+) -> Result<SignedChannel, StartError> {
+    Ok(SignedChannel::new(channel_to(config, service)?, internal_key(config, issuer)?, issuer))
 }
 
 /// Health and reflection for the named gRPC services, plus those services' routes.
@@ -160,13 +184,14 @@ pub async fn run_service(
     shutdown: Shutdown,
     routes: impl FnOnce(&ServiceContext) -> Routes,
 ) -> Result<(), StartError> {
+    let key = internal_key(config, spec.name.as_str())?;
     let context = ServiceContext::open(spec.name, config, clock, spec.migrations).await?;
     let routes = routes(&context);
     let service_names = spec.service_names;
     let relay = context.relay(config)?;
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
     let routes = standard_routes(routes, service_names).await?.prepare();
-    let served = serve(routes, listener, shutdown).await;
+    let served = serve(Verify::new(routes, key, spec.name), listener, shutdown).await;
     let _ = relay_task.await;
     served
 }

@@ -23,7 +23,7 @@ use kefu_proto::{
     settlement::v1::{self as pb, settlement_server},
 };
 use sea_orm::{ConnectionTrait, TransactionTrait};
-use tonic::{Request, Response, Status, metadata::MetadataMap, transport::Channel};
+use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
     COLLECTION, LATE_REMITTANCE_CATEGORY,
@@ -35,7 +35,7 @@ use crate::{
 pub struct SettlementApi {
     pub context: ServiceContext,
     /// The gateway, where late remittances are filed as complaints like any other.
-    pub gateway: ComplaintsClient<Channel>,
+    pub gateway: ComplaintsClient<kefu_kit::trust::SignedChannel>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -37,8 +37,9 @@ use kefu_kit::{
     inbox::{EventHandler, Inbox},
     migrate::Migration,
     routed::{self, AcceptRoutedCases},
-    server::{ServiceSpec, StartError, run_service},
+    server::{ServiceSpec, StartError, internal_key, run_service},
     shutdown,
+    trust::SignedChannel,
 };
 use kefu_proto::{
     events::v1::{Event, event::Payload},
@@ -77,6 +78,8 @@ pub async fn run(
     let gateway = Endpoint::from_shared(config.gateway_url.clone())
         .map_err(|error| StartError::Config { service: NAME, message: format!("KEFU_GATEWAY_URL: {error}") })?
         .connect_lazy();
+    // Settlement files late remittances at the gateway as itself: `service:settlement`.
+    let gateway = SignedChannel::new(gateway, internal_key(config, NAME.as_str())?, NAME.as_str());
     let spec =
         ServiceSpec { name: NAME, migrations: MIGRATIONS, service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"] };
     let checker_shutdown = shutdown.clone();
