@@ -172,10 +172,14 @@ pub async fn migrate(config: &Config, clock: SharedClock) -> Result<(), StartErr
             ServiceName::Inspection => kefu_inspection::MIGRATIONS,
             ServiceName::Claims => kefu_claims::MIGRATIONS,
             ServiceName::Settlement => kefu_settlement::MIGRATIONS,
-            ServiceName::Archives => &[],
+            ServiceName::Archives => kefu_archives::MIGRATIONS,
         };
         ServiceContext::open(service, config, clock.clone(), migrations).await?;
         tracing::info!(%service, "migrated");
     }
+    kefu_gateway::tokens::open(config)
+        .await
+        .map_err(|error| StartError::Setup { part: "gateway", message: format!("database: {error}") })?;
+    tracing::info!("gateway migrated");
     Ok(())
 }

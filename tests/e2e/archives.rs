@@ -419,6 +419,17 @@ async fn files_are_kept_their_period_held_files_are_never_destroyed_and_destruct
 
     let clerk = archives.destroy_case_file(by(destroy("d-clerk"), "D002", "archives", "", "top_secret")).await;
     assert_eq!(clerk.expect_err("needs the supervisor").code(), Code::PermissionDenied);
+    // Four eyes: a member of the archives proposes, and another destroys.
+    let unproposed = archives.destroy_case_file(archivist(destroy("d-1"))).await.expect_err("not proposed");
+    assert_eq!(unproposed.code(), Code::FailedPrecondition);
+    assert!(unproposed.message().contains("ProposeDestruction"), "{}", unproposed.message());
+    let propose = || pb::ProposeDestructionRequest { name: file.name.clone(), reason: "three years are over".into() };
+    archives.propose_destruction(archivist(propose())).await.expect("proposed by the supervisor");
+    let own = archives.destroy_case_file(archivist(destroy("d-1"))).await.expect_err("the one who proposed");
+    assert_eq!(own.code(), Code::PermissionDenied);
+    assert!(own.message().contains("four eyes"), "{}", own.message());
+    let proposal = archives.propose_destruction(by(propose(), "D002", "archives", "", "top_secret")).await;
+    assert_eq!(proposal.expect("proposed by the clerk").into_inner().proposed_by, "D002");
     let record = archives.destroy_case_file(archivist(destroy("d-1"))).await.expect("destroyed").into_inner();
     assert_eq!(
         (record.case_file.as_str(), record.retention_rule.as_str(), record.approved_by.as_str()),

@@ -205,7 +205,10 @@ async fn above_the_standard_only_a_supervisor_approves_and_no_money_moves_before
     let name = open_claim(&suite, "YD-CLAIM-2").await;
     claims.record_claim_facts(facts(&name, uninsured_loss())).await.expect("facts");
     claims.record_investigation(investigation(&name, "branch", "SH01", 100)).await.expect("investigation");
-    claims.make_offer(offer(&name, 60_000)).await.expect("an offer may exceed the standard");
+    // A supervisor makes the offer; four eyes: another supervisor approves it.
+    let offered_by_a_supervisor =
+        crate::support::with_roles(as_user(offer(&name, 60_000), "S2002", "claims"), "agent,supervisor");
+    claims.make_offer(offered_by_a_supervisor).await.expect("an offer may exceed the standard");
     let claim = claims.record_customer_response(accept(&name, "")).await.expect("accept").into_inner();
     assert_eq!(claim.state(), pb::State::AwaitingApproval);
     assert!(
@@ -240,6 +243,11 @@ async fn above_the_standard_only_a_supervisor_approves_and_no_money_moves_before
     assert_eq!(violated_fields(&refused), ["reason"]);
 
     let reason = "long-standing customer; photos show the whole carton crushed";
+    let own = pb::ApproveClaimRequest { name: name.clone(), reason: reason.into(), request_id: "ap-own".into() };
+    let own = crate::support::with_roles(as_user(own, "S2002", "claims"), "agent,supervisor");
+    let refused = claims.approve_claim(own).await.expect_err("the supervisor who made the offer");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(refused.message().contains("four eyes"), "{}", refused.message());
     let request = pb::ApproveClaimRequest { name: name.clone(), reason: reason.into(), request_id: "ap-1".into() };
     let claim = claims.approve_claim(as_supervisor(request)).await.expect("approve").into_inner();
     assert_eq!(claim.state(), pb::State::Approved);

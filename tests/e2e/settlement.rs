@@ -238,6 +238,18 @@ async fn a_change_of_money_is_settlement_s_and_is_applied_only_by_a_supervisor(b
     );
     let again = settlement.reject_change(supervisor(reject("too late"))).await.expect_err("decided");
     assert_eq!(again.code(), Code::FailedPrecondition);
+
+    // Four eyes: a supervisor does not approve the change they asked for.
+    let own = change(&[("payment_method", "prepaid")], "ch-own");
+    settlement.request_change(supervisor(own)).await.expect("asked by the supervisor");
+    let approve_own = pb::ApproveChangeRequest {
+        name: "waybills/WB7101/changeRequests/2".into(),
+        reason: "mine".into(),
+        request_id: String::new(),
+    };
+    let refused = settlement.approve_change(supervisor(approve_own)).await.expect_err("their own request");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(refused.message().contains("four eyes"), "{}", refused.message());
     reconciled(&mut settlement).await;
     suite.stop().await;
 }
@@ -342,10 +354,25 @@ async fn the_ledger_reverses_a_fine_and_states_the_month(backend: Backend) {
     assert_eq!(clerk.expect_err("a clerk").code(), Code::PermissionDenied);
     let no_reason = settlement.reverse_ledger_entry(supervisor(reverse(&fined.name, ""))).await.expect_err("no reason");
     assert_eq!(violated_fields(&no_reason), ["reason"]);
+    // Four eyes: someone asks for the reversal, and another supervisor reverses.
+    let unasked = settlement.reverse_ledger_entry(supervisor(reverse(&fined.name, "appeal"))).await;
+    let unasked = unasked.expect_err("no one asked");
+    assert_eq!(unasked.code(), Code::FailedPrecondition);
+    assert!(unasked.message().contains("RequestReversal"), "{}", unasked.message());
+    let ask = |reason: &str| pb::RequestReversalRequest { name: fined.name.clone(), reason: reason.into() };
+    settlement.request_reversal(supervisor(ask("the fine was annulled on appeal"))).await.expect("asked");
+    let own = settlement.reverse_ledger_entry(supervisor(reverse(&fined.name, "appeal"))).await;
+    let own = own.expect_err("the supervisor who asked");
+    assert_eq!(own.code(), Code::PermissionDenied);
+    assert!(own.message().contains("four eyes"), "{}", own.message());
+    let asked = settlement.request_reversal(as_user(ask("annulled on appeal, ruling 2026-17"), "J001", "settlement"));
+    let asked = asked.await.expect("asked again, by the clerk").into_inner();
+    assert_eq!((asked.entry.as_str(), asked.requested_by.as_str()), (fined.name.as_str(), "J001"));
     clock.advance(Duration::hours(1));
     let reversal = settlement.reverse_ledger_entry(supervisor(reverse(&fined.name, "fine annulled on appeal"))).await;
     let reversal = reversal.expect("reversed").into_inner();
     assert_eq!(reversal.origin, format!("{}/reversal", fined.name));
+    assert!(reversal.memo.contains("asked by J001, by S001"), "{}", reversal.memo);
     assert_eq!(postings(&reversal), [("person:B042", -20_000), ("company:fines_income", 20_000)]);
     let retried = settlement.reverse_ledger_entry(supervisor(reverse(&fined.name, "again"))).await.expect("retried");
     assert_eq!(retried.into_inner().name, reversal.name, "an entry is reversed once");

@@ -710,6 +710,76 @@ impl pb::archives_server::Archives for ArchivesApi {
         }))
     }
 
+    async fn propose_destruction(
+        &self,
+        request: Request<pb::ProposeDestructionRequest>,
+    ) -> Answer<pb::DestructionProposal> {
+        let caller = Caller::from_metadata(request.metadata());
+        let request = request.into_inner();
+        archivist_only(&caller, "propose destructions")?;
+        let number = case_number(&request.name, "name")?;
+        let mut violations = FieldViolations::new();
+        required_text(&mut violations, "reason", &request.reason);
+        violations.into_result()?;
+        let name = format!("{CASE_FILES}{number}");
+        let tx = self.begin().await?;
+        let file = self.visible_case_file(&tx, &number, &caller).await?;
+        if file.destroy_time.is_some() {
+            return Err(Error::Precondition(format!("{name} was destroyed before")).into());
+        }
+        if file.legal_hold {
+            return Err(Error::Precondition(format!(
+                "{name} is under legal hold ({}); a held file is never destroyed — lift the hold first",
+                file.legal_hold_reason
+            ))
+            .into());
+        }
+        let now = self.now();
+        if now < file.retain_until {
+            return Err(Error::Precondition(format!(
+                "{name} is kept until {} under rule {}",
+                file.retain_until.to_rfc3339(),
+                file.retention_rule
+            ))
+            .into());
+        }
+        let proposal = store::destruction_proposal::Model {
+            case_number: number.clone(),
+            proposed_by: caller.user.clone(),
+            reason: request.reason.trim().to_owned(),
+            propose_time: now,
+        };
+        let active: store::destruction_proposal::ActiveModel = proposal.clone().into();
+        store::destruction_proposal::Entity::insert(active)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(store::destruction_proposal::Column::CaseNumber)
+                    .update_columns([
+                        store::destruction_proposal::Column::ProposedBy,
+                        store::destruction_proposal::Column::Reason,
+                        store::destruction_proposal::Column::ProposeTime,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&tx)
+            .await
+            .map_err(db("proposing a destruction"))?;
+        let detail = format!("destruction proposed: {}", proposal.reason);
+        audit::append(
+            &tx,
+            audit::Record { actor: &caller.user, action: "destruction_proposed", subject: &name, detail },
+            now,
+        )
+        .await
+        .map_err(db("auditing a proposal"))?;
+        tx.commit().await.map_err(db("proposing a destruction"))?;
+        Ok(Response::new(pb::DestructionProposal {
+            case_file: name,
+            proposed_by: proposal.proposed_by,
+            reason: proposal.reason,
+            propose_time: Some(to_timestamp(now)),
+        }))
+    }
+
     async fn destroy_case_file(&self, request: Request<pb::DestroyCaseFileRequest>) -> Answer<pb::DestructionRecord> {
         let caller = Caller::from_metadata(request.metadata());
         let request = request.into_inner();
@@ -756,6 +826,22 @@ impl pb::archives_server::Archives for ArchivesApi {
             ))
             .into());
         }
+        let proposal = store::destruction_proposal::Entity::find_by_id(number.clone())
+            .one(&tx)
+            .await
+            .map_err(db("reading destruction proposals"))?
+            .ok_or_else(|| {
+                Error::Precondition(format!(
+                    "no one has proposed destroying {name}: a member of the archives proposes it (ProposeDestruction), and another destroys it"
+                ))
+            })?;
+        if proposal.proposed_by == caller.user {
+            return Err(Error::Denied(format!(
+                "four eyes: {} proposed destroying {name}, so another supervisor of the archives destroys it",
+                caller.user
+            ))
+            .into());
+        }
         let emptied = case_file::Entity::update_many()
             .col_expr(case_file::Column::Content, Expr::value(Option::<Vec<u8>>::None))
             .col_expr(case_file::Column::DestroyTime, Expr::value(Some(now)))
@@ -787,11 +873,16 @@ impl pb::archives_server::Archives for ArchivesApi {
             Err(error) if is_unique_violation(&error) => return Err(Error::Conflict.into()),
             Err(error) => return Err(db("recording a destruction")(error).into()),
         };
+        store::destruction_proposal::Entity::delete_by_id(number.clone())
+            .exec(&tx)
+            .await
+            .map_err(db("destroying a file"))?;
         let detail = format!(
-            "content sha256 {} destroyed under rule {} (kept until {}): {}",
+            "content sha256 {} destroyed under rule {} (kept until {}), proposed by {}: {}",
             file.content_sha256,
             file.retention_rule,
             file.retain_until.to_rfc3339(),
+            proposal.proposed_by,
             request.reason.trim()
         );
         audit::append(&tx, audit::Record { actor: &caller.user, action: "destroyed", subject: &name, detail }, now)

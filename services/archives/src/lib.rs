@@ -43,7 +43,7 @@ use tonic::{Status, service::Routes};
 
 pub const NAME: ServiceName = ServiceName::Archives;
 
-pub static MIGRATIONS: &[&Migration] = &[&store::MIGRATION, &audit::MIGRATION];
+pub static MIGRATIONS: &[&Migration] = &[&store::MIGRATION, &audit::MIGRATION, &store::MIGRATION_PROPOSALS];
 
 /// Serves archives on `listener` until `shutdown`.
 pub async fn run(

@@ -189,6 +189,43 @@ pub mod destruction {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// A destruction proposed and not yet carried out: four eyes, the proposer does not destroy.
+pub mod destruction_proposal {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "archive_destruction_proposals")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub case_number: String,
+        pub proposed_by: String,
+        pub reason: String,
+        pub propose_time: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub static MIGRATION_PROPOSALS: Migration = Migration {
+    name: "archives_0003_destruction_proposals",
+    statements: || {
+        use destruction_proposal::{Column as C, Entity};
+        vec![SchemaStatement::Table(
+            Table::create()
+                .table(Entity)
+                .if_not_exists()
+                .col(ColumnDef::new(C::CaseNumber).string_len(32).not_null().primary_key())
+                .col(ColumnDef::new(C::ProposedBy).string_len(128).not_null())
+                .col(ColumnDef::new(C::Reason).text().not_null())
+                .col(ColumnDef::new(C::ProposeTime).timestamp_with_time_zone().not_null())
+                .to_owned(),
+        )]
+    },
+};
+
 pub static MIGRATION: Migration = Migration {
     name: "archives_0001_files",
     statements: || {

@@ -182,6 +182,9 @@ pub enum ClaimError {
     /// Only a supervisor may do this.
     #[error("{0}")]
     NotSupervisor(String),
+    /// Four eyes: the approver asked for what is approved.
+    #[error("{0}")]
+    FourEyes(String),
 }
 
 fn invalid(field: &str, description: impl Into<String>) -> ClaimError {
@@ -209,6 +212,10 @@ pub struct Claim {
     pub responsible_share_fen: i64,
     pub approval: Option<Approval>,
     pub insurer_recovery: Option<InsurerRecovery>,
+    /// Who made the offer outstanding or agreed, and who recorded the customer's acceptance: the
+    /// approver must be neither (four eyes).
+    pub offer_by: String,
+    pub accepted_by: String,
 }
 
 impl Claim {
@@ -229,6 +236,8 @@ impl Claim {
             responsible_share_fen: 0,
             approval: None,
             insurer_recovery: None,
+            offer_by: String::new(),
+            accepted_by: String::new(),
         }
     }
 
@@ -331,6 +340,7 @@ impl Claim {
                 let detail =
                     format!("{} offered (the standards allow {}) {note}", Yuan(amount_fen), Yuan(quote.amount_fen));
                 self.offer_fen = amount_fen;
+                self.offer_by = caller.user.clone();
                 self.state = State::Negotiating;
                 Ok(vec![step("offer_made", detail.trim_end().to_owned())])
             }
@@ -357,6 +367,7 @@ impl Claim {
                     vec![step("offer_accepted", format!("{} agreed {note}", Yuan(agreed)).trim_end().to_owned())];
                 self.agreed_amount_fen = agreed;
                 self.offer_fen = 0;
+                self.accepted_by = caller.user.clone();
                 let reasons = self.approval_reasons(agreed, policy);
                 if reasons.is_empty() {
                     let reason =
@@ -372,6 +383,7 @@ impl Claim {
             Command::Approve { reason } => {
                 self.require(&[State::AwaitingApproval], "approve")?;
                 require_supervisor(caller, "approve a claim")?;
+                self.require_other_eyes(caller)?;
                 check_reason(&reason)?;
                 self.approve(caller.user.clone(), reason.clone(), now);
                 Ok(vec![step("approved", reason)])
@@ -413,6 +425,18 @@ impl Claim {
         self.state = State::Approved;
     }
 
+    /// Four eyes: who made the offer or recorded the customer's acceptance does not approve it.
+    fn require_other_eyes(&self, caller: &Caller) -> Result<(), ClaimError> {
+        let own = |who: &str| !who.is_empty() && who == caller.user;
+        if own(&self.offer_by) || own(&self.accepted_by) {
+            return Err(ClaimError::FourEyes(format!(
+                "four eyes: {} made the offer or recorded the customer's acceptance of this claim, so another supervisor approves it",
+                caller.user
+            )));
+        }
+        Ok(())
+    }
+
     fn require(&self, states: &[State], what: &str) -> Result<(), ClaimError> {
         if states.contains(&self.state) {
             return Ok(());
@@ -431,7 +455,7 @@ fn require_supervisor(caller: &Caller, what: &str) -> Result<(), ClaimError> {
         Ok(())
     } else {
         Err(ClaimError::NotSupervisor(format!(
-            "only a supervisor may {what}: the caller's roles (x-kefu-roles) do not include {SUPERVISOR_ROLE}"
+            "only a supervisor may {what}: the caller's roles do not include {SUPERVISOR_ROLE}"
         )))
     }
 }

@@ -14,7 +14,7 @@ pub enum Error {
     MissingDocuments(Vec<&'static str>),
     /// `FAILED_PRECONDITION`: the claim is not in a state, or lacks a record, the rule needs.
     Precondition(String),
-    /// `PERMISSION_DENIED`.
+    /// `PERMISSION_DENIED`: not a supervisor, or four eyes.
     NotSupervisor(String),
     /// `NOT_FOUND`.
     NotFound(String),
@@ -83,7 +83,7 @@ impl From<ClaimError> for Error {
         match error {
             ClaimError::Invalid(violations) => Error::Invalid(violations),
             ClaimError::Precondition(message) => Error::Precondition(message),
-            ClaimError::NotSupervisor(message) => Error::NotSupervisor(message),
+            ClaimError::NotSupervisor(message) | ClaimError::FourEyes(message) => Error::NotSupervisor(message),
         }
     }
 }

@@ -47,8 +47,13 @@ pub const COLLECTION: &str = "claims";
 /// The largest request accepted: evidence of up to 4 MiB with room for the rest.
 const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
-pub static MIGRATIONS: &[&Migration] =
-    &[&routed::MIGRATION, &store::MIGRATION, &routed::MIGRATION_FIRST_COMPLAINT, &store::MIGRATION_HISTORY];
+pub static MIGRATIONS: &[&Migration] = &[
+    &routed::MIGRATION,
+    &store::MIGRATION,
+    &routed::MIGRATION_FIRST_COMPLAINT,
+    &store::MIGRATION_HISTORY,
+    &store::MIGRATION_FOUR_EYES,
+];
 
 /// Serves claims on `listener` until `shutdown`.
 pub async fn run(

@@ -59,6 +59,9 @@ pub mod claim_row {
         pub agreed_amount_fen: i64,
         pub responsible_share_fen: i64,
         pub approved_by: Option<String>,
+        /// Four eyes: who made the offer and who recorded its acceptance (since claims_0003).
+        pub offer_by: String,
+        pub accepted_by: String,
         pub approval_reason: Option<String>,
         pub approve_time: Option<DateTimeUtc>,
         pub insurer: Option<String>,
@@ -219,6 +222,25 @@ pub static MIGRATION_HISTORY: Migration = Migration {
     },
 };
 
+/// Four eyes: who made the offer and who recorded its acceptance, so neither approves it.
+pub static MIGRATION_FOUR_EYES: Migration = Migration {
+    name: "claims_0003_four_eyes",
+    statements: || {
+        use claim_row::Column as C;
+        [C::OfferBy, C::AcceptedBy]
+            .into_iter()
+            .map(|column| {
+                SchemaStatement::Alter(
+                    Table::alter()
+                        .table(claim_row::Entity)
+                        .add_column(ColumnDef::new(column).string_len(128).not_null().default(""))
+                        .to_owned(),
+                )
+            })
+            .collect()
+    },
+};
+
 /// The claim with `case_number` and the version it was read at; `None` if nothing has been
 /// recorded on it yet.
 pub async fn load(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<(Claim, i32)>, DbErr> {
@@ -280,6 +302,8 @@ pub fn from_row(row: claim_row::Model) -> Result<Claim, DbErr> {
         investigation,
         offer_fen: row.offer_fen,
         counter_offer_fen: row.counter_offer_fen,
+        offer_by: row.offer_by.clone(),
+        accepted_by: row.accepted_by.clone(),
         agreed_amount_fen: row.agreed_amount_fen,
         responsible_share_fen: row.responsible_share_fen,
         approval,
@@ -318,6 +342,8 @@ pub async fn save(
         share_percent: Set(investigation.map(|i| i.share_percent)),
         offer_fen: Set(claim.offer_fen),
         counter_offer_fen: Set(claim.counter_offer_fen),
+        offer_by: Set(claim.offer_by.clone()),
+        accepted_by: Set(claim.accepted_by.clone()),
         agreed_amount_fen: Set(claim.agreed_amount_fen),
         responsible_share_fen: Set(claim.responsible_share_fen),
         approved_by: Set(claim.approval.as_ref().map(|a| a.approved_by.clone())),

@@ -22,7 +22,7 @@ use kefu_proto::{
     gateway::v1::{self as gateway, complaints_client::ComplaintsClient},
     settlement::v1::{self as pb, settlement_server},
 };
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::{ConnectionTrait, EntityTrait as _, TransactionTrait};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
@@ -79,6 +79,30 @@ fn history_key(number: &str) -> String {
 }
 
 impl SettlementApi {
+    /// The entry `seq` and its postings, if the ledger may reverse it: a claim's or a fine's entry,
+    /// not a waybill's (a change request corrects those) and not itself a reversal.
+    async fn reversible(
+        &self,
+        tx: &sea_orm::DatabaseTransaction,
+        seq: i64,
+        name: &str,
+    ) -> Result<(ledger::entry::Model, Vec<ledger::posting::Model>), Status> {
+        let (original, postings) = ledger::get(tx, seq)
+            .await
+            .map_err(db_error("reading an entry"))?
+            .ok_or_else(|| Error::NotFound(format!("no ledger entry named {name}")))?;
+        if original.origin.starts_with("waybills/") {
+            return Err(Error::Precondition(format!(
+                "{name} belongs to a waybill: correct the waybill with a change request, and the ledger follows"
+            ))
+            .into());
+        }
+        if original.kind == "reversal" {
+            return Err(Error::Precondition(format!("{name} is itself a reversal and is not reversed")).into());
+        }
+        Ok((original, postings))
+    }
+
     /// Changes waybill `name` by `command`, once per `request_id`, and returns it as it now is.
     async fn act(
         &self,
@@ -549,53 +573,92 @@ impl settlement_server::Settlement for SettlementApi {
         Ok(Response::new(pb::ListLedgerEntriesResponse { entries, next_page_token }))
     }
 
+    async fn request_reversal(&self, request: Request<pb::RequestReversalRequest>) -> Reply<pb::ReversalRequest> {
+        let caller = Caller::from_metadata(request.metadata());
+        let request = request.into_inner();
+        let (seq, reason) = reversal_fields(&request.name, &request.reason, "")?;
+        let db = &self.context.db;
+        let now = to_micros(self.context.clock.now());
+        let tx = db.begin().await.map_err(db_error("asking for a reversal"))?;
+        self.reversible(&tx, seq, &request.name).await?;
+        if ledger::by_origin(&tx, &ledger::reversal_origin(seq)).await.map_err(db_error("reading an entry"))?.is_some()
+        {
+            return Err(Error::Precondition(format!("{} is already reversed", request.name)).into());
+        }
+        let row = ledger::reversal_request::Model {
+            entry_seq: seq,
+            requested_by: caller.user.clone(),
+            reason: reason.to_owned(),
+            request_time: now,
+        };
+        let active: ledger::reversal_request::ActiveModel = row.clone().into();
+        ledger::reversal_request::Entity::insert(active)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(ledger::reversal_request::Column::EntrySeq)
+                    .update_columns([
+                        ledger::reversal_request::Column::RequestedBy,
+                        ledger::reversal_request::Column::Reason,
+                        ledger::reversal_request::Column::RequestTime,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&tx)
+            .await
+            .map_err(db_error("asking for a reversal"))?;
+        tx.commit().await.map_err(db_error("asking for a reversal"))?;
+        tracing::info!(entry = %request.name, by = %caller.user, "reversal asked for");
+        Ok(Response::new(pb::ReversalRequest {
+            entry: request.name,
+            requested_by: row.requested_by,
+            reason: row.reason,
+            request_time: Some(to_timestamp(now)),
+        }))
+    }
+
     async fn reverse_ledger_entry(&self, request: Request<pb::ReverseLedgerEntryRequest>) -> Reply<pb::LedgerEntry> {
         let caller = Caller::from_metadata(request.metadata());
         let request = request.into_inner();
-        let mut violations = FieldViolations::new();
-        let seq = request.name.strip_prefix("ledgerEntries/").and_then(|seq| seq.parse::<i64>().ok());
-        if seq.is_none() {
-            violations.add("name", "expected ledgerEntries/{id}");
-        }
-        let reason = request.reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            violations.add("reason", "required: why the entry is corrected (at most 500 characters)");
-        }
-        let seq = collect_violations(violations, seq.ok_or_else(FieldViolations::new), &request.request_id)
-            .map_err(Error::Invalid)?;
+        let (seq, reason) = reversal_fields(&request.name, &request.reason, &request.request_id)?;
         if !caller.is_supervisor() {
             return Err(Error::NotSupervisor(
-                "only a supervisor may reverse a ledger entry: the caller's roles (x-kefu-roles) do not include supervisor"
-                    .into(),
+                "only a supervisor may reverse a ledger entry: the caller's roles do not include supervisor".into(),
             )
             .into());
         }
         let db = &self.context.db;
         let now = to_micros(self.context.clock.now());
+        let origin = ledger::reversal_origin(seq);
         let tx = db.begin().await.map_err(db_error("reversing an entry"))?;
-        let (original, postings) = ledger::get(&tx, seq)
-            .await
-            .map_err(db_error("reading an entry"))?
-            .ok_or_else(|| Error::NotFound(format!("no ledger entry named {}", request.name)))?;
-        if original.origin.starts_with("waybills/") {
-            return Err(Error::Precondition(format!(
-                "{} belongs to a waybill: correct the waybill with a change request, and the ledger follows",
-                request.name
-            ))
-            .into());
-        }
-        if original.kind == "reversal" {
-            return Err(
-                Error::Precondition(format!("{} is itself a reversal and is not reversed", request.name)).into()
-            );
-        }
-        let reversal = ledger::reversal(&original, &postings, reason, &caller.user);
-        let posted = ledger::post(&tx, &reversal, "", now).await.map_err(db_error("reversing an entry"))?;
-        tx.commit().await.map_err(db_error("reversing an entry"))?;
-        if posted {
+        let (original, postings) = self.reversible(&tx, seq, &request.name).await?;
+        // Already reversed (a retry, or a second supervisor): the reversal there is the answer.
+        if ledger::by_origin(&tx, &origin).await.map_err(db_error("reading an entry"))?.is_none() {
+            let asked = ledger::reversal_request::Entity::find_by_id(seq)
+                .one(&tx)
+                .await
+                .map_err(db_error("reading a reversal request"))?
+                .ok_or_else(|| {
+                    Error::Precondition(format!(
+                        "no one has asked for {} to be reversed: someone asks with RequestReversal, and another supervisor reverses it",
+                        request.name
+                    ))
+                })?;
+            if asked.requested_by == caller.user {
+                return Err(Error::NotSupervisor(format!(
+                    "four eyes: {} asked for this reversal, so another supervisor decides it",
+                    caller.user
+                ))
+                .into());
+            }
+            let reversal = ledger::reversal(&original, &postings, reason, &asked.requested_by, &caller.user);
+            ledger::post(&tx, &reversal, "", now).await.map_err(db_error("reversing an entry"))?;
+            ledger::reversal_request::Entity::delete_by_id(seq)
+                .exec(&tx)
+                .await
+                .map_err(db_error("reversing an entry"))?;
             tracing::info!(entry = %request.name, origin = %original.origin, "entry reversed");
         }
-        let (entry, postings) = ledger::by_origin(db, &reversal.origin)
+        tx.commit().await.map_err(db_error("reversing an entry"))?;
+        let (entry, postings) = ledger::by_origin(db, &origin)
             .await
             .map_err(db_error("reading an entry"))?
             .ok_or_else(|| Error::NotFound(format!("the reversal of {}", request.name)))?;
@@ -848,4 +911,20 @@ impl settlement_server::Settlement for SettlementApi {
         let command = Command::WriteOff { original_certificate: request.original_certificate };
         Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
     }
+}
+
+/// The entry a reversal names and its reason, checked; every bad field at once.
+fn reversal_fields<'a>(name: &str, reason: &'a str, request_id: &str) -> Result<(i64, &'a str), Status> {
+    let mut violations = FieldViolations::new();
+    let seq = name.strip_prefix("ledgerEntries/").and_then(|seq| seq.parse::<i64>().ok());
+    if seq.is_none() {
+        violations.add("name", "expected ledgerEntries/{id}");
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        violations.add("reason", "required: why the entry is corrected (at most 500 characters)");
+    }
+    let seq = collect_violations(violations, seq.ok_or_else(FieldViolations::new), request_id)
+        .map_err(|violations| Status::from(Error::Invalid(violations)))?;
+    Ok((seq, reason))
 }

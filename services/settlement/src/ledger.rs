@@ -384,14 +384,66 @@ pub async fn by_origin(
 
 /// The entry that moves `original`'s money back: the same postings, negated, under the origin
 /// `ledgerEntries/{seq}/reversal`, so an entry is reversed at most once.
-pub fn reversal(original: &entry::Model, postings: &[posting::Model], reason: &str, by: &str) -> NewEntry {
+pub fn reversal(
+    original: &entry::Model,
+    postings: &[posting::Model],
+    reason: &str,
+    asked_by: &str,
+    by: &str,
+) -> NewEntry {
     NewEntry {
-        origin: format!("ledgerEntries/{}/reversal", original.seq),
+        origin: reversal_origin(original.seq),
         kind: "reversal",
-        memo: format!("reversal of ledgerEntries/{} ({}) by {by}: {reason}", original.seq, original.origin),
+        memo: format!(
+            "reversal of ledgerEntries/{} ({}) asked by {asked_by}, by {by}: {reason}",
+            original.seq, original.origin
+        ),
         postings: postings.iter().map(|posting| (posting.account.clone(), -posting.amount_fen)).collect(),
     }
 }
+
+/// The origin of the reversal of entry `seq`: one reversal per entry, ever.
+pub fn reversal_origin(seq: i64) -> String {
+    format!("ledgerEntries/{seq}/reversal")
+}
+
+/// A reversal someone asked for and no one has decided yet: four eyes, the one who asked does not
+/// reverse.
+pub mod reversal_request {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "reversal_requests")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub entry_seq: i64,
+        pub requested_by: String,
+        pub reason: String,
+        pub request_time: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub static MIGRATION_REVERSAL_REQUESTS: Migration = Migration {
+    name: "settlement_0003_reversal_requests",
+    statements: || {
+        use reversal_request::{Column as C, Entity};
+        vec![SchemaStatement::Table(
+            Table::create()
+                .table(Entity)
+                .if_not_exists()
+                .col(ColumnDef::new(C::EntrySeq).big_integer().not_null().primary_key())
+                .col(ColumnDef::new(C::RequestedBy).string_len(128).not_null())
+                .col(ColumnDef::new(C::Reason).text().not_null())
+                .col(ColumnDef::new(C::RequestTime).timestamp_with_time_zone().not_null())
+                .to_owned(),
+        )]
+    },
+};
 
 /// Entries whose `create_time` lies in `[from, until)`, as a subquery of their sequence numbers.
 fn entries_between(from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> sea_orm::sea_query::SelectStatement {

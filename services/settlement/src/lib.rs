@@ -66,6 +66,7 @@ pub static MIGRATIONS: &[&Migration] = &[
     &routed::MIGRATION_FIRST_COMPLAINT,
     &history::MIGRATION,
     &store::MIGRATION,
+    &ledger::MIGRATION_REVERSAL_REQUESTS,
 ];
 
 /// Serves settlement on `listener` until `shutdown`.

@@ -535,12 +535,19 @@ impl Waybill {
             {
                 let _ = (index, reason);
                 Err(Refusal::NotSupervisor(
-                    "only a supervisor may decide a change request: the caller's roles (x-kefu-roles) do not include supervisor"
+                    "only a supervisor may decide a change request: the caller's roles do not include supervisor"
                         .into(),
                 ))
             }
             Command::ApproveChange { index, reason } => {
                 let pending = self.pending_change(index)?;
+                if pending.requested_by == caller.user {
+                    return Err(Refusal::NotSupervisor(format!(
+                        "four eyes: {} asked for change request {}, so another supervisor approves it",
+                        caller.user,
+                        index + 1
+                    )));
+                }
                 let wanted: Vec<(Field, String)> =
                     pending.changes.iter().map(|change| (change.field, change.after.clone())).collect();
                 let changes = self.check_changes(&wanted, "name")?;
