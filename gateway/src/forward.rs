@@ -98,7 +98,10 @@ impl Service<Request<Body>> for Dispatch {
         {
             identity::record_denied(&path, principal);
             if let Some((_, instead)) = REFUSED.iter().find(|(refused, _)| *refused == path) {
-                return refuse(Status::permission_denied(*instead));
+                return refuse(Status::permission_denied(format!(
+                    "the access table lets no caller reach {} through the gateway: {instead}",
+                    path.trim_start_matches('/')
+                )));
             }
             return refuse(Status::permission_denied(format!(
                 "the access table does not let {} call {}; it is for: {}",

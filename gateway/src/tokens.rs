@@ -418,7 +418,9 @@ impl tokens_server::Tokens for TokensApi {
         let now = self.clock.now();
         let mut violations = FieldViolations::new();
         check_request_id(&mut violations, "request_id", &request.request_id);
-        let wanted = match validate(&request.token.unwrap_or_default(), now) {
+        let token = request.token.unwrap_or_default();
+        let expiry_asked = token.expire_time.is_some();
+        let wanted = match validate(&token, now) {
             Ok(wanted) => Some(wanted),
             Err(more) => {
                 violations.extend(more);
@@ -426,7 +428,11 @@ impl tokens_server::Tokens for TokensApi {
             }
         };
         violations.into_result()?;
-        let Some(wanted) = wanted else { return Err(Status::internal("validation")) };
+        let Some(mut wanted) = wanted else { return Err(Status::internal("validation")) };
+        // Unasked, a token lives 90 days, or as long as the admin's own if that ends sooner.
+        if !expiry_asked && let Some(limit) = admin.expires {
+            wanted.expire_time = wanted.expire_time.min(limit);
+        }
         let request_id = idempotency_key(&request.request_id).map(str::to_owned);
         if let Some(request_id) = &request_id
             && let Some(earlier) = token_row::Entity::find()

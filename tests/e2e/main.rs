@@ -12,17 +12,22 @@
 //!   requests; clearance that hides classified files; retention, legal hold and destruction;
 //!   customer files and grades; the audit log's hash chain catching an altered or removed entry;
 //! - `webhooks`: case events posted to branch-office HTTP servers, signed, retried, recorded;
-//! - `events`: the event inbox of a service, spoken to directly as a sender's relay does;
+//! - `access`: the authorization matrix, every RPC × thirteen principals against the access table;
+//! - `identity`: tokens, single sign-on, branch isolation, refusals;
+//! - `events`: the event inbox of a service, spoken to directly as a sender's relay does, and the
+//!   service ports refusing whatever kefu did not sign;
 //! - `processes`: the real `kefu` binary as separate processes: `kill -9`, restart, and a bad
 //!   routing policy.
 //!
 //! PostgreSQL tests create a fresh database per test on `KEFU_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and fail loudly if it cannot be reached.
 
+mod access;
 mod archives;
 mod claims;
 mod events;
 mod flow;
+mod identity;
 mod inspection;
 mod intake;
 mod processes;

@@ -821,3 +821,70 @@ async fn kefu_up_says_where_everything_listens_and_stops_on_ctrl_c() {
     std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read the rest");
     assert!(rest.contains("kefu stopped."), "{rest}");
 }
+
+/// Refusals are logged with the method, the reason and (for denials) who was denied, counted, and
+/// never with a secret: not the bootstrap secret, not a token, not a forged one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_logged_and_counted_without_secrets() {
+    use kefu_proto::{
+        claims::v1::{ListClaimsRequest, claims_client::ClaimsClient},
+        gateway::v1::{ListTokensRequest, tokens_client::TokensClient},
+    };
+
+    let dir = tempfile::tempdir().expect("a directory");
+    let mut cluster = Cluster::new(dir.path(), None);
+    cluster.start("gateway");
+    cluster.start("claims");
+    let gateway = cluster.gateway();
+    let raw =
+        Channel::from_shared(format!("http://127.0.0.1:{}", cluster.ports["gateway"])).expect("URL").connect_lazy();
+    let agent = eventually("the gateway makes tokens", || {
+        let gateway = gateway.clone();
+        async move { gateway.try_token(&Principal::staff("A3", "claims", &["agent"])).await.ok() }
+    })
+    .await;
+
+    let no_token = ClaimsClient::new(raw.clone()).list_claims(ListClaimsRequest::default()).await;
+    assert_eq!(no_token.expect_err("no token").code(), tonic::Code::Unauthenticated);
+    let forged = "kefu_0123456789abcdef_forgedsecretforgedsecretforgedsecretforgedsecret0123456789abcd";
+    let mut request = tonic::Request::new(ListClaimsRequest::default());
+    crate::support::bearer(&mut request, forged);
+    let unknown = ClaimsClient::new(raw.clone()).list_claims(request).await;
+    assert_eq!(unknown.expect_err("unknown token").code(), tonic::Code::Unauthenticated);
+    let mut request = tonic::Request::new(ListTokensRequest::default());
+    crate::support::bearer(&mut request, &agent);
+    let denied = TokensClient::new(raw.clone()).list_tokens(request).await;
+    assert_eq!(denied.expect_err("an agent lists no tokens").code(), tonic::Code::PermissionDenied);
+    let claims_port =
+        Channel::from_shared(format!("http://127.0.0.1:{}", cluster.ports["claims"])).expect("URL").connect_lazy();
+    let direct = ClaimsClient::new(claims_port).list_claims(ListClaimsRequest::default()).await;
+    assert_eq!(direct.expect_err("straight to the port").code(), tonic::Code::Unauthenticated);
+
+    let gateway_log = eventually("the gateway logs the denial", || async {
+        let log = cluster.log("gateway");
+        log.contains("call denied by the access table").then_some(log)
+    })
+    .await;
+    assert!(
+        gateway_log.contains("call not authenticated method=/kefu.claims.v1.Claims/ListClaims reason=\"missing\""),
+        "{gateway_log}"
+    );
+    assert!(gateway_log.contains("reason=\"unknown_or_revoked\" unauthenticated_calls=2"), "{gateway_log}");
+    assert!(
+        gateway_log.contains(
+            "method=/kefu.gateway.v1.Tokens/ListTokens subject=A3 roles=agent department=claims denied_calls=1"
+        ),
+        "{gateway_log}"
+    );
+    assert!(gateway_log.contains("the bootstrap token was used"), "its use is a warning: {gateway_log}");
+    let claims_log = cluster.log("claims");
+    assert!(
+        claims_log.contains("call refused at a service port") && claims_log.contains("refused_calls=1"),
+        "{claims_log}"
+    );
+    for log in [&gateway_log, &claims_log] {
+        for secret in [BOOTSTRAP_TOKEN, agent.as_str(), forged, "forgedsecret", INTERNAL_KEY] {
+            assert!(!log.contains(secret), "a secret in the log: {secret}");
+        }
+    }
+}

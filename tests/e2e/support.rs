@@ -161,7 +161,7 @@ impl TokenChannel {
         self.try_token(principal).await.unwrap_or_else(|status| panic!("a token for {principal:?}: {status:?}"))
     }
 
-    async fn try_token(&self, principal: &Principal) -> Result<String, tonic::Status> {
+    pub async fn try_token(&self, principal: &Principal) -> Result<String, tonic::Status> {
         if let Some(token) = self.tokens.lock().expect("not poisoned").get(principal) {
             return Ok(token.clone());
         }
@@ -246,17 +246,29 @@ impl TestSuite {
 
     /// Starts the suite; `policy`, if given, is the text of a routing policy file.
     pub async fn start_with(backend: Backend, clock: SharedClock, policy: Option<&str>) -> TestSuite {
+        TestSuite::start_configured(backend, clock, |config, dir| {
+            if let Some(policy) = policy {
+                let path = dir.join("routing-policy.txt");
+                std::fs::write(&path, policy).expect("write the policy");
+                config.routing_policy = Some(path);
+            }
+        })
+        .await
+    }
+
+    /// Starts the suite with the test configuration changed by `edit`, given a directory for files.
+    pub async fn start_configured(
+        backend: Backend,
+        clock: SharedClock,
+        edit: impl FnOnce(&mut Config, &Path),
+    ) -> TestSuite {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let database = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(TestDatabase::create().await),
         };
         let mut config = test_config(dir.path(), database.as_ref());
-        if let Some(policy) = policy {
-            let path = dir.path().join("routing-policy.txt");
-            std::fs::write(&path, policy).expect("write the policy");
-            config.routing_policy = Some(path);
-        }
+        edit(&mut config, dir.path());
         let bound = suite::bind(config, &suite::all_targets()).await.expect("bind loopback ports");
         let config = bound.config.clone();
         let (trigger, shutdown) = Shutdown::new();
