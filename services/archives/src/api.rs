@@ -727,22 +727,8 @@ impl pb::archives_server::Archives for ArchivesApi {
         if file.destroy_time.is_some() {
             return Err(Error::Precondition(format!("{name} was destroyed before")).into());
         }
-        if file.legal_hold {
-            return Err(Error::Precondition(format!(
-                "{name} is under legal hold ({}); a held file is never destroyed — lift the hold first",
-                file.legal_hold_reason
-            ))
-            .into());
-        }
         let now = self.now();
-        if now < file.retain_until {
-            return Err(Error::Precondition(format!(
-                "{name} is kept until {} under rule {}",
-                file.retain_until.to_rfc3339(),
-                file.retention_rule
-            ))
-            .into());
-        }
+        may_be_destroyed(&file, &name, now)?;
         let proposal = store::destruction_proposal::Model {
             case_number: number.clone(),
             proposed_by: caller.user.clone(),
@@ -810,22 +796,8 @@ impl pb::archives_server::Archives for ArchivesApi {
             ))
             .into());
         }
-        if file.legal_hold {
-            return Err(Error::Precondition(format!(
-                "{name} is under legal hold ({}); a held file is never destroyed — lift the hold first",
-                file.legal_hold_reason
-            ))
-            .into());
-        }
         let now = self.now();
-        if now < file.retain_until {
-            return Err(Error::Precondition(format!(
-                "{name} is kept until {} under rule {}",
-                file.retain_until.to_rfc3339(),
-                file.retention_rule
-            ))
-            .into());
-        }
+        may_be_destroyed(&file, &name, now)?;
         let proposal = store::destruction_proposal::Entity::find_by_id(number.clone())
             .one(&tx)
             .await
@@ -1370,6 +1342,26 @@ fn auditor_only(caller: &Caller) -> Result<(), Status> {
     archivist_only(caller, "read the audit log")?;
     if Classification::clearance_of(caller) != Classification::TopSecret {
         return Err(Error::Denied("the audit log mentions every file: it needs top_secret clearance".into()).into());
+    }
+    Ok(())
+}
+
+/// Whether a file may be destroyed at `now`: never under legal hold, never before its retention ends.
+fn may_be_destroyed(file: &case_file::Model, name: &str, now: DateTime<Utc>) -> Result<(), Status> {
+    if file.legal_hold {
+        return Err(Error::Precondition(format!(
+            "{name} is under legal hold ({}); a held file is never destroyed — lift the hold first",
+            file.legal_hold_reason
+        ))
+        .into());
+    }
+    if now < file.retain_until {
+        return Err(Error::Precondition(format!(
+            "{name} is kept until {} under rule {}",
+            file.retain_until.to_rfc3339(),
+            file.retention_rule
+        ))
+        .into());
     }
     Ok(())
 }

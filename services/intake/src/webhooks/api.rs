@@ -1,5 +1,6 @@
-//! The webhook RPCs of `kefu.intake.v1.Intake`. A caller speaking for a branch (`x-kefu-branch`)
-//! manages and reads its own branch's endpoints only; the service center's staff, any branch's.
+//! The webhook RPCs of `kefu.intake.v1.Intake`. A caller speaking for a branch (a token with a
+//! `branch`, as every `branch_system` has) manages and reads its own branch's endpoints only; the
+//! service center's staff, any branch's.
 
 use kefu_kit::{
     caller::Caller,
