@@ -46,7 +46,7 @@ enum TokenCommand {
         /// confidential or top_secret (archives' classified files).
         #[arg(long, default_value = "")]
         clearance: String,
-        /// Days until it expires (at most 366).
+        /// Days until it expires (at most a year).
         #[arg(long, default_value_t = 90)]
         days: i64,
         /// An idempotency key: run the same command again with it and nothing new is created.

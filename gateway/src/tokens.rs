@@ -42,8 +42,10 @@ pub const SERVICE_NAME: &str = "kefu.gateway.v1.Tokens";
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 /// A token's lifetime when none is asked for.
 const DEFAULT_LIFETIME: chrono::Duration = chrono::Duration::days(90);
-/// The longest lifetime a token may have.
-const MAX_LIFETIME: chrono::Duration = chrono::Duration::days(366);
+/// The latest a token created at `now` may expire: one calendar year later.
+fn latest_expiry(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.checked_add_months(chrono::Months::new(12)).unwrap_or(now + chrono::Duration::days(365))
+}
 const PREFIX: &str = "kefu_";
 const MAX_TEXT: usize = 128;
 
@@ -297,7 +299,7 @@ fn validate(token: &pb::Token, now: DateTime<Utc>) -> Result<Wanted, FieldViolat
     let expire_time = match &token.expire_time {
         None => now + DEFAULT_LIFETIME,
         Some(timestamp) => match from_timestamp(timestamp) {
-            Some(time) if time > now && time <= now + MAX_LIFETIME => time,
+            Some(time) if time > now && time <= latest_expiry(now) => time,
             Some(time) if time <= now => {
                 violations.add("token.expire_time", "must be in the future");
                 now

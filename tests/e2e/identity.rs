@@ -375,6 +375,16 @@ async fn a_branch_system_files_and_sees_its_own_branch_only(backend: Backend) {
     theirs.contact = Some(kefu_proto::gateway::v1::Contact { name: "赵先生".into(), phone: "13700000003".into() });
     let theirs = complaints.create_complaint(create("b-4", theirs)).await.expect("BJ02's").into_inner();
 
+    // Reusing BJ02's request_id does not show SH01 BJ02's complaint.
+    let reused = complaints.create_complaint(as_branch_system(ours("b-4", ""), "SH01")).await;
+    let reused = reused.expect_err("another branch's request_id");
+    assert_eq!(reused.code(), Code::AlreadyExists);
+    assert!(
+        !reused.message().contains(&theirs.name) && !reused.message().contains("13700000003"),
+        "{}",
+        reused.message()
+    );
+
     // SH01 sees its own and nothing of BJ02's: not in lists, not by name, not in a timeline.
     let listed = complaints
         .list_complaints(as_branch_system(ListComplaintsRequest::default(), "SH01"))

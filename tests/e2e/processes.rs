@@ -888,3 +888,94 @@ async fn refusals_are_logged_and_counted_without_secrets() {
         }
     }
 }
+
+/// `kefu token create|list|revoke`, as an administrator runs them against a real gateway; and a
+/// gateway without KEFU_BOOTSTRAP_TOKEN has no bootstrap identity at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kefu_token_creates_lists_and_revokes_tokens() {
+    let suite = TestSuite::start(Backend::Sqlite, std::sync::Arc::new(kefu_kit::SystemClock)).await;
+    let gateway = format!("http://{}", suite.config.gateway_addr);
+    let kefu = |args: Vec<String>, token: String| {
+        let gateway = gateway.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_kefu"))
+                .args(&args)
+                .env("KEFU_GATEWAY_URL", &gateway)
+                .env("KEFU_TOKEN", &token)
+                .output()
+                .expect("run kefu")
+        })
+    };
+    let words = |text: &str| text.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+
+    let created = kefu(
+        words("token create --subject A1024 --department intake --role agent --role supervisor --days 30"),
+        BOOTSTRAP_TOKEN.into(),
+    )
+    .await
+    .expect("joined");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let secret = String::from_utf8(created.stdout).expect("UTF-8").trim().to_owned();
+    assert!(secret.starts_with("kefu_"), "only the secret on standard output: {secret}");
+    let told = String::from_utf8_lossy(&created.stderr).to_string();
+    assert!(told.contains("A1024 [agent,supervisor] department=intake") && told.contains("shown this once"), "{told}");
+
+    // The secret works, for what its roles allow.
+    let mut complaints = kefu_proto::gateway::v1::complaints_client::ComplaintsClient::new(
+        Channel::from_shared(gateway.clone()).expect("URL").connect_lazy(),
+    );
+    let mut request = tonic::Request::new(create("cli-1", complaint("late_delivery", "YD-CLI")));
+    crate::support::bearer(&mut request, &secret);
+    assert_eq!(complaints.create_complaint(request).await.expect("filed").into_inner().received_by, "A1024");
+
+    let listed = kefu(words("token list"), BOOTSTRAP_TOKEN.into()).await.expect("joined");
+    assert!(listed.status.success());
+    let listed = String::from_utf8(listed.stdout).expect("UTF-8");
+    let name = listed
+        .lines()
+        .find(|line| line.contains("A1024"))
+        .and_then(|line| line.split_whitespace().next())
+        .expect("the token is listed")
+        .to_owned();
+    assert!(!listed.contains(&secret), "a list never shows a secret");
+    let by_agent = kefu(words("token list"), secret.clone()).await.expect("joined");
+    assert!(!by_agent.status.success());
+    assert!(String::from_utf8_lossy(&by_agent.stderr).contains("ask an administrator"));
+
+    let revoked =
+        kefu(vec!["token".into(), "revoke".into(), name.clone()], BOOTSTRAP_TOKEN.into()).await.expect("joined");
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert!(String::from_utf8_lossy(&revoked.stdout).contains(&format!("revoked {name}")));
+    let mut request = tonic::Request::new(create("cli-2", complaint("late_delivery", "YD-CLI")));
+    crate::support::bearer(&mut request, &secret);
+    assert_eq!(complaints.create_complaint(request).await.expect_err("revoked").code(), tonic::Code::Unauthenticated);
+    let listed = kefu(words("token list"), BOOTSTRAP_TOKEN.into()).await.expect("joined");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("REVOKED"));
+
+    let no_token = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["token", "list", "--gateway", &gateway])
+        .env_remove("KEFU_TOKEN")
+        .output()
+        .expect("run kefu");
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("set KEFU_TOKEN"));
+    suite.stop().await;
+
+    // A gateway whose operator set no bootstrap secret: the test's secret means nothing there.
+    let dir = tempfile::tempdir().expect("a directory");
+    let mut cluster = Cluster::new(dir.path(), None);
+    cluster.env.retain(|(key, _)| key != "KEFU_BOOTSTRAP_TOKEN");
+    cluster.start("gateway");
+    let raw =
+        Channel::from_shared(format!("http://127.0.0.1:{}", cluster.ports["gateway"])).expect("URL").connect_lazy();
+    let refused = eventually("the gateway answers", || {
+        let raw = raw.clone();
+        async move {
+            let mut request = tonic::Request::new(kefu_proto::gateway::v1::ListTokensRequest::default());
+            crate::support::bearer(&mut request, BOOTSTRAP_TOKEN);
+            let answer = kefu_proto::gateway::v1::tokens_client::TokensClient::new(raw).list_tokens(request).await;
+            answer.err().filter(|status| status.code() != tonic::Code::Unavailable)
+        }
+    })
+    .await;
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+}

@@ -433,7 +433,7 @@ impl intake_server::Intake for IntakeApi {
         } else {
             self.convert(request.from_request.trim(), request_id.as_deref(), intake, &caller, &trace).await?
         };
-        Ok(Response::new(to_proto(row)))
+        Ok(Response::new(to_proto(own_branch(row, &caller)?)))
     }
 
     async fn get_complaint(
@@ -591,7 +591,7 @@ impl intake_server::Intake for IntakeApi {
         };
         let request_id = Some(request.request_id.trim().to_owned()).filter(|id| !id.is_empty());
         let row = self.register(request_id, intake, &caller, &trace).await?;
-        Ok(Response::new(to_proto(row)))
+        Ok(Response::new(to_proto(own_branch(row, &caller)?)))
     }
 
     async fn resolve_complaint(
@@ -1323,4 +1323,15 @@ fn severity_to_proto(severity: &str) -> pb::Severity {
         Ok(Severity::Critical) => pb::Severity::Critical,
         Err(()) => pb::Severity::Unspecified,
     }
+}
+
+/// A retried request answers with the case its `request_id` made; if a branch system reuses another
+/// branch's `request_id`, that case is not its to see: refused, showing nothing of it.
+fn own_branch(row: store::Model, caller: &Caller) -> Result<store::Model, Status> {
+    if caller.cannot_see_branch(&row.branch) {
+        return Err(Status::already_exists(
+            "this request_id was used before, for another case: send a fresh one (a UUID)",
+        ));
+    }
+    Ok(row)
 }
