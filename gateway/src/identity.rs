@@ -88,6 +88,15 @@ impl Principal {
         }
     }
 
+    /// The latest expiry this principal may give a token: its own kefu token's. A single sign-on
+    /// session's end is not a limit on what an administrator hands out, and the bootstrap has none.
+    pub fn delegation_limit(&self) -> Option<DateTime<Utc>> {
+        match self.kind {
+            Kind::Token(_) => self.expires,
+            _ => None,
+        }
+    }
+
     /// The principal, as logs name it: its subject and roles (never a secret).
     pub fn describe(&self) -> String {
         format!(

@@ -89,26 +89,13 @@ pub async fn run(
     let tokens_api = tokens::TokensApi::new(db, cache.clone(), real_time);
     let routes = Routes::new(complaints.into_server()).add_service(tokens_api.into_server());
     let local = standard_routes(routes, PUBLIC_SERVICES).await?.prepare();
-    let refresher = tokio::spawn({
-        let (cache, shutdown) = (cache.clone(), shutdown.clone());
-        async move {
-            let keys = async {
-                loop {
-                    tokio::time::sleep(tokens::REFRESH_INTERVAL).await;
-                    if let Some(oidc) = &oidc {
-                        oidc.reload_if_changed();
-                    }
-                }
-            };
-            tokio::select! {
-                _ = cache.keep_fresh(shutdown.clone()) => {}
-                _ = keys => {}
-                _ = shutdown.wait() => {}
-            }
-        }
-    });
+    // Every replica rereads the tokens, and the issuer's keys if they changed, in the background.
+    let mut refreshers = vec![tokio::spawn(cache.keep_fresh(shutdown.clone()))];
+    if let Some(oidc) = oidc {
+        refreshers.push(tokio::spawn(oidc.keep_fresh(shutdown.clone())));
+    }
     let dispatch = forward::Dispatch::new(local, backends, Arc::new(authenticator), Arc::new(access));
     let served = serve(dispatch, listener, shutdown).await;
-    let _ = refresher.await;
+    futures_util::future::join_all(refreshers).await;
     served
 }

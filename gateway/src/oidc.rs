@@ -1,6 +1,6 @@
 //! Staff through the company's single sign-on: OIDC bearer JWTs, verified at the gateway against
 //! the issuer's public keys (a JWKS file, `KEFU_OIDC_JWKS_FILE`, in Kubernetes a ConfigMap that
-//! the identity team updates on key rotation; it is re-read when it changes).
+//! the identity team updates on key rotation; it is re-read within 5 seconds of a change).
 //!
 //! A JWT is accepted when its signature verifies with the key its header names (`kid`; asymmetric
 //! algorithms only, so a public key can never serve as an HMAC secret), `iss` and `aud` are the
@@ -21,6 +21,8 @@ use serde_json::{Map, Value};
 
 use crate::identity;
 
+/// How often the key file is checked for a change.
+const KEYS_CHECKED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// Seconds two clocks may differ by.
 pub const LEEWAY: u64 = 60;
 /// The algorithms accepted: public-key signatures only.
@@ -63,6 +65,16 @@ impl Oidc {
                 tracing::info!(file = %self.config.jwks_file.display(), "single sign-on keys re-read");
             }
             Err(error) => tracing::error!(%error, "single sign-on keys not re-read; the earlier keys still serve"),
+        }
+    }
+
+    /// Rereads the keys when their file changes (a ConfigMap updated on key rotation), until `shutdown`.
+    pub async fn keep_fresh(self: std::sync::Arc<Self>, shutdown: kefu_kit::Shutdown) {
+        loop {
+            tokio::select! {
+                _ = shutdown.clone().wait() => return,
+                _ = tokio::time::sleep(KEYS_CHECKED_EVERY) => self.reload_if_changed(),
+            }
         }
     }
 

@@ -329,7 +329,7 @@ fn validate(token: &pb::Token, now: DateTime<Utc>) -> Result<Wanted, FieldViolat
 /// - an admin bound to a department (its own token names one) gives tokens of that department only;
 /// - an admin bound to a branch gives tokens of that branch only;
 /// - no clearance above the admin's own;
-/// - with a kefu token or a JWT that expires, no expiry after the admin's own.
+/// - with a kefu token, no expiry after the admin's own (a single sign-on session's end is no limit).
 ///
 /// The bootstrap administrator is bound to nothing and holds `top_secret`: it can set up any token.
 fn check_delegation(
@@ -356,7 +356,7 @@ fn check_delegation(
             if caller.clearance.is_empty() { "none" } else { &caller.clearance }
         ));
     }
-    if let (Some(limit), Some(expire_time)) = (admin.expires, expire_time)
+    if let (Some(limit), Some(expire_time)) = (admin.delegation_limit(), expire_time)
         && expire_time > limit
     {
         return Err(format!(
@@ -432,7 +432,7 @@ impl tokens_server::Tokens for TokensApi {
         violations.into_result()?;
         let Some(mut wanted) = wanted else { return Err(Status::internal("validation")) };
         // Unasked, a token lives 90 days, or as long as the admin's own if that ends sooner.
-        if !expiry_asked && let Some(limit) = admin.expires {
+        if !expiry_asked && let Some(limit) = admin.delegation_limit() {
             wanted.expire_time = wanted.expire_time.min(limit);
         }
         let request_id = idempotency_key(&request.request_id).map(str::to_owned);
@@ -606,6 +606,12 @@ mod tests {
         let expiring = admin("", "", "", Some(now + chrono::Duration::days(10)));
         assert!(check_delegation(&expiring, "", "", "", Some(now + chrono::Duration::days(11))).is_err());
         assert_eq!(check_delegation(&expiring, "", "", "", Some(now + chrono::Duration::days(9))), Ok(()));
+        let signed_in = Principal { kind: Kind::Staff, ..admin("", "", "", Some(now + chrono::Duration::hours(1))) };
+        assert_eq!(
+            check_delegation(&signed_in, "", "", "", Some(now + chrono::Duration::days(90))),
+            Ok(()),
+            "a single sign-on session's end is no limit"
+        );
     }
 
     #[test]

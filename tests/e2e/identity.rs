@@ -263,9 +263,11 @@ on_both_backends!(staff_sign_in_with_the_companys_single_sign_on);
 async fn staff_sign_in_with_the_companys_single_sign_on(backend: Backend) {
     let (pkcs8, jwk) = key_pair("2026-11");
     let (stranger, _) = key_pair("2026-11");
+    let mut keys_file = std::path::PathBuf::new();
     let suite = TestSuite::start_configured(backend, system_clock(), |config, dir| {
         let keys = dir.join("jwks.json");
-        std::fs::write(&keys, json!({"keys": [jwk]}).to_string()).expect("write the keys");
+        std::fs::write(&keys, json!({"keys": [jwk.clone()]}).to_string()).expect("write the keys");
+        keys_file = keys.clone();
         config.oidc = Some(kefu_kit::config::OidcConfig {
             issuer: "https://sso.example.com".into(),
             audience: "kefu".into(),
@@ -334,6 +336,18 @@ async fn staff_sign_in_with_the_companys_single_sign_on(backend: Backend) {
         .expect("filed by the service center")
         .into_inner();
     assert_eq!(filed.received_by, "A2002");
+
+    // The issuer rotates its keys: the new key's tokens are accepted once the file changes.
+    let (rotated, rotated_jwk) = key_pair("2026-12");
+    let fresh = jwt(&rotated, "2026-12", &claims(json!({})));
+    assert!(claims_api.list_claims(list(&fresh)).await.is_err(), "not before the rotation");
+    std::fs::write(&keys_file, json!({"keys": [jwk, rotated_jwk]}).to_string()).expect("rotate the keys");
+    eventually("the gateway rereads the issuer's keys", || {
+        let mut claims_api = claims_api.clone();
+        let request = list(&fresh);
+        async move { claims_api.list_claims(request).await.ok() }
+    })
+    .await;
     suite.stop().await;
 }
 

@@ -18,7 +18,7 @@
 //! | `KEFU_INTERNAL_KEY` | `kefu up`: made at start; `kefu serve`: required | the secret (at least 32 characters) with which the gateway and the services sign the calls they make to each other (`kit::trust`); the same in every process of one installation, from the Kubernetes Secret `kefu-internal-key` |
 //! | `KEFU_BOOTSTRAP_TOKEN` | unset: no bootstrap identity | a secret (at least 32 characters) that authenticates at the gateway as subject `bootstrap` with the single role `admin`: enough to create the first tokens, nothing else |
 //! | `KEFU_ACCESS_POLICY` | unset: the built-in table | the access table: who may call which RPC (see `gateway/src/access-policy.txt`) |
-//! | `KEFU_OIDC_ISSUER`, `KEFU_OIDC_AUDIENCE`, `KEFU_OIDC_JWKS_FILE` | unset: no single sign-on | staff's OIDC bearer JWTs are verified against the keys in the JWKS file (re-read every minute), with this `iss` and `aud`; all three or none |
+//! | `KEFU_OIDC_ISSUER`, `KEFU_OIDC_AUDIENCE`, `KEFU_OIDC_JWKS_FILE` | unset: no single sign-on | staff's OIDC bearer JWTs are verified against the keys in the JWKS file (re-read within 5 seconds of a change), with this `iss` and `aud`; all three or none |
 //! | `KEFU_OIDC_SUBJECT_CLAIM`, `KEFU_OIDC_DEPARTMENT_CLAIM`, `KEFU_OIDC_BRANCH_CLAIM`, `KEFU_OIDC_ROLES_CLAIM`, `KEFU_OIDC_CLEARANCE_CLAIM` | `sub`, `department`, `branch`, `roles`, `clearance` | which JWT claims carry the staff member's id, department, branch, roles (an array, or a string separated by spaces or commas) and clearance |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //!

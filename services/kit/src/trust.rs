@@ -24,10 +24,7 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::atomic::{AtomicU64, Ordering},
     task::{Context, Poll},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -266,11 +263,6 @@ where
 pub fn status_response(status: Status) -> Response<Body> {
     let (parts, ()) = status.into_http::<()>().into_parts();
     Response::from_parts(parts, Body::empty())
-}
-
-/// The key `config` names, shared behind an `Arc` by everything of one process.
-pub fn key_of(config: &crate::Config) -> Option<Arc<InternalKey>> {
-    config.internal_key.as_ref().map(|secret| Arc::new(InternalKey::new(secret.expose())))
 }
 
 #[cfg(test)]
