@@ -120,8 +120,10 @@ impl Oidc {
         }
         let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or("").trim().to_owned();
         let subject = text(&self.config.subject_claim);
-        if subject.is_empty() || subject.len() > 128 {
-            return Err(format!("no {} claim", self.config.subject_claim));
+        // The subject travels as gRPC metadata and is recorded as the actor: printable ASCII, like a
+        // staff id or an e-mail address.
+        if subject.is_empty() || subject.len() > 128 || !subject.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!("no usable {} claim (an id of printable ASCII)", self.config.subject_claim));
         }
         let roles: Vec<String> = match claims.get(&self.config.roles_claim) {
             Some(Value::Array(values)) => values.iter().filter_map(Value::as_str).map(str::to_owned).collect(),

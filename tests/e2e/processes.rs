@@ -822,17 +822,21 @@ async fn kefu_up_says_where_everything_listens_and_stops_on_ctrl_c() {
     assert!(rest.contains("kefu stopped."), "{rest}");
 }
 
+on_both_backends!(refusals_are_logged_and_counted_without_secrets);
 /// Refusals are logged with the method, the reason and (for denials) who was denied, counted, and
 /// never with a secret: not the bootstrap secret, not a token, not a forged one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refusals_are_logged_and_counted_without_secrets() {
+async fn refusals_are_logged_and_counted_without_secrets(backend: Backend) {
     use kefu_proto::{
         claims::v1::{ListClaimsRequest, claims_client::ClaimsClient},
         gateway::v1::{ListTokensRequest, tokens_client::TokensClient},
     };
 
     let dir = tempfile::tempdir().expect("a directory");
-    let mut cluster = Cluster::new(dir.path(), None);
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(TestDatabase::create().await),
+    };
+    let mut cluster = Cluster::new(dir.path(), database.as_ref());
     cluster.start("gateway");
     cluster.start("claims");
     let gateway = cluster.gateway();
@@ -886,6 +890,10 @@ async fn refusals_are_logged_and_counted_without_secrets() {
         for secret in [BOOTSTRAP_TOKEN, agent.as_str(), forged, "forgedsecret", INTERNAL_KEY] {
             assert!(!log.contains(secret), "a secret in the log: {secret}");
         }
+    }
+    drop(cluster);
+    if let Some(database) = database {
+        database.drop_database().await;
     }
 }
 
