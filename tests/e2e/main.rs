@@ -25,6 +25,7 @@
 mod access;
 mod archives;
 mod claims;
+mod edges;
 mod events;
 mod flow;
 mod identity;

@@ -6,7 +6,26 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+/// The longest description of one violation, in characters: a description may quote the caller's
+/// input, and an error never echoes unbounded input.
+const MAX_DESCRIPTION: usize = 160;
+/// The most violations one status names; the rest are counted.
+const MAX_LISTED: usize = 20;
+/// The status message lists violations up to about this many characters, then counts the rest
+/// (the details list up to [`MAX_LISTED`]).
+const MAX_MESSAGE: usize = 400;
+
+/// `text` cut to at most `max` characters, marked where it was cut.
+pub fn shortened(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
 /// The offending fields of a request, collected so the caller learns of all of them at once.
+/// However many there are and whatever the caller sent, the status they become stays small: each
+/// description is cut at [`MAX_DESCRIPTION`] characters and at most [`MAX_LISTED`] are named.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FieldViolations {
     violations: Vec<(String, String)>,
@@ -18,7 +37,8 @@ impl FieldViolations {
     }
 
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.violations.push((field.into(), description.into()));
+        self.violations
+            .push((shortened(&field.into(), MAX_DESCRIPTION), shortened(&description.into(), MAX_DESCRIPTION)));
     }
 
     pub fn extend(&mut self, other: FieldViolations) {
@@ -69,15 +89,28 @@ impl FieldViolations {
     }
 
     pub fn into_status(self) -> Status {
-        let message = self
-            .violations
-            .iter()
-            .map(|(field, description)| format!("{field}: {description}"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let total = self.violations.len();
+        let mut message = String::new();
+        let mut named = 0;
+        for (field, description) in &self.violations {
+            if named > 0 && message.chars().count() + field.len() + description.chars().count() > MAX_MESSAGE {
+                break;
+            }
+            if named > 0 {
+                message.push_str("; ");
+            }
+            message.push_str(&format!("{field}: {description}"));
+            named += 1;
+        }
+        if named < total {
+            message.push_str(&format!("; and {} more offending field(s)", total - named));
+        }
         let mut details = ErrorDetails::new();
-        for (field, description) in self.violations {
+        for (field, description) in self.violations.into_iter().take(MAX_LISTED) {
             details.add_bad_request_violation(field, description);
+        }
+        if total > MAX_LISTED {
+            details.add_bad_request_violation("…", format!("and {} more offending field(s)", total - MAX_LISTED));
         }
         Status::with_error_details(Code::InvalidArgument, message, details)
     }
@@ -91,6 +124,33 @@ impl FieldViolations {
             }
         }
         violations
+    }
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    #[test]
+    fn a_status_of_violations_stays_small_whatever_the_input() {
+        let mut violations = FieldViolations::new();
+        violations.add("month", format!("expected a month like 2026-11, not {:?}", "9".repeat(6_000)));
+        for n in 0..20_000 {
+            violations.add(format!("webhook.events[{n}]"), format!("unknown event {:?}", format!("x{n}")));
+        }
+        let status = violations.into_status();
+        assert!(status.message().len() < 1_000, "{}", status.message().len());
+        assert!(
+            status.message().ends_with("and 20000 more offending field(s)")
+                || status.message().contains("more offending"),
+            "{}",
+            status.message()
+        );
+        let bad = status.get_details_bad_request().expect("details");
+        assert_eq!(bad.field_violations.len(), MAX_LISTED + 1);
+        assert_eq!(bad.field_violations[0].field, "month");
+        assert!(bad.field_violations[0].description.chars().count() <= MAX_DESCRIPTION + 1);
+        assert!(status.details().len() < 8 * 1024, "{}", status.details().len());
     }
 }
 

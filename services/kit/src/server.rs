@@ -140,6 +140,66 @@ pub async fn standard_routes(routes: Routes, service_names: &[&str]) -> Result<R
     Ok(routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha))
 }
 
+/// The most a `grpc-message` header may carry, percent-encoded, and a `grpc-status-details-bin`,
+/// base64-encoded. HTTP/2 peers limit a header block (16 KiB by default): a status past that tears
+/// down the whole connection, and with it the calls of every other caller sharing it.
+pub const MAX_STATUS_MESSAGE: usize = 1_024;
+pub const MAX_STATUS_DETAILS: usize = 8 * 1_024;
+
+/// Keeps every error status a server sends small (see [`MAX_STATUS_MESSAGE`]): a message is cut,
+/// details too large are dropped. Handlers already bound what they echo; this is the guarantee.
+#[derive(Clone)]
+pub struct BoundedStatus<S>(S);
+
+impl<S> tower::Service<Request<Body>> for BoundedStatus<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let future = self.0.call(request);
+        Box::pin(async move {
+            let mut response = future.await?;
+            bound_status(response.headers_mut());
+            Ok(response)
+        })
+    }
+}
+
+fn bound_status(headers: &mut http::HeaderMap) {
+    let too_long = |name: &str, limit: usize| headers.get(name).is_some_and(|value| value.len() > limit);
+    if !too_long("grpc-message", MAX_STATUS_MESSAGE) && !too_long("grpc-status-details-bin", MAX_STATUS_DETAILS) {
+        return;
+    }
+    let Some(status) = tonic::Status::from_header_map(headers) else { return };
+    // Percent-encoding triples every byte but printable ASCII: cut by the encoded length.
+    let mut message = String::new();
+    let mut encoded = 0;
+    for c in status.message().chars() {
+        let cost = if c.is_ascii_graphic() && c != '%' || c == ' ' { 1 } else { 3 * c.len_utf8() };
+        if encoded + cost > MAX_STATUS_MESSAGE - 16 {
+            message.push('…');
+            break;
+        }
+        encoded += cost;
+        message.push(c);
+    }
+    let details =
+        if status.details().len() * 4 / 3 <= MAX_STATUS_DETAILS { status.details().to_vec() } else { Vec::new() };
+    for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+        headers.remove(name);
+    }
+    let _ = tonic::Status::with_details(status.code(), message, details.into()).add_header(headers);
+}
+
 /// Serves `service` on `listener` until `shutdown`, then lets calls in flight finish (at most
 /// [`DRAIN_LIMIT`]).
 pub async fn serve<S>(service: S, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError>
@@ -151,7 +211,11 @@ where
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
-        .serve_with_incoming_shutdown(service, TcpListenerStream::new(listener), shutdown.clone().wait());
+        .serve_with_incoming_shutdown(
+            BoundedStatus(service),
+            TcpListenerStream::new(listener),
+            shutdown.clone().wait(),
+        );
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result.map_err(StartError::from),
