@@ -6,7 +6,9 @@
 //!    `PERMISSION_DENIED` otherwise, naming who may;
 //! 4. drops every `x-kefu-*` header the caller sent and sets the established identity and the
 //!    trace context in their place;
-//! 5. answers the call itself (the gateway's own services) or forwards it over HTTP/2, signed as
+//! 5. reads the message once against its contract ([`crate::guard`]) — `INVALID_ARGUMENT` naming
+//!    the field if it is malformed, not UTF-8, or has control characters;
+//! 6. answers the call itself (the gateway's own services) or forwards it over HTTP/2, signed as
 //!    the gateway (`kefu_kit::trust`), to the service that owns its package:
 //!    `/kefu.<service>.v1.<Service>/<Method>` goes to `<service>`. New methods and services of a
 //!    package need no change here, only a line in the access table.
@@ -31,8 +33,12 @@ use tower::{Service, ServiceExt};
 
 use crate::{
     access::AccessTable,
+    guard::Guard,
     identity::{self, Authenticator},
 };
+
+/// The largest request the gateway reads: the largest message a service takes, and its frame.
+const MAX_REQUEST_BYTES: usize = kefu_kit::server::MAX_REQUEST_BYTES + 5;
 
 /// Internal methods that callers may not reach through the gateway, with what to use instead.
 const REFUSED: &[(&str, &str)] = &[(
@@ -46,6 +52,7 @@ pub struct Dispatch {
     backends: Arc<HashMap<&'static str, SignedChannel>>,
     authenticator: Arc<Authenticator>,
     access: Arc<AccessTable>,
+    guard: Arc<Guard>,
 }
 
 impl Dispatch {
@@ -56,7 +63,7 @@ impl Dispatch {
         access: Arc<AccessTable>,
     ) -> Self {
         let backends = backends.into_iter().map(|(service, channel)| (service.as_str(), channel)).collect();
-        Dispatch { local, backends: Arc::new(backends), authenticator, access }
+        Dispatch { local, backends: Arc::new(backends), authenticator, access, guard: Arc::new(Guard::load()) }
     }
 
     /// The backend owning the package of `path`, if it is a `kefu.<service>.v1` package.
@@ -128,23 +135,46 @@ impl Service<Request<Body>> for Dispatch {
         trace.child().write_metadata(&mut metadata);
         *request.headers_mut() = metadata.into_headers();
 
-        match self.backend_for(&path) {
-            Some((service, channel)) => Box::pin(async move {
-                match channel.oneshot(request).await {
+        let backend = self.backend_for(&path);
+        let local = self.local.clone();
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            // Read the message once against its contract before anyone else sees it.
+            let request = match guard.request_type(&path).map(str::to_owned) {
+                None => request,
+                Some(request_type) => {
+                    let (parts, body) = request.into_parts();
+                    let limited = http_body_util::Limited::new(body, MAX_REQUEST_BYTES);
+                    let bytes = match http_body_util::BodyExt::collect(limited).await {
+                        Ok(collected) => collected.to_bytes(),
+                        Err(_) => {
+                            return Ok(status_response(Status::resource_exhausted(format!(
+                                "a request may be at most {MAX_REQUEST_BYTES} bytes"
+                            ))));
+                        }
+                    };
+                    if let Err(refusal) = guard.check(&path, &bytes) {
+                        return Ok(status_response(refusal.into_violations(&request_type).into_status()));
+                    }
+                    Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes)))
+                }
+            };
+            match backend {
+                Some((service, channel)) => match channel.oneshot(request).await {
                     Ok(response) => Ok(response),
                     Err(error) => {
                         tracing::warn!(%service, %path, %error, "forwarding failed");
                         Ok(status_response(Status::unavailable(format!("{service} is unavailable; retry later"))))
                     }
+                },
+                None => {
+                    let mut request = request;
+                    if let Some(principal) = principal {
+                        request.extensions_mut().insert(principal);
+                    }
+                    local.oneshot(request).await
                 }
-            }),
-            None => {
-                if let Some(principal) = principal {
-                    request.extensions_mut().insert(principal);
-                }
-                let local = self.local.clone();
-                Box::pin(async move { local.oneshot(request).await })
             }
-        }
+        })
     }
 }

@@ -4,6 +4,7 @@
 //!   own services; [`tokens`] (`kefu.gateway.v1.Tokens`, and every replica's cache of them) and
 //!   [`oidc`];
 //! - [`access`]: the access table, who may call which RPC, deny by default;
+//! - [`guard`]: every request read once against its contract: well-formed, UTF-8, no control characters;
 //! - [`policy`]: the routing policy, complaint category → owning service;
 //! - [`complaints`]: `kefu.gateway.v1.Complaints`, the public complaint API;
 //! - [`forward`]: every call of a `kefu.<service>.v1` package goes, as it is, to that service.
@@ -14,6 +15,7 @@
 pub mod access;
 pub mod complaints;
 pub mod forward;
+pub mod guard;
 pub mod identity;
 pub mod oidc;
 pub mod policy;

@@ -2,7 +2,10 @@
 //! through the gateway of a running suite while honest callers work beside it, and the honest
 //! callers' errors and latency are measured.
 
-use std::time::{Duration, Instant};
+use std::{
+    str::FromStr,
+    time::{Duration, Instant},
+};
 
 use kefu_proto::{
     gateway::v1::{ListComplaintsRequest, complaints_client::ComplaintsClient},
@@ -11,7 +14,7 @@ use kefu_proto::{
 };
 use tonic::Code;
 
-use crate::support::{Backend, Gateway, TestSuite, complaint, create, on_both_backends, system_clock};
+use crate::support::{Backend, Gateway, TestSuite, complaint, create, on_both_backends, system_clock, violated_fields};
 
 /// The longest `grpc-message` a caller may get back, in bytes as sent (percent-encoded).
 const MESSAGE_LIMIT: usize = 1_024;
@@ -91,4 +94,151 @@ async fn honest_caller(gateway: Gateway, tag: &'static str, duration: Duration) 
 fn p99(mut latencies: Vec<Duration>) -> Duration {
     latencies.sort();
     latencies.get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default()
+}
+
+/// Sends `bytes` as the whole message of a call of `path`, as a careless or hostile client might.
+async fn raw_call(gateway: Gateway, path: &str, bytes: Vec<u8>) -> Result<(), tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(gateway);
+    grpc.ready().await.map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+    let path = http::uri::PathAndQuery::from_str(path).expect("a path");
+    grpc.unary(tonic::Request::new(bytes), path, RawCodec).await.map(drop)
+}
+
+/// A codec that sends and receives bytes as they are.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let bytes = bytes::Buf::chunk(src).to_vec();
+        bytes::Buf::advance(src, bytes.len());
+        Ok(Some(bytes))
+    }
+}
+
+on_both_backends!(text_the_services_cannot_keep_is_refused_naming_its_field);
+async fn text_the_services_cannot_keep_is_refused_naming_its_field(backend: Backend) {
+    let suite = TestSuite::start(backend, system_clock()).await;
+    let mut complaints = suite.complaints();
+    let with = |description: &str| {
+        let mut bad = complaint("late_delivery", "YD-NUL");
+        bad.description = description.into();
+        create(&format!("nul-{}", description.len()), bad)
+    };
+    for description in ["晚到\0三天", "晚到\u{1b}[2J", "晚到\r三天"] {
+        let refused = complaints.create_complaint(with(description)).await.expect_err("a control character");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{description:?}");
+        assert_eq!(violated_fields(&refused), ["complaint.description"], "{description:?}");
+    }
+    complaints.create_complaint(with("晚到三天\n第二行\t缩进")).await.expect("newline and tab are text");
+
+    // Not a message at all, cut short, or not UTF-8: INVALID_ARGUMENT, never INTERNAL.
+    let create_path = "/kefu.gateway.v1.Complaints/CreateComplaint";
+    let whole = prost::Message::encode_to_vec(&with("abc"));
+    let cut = raw_call(suite.gateway.clone(), create_path, whole[..whole.len() - 2].to_vec()).await;
+    let cut = cut.expect_err("truncated");
+    assert_eq!((cut.code(), violated_fields(&cut)), (Code::InvalidArgument, vec!["request".to_owned()]));
+    let mut latin1 = whole.clone();
+    let at = latin1.windows(3).position(|window| window == b"abc").expect("the description");
+    latin1[at] = 0xe9;
+    let latin1 = raw_call(suite.gateway.clone(), create_path, latin1).await.expect_err("not UTF-8");
+    assert_eq!(
+        (latin1.code(), violated_fields(&latin1)),
+        (Code::InvalidArgument, vec!["complaint.description".to_owned()])
+    );
+    let garbage = raw_call(suite.gateway.clone(), "/kefu.claims.v1.Claims/ListClaims", vec![0xff; 40]).await;
+    assert_eq!(garbage.expect_err("garbage").code(), Code::InvalidArgument);
+
+    let listed = complaints.list_complaints(ListComplaintsRequest::default()).await.expect("listed").into_inner();
+    assert_eq!(listed.complaints.len(), 1, "only the honest complaint was recorded");
+    suite.stop().await;
+}
+
+on_both_backends!(a_row_the_database_refuses_fails_only_its_own_call);
+/// Straight at intake's port, signed as the gateway (the port is the point): a registration whose
+/// row the database refuses (PostgreSQL takes no NUL in text) shares a group commit with honest
+/// ones, and only its own call fails.
+async fn a_row_the_database_refuses_fails_only_its_own_call(backend: Backend) {
+    use kefu_proto::intake::v1::{self as pb, RegisterComplaintRequest};
+
+    let suite = TestSuite::start(backend, system_clock()).await;
+    let intake = IntakeClient::new(crate::events::signed(
+        &suite,
+        kefu_kit::config::ServiceName::Intake,
+        "gateway",
+        crate::support::INTERNAL_KEY,
+    ));
+    let register = |id: String, description: &str| RegisterComplaintRequest {
+        request_id: id.clone(),
+        complaint: Some(pb::Complaint {
+            category: "late_delivery".into(),
+            waybill_number: format!("YD-{id}"),
+            channel: pb::Channel::Phone as i32,
+            description: description.into(),
+            customer_request: "尽快送达".into(),
+            contact: Some(pb::Contact { name: "王先生".into(), phone: "13800000000".into() }),
+            branch: "SH01".into(),
+            ..Default::default()
+        }),
+        route: Some(pb::Route {
+            owner: "inspection".into(),
+            responsible_unit: "branch".into(),
+            handling_time: Some(prost_types::Duration { seconds: 48 * 3600, nanos: 0 }),
+        }),
+        validate_only: false,
+        from_request: String::new(),
+    };
+    let mut calls = tokio::task::JoinSet::new();
+    for round in 0..3 {
+        for n in 0..20 {
+            let mut intake = intake.clone();
+            let request = register(format!("honest-{round}-{n}"), "货物晚到三天");
+            calls.spawn(async move { (true, intake.register_complaint(request).await.map(drop)) });
+        }
+        let mut intake = intake.clone();
+        let request = register(format!("poison-{round}"), "晚到\0三天");
+        calls.spawn(async move { (false, intake.register_complaint(request).await.map(drop)) });
+    }
+    let mut honest_failures = Vec::new();
+    while let Some(joined) = calls.join_next().await {
+        let (honest, result) = joined.expect("a call");
+        if honest && let Err(status) = result {
+            honest_failures.push(status);
+        }
+    }
+    assert!(
+        honest_failures.is_empty(),
+        "{} honest registrations lost their call: {:?}",
+        honest_failures.len(),
+        honest_failures.first()
+    );
+    let mut complaints = suite.complaints();
+    let listed = complaints.list_complaints(ListComplaintsRequest { page_size: 100, ..Default::default() });
+    let listed = listed.await.expect("listed").into_inner();
+    assert!(listed.complaints.len() >= 60, "every honest complaint is recorded: {}", listed.complaints.len());
+    suite.stop().await;
 }

@@ -44,8 +44,6 @@ pub const NAME: ServiceName = ServiceName::Claims;
 pub const SERVICE_NAME: &str = "kefu.claims.v1.Claims";
 /// Records are named `claims/{case_number}`.
 pub const COLLECTION: &str = "claims";
-/// The largest request accepted: evidence of up to 4 MiB with room for the rest.
-const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
 pub static MIGRATIONS: &[&Migration] = &[
     &routed::MIGRATION,
@@ -69,7 +67,7 @@ pub async fn run(
         ServiceSpec { name: NAME, migrations: MIGRATIONS, service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"] };
     run_service(spec, config, clock, listener, shutdown, |context| {
         let api = api::ClaimsApi { context: context.clone(), policy };
-        Routes::new(claims_server::ClaimsServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES))
+        Routes::new(claims_server::ClaimsServer::new(api).max_decoding_message_size(kefu_kit::server::MAX_REQUEST_BYTES))
             .add_service(routed::inbox(context, COLLECTION))
     })
     .await

@@ -5,9 +5,9 @@
 //! inserts and one commit for many complaints — and every caller is answered only after the
 //! transaction holding its complaint has committed.
 //!
-//! If a batch meets a unique-key conflict (a retried `request_id`, or a case number drawn twice),
-//! it is rolled back and its registrations are written one per transaction, so that each caller
-//! learns of its own conflict and nothing else is held back.
+//! If a batch fails — a unique-key conflict (a retried `request_id`, a case number drawn twice), or
+//! any row the database refuses — it is rolled back and its registrations are written one per
+//! transaction, so that each caller learns of its own failure and no one else's call is lost.
 
 use std::sync::{
     Arc,
@@ -88,7 +88,7 @@ async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<(Reg
                     let _ = reply.send(Ok(Written::Committed));
                 }
             }
-            Err(conflict) if error::is_unique_violation(&conflict) && batch.len() > 1 => {
+            Err(_) if batch.len() > 1 => {
                 for (registration, reply) in batch.drain(..) {
                     let _ = reply.send(outcome(write(&db, std::iter::once(&registration), time_zone).await));
                 }

@@ -24,6 +24,10 @@ use crate::{
     trust::{InternalKey, SignedChannel, Verify},
 };
 
+/// The largest request message any kefu service takes (claims' evidence: up to 4 MiB of content,
+/// with room for the rest); the gateway reads no more than this either.
+pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
+
 /// How long in-flight calls may take to finish once shutdown is asked for.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
