@@ -242,3 +242,32 @@ async fn a_row_the_database_refuses_fails_only_its_own_call(backend: Backend) {
     assert!(listed.complaints.len() >= 60, "every honest complaint is recorded: {}", listed.complaints.len());
     suite.stop().await;
 }
+
+on_both_backends!(a_prefix_is_never_a_wildcard);
+async fn a_prefix_is_never_a_wildcard(backend: Backend) {
+    use kefu_proto::settlement::v1::{
+        GetTrialBalanceRequest, ListLedgerEntriesRequest, settlement_client::SettlementClient,
+    };
+
+    let suite = TestSuite::start(backend, system_clock()).await;
+    let mut settlement = SettlementClient::new(suite.gateway.clone());
+    settlement.record_waybill(crate::settlement::waybill("WB7001", "")).await.expect("recorded");
+    let entries =
+        |prefix: &str| ListLedgerEntriesRequest { origin_prefix: prefix.into(), page_size: 50, ..Default::default() };
+    let listed = settlement.list_ledger_entries(entries("waybills/WB7001/")).await.expect("listed").into_inner();
+    assert!(!listed.entries.is_empty(), "the waybill's entries are there");
+    for wildcard in ["%", "waybills/WB_001", "waybills/%"] {
+        let listed = settlement.list_ledger_entries(entries(wildcard)).await.expect("listed").into_inner();
+        assert!(listed.entries.is_empty(), "{wildcard:?} matched {} entries", listed.entries.len());
+    }
+    let balance = |prefix: &str| GetTrialBalanceRequest { account_prefix: prefix.into(), ..Default::default() };
+    let all = settlement.get_trial_balance(balance("")).await.expect("balances").into_inner();
+    assert!(!all.accounts.is_empty());
+    let wild = settlement.get_trial_balance(balance("%")).await.expect("balances").into_inner();
+    assert!(wild.accounts.is_empty(), "{:?}", wild.accounts);
+    let branch = settlement.get_trial_balance(balance("branch:")).await.expect("balances").into_inner();
+    assert!(
+        !branch.accounts.is_empty() && branch.accounts.iter().all(|account| account.account.starts_with("branch:"))
+    );
+    suite.stop().await;
+}

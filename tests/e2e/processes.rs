@@ -987,3 +987,30 @@ async fn kefu_token_creates_lists_and_revokes_tokens() {
     .await;
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 }
+
+/// No secret reaches the output: the database password in the start-up line and connection errors,
+/// the token in `--help` (which shows where a value comes from, never the value).
+#[test]
+fn secrets_never_reach_the_output() {
+    let password = "s3cret-pa55word";
+    let output = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["serve", "intake"])
+        .env("KEFU_INTERNAL_KEY", INTERNAL_KEY)
+        .env("KEFU_INTAKE_ADDR", "127.0.0.1:0")
+        .env("KEFU_DATABASE_URL", format!("postgres://postgres:{password}@127.0.0.1:5432/kefu_no_such_database"))
+        .output()
+        .expect("run kefu");
+    assert!(!output.status.success(), "there is no such database");
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(said.contains("postgres://postgres:***@127.0.0.1:5432/kefu_no_such_database"), "{said}");
+    assert!(!said.contains(password), "{said}");
+
+    let secret = "kefu_0123456789abcdef_thisisthesecretpartofthetoken";
+    let help = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["token", "create", "--help"])
+        .env("KEFU_TOKEN", secret)
+        .output()
+        .expect("run kefu");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("KEFU_TOKEN") && !help.contains("thisisthesecret"), "{help}");
+}

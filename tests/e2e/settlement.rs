@@ -28,7 +28,7 @@ fn supervisor<T>(message: T) -> tonic::Request<T> {
 }
 
 /// Waybill `number`: freight to collect 20.00 yuan, COD 500.00 yuan, shipper S1001, branch SH01.
-fn waybill(number: &str, request_id: &str) -> pb::RecordWaybillRequest {
+pub(crate) fn waybill(number: &str, request_id: &str) -> pb::RecordWaybillRequest {
     pb::RecordWaybillRequest {
         waybill: Some(pb::Waybill {
             name: format!("waybills/{number}"),

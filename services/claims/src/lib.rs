@@ -67,8 +67,10 @@ pub async fn run(
         ServiceSpec { name: NAME, migrations: MIGRATIONS, service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"] };
     run_service(spec, config, clock, listener, shutdown, |context| {
         let api = api::ClaimsApi { context: context.clone(), policy };
-        Routes::new(claims_server::ClaimsServer::new(api).max_decoding_message_size(kefu_kit::server::MAX_REQUEST_BYTES))
-            .add_service(routed::inbox(context, COLLECTION))
+        Routes::new(
+            claims_server::ClaimsServer::new(api).max_decoding_message_size(kefu_kit::server::MAX_REQUEST_BYTES),
+        )
+        .add_service(routed::inbox(context, COLLECTION))
     })
     .await
 }

@@ -74,3 +74,25 @@ async fn connect_postgres(url: &str, service: &str) -> Result<DatabaseConnection
         .sqlx_logging(false);
     Database::connect(options).await.map_err(unreachable)
 }
+
+/// A `LIKE` pattern for what starts with `prefix` exactly: a `%`, `_` or `\\` in the prefix matches
+/// only itself, so a caller's prefix is never a wildcard.
+pub fn starting_with(prefix: &str) -> sea_orm::sea_query::LikeExpr {
+    let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    sea_orm::sea_query::LikeExpr::new(format!("{escaped}%")).escape('\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::{Alias, Expr, Query, SqliteQueryBuilder};
+
+    #[test]
+    fn a_prefix_is_never_a_wildcard() {
+        let sql = Query::select()
+            .column(Alias::new("origin"))
+            .from(Alias::new("entries"))
+            .and_where(Expr::col(Alias::new("origin")).like(super::starting_with("a_b%c")))
+            .to_string(SqliteQueryBuilder);
+        assert!(sql.ends_with(r"LIKE 'a\_b\%c%' ESCAPE '\'"), "{sql}");
+    }
+}

@@ -12,6 +12,7 @@
 
 use chrono::{DateTime, Utc};
 use kefu_kit::{
+    db::starting_with,
     error,
     migrate::{Migration, SchemaStatement},
     time::to_micros,
@@ -337,7 +338,7 @@ pub async fn list(
         query = query.filter(entry::Column::Seq.gt(after));
     }
     if !origin_prefix.is_empty() {
-        query = query.filter(entry::Column::Origin.starts_with(origin_prefix));
+        query = query.filter(entry::Column::Origin.like(starting_with(origin_prefix)));
     }
     let (entries, next) = kefu_kit::paging::take_page(query.all(db).await?, page_size, |entry| entry.seq);
     let seqs: Vec<i64> = entries.iter().map(|entry| entry.seq).collect();
@@ -476,7 +477,7 @@ pub async fn balances(
         query = query.filter(posting::Column::EntrySeq.in_subquery(entries_between(None, until)));
     }
     if !prefix.is_empty() {
-        query = query.filter(posting::Column::Account.starts_with(prefix));
+        query = query.filter(posting::Column::Account.like(starting_with(prefix)));
     }
     let rows: Vec<(String, i64)> = query.into_tuple().all(db).await?;
     Ok(rows.into_iter().filter(|(_, balance)| *balance != 0).collect())
@@ -559,7 +560,7 @@ pub async fn unbalanced(db: &impl ConnectionTrait) -> Result<Vec<i64>, DbErr> {
 /// Every posting of entries whose origin starts with `prefix`: (origin, account, fen).
 pub async fn postings_under(db: &impl ConnectionTrait, prefix: &str) -> Result<Vec<(String, String, i64)>, DbErr> {
     let entries: std::collections::HashMap<i64, String> = entry::Entity::find()
-        .filter(entry::Column::Origin.starts_with(prefix))
+        .filter(entry::Column::Origin.like(starting_with(prefix)))
         .all(db)
         .await?
         .into_iter()
@@ -569,7 +570,7 @@ pub async fn postings_under(db: &impl ConnectionTrait, prefix: &str) -> Result<V
     query
         .column(entry::Column::Seq)
         .from(entry::Entity)
-        .and_where(Expr::col(entry::Column::Origin).like(format!("{prefix}%")));
+        .and_where(Expr::col(entry::Column::Origin).like(starting_with(prefix)));
     let postings =
         posting::Entity::find().filter(posting::Column::EntrySeq.in_subquery(query.to_owned())).all(db).await?;
     Ok(postings
