@@ -278,6 +278,30 @@ async fn a_closed_case_is_sealed_and_read_only_under_an_approved_unexpired_reque
     let verification = verified(&mut archives).await;
     assert!(verification.intact, "{verification:?}");
     assert_eq!(verification.entries_checked, actions.len() as i64);
+
+    // Classified afterwards, the file's reads (who read it and why) leave the register of every
+    // archivist not cleared for it: with the file named, and without.
+    let classify = pb::ClassifyCaseFileRequest {
+        name: file.name.clone(),
+        classification: pb::Classification::Confidential as i32,
+        reason: "the customer is under investigation".into(),
+    };
+    archives.classify_case_file(archivist(classify)).await.expect("classified");
+    let register = |file: &str, clearance: &str| {
+        by(
+            pb::ListBorrowingRegisterRequest { file: file.into(), ..Default::default() },
+            "D002",
+            "archives",
+            "",
+            clearance,
+        )
+    };
+    for (clearance, seen) in [("", 0), ("confidential", 1), ("top_secret", 1)] {
+        let named = archives.list_borrowing_register(register(&file.name, clearance)).await.expect("listed");
+        assert_eq!(named.into_inner().entries.len(), seen, "{clearance:?}, the file named");
+        let all = archives.list_borrowing_register(register("", clearance)).await.expect("listed").into_inner();
+        assert_eq!(all.entries.iter().filter(|entry| entry.file == file.name).count(), seen, "{clearance:?}, all");
+    }
     suite.stop().await;
 }
 
@@ -383,6 +407,30 @@ async fn a_classified_file_is_invisible_without_clearance(backend: Backend) {
     let actions = audit_actions(&mut archives).await;
     assert!(actions.contains(&("classified".to_owned(), file.name.clone())), "{actions:?}");
     assert!(actions.contains(&("refused".to_owned(), asked.name.clone())), "{actions:?}");
+
+    // An access request names its file: for a caller not cleared for the file, it is missing.
+    for clearance in ["", "confidential"] {
+        let request = archives
+            .get_access_request(by(
+                pb::GetAccessRequestRequest { name: asked.name.clone() },
+                "Q100",
+                "inspection",
+                "",
+                clearance,
+            ))
+            .await;
+        assert_eq!(request.expect_err("names a file above the clearance").code(), Code::NotFound);
+    }
+    let own = archives
+        .get_access_request(by(
+            pb::GetAccessRequestRequest { name: asked.name.clone() },
+            "Q100",
+            "inspection",
+            "",
+            "top_secret",
+        ))
+        .await;
+    assert_eq!(own.expect("the requester, cleared").into_inner().name, asked.name);
     suite.stop().await;
 }
 
@@ -419,6 +467,13 @@ async fn files_are_kept_their_period_held_files_are_never_destroyed_and_destruct
 
     let clerk = archives.destroy_case_file(by(destroy("d-clerk"), "D002", "archives", "", "top_secret")).await;
     assert_eq!(clerk.expect_err("needs the supervisor").code(), Code::PermissionDenied);
+    // A classified file is destroyed like any other; its record is seen only by those cleared for it.
+    let classify = pb::ClassifyCaseFileRequest {
+        name: file.name.clone(),
+        classification: pb::Classification::TopSecret as i32,
+        reason: "names a customer under investigation".into(),
+    };
+    archives.classify_case_file(archivist(classify)).await.expect("classified");
     // Four eyes: a member of the archives proposes, and another destroys.
     let unproposed = archives.destroy_case_file(archivist(destroy("d-1"))).await.expect_err("not proposed");
     assert_eq!(unproposed.code(), Code::FailedPrecondition);
@@ -447,10 +502,15 @@ async fn files_are_kept_their_period_held_files_are_never_destroyed_and_destruct
         (gone.location(), gone.content_sha256.as_str()),
         (pb::Location::Destroyed, file.content_sha256.as_str())
     );
-    let reading = archives.read_case_file(as_user(read(&file.name, ""), "A1024", "intake")).await;
+    let reading = archives.read_case_file(by(read(&file.name, ""), "A1024", "intake", "", "top_secret")).await;
     assert_eq!(reading.expect_err("destroyed").code(), Code::FailedPrecondition);
     let records = archives.list_destruction_records(archivist(pb::ListDestructionRecordsRequest::default())).await;
     assert_eq!(records.expect("records").into_inner().records, [record]);
+    for clearance in ["", "confidential"] {
+        let records = pb::ListDestructionRecordsRequest::default();
+        let records = archives.list_destruction_records(by(records, "D002", "archives", "", clearance)).await;
+        assert!(records.expect("records").into_inner().records.is_empty(), "{clearance:?}: a top-secret file's record");
+    }
     let actions = audit_actions(&mut archives).await;
     assert!(actions.contains(&("destroyed".to_owned(), file.name.clone())), "{actions:?}");
     assert_eq!(actions.iter().filter(|(action, _)| action == "legal_hold").count(), 2);

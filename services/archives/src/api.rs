@@ -879,7 +879,8 @@ impl pb::archives_server::Archives for ArchivesApi {
         let request = request.into_inner();
         let page_size = paging::page_size(request.page_size)?;
         let after = paging::decode_token(&request.page_token, "destructions")?;
-        let (rows, next) = store::destruction_page(&self.context.db, page_size, after)
+        let max_level = Classification::clearance_of(&caller).level();
+        let (rows, next) = store::destruction_page(&self.context.db, max_level, page_size, after)
             .await
             .map_err(|e| Status::from(db("listing destruction records")(e)))?;
         Ok(Response::new(pb::ListDestructionRecordsResponse {
@@ -986,7 +987,11 @@ impl pb::archives_server::Archives for ArchivesApi {
         let may_see = caller.user == row.requester
             || caller.department == policy::ARCHIVES_DEPARTMENT
             || asked.required.iter().any(|signature| signature.may_sign(&caller, &row.requester_department));
-        if !may_see {
+        // A request for a file above the caller's clearance names that file: it is answered as missing.
+        let hidden = store::names_above(&self.context.db, Classification::clearance_of(&caller).level())
+            .await
+            .map_err(|e| Status::from(db("reading an access request")(e)))?;
+        if !may_see || hidden.contains(&row.file) {
             return Err(Status::not_found(format!("no access request named {name}")));
         }
         Ok(Response::new(access_to_proto(&row, &asked)))
@@ -1047,7 +1052,8 @@ impl pb::archives_server::Archives for ArchivesApi {
         let page_size = paging::page_size(request.page_size)?;
         let file = Some(request.file.trim()).filter(|file| !file.is_empty());
         let after = paging::decode_token(&request.page_token, file.unwrap_or_default())?;
-        let (rows, next) = store::borrowing_page(&self.context.db, file, page_size, after)
+        let max_level = Classification::clearance_of(&caller).level();
+        let (rows, next) = store::borrowing_page(&self.context.db, file, max_level, page_size, after)
             .await
             .map_err(|e| Status::from(db("reading the borrowing register")(e)))?;
         Ok(Response::new(pb::ListBorrowingRegisterResponse {

@@ -468,14 +468,33 @@ pub async fn access_request_by_request_id(
     access_request::Entity::find().filter(access_request::Column::RequestId.eq(request_id)).one(db).await
 }
 
-/// One page of the borrowing register, newest first, optionally of one file.
+/// The names (`caseFiles/{n}`) of the case files classified above `max_level`: every list that
+/// names files leaves these out for a caller cleared to `max_level`.
+pub async fn names_above(db: &impl ConnectionTrait, max_level: i32) -> Result<Vec<String>, DbErr> {
+    let numbers: Vec<String> = case_file::Entity::find()
+        .select_only()
+        .column(case_file::Column::CaseNumber)
+        .filter(case_file::Column::Classification.gt(max_level))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(numbers.into_iter().map(|number| format!("caseFiles/{number}")).collect())
+}
+
+/// One page of the borrowing register, newest first, optionally of one file, without the files
+/// above `max_level`.
 pub async fn borrowing_page(
     db: &impl ConnectionTrait,
     file: Option<&str>,
+    max_level: i32,
     page_size: u64,
     after: Option<i64>,
 ) -> Result<(Vec<borrowing::Model>, Option<i64>), DbErr> {
-    let mut query = borrowing::Entity::find().order_by_desc(borrowing::Column::Seq).limit(page_size + 1);
+    let hidden = names_above(db, max_level).await?;
+    let mut query = borrowing::Entity::find()
+        .filter(borrowing::Column::File.is_not_in(hidden))
+        .order_by_desc(borrowing::Column::Seq)
+        .limit(page_size + 1);
     if let Some(file) = file {
         query = query.filter(borrowing::Column::File.eq(file));
     }
@@ -485,13 +504,18 @@ pub async fn borrowing_page(
     Ok(kefu_kit::paging::take_page(query.all(db).await?, page_size, |row| row.seq))
 }
 
-/// One page of destruction records, newest first.
+/// One page of destruction records, newest first, without the files above `max_level`.
 pub async fn destruction_page(
     db: &impl ConnectionTrait,
+    max_level: i32,
     page_size: u64,
     after: Option<i64>,
 ) -> Result<(Vec<destruction::Model>, Option<i64>), DbErr> {
-    let mut query = destruction::Entity::find().order_by_desc(destruction::Column::Seq).limit(page_size + 1);
+    let hidden = names_above(db, max_level).await?;
+    let mut query = destruction::Entity::find()
+        .filter(destruction::Column::CaseFile.is_not_in(hidden))
+        .order_by_desc(destruction::Column::Seq)
+        .limit(page_size + 1);
     if let Some(after) = after {
         query = query.filter(destruction::Column::Seq.lt(after));
     }
