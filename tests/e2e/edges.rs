@@ -271,3 +271,64 @@ async fn a_prefix_is_never_a_wildcard(backend: Backend) {
     );
     suite.stop().await;
 }
+
+on_both_backends!(money_and_time_out_of_bounds_are_refused_never_wrapped);
+async fn money_and_time_out_of_bounds_are_refused_never_wrapped(backend: Backend) {
+    use kefu_proto::{
+        events::v1::{ClaimApproved, DeliverRequest, Event, event::Payload, event_inbox_client::EventInboxClient},
+        settlement::v1::{
+            GetTrialBalanceRequest, ListLateRemittancesRequest, RecordCodCollectionRequest,
+            settlement_client::SettlementClient,
+        },
+    };
+
+    let suite = TestSuite::start(backend, system_clock()).await;
+    let mut settlement = SettlementClient::new(suite.gateway.clone());
+
+    // Two payouts of i64::MAX fen, sent as claims would send them: refused, and the ledger still adds up.
+    let huge = |id: &str, claim: &str| Event {
+        id: id.into(),
+        source: "claims".into(),
+        create_time: Some(kefu_kit::time::to_timestamp(chrono::Utc::now())),
+        payload: Some(Payload::ClaimApproved(ClaimApproved {
+            claim: format!("claims/{claim}"),
+            complaint: format!("complaints/{claim}"),
+            waybill_number: "YD-HUGE".into(),
+            branch: "SH01".into(),
+            amount_fen: i64::MAX,
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let mut inbox = EventInboxClient::new(crate::events::signed(
+        &suite,
+        kefu_kit::config::ServiceName::Settlement,
+        "claims",
+        crate::support::INTERNAL_KEY,
+    ));
+    let events = vec![huge("huge-1", "20261122-AAAAAA"), huge("huge-2", "20261122-CCCCCC")];
+    let outcomes = inbox.deliver(DeliverRequest { events }).await.expect("delivered").into_inner().outcomes;
+    assert!(outcomes.iter().all(|outcome| !outcome.applied && outcome.error.contains("amount_fen")), "{outcomes:?}");
+    let balance = settlement.get_trial_balance(GetTrialBalanceRequest::default()).await.expect("the trial balance");
+    let balance = balance.into_inner();
+    assert!(balance.accounts.is_empty() && balance.total_fen == 0, "{balance:?}");
+
+    // A time that is no time is refused naming its field, never read as now or as unset.
+    let as_of = |seconds: i64, nanos: i32| GetTrialBalanceRequest {
+        as_of: Some(prost_types::Timestamp { seconds, nanos }),
+        ..Default::default()
+    };
+    let negative = settlement.get_trial_balance(as_of(1_764_000_000, -1)).await.expect_err("negative nanos");
+    assert_eq!((negative.code(), violated_fields(&negative)), (Code::InvalidArgument, vec!["as_of".to_owned()]));
+    settlement.record_waybill(crate::settlement::waybill("WB7001", "")).await.expect("recorded");
+    let year_one = RecordCodCollectionRequest {
+        name: "waybills/WB7001".into(),
+        collect_time: Some(prost_types::Timestamp { seconds: -62_135_596_800, nanos: 0 }),
+        request_id: String::new(),
+    };
+    let refused = settlement.record_cod_collection(year_one).await.expect_err("collected in the year 1");
+    assert_eq!(violated_fields(&refused), ["collect_time"]);
+    let late = settlement.list_late_remittances(ListLateRemittancesRequest::default()).await.expect("listed");
+    assert!(late.into_inner().waybills.is_empty(), "nothing collected, nothing late, no complaint to file");
+    suite.stop().await;
+}

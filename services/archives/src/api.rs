@@ -9,7 +9,7 @@ use kefu_kit::{
     error::{FieldViolations, check_request_id, idempotency_key, is_unique_violation},
     outbox, paging,
     server::ServiceContext,
-    time::{from_timestamp, to_micros, to_timestamp},
+    time::{to_micros, to_timestamp},
     trace::TraceContext,
 };
 use kefu_proto::{
@@ -584,7 +584,13 @@ impl pb::archives_server::Archives for ArchivesApi {
                 })
                 .ok(),
         };
-        let time = |timestamp: &Option<prost_types::Timestamp>| timestamp.as_ref().and_then(from_timestamp);
+        let mut time = |timestamp: &Option<prost_types::Timestamp>, field: &str| {
+            kefu_kit::time::optional_time(timestamp.as_ref(), field)
+                .map_err(|status| violations.extend(FieldViolations::from_status(&status)))
+                .unwrap_or_default()
+        };
+        let close_start = time(&request.close_start_time, "close_start_time");
+        let close_end = time(&request.close_end_time, "close_end_time");
         let optional = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
         violations.into_result()?;
         let search = store::Search {
@@ -592,8 +598,8 @@ impl pb::archives_server::Archives for ArchivesApi {
             customer,
             category: optional(&request.category),
             branch: optional(&request.branch),
-            close_start: time(&request.close_start_time),
-            close_end: time(&request.close_end_time),
+            close_start,
+            close_end,
             max_level: Classification::clearance_of(&caller).level(),
         };
         // The token is bound to the search, so a page of one search does not continue another.

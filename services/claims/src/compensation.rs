@@ -25,9 +25,9 @@ use kefu_kit::error::FieldViolations;
 
 use crate::policy::CompensationPolicy;
 
-/// The largest amount of money the standards accept as input: 1,000,000,000 yuan. Anything larger
-/// is a typing error, not a shipment.
-pub const MAX_FEN: i64 = 100_000_000_000;
+/// The largest amount of money the standards accept as input: 1,000,000,000 yuan, kefu's bound on
+/// every amount. Anything larger is a typing error, not a shipment.
+pub use kefu_kit::money::MAX_FEN;
 /// The most pieces one consignment may have.
 pub const MAX_PIECES: i32 = 1_000_000;
 

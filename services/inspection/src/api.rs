@@ -11,7 +11,7 @@ use kefu_kit::{
     error::{FieldViolations, collect_violations, idempotency_key as request_id, is_unique_violation},
     history, paging, routed,
     server::ServiceContext,
-    time::{from_timestamp, to_micros, to_timestamp},
+    time::{to_micros, to_timestamp},
     trace::TraceContext,
 };
 use kefu_proto::inspection::v1::{self as pb, inspection_server};
@@ -55,8 +55,9 @@ fn party(given: Option<pb::Party>, field: &str, violations: &mut FieldViolations
     Party::parse(&given.kind, &given.id, field, violations)
 }
 
-fn time(given: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    given.and_then(from_timestamp).map(to_micros)
+/// A time the caller gave, if any; `INVALID_ARGUMENT` naming `field` if it is not a sane time.
+fn time(given: Option<&prost_types::Timestamp>, field: &str) -> Result<Option<DateTime<Utc>>, Status> {
+    kefu_kit::time::optional_time(given, field)
 }
 
 impl InspectionApi {
@@ -507,7 +508,7 @@ impl inspection_server::Inspection for InspectionApi {
         let (metadata, _, request) = request.into_parts();
         let mut violations = FieldViolations::new();
         let unit = party(request.unit, "unit", &mut violations);
-        let due = time(request.due_time.as_ref());
+        let due = time(request.due_time.as_ref(), "due_time")?;
         if due.is_none() {
             violations.add("due_time", "required: when the rectification must be done");
         }
@@ -524,7 +525,7 @@ impl inspection_server::Inspection for InspectionApi {
             index,
             done: request.done,
             note: request.note,
-            new_due: time(request.new_due_time.as_ref()),
+            new_due: time(request.new_due_time.as_ref(), "new_due_time")?,
         };
         Ok(Response::new(self.act(&metadata, &request.name, request_id(&request.request_id), command).await?))
     }

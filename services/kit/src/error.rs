@@ -127,32 +127,6 @@ impl FieldViolations {
     }
 }
 
-#[cfg(test)]
-mod bounded_tests {
-    use super::*;
-
-    #[test]
-    fn a_status_of_violations_stays_small_whatever_the_input() {
-        let mut violations = FieldViolations::new();
-        violations.add("month", format!("expected a month like 2026-11, not {:?}", "9".repeat(6_000)));
-        for n in 0..20_000 {
-            violations.add(format!("webhook.events[{n}]"), format!("unknown event {:?}", format!("x{n}")));
-        }
-        let status = violations.into_status();
-        assert!(status.message().len() < 1_000, "{}", status.message().len());
-        assert!(
-            status.message().ends_with("and 20000 more offending field(s)")
-                || status.message().contains("more offending"),
-            "{}",
-            status.message()
-        );
-        let bad = status.get_details_bad_request().expect("details");
-        assert_eq!(bad.field_violations.len(), MAX_LISTED + 1);
-        assert_eq!(bad.field_violations[0].field, "month");
-        assert!(bad.field_violations[0].description.chars().count() <= MAX_DESCRIPTION + 1);
-        assert!(status.details().len() < 8 * 1024, "{}", status.details().len());
-    }
-}
 
 /// The longest `request_id` (AIP-155 idempotency key) accepted.
 pub const MAX_REQUEST_ID: usize = 128;
@@ -229,5 +203,32 @@ mod tests {
         assert_eq!(status.code(), Code::InvalidArgument);
         let back = FieldViolations::from_status(&status);
         assert_eq!(back.fields().collect::<Vec<_>>(), ["complaint.category", "complaint.waybill_number"]);
+    }
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    #[test]
+    fn a_status_of_violations_stays_small_whatever_the_input() {
+        let mut violations = FieldViolations::new();
+        violations.add("month", format!("expected a month like 2026-11, not {:?}", "9".repeat(6_000)));
+        for n in 0..20_000 {
+            violations.add(format!("webhook.events[{n}]"), format!("unknown event {:?}", format!("x{n}")));
+        }
+        let status = violations.into_status();
+        assert!(status.message().len() < 1_000, "{}", status.message().len());
+        assert!(
+            status.message().ends_with("and 20000 more offending field(s)")
+                || status.message().contains("more offending"),
+            "{}",
+            status.message()
+        );
+        let bad = status.get_details_bad_request().expect("details");
+        assert_eq!(bad.field_violations.len(), MAX_LISTED + 1);
+        assert_eq!(bad.field_violations[0].field, "month");
+        assert!(bad.field_violations[0].description.chars().count() <= MAX_DESCRIPTION + 1);
+        assert!(status.details().len() < 8 * 1024, "{}", status.details().len());
     }
 }

@@ -12,6 +12,7 @@
 //! - [`history`]: the steps taken on a case — who, when, what — and the requests that took them;
 //! - [`caller`] and [`trace`]: who is calling, and the W3C trace context, carried on every hop;
 //! - [`trust`]: the signed assertion that proves a call comes from kefu's gateway or a service;
+//! - [`money`]: the bound on every amount, in fen;
 //! - [`error`]: field violations and the mapping of internal failures to `tonic::Status`;
 //! - [`server`]: one gRPC server with health, reflection and graceful shutdown;
 //! - [`paging`]: AIP-158 page tokens;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod history;
 pub mod inbox;
 pub mod migrate;
+pub mod money;
 pub mod outbox;
 pub mod paging;
 pub mod policy_file;

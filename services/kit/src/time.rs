@@ -7,9 +7,38 @@ pub fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
 }
 
+/// The first and last years a time of kefu's may fall in: anything else is a typing error or an
+/// attack (a COD collected in the year 1, a deadline in 9999), never a case.
+pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
+
+/// The time a timestamp stands for, if it is a sane one: nanoseconds within a second, the year
+/// within [`YEARS`].
 pub fn from_timestamp(timestamp: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)
+    let nanos = u32::try_from(timestamp.nanos).ok().filter(|nanos| *nanos < 1_000_000_000)?;
+    DateTime::from_timestamp(timestamp.seconds, nanos).filter(|time| YEARS.contains(&chrono::Datelike::year(time)))
 }
+
+/// An optional time a caller gave: `None` if absent; `INVALID_ARGUMENT` naming `field` if given and
+/// not a sane time (see [`from_timestamp`]) — never silently "now" or "unset".
+pub fn optional_time(
+    given: Option<&prost_types::Timestamp>,
+    field: &str,
+) -> Result<Option<DateTime<Utc>>, tonic::Status> {
+    match given {
+        None => Ok(None),
+        Some(timestamp) => from_timestamp(timestamp).map(|time| Some(to_micros(time))).ok_or_else(|| {
+            crate::error::invalid_field(
+                field,
+                format!(
+                    "a time between the years {} and {}, with nanos from 0 to 999,999,999",
+                    YEARS.start(),
+                    YEARS.end()
+                ),
+            )
+        }),
+    }
+}
+
 
 pub fn to_duration(duration: Duration) -> prost_types::Duration {
     prost_types::Duration { seconds: duration.num_seconds(), nanos: duration.subsec_nanos() }
@@ -33,4 +62,22 @@ pub fn add_months(time: DateTime<Utc>, months: u32, time_zone: Tz) -> DateTime<U
     let local = time.with_timezone(&time_zone).naive_local();
     let later = local.checked_add_months(Months::new(months)).unwrap_or(local);
     later.and_local_timezone(time_zone).earliest().map(|later| later.with_timezone(&Utc)).unwrap_or(time)
+}
+
+#[cfg(test)]
+mod sane_tests {
+    use super::*;
+
+    #[test]
+    fn only_sane_times_are_times() {
+        let at = |seconds: i64, nanos: i32| from_timestamp(&prost_types::Timestamp { seconds, nanos });
+        assert!(at(1_764_000_000, 0).is_some(), "2025-11");
+        assert!(at(1_764_000_000, -1).is_none(), "negative nanos");
+        assert!(at(1_764_000_000, 1_000_000_000).is_none(), "a whole second of nanos");
+        assert!(at(-62_135_596_800, 0).is_none(), "the year 1");
+        assert!(at(253_402_300_799, 0).is_none(), "the year 9999");
+        assert_eq!(optional_time(None, "as_of").ok(), Some(None));
+        let refused = optional_time(Some(&prost_types::Timestamp { seconds: 0, nanos: -5 }), "as_of").expect_err("bad");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    }
 }

@@ -14,7 +14,7 @@ use kefu_kit::{
     report::{Month, csv_field},
     routed,
     server::ServiceContext,
-    time::{from_timestamp, to_micros, to_timestamp},
+    time::{to_micros, to_timestamp},
     trace::TraceContext,
 };
 use kefu_proto::{
@@ -44,8 +44,9 @@ type Reply<T> = Result<Response<T>, Status>;
 const LATE_BATCH: u64 = 100;
 const MAX_RESOLUTION: usize = 2000;
 
-fn time(given: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    given.and_then(from_timestamp).map(to_micros)
+/// A time the caller gave, if any; `INVALID_ARGUMENT` naming `field` if it is not a sane time.
+fn time(given: Option<&prost_types::Timestamp>, field: &str) -> Result<Option<DateTime<Utc>>, Status> {
+    kefu_kit::time::optional_time(given, field)
 }
 
 /// The waybill number in `waybills/{number}`.
@@ -670,7 +671,7 @@ impl settlement_server::Settlement for SettlementApi {
         if request.account_prefix.len() > 160 {
             return Err(kefu_kit::error::invalid_field("account_prefix", "at most 160 characters"));
         }
-        let as_of = time(request.as_of.as_ref());
+        let as_of = time(request.as_of.as_ref(), "as_of")?;
         let accounts = ledger::balances(&self.context.db, as_of, &request.account_prefix)
             .await
             .map_err(db_error("computing balances"))?;
@@ -818,13 +819,13 @@ impl settlement_server::Settlement for SettlementApi {
 
     async fn record_cod_collection(&self, request: Request<pb::RecordCodCollectionRequest>) -> Reply<pb::Waybill> {
         let (metadata, _, request) = request.into_parts();
-        let command = Command::CollectCod { time: time(request.collect_time.as_ref()) };
+        let command = Command::CollectCod { time: time(request.collect_time.as_ref(), "collect_time")? };
         Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
     }
 
     async fn record_cod_remittance(&self, request: Request<pb::RecordCodRemittanceRequest>) -> Reply<pb::Waybill> {
         let (metadata, _, request) = request.into_parts();
-        let command = Command::RemitCod { time: time(request.remit_time.as_ref()) };
+        let command = Command::RemitCod { time: time(request.remit_time.as_ref(), "remit_time")? };
         Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
     }
 
@@ -886,9 +887,9 @@ impl settlement_server::Settlement for SettlementApi {
         let facts = SeizureFacts {
             authority: given.authority,
             certificate_number: given.certificate_number,
-            seize_time: time(given.seize_time.as_ref()),
+            seize_time: time(given.seize_time.as_ref(), "seizure.seize_time")?,
             cause: given.cause,
-            shipper_notify_time: time(given.shipper_notify_time.as_ref()),
+            shipper_notify_time: time(given.shipper_notify_time.as_ref(), "seizure.shipper_notify_time")?,
             notified_by: given.notified_by,
         };
         Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, Command::Seize(facts)).await?))
@@ -896,7 +897,10 @@ impl settlement_server::Settlement for SettlementApi {
 
     async fn record_shipper_notified(&self, request: Request<pb::RecordShipperNotifiedRequest>) -> Reply<pb::Waybill> {
         let (metadata, _, request) = request.into_parts();
-        let command = Command::NotifyShipper { time: time(request.notify_time.as_ref()), by: request.notified_by };
+        let command = Command::NotifyShipper {
+            time: time(request.notify_time.as_ref(), "notify_time")?,
+            by: request.notified_by,
+        };
         Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
     }
 

@@ -15,6 +15,7 @@ use kefu_kit::{
     db::starting_with,
     error,
     migrate::{Migration, SchemaStatement},
+    money,
     time::to_micros,
 };
 use kefu_proto::events::v1::{ClaimApproved, Event, FineImposed, InsurerRecoveryRecorded};
@@ -161,8 +162,11 @@ pub fn claim_entries(approved: &ClaimApproved) -> Result<Vec<NewEntry>, Status> 
     if approved.claim.is_empty() || approved.complaint.is_empty() {
         return Err(error::invalid_field(&field("claim"), "the claim and the complaint are required"));
     }
-    if approved.amount_fen <= 0 {
-        return Err(error::invalid_field(&field("amount_fen"), "a payout is more than 0 fen"));
+    if !money::is_amount(approved.amount_fen) {
+        return Err(error::invalid_field(
+            &field("amount_fen"),
+            format!("a payout is more than 0 and at most {} fen", money::MAX_FEN),
+        ));
     }
     if !(0..=approved.amount_fen).contains(&approved.responsible_share_fen) {
         return Err(error::invalid_field(&field("responsible_share_fen"), "between 0 and the payout"));
@@ -205,8 +209,11 @@ pub fn fine_entry(fine: &FineImposed) -> Result<NewEntry, Status> {
     if !matches!(fine.party_kind.as_str(), "person" | "department" | "branch") || fine.party_id.is_empty() {
         return Err(error::invalid_field(&field("party_id"), "a fine names a person, department or branch"));
     }
-    if fine.amount_fen <= 0 {
-        return Err(error::invalid_field(&field("amount_fen"), "a fine is more than 0 fen"));
+    if !money::is_amount(fine.amount_fen) {
+        return Err(error::invalid_field(
+            &field("amount_fen"),
+            format!("a fine is more than 0 and at most {} fen", money::MAX_FEN),
+        ));
     }
     Ok(NewEntry::transfer(
         format!("inspection/{}", fine.penalty),
@@ -246,8 +253,11 @@ pub fn insurer_entry(recorded: &InsurerRecoveryRecorded, event_id: &str) -> Resu
         ("claimed_fen", recorded.claimed_fen, recorded.recovered_fen),
         ("before_claimed_fen", recorded.before_claimed_fen, recorded.before_recovered_fen),
     ] {
-        if claimed < 0 || recovered < 0 || recovered > claimed {
-            return Err(error::invalid_field(&field(name), "at least 0, and no less than what was recovered"));
+        if claimed < 0 || recovered < 0 || recovered > claimed || claimed > money::MAX_FEN {
+            return Err(error::invalid_field(
+                &field(name),
+                format!("at least 0, no less than what was recovered, at most {} fen", money::MAX_FEN),
+            ));
         }
     }
     let before =
@@ -627,6 +637,7 @@ mod tests {
         assert_eq!(entry.origin, "inspection/cases/20261122-7K3M9Q/penalties/1");
         assert_eq!(entry.postings, [("person:B042".to_owned(), 8_000), (FINES_INCOME.to_owned(), -8_000)]);
         assert!(fine_entry(&FineImposed { amount_fen: 0, ..fine.clone() }).is_err());
+        assert!(fine_entry(&FineImposed { amount_fen: money::MAX_FEN + 1, ..fine.clone() }).is_err(), "bounded");
         assert!(fine_entry(&FineImposed { party_kind: "company".into(), ..fine.clone() }).is_err());
         assert!(fine_entry(&FineImposed { penalty: "x".into(), ..fine }).is_err());
     }
@@ -664,6 +675,7 @@ mod tests {
     #[test]
     fn impossible_payouts_are_refused() {
         assert!(claim_entries(&ClaimApproved { amount_fen: 0, ..approved(0) }).is_err());
+        assert!(claim_entries(&ClaimApproved { amount_fen: i64::MAX, ..approved(0) }).is_err(), "bounded");
         assert!(claim_entries(&approved(50_001)).is_err());
         assert!(claim_entries(&ClaimApproved { responsible_id: String::new(), ..approved(1) }).is_err());
     }
