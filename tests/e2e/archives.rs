@@ -643,6 +643,47 @@ async fn an_altered_or_removed_audit_entry_is_detected(backend: Backend) {
     database.execute(sql("UPDATE archive_audit SET actor = 'A1024' WHERE seq = 3")).await.expect("restored");
     assert!(verified(&mut archives).await.intact);
 
+    // Rewrite and recompute: alter an entry, then chain every entry after it anew and move the head,
+    // as anyone who can write the database can. Without the audit key the seals cannot be made.
+    use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+    use sha2::Digest;
+    let mut original = kefu_archives::audit::entry::Entity::find().all(&database).await.expect("the log");
+    original.sort_by_key(|row| row.seq);
+    let mut prev_hash = String::new();
+    for row in &original {
+        let actor = if row.seq == 3 { "nobody" } else { row.actor.as_str() };
+        let mut hasher = sha2::Sha256::new();
+        let (seq, time) = (row.seq.to_string(), row.time.timestamp_micros().to_string());
+        for field in [prev_hash.as_str(), &seq, &time, actor, &row.action, &row.subject, &row.detail] {
+            hasher.update((field.len() as u64).to_be_bytes());
+            hasher.update(field.as_bytes());
+        }
+        let hash = kefu_kit::text::hex(&hasher.finalize());
+        let mut rewritten = row.clone().into_active_model();
+        rewritten.actor = Set(actor.to_owned());
+        rewritten.prev_hash = Set(prev_hash.clone());
+        rewritten.hash = Set(hash.clone());
+        rewritten.update(&database).await.expect("rewritten");
+        prev_hash = hash;
+    }
+    let last = original.len();
+    database
+        .execute(sql(&format!("UPDATE archive_audit_head SET seq = {last}, hash = '{prev_hash}' WHERE id = 1")))
+        .await
+        .expect("the head moved");
+    let recomputed = verified(&mut archives).await;
+    assert!(!recomputed.intact, "a recomputed chain does not verify without the key: {recomputed:?}");
+    assert_eq!(recomputed.first_broken_seq, 1, "{recomputed:?}");
+    for row in &original {
+        row.clone().into_active_model().reset_all().update(&database).await.expect("restored");
+    }
+    let head = original.last().map(|row| row.hash.clone()).unwrap_or_default();
+    database
+        .execute(sql(&format!("UPDATE archive_audit_head SET seq = {last}, hash = '{head}' WHERE id = 1")))
+        .await
+        .expect("the head restored");
+    assert!(verified(&mut archives).await.intact);
+
     // Removing an entry in the middle, or the last one, is noticed too.
     database.execute(sql("DELETE FROM archive_audit WHERE seq = 4")).await.expect("cut the end");
     let cut = verified(&mut archives).await;

@@ -44,6 +44,7 @@ const MAX_TEXT: usize = 1000;
 
 pub struct ArchivesApi {
     pub context: ServiceContext,
+    pub audit_key: audit::AuditKey,
 }
 
 type Answer<T> = Result<Response<T>, Status>;
@@ -358,7 +359,7 @@ impl ArchivesApi {
         let recorded = async {
             let tx = self.begin().await?;
             let record = audit::Record { actor: &caller.user, action: "read_refused", subject, detail: reason };
-            audit::append(&tx, record, self.now()).await.map_err(db("auditing a refusal"))?;
+            audit::append(&tx, &self.audit_key, record, self.now()).await.map_err(db("auditing a refusal"))?;
             tx.commit().await.map_err(db("auditing a refusal"))
         };
         if let Err(failure) = recorded.await {
@@ -421,7 +422,7 @@ impl ArchivesApi {
             if personal_data_shown { "shown" } else { "masked" }
         );
         let action = if access.kind == "copy" { "copy" } else { "read" };
-        audit::append(tx, audit::Record { actor: &caller.user, action, subject: file, detail }, now)
+        audit::append(tx, &self.audit_key, audit::Record { actor: &caller.user, action, subject: file, detail }, now)
             .await
             .map_err(db("auditing a read"))?;
         Ok(())
@@ -450,9 +451,14 @@ impl ArchivesApi {
             && (policy::WORKING_DEPARTMENTS.contains(&caller.department.as_str()) || caller.department == file.owner);
         let personal_data_shown = if working && request.access_request.is_empty() {
             let detail = "working documents, before the move to the archives".to_owned();
-            audit::append(&tx, audit::Record { actor: &caller.user, action: "read", subject: &name, detail }, now)
-                .await
-                .map_err(db("auditing a read"))?;
+            audit::append(
+                &tx,
+                &self.audit_key,
+                audit::Record { actor: &caller.user, action: "read", subject: &name, detail },
+                now,
+            )
+            .await
+            .map_err(db("auditing a read"))?;
             true
         } else {
             let access = self.approved_access(&tx, caller, &name, &request.access_request).await?;
@@ -547,7 +553,7 @@ impl ArchivesApi {
             return Err(Error::Conflict);
         }
         let record = audit::Record { actor: &caller.user, action, subject: name, detail };
-        audit::append(&tx, record, self.now()).await.map_err(db("auditing a decision"))?;
+        audit::append(&tx, &self.audit_key, record, self.now()).await.map_err(db("auditing a decision"))?;
         tx.commit().await.map_err(db("deciding an access request"))?;
         let row = store::access_request(&self.context.db, seq)
             .await
@@ -655,6 +661,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let detail = format!("{} → {}: {}", before.as_str(), level.as_str(), request.reason.trim());
         audit::append(
             &tx,
+            &self.audit_key,
             audit::Record { actor: &caller.user, action: "classified", subject: &request.name, detail },
             self.now(),
         )
@@ -689,6 +696,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let detail = format!("{}: {}", if request.hold { "placed" } else { "lifted" }, request.reason.trim());
         audit::append(
             &tx,
+            &self.audit_key,
             audit::Record { actor: &caller.user, action: "legal_hold", subject: &request.name, detail },
             self.now(),
         )
@@ -758,6 +766,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let detail = format!("destruction proposed: {}", proposal.reason);
         audit::append(
             &tx,
+            &self.audit_key,
             audit::Record { actor: &caller.user, action: "destruction_proposed", subject: &name, detail },
             now,
         )
@@ -863,9 +872,14 @@ impl pb::archives_server::Archives for ArchivesApi {
             proposal.proposed_by,
             request.reason.trim()
         );
-        audit::append(&tx, audit::Record { actor: &caller.user, action: "destroyed", subject: &name, detail }, now)
-            .await
-            .map_err(db("auditing a destruction"))?;
+        audit::append(
+            &tx,
+            &self.audit_key,
+            audit::Record { actor: &caller.user, action: "destroyed", subject: &name, detail },
+            now,
+        )
+        .await
+        .map_err(db("auditing a destruction"))?;
         let record = destruction::Entity::find_by_id(seq)
             .one(&tx)
             .await
@@ -970,6 +984,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let detail = format!("{} of {name} for: {}; needs {}", kind.as_str(), asked.purpose.trim(), needs.join(", "));
         audit::append(
             &tx,
+            &self.audit_key,
             audit::Record { actor: &caller.user, action: "access_requested", subject: &subject, detail },
             now,
         )
@@ -1188,6 +1203,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let detail = format!("{} phone(s); {} earlier case file(s) filed under it", phones.len(), linked.rows_affected);
         audit::append(
             &tx,
+            &self.audit_key,
             audit::Record { actor: &caller.user, action: "customer_filed", subject: &name, detail },
             now,
         )
@@ -1254,6 +1270,7 @@ impl pb::archives_server::Archives for ArchivesApi {
             format!("{total} points, grade {grade} (was {})", if row.grade.is_empty() { "none" } else { &row.grade });
         audit::append(
             &tx,
+            &self.audit_key,
             audit::Record { actor: &caller.user, action: "scored", subject: &request.customer, detail },
             now,
         )
@@ -1334,8 +1351,9 @@ impl pb::archives_server::Archives for ArchivesApi {
     async fn verify_audit_log(&self, request: Request<pb::VerifyAuditLogRequest>) -> Answer<pb::AuditVerification> {
         let caller = Caller::from_metadata(request.metadata());
         auditor_only(&caller)?;
-        let verification =
-            audit::verify(&self.context.db).await.map_err(|e| Status::from(db("verifying the audit log")(e)))?;
+        let verification = audit::verify(&self.context.db, &self.audit_key)
+            .await
+            .map_err(|e| Status::from(db("verifying the audit log")(e)))?;
         if let Some((seq, problem)) = &verification.broken {
             tracing::error!(seq, %problem, "the audit log's hash chain is broken");
         }

@@ -1,12 +1,18 @@
 //! The audit log (`003 第27条`: a leak or suspected leak is reported at once, so every access is
-//! audited). Append-only and hash-chained: entry `n`'s hash is the SHA-256 of entry `n − 1`'s hash
-//! and entry `n`'s fields, and the head row holds the last sequence number and hash. An entry
-//! removed, altered or cut off the end breaks the chain, and [`verify`] names where.
+//! audited). Append-only and chained: entry `n`'s seal is the HMAC-SHA256, under the audit key
+//! ([`AuditKey`]: `KEFU_AUDIT_KEY`, kept out of the database), of entry `n − 1`'s seal and entry
+//! `n`'s fields, and the head row holds the last sequence number and seal. An entry removed, altered
+//! or cut off the end breaks the chain, and [`verify`] names where — and because the seal needs the
+//! key, whoever can write the database cannot rewrite the log and recompute a chain that verifies.
+//!
+//! A log sealed before the key existed (plain SHA-256) is checked once at start and, if intact,
+//! sealed anew with the key ([`adopt_key`]).
 //!
 //! Invariant: an entry is appended in the same transaction as what it records. Appending first
 //! bumps the head row, which on PostgreSQL locks it until commit: entries are chained one at a time.
 
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -101,9 +107,60 @@ pub struct Record<'a> {
 
 const HEAD: i32 = 1;
 
-/// The hash of an entry: each field length-prefixed, so no two entries hash alike by shifting text
+/// The key the audit chain is sealed with.
+#[derive(Clone)]
+pub struct AuditKey(std::sync::Arc<Vec<u8>>);
+
+impl AuditKey {
+    pub fn new(secret: &str) -> AuditKey {
+        AuditKey(std::sync::Arc::new(secret.as_bytes().to_vec()))
+    }
+
+    /// `KEFU_AUDIT_KEY`, or else the key file beside the SQLite files, made on first start (for
+    /// `kefu up`; a cluster sets the Secret).
+    pub fn load(config: &kefu_kit::Config) -> Result<AuditKey, String> {
+        if let Some(secret) = &config.audit_key {
+            return Ok(AuditKey::new(secret.expose()));
+        }
+        let path = config.data_dir.join("audit.key");
+        let missing = |error: &dyn std::fmt::Display| {
+            format!(
+                "KEFU_AUDIT_KEY is not set and the key file {} cannot be used ({error}): set KEFU_AUDIT_KEY (at least 32 characters; in Kubernetes the Secret kefu-audit-key)",
+                path.display()
+            )
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(secret) if secret.trim().len() >= kefu_kit::config::MIN_SECRET_LEN => Ok(AuditKey::new(secret.trim())),
+            Ok(_) => Err(missing(&"it is shorter than 32 characters")),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let secret = kefu_kit::trust::random_hex(32)?;
+                std::fs::create_dir_all(&config.data_dir).map_err(|error| missing(&error))?;
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut file = options.open(&path).map_err(|error| missing(&error))?;
+                std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(|error| missing(&error))?;
+                tracing::info!(file = %path.display(), "audit key made");
+                Ok(AuditKey::new(&secret))
+            }
+            Err(error) => Err(missing(&error)),
+        }
+    }
+}
+
+/// How a chain is sealed: with the key, or (logs from before the key) plain SHA-256.
+#[derive(Clone, Copy)]
+enum Seal<'a> {
+    Keyed(&'a AuditKey),
+    Legacy,
+}
+
+/// The seal of an entry: each field length-prefixed, so no two entries seal alike by shifting text
 /// from one field to the next.
+#[allow(clippy::too_many_arguments)]
 fn chain_hash(
+    seal: Seal<'_>,
     prev_hash: &str,
     seq: i64,
     time: DateTime<Utc>,
@@ -112,18 +169,36 @@ fn chain_hash(
     subject: &str,
     detail: &str,
 ) -> String {
-    let mut hasher = Sha256::new();
     let seq = seq.to_string();
     let time = time.timestamp_micros().to_string();
-    for field in [prev_hash, &seq, &time, actor, action, subject, detail] {
-        hasher.update((field.len() as u64).to_be_bytes());
-        hasher.update(field.as_bytes());
+    let fields = [prev_hash, &seq, &time, actor, action, subject, detail];
+    match seal {
+        Seal::Keyed(key) => {
+            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key.0) else { return String::new() };
+            for field in fields {
+                mac.update(&(field.len() as u64).to_be_bytes());
+                mac.update(field.as_bytes());
+            }
+            kefu_kit::text::hex(&mac.finalize().into_bytes())
+        }
+        Seal::Legacy => {
+            let mut hasher = Sha256::new();
+            for field in fields {
+                hasher.update((field.len() as u64).to_be_bytes());
+                hasher.update(field.as_bytes());
+            }
+            kefu_kit::text::hex(&hasher.finalize())
+        }
     }
-    kefu_kit::text::hex(&hasher.finalize())
 }
 
 /// Appends `record` at `now` (microseconds) within `tx`; returns its sequence number.
-pub async fn append(tx: &impl ConnectionTrait, record: Record<'_>, now: DateTime<Utc>) -> Result<i64, DbErr> {
+pub async fn append(
+    tx: &impl ConnectionTrait,
+    key: &AuditKey,
+    record: Record<'_>,
+    now: DateTime<Utc>,
+) -> Result<i64, DbErr> {
     head::Entity::insert(head::ActiveModel { id: Set(HEAD), seq: Set(0), hash: Set(String::new()) })
         .on_conflict(OnConflict::column(head::Column::Id).do_nothing().to_owned())
         .do_nothing()
@@ -139,7 +214,16 @@ pub async fn append(tx: &impl ConnectionTrait, record: Record<'_>, now: DateTime
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("the audit log's head".into()))?;
     let seq = current.seq;
-    let hash = chain_hash(&current.hash, seq, now, record.actor, record.action, record.subject, &record.detail);
+    let hash = chain_hash(
+        Seal::Keyed(key),
+        &current.hash,
+        seq,
+        now,
+        record.actor,
+        record.action,
+        record.subject,
+        &record.detail,
+    );
     entry::Entity::insert(entry::ActiveModel {
         seq: Set(seq),
         time: Set(now),
@@ -181,8 +265,12 @@ pub struct Verification {
     pub broken: Option<(i64, String)>,
 }
 
-/// Walks the whole chain in batches and checks every link and the head.
-pub async fn verify(db: &impl ConnectionTrait) -> Result<Verification, DbErr> {
+/// Walks the whole chain in batches and checks every link, its seal under `key`, and the head.
+pub async fn verify(db: &impl ConnectionTrait, key: &AuditKey) -> Result<Verification, DbErr> {
+    verify_sealed(db, Seal::Keyed(key)).await
+}
+
+async fn verify_sealed(db: &impl ConnectionTrait, seal: Seal<'_>) -> Result<Verification, DbErr> {
     const BATCH: u64 = 1000;
     let mut expected_seq = 1;
     let mut prev_hash = String::new();
@@ -203,7 +291,8 @@ pub async fn verify(db: &impl ConnectionTrait) -> Result<Verification, DbErr> {
             if row.prev_hash != prev_hash {
                 return broken(row.seq, format!("entry {} does not follow its predecessor's hash", row.seq));
             }
-            let hash = chain_hash(&prev_hash, row.seq, row.time, &row.actor, &row.action, &row.subject, &row.detail);
+            let hash =
+                chain_hash(seal, &prev_hash, row.seq, row.time, &row.actor, &row.action, &row.subject, &row.detail);
             if row.hash != hash {
                 return broken(row.seq, format!("entry {} was altered: its fields do not give its hash", row.seq));
             }
@@ -226,4 +315,117 @@ pub async fn verify(db: &impl ConnectionTrait) -> Result<Verification, DbErr> {
         );
     }
     Ok(Verification { checked, broken: None })
+}
+
+/// Seals a log made before the audit key existed with the key, once: only if it verifies as it
+/// was sealed then (plain SHA-256) and not already under the key. A broken log is left as it is,
+/// for [`verify`] to report.
+pub async fn adopt_key(db: &sea_orm::DatabaseConnection, key: &AuditKey) -> Result<bool, DbErr> {
+    use sea_orm::TransactionTrait;
+    let tx = db.begin().await?;
+    // Holds the head, as an append does, so no entry is added meanwhile.
+    head::Entity::update_many()
+        .col_expr(head::Column::Seq, Expr::col(head::Column::Seq).into())
+        .filter(head::Column::Id.eq(HEAD))
+        .exec(&tx)
+        .await?;
+    let keyed = verify_sealed(&tx, Seal::Keyed(key)).await?;
+    if keyed.broken.is_none() || verify_sealed(&tx, Seal::Legacy).await?.broken.is_some() {
+        return Ok(false);
+    }
+    let rows = entry::Entity::find().order_by_asc(entry::Column::Seq).all(&tx).await?;
+    let mut prev_hash = String::new();
+    for row in rows {
+        let hash = chain_hash(
+            Seal::Keyed(key),
+            &prev_hash,
+            row.seq,
+            row.time,
+            &row.actor,
+            &row.action,
+            &row.subject,
+            &row.detail,
+        );
+        entry::Entity::update_many()
+            .col_expr(entry::Column::PrevHash, Expr::value(prev_hash.clone()))
+            .col_expr(entry::Column::Hash, Expr::value(hash.clone()))
+            .filter(entry::Column::Seq.eq(row.seq))
+            .exec(&tx)
+            .await?;
+        prev_hash = hash;
+    }
+    head::Entity::update_many()
+        .col_expr(head::Column::Hash, Expr::value(prev_hash))
+        .filter(head::Column::Id.eq(HEAD))
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+
+    use super::*;
+
+    async fn log() -> DatabaseConnection {
+        let db = Database::connect("sqlite::memory:").await.expect("SQLite in memory");
+        kefu_kit::migrate::run(&db, "archives", &[&MIGRATION]).await.expect("migrated");
+        db
+    }
+
+    fn record(actor: &str) -> Record<'_> {
+        Record { actor, action: "read", subject: "caseFiles/20261122-7K3M9Q", detail: "under accessRequests/1".into() }
+    }
+
+    fn at(second: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_000_000 + second, 0).expect("a time")
+    }
+
+    #[tokio::test]
+    async fn a_log_sealed_before_the_key_is_sealed_with_it_once_and_then_needs_it() {
+        let db = log().await;
+        // Three entries as archives sealed them before the key: plain SHA-256, chained.
+        let mut prev = String::new();
+        for seq in 1..=3 {
+            let hash =
+                chain_hash(Seal::Legacy, &prev, seq, at(seq), "A1024", "read", "caseFiles/20261122-7K3M9Q", "old");
+            entry::Entity::insert(entry::ActiveModel {
+                seq: Set(seq),
+                time: Set(at(seq)),
+                actor: Set("A1024".into()),
+                action: Set("read".into()),
+                subject: Set("caseFiles/20261122-7K3M9Q".into()),
+                detail: Set("old".into()),
+                prev_hash: Set(prev.clone()),
+                hash: Set(hash.clone()),
+            })
+            .exec_without_returning(&db)
+            .await
+            .expect("inserted");
+            prev = hash;
+        }
+        head::Entity::insert(head::ActiveModel { id: Set(HEAD), seq: Set(3), hash: Set(prev) })
+            .exec_without_returning(&db)
+            .await
+            .expect("the head");
+        let key = AuditKey::new(&"k".repeat(32));
+        assert!(verify(&db, &key).await.expect("verified").broken.is_some(), "not under the key yet");
+
+        assert!(adopt_key(&db, &key).await.expect("sealed"), "sealed with the key");
+        assert_eq!(verify(&db, &key).await.expect("verified"), Verification { checked: 3, broken: None });
+        assert!(!adopt_key(&db, &key).await.expect("checked"), "once");
+        append(&db, &key, record("Q100"), at(10)).await.expect("appended");
+        assert_eq!(verify(&db, &key).await.expect("verified").checked, 4);
+        let other = AuditKey::new(&"x".repeat(32));
+        assert_eq!(verify(&db, &other).await.expect("verified").broken.map(|(seq, _)| seq), Some(1), "another key");
+
+        // A broken legacy log is never sealed: it stays broken for verify to report.
+        let broken = log().await;
+        append(&broken, &other, record("A1"), at(1)).await.expect("appended under another key");
+        broken.execute_unprepared("UPDATE archive_audit SET actor = 'nobody'").await.expect("tampered");
+        assert!(!adopt_key(&broken, &key).await.expect("checked"));
+        assert!(verify(&broken, &key).await.expect("verified").broken.is_some());
+    }
 }

@@ -26,6 +26,7 @@ pub fn seal(content: &[u8]) -> String {
 /// Files the closed case within `tx`; a case filed before is left as it was sealed.
 pub async fn file(
     tx: &impl ConnectionTrait,
+    key: &crate::audit::AuditKey,
     closed: &CaseClosed,
     actor: &str,
     time_zone: Tz,
@@ -93,6 +94,6 @@ pub async fn file(
         subject: &subject,
         detail: format!("sealed with sha256 {sha256}; kept under {}", rule.code),
     };
-    audit::append(tx, record, now).await.map_err(db_error("auditing a filing"))?;
+    audit::append(tx, key, record, now).await.map_err(db_error("auditing a filing"))?;
     Ok(())
 }

@@ -57,10 +57,24 @@ pub async fn run(
         migrations: MIGRATIONS,
         service_names: &[api::SERVICE_NAME, "kefu.events.v1.EventInbox"],
     };
+    let audit_key = audit::AuditKey::load(config).map_err(|message| StartError::Config { service: NAME, message })?;
     run_service(spec, config, clock, listener, shutdown, |context| {
-        let events = ArchivesEvents { clock: context.clock.clone(), time_zone: context.time_zone };
+        // A log sealed before the key existed is sealed with it, once.
+        tokio::spawn({
+            let (db, key) = (context.db.clone(), audit_key.clone());
+            async move {
+                match audit::adopt_key(&db, &key).await {
+                    Ok(true) => tracing::info!("the audit log is now sealed with the audit key"),
+                    Ok(false) => {}
+                    Err(error) => tracing::error!(%error, "cannot seal the audit log with the audit key"),
+                }
+            }
+        });
+        let events =
+            ArchivesEvents { clock: context.clock.clone(), time_zone: context.time_zone, audit_key: audit_key.clone() };
         let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
-        Routes::new(ArchivesServer::new(api::ArchivesApi { context: context.clone() })).add_service(inbox.into_server())
+        let api = api::ArchivesApi { context: context.clone(), audit_key };
+        Routes::new(ArchivesServer::new(api)).add_service(inbox.into_server())
     })
     .await
 }
@@ -69,6 +83,7 @@ pub async fn run(
 struct ArchivesEvents {
     clock: SharedClock,
     time_zone: chrono_tz::Tz,
+    audit_key: audit::AuditKey,
 }
 
 impl EventHandler for ArchivesEvents {
@@ -84,7 +99,7 @@ impl EventHandler for ArchivesEvents {
                 )));
             };
             let actor = event.caller.as_ref().map(|caller| caller.user.as_str()).unwrap_or(event.source.as_str());
-            filing::file(tx, closed, actor, self.time_zone, now).await?;
+            filing::file(tx, &self.audit_key, closed, actor, self.time_zone, now).await?;
         }
         Ok(())
     }

@@ -17,6 +17,7 @@
 //! | `KEFU_WEBHOOK_CA_FILE` | unset: Mozilla's roots only | a PEM file of CA certificates trusted for `https://` webhook endpoints besides Mozilla's roots (a company CA of the branches' systems) |
 //! | `KEFU_INTERNAL_KEY` | `kefu up`: made at start; `kefu serve`: required | the secret (at least 32 characters) with which the gateway and the services sign the calls they make to each other (`kit::trust`); the same in every process of one installation, from the Kubernetes Secret `kefu-internal-key` |
 //! | `KEFU_BOOTSTRAP_TOKEN` | unset: no bootstrap identity | a secret (at least 32 characters) that authenticates at the gateway as subject `bootstrap` with the single role `admin`: enough to create the first tokens, nothing else |
+//! | `KEFU_AUDIT_KEY` | unset: a key file `<KEFU_DATA_DIR>/audit.key` made on first start | the secret (at least 32 characters) archives seals its audit chain with, so that no one who can write the database can rewrite the log and have it verify; in Kubernetes the Secret `kefu-audit-key` |
 //! | `KEFU_ACCESS_POLICY` | unset: the built-in table | the access table: who may call which RPC (see `gateway/src/access-policy.txt`) |
 //! | `KEFU_OIDC_ISSUER`, `KEFU_OIDC_AUDIENCE`, `KEFU_OIDC_JWKS_FILE` | unset: no single sign-on | staff's OIDC bearer JWTs are verified against the keys in the JWKS file (re-read within 5 seconds of a change), with this `iss` and `aud`; all three or none |
 //! | `KEFU_OIDC_SUBJECT_CLAIM`, `KEFU_OIDC_DEPARTMENT_CLAIM`, `KEFU_OIDC_BRANCH_CLAIM`, `KEFU_OIDC_ROLES_CLAIM`, `KEFU_OIDC_CLEARANCE_CLAIM` | `sub`, `department`, `branch`, `roles`, `clearance` | which JWT claims carry the staff member's id, department, branch, roles (an array, or a string separated by spaces or commas) and clearance |
@@ -112,6 +113,8 @@ pub struct Config {
     pub internal_key: Option<Secret>,
     /// The secret of the bootstrap administrator, if there is one.
     pub bootstrap_token: Option<Secret>,
+    /// The key archives seals its audit chain with.
+    pub audit_key: Option<Secret>,
     /// The access table replacing the built-in one.
     pub access_policy: Option<PathBuf>,
     /// Staff single sign-on, if configured.
@@ -290,6 +293,7 @@ impl Config {
             webhook_ca_file: get("KEFU_WEBHOOK_CA_FILE").map(PathBuf::from),
             internal_key: secret("KEFU_INTERNAL_KEY")?,
             bootstrap_token: secret("KEFU_BOOTSTRAP_TOKEN")?,
+            audit_key: secret("KEFU_AUDIT_KEY")?,
             access_policy: get("KEFU_ACCESS_POLICY").map(PathBuf::from),
             oidc,
             log: get("KEFU_LOG").unwrap_or_else(|| "info".into()),

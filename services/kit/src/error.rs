@@ -127,7 +127,6 @@ impl FieldViolations {
     }
 }
 
-
 /// The longest `request_id` (AIP-155 idempotency key) accepted.
 pub const MAX_REQUEST_ID: usize = 128;
 

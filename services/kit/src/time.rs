@@ -39,7 +39,6 @@ pub fn optional_time(
     }
 }
 
-
 pub fn to_duration(duration: Duration) -> prost_types::Duration {
     prost_types::Duration { seconds: duration.num_seconds(), nanos: duration.subsec_nanos() }
 }
