@@ -332,3 +332,49 @@ async fn money_and_time_out_of_bounds_are_refused_never_wrapped(backend: Backend
     assert!(late.into_inner().waybills.is_empty(), "nothing collected, nothing late, no complaint to file");
     suite.stop().await;
 }
+
+on_both_backends!(webhooks_go_to_public_hosts_only_and_a_branch_has_a_few);
+async fn webhooks_go_to_public_hosts_only_and_a_branch_has_a_few(backend: Backend) {
+    let suite = TestSuite::start_configured(backend, system_clock(), |config, _| {
+        config.webhook_allow_private = String::new();
+        config.webhook_max_per_branch = 3;
+    })
+    .await;
+    let mut intake = IntakeClient::new(suite.gateway.clone());
+    let register = |n: usize, branch: &str, url: &str| RegisterWebhookRequest {
+        request_id: format!("hook-{branch}-{n}"),
+        webhook: Some(Webhook { branch: branch.into(), url: url.into(), ..Default::default() }),
+        secret: "a long enough shared secret".into(),
+    };
+    for url in [
+        "http://127.0.0.1:5432/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:50061/",
+        "http://[::ffff:10.0.0.1]/",
+        "http://2130706433/",
+        "http://0x7f000001/",
+        "http://10.20.30.40/hook",
+        "http://192.168.1.1/hook",
+        "http://localhost:8080/hook",
+    ] {
+        let refused = intake.register_webhook(register(0, "SH01", url)).await.expect_err(url);
+        assert_eq!(
+            (refused.code(), violated_fields(&refused)),
+            (Code::InvalidArgument, vec!["webhook.url".to_owned()]),
+            "{url}"
+        );
+    }
+    // Public hosts are fine, up to the most a branch may have; another branch is not affected.
+    for n in 1..=3 {
+        intake
+            .register_webhook(register(n, "SH01", &format!("https://sh01-{n}.example.com/kefu")))
+            .await
+            .expect("public");
+    }
+    let fourth = intake.register_webhook(register(4, "SH01", "https://sh01-4.example.com/kefu")).await;
+    let fourth = fourth.expect_err("a fourth endpoint");
+    assert_eq!(fourth.code(), Code::FailedPrecondition);
+    assert!(fourth.message().contains("disable one first"), "{}", fourth.message());
+    intake.register_webhook(register(1, "BJ02", "https://bj02.example.com/kefu")).await.expect("BJ02's first");
+    suite.stop().await;
+}

@@ -250,12 +250,14 @@ async fn delivery_when(
     .await
 }
 
-/// The signature a branch computes to check a body: HMAC-SHA256 with the shared secret, in hex.
-fn expected_signature(body: &str) -> String {
+/// The signature a branch computes to check a delivery, as docs/webhooks.md tells it: the `t` of
+/// the header, then HMAC-SHA256 with the shared secret of `<t>.<body>`, in hex.
+fn expected_signature(header: &str, body: &str) -> String {
+    let time = header.strip_prefix("t=").and_then(|rest| rest.split(',').next()).expect("t= first");
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
-    mac.update(body.as_bytes());
+    mac.update(format!("{time}.{body}").as_bytes());
     let digest: String = mac.finalize().into_bytes().iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("sha256={digest}")
+    format!("t={time},sha256={digest}")
 }
 
 on_both_backends!(a_branch_receives_its_cases_events_signed_and_at_least_once);
@@ -324,7 +326,10 @@ async fn a_branch_receives_its_cases_events_signed_and_at_least_once(backend: Ba
     assert_eq!(first.header("kefu-delivery"), failed.delivery_id);
     assert_eq!(first.header("kefu-event"), "registered");
     assert_eq!(first.header("content-type"), "application/json");
-    assert_eq!(first.header("kefu-signature"), expected_signature(&first.body));
+    let signed = first.header("kefu-signature");
+    assert_eq!(signed, expected_signature(signed, &first.body));
+    let signed_at: i64 = signed[2..signed.find(',').expect("a comma")].parse().expect("unix seconds");
+    assert_eq!(signed_at, clock.now().timestamp(), "t is when it was sent");
     assert_eq!(first.body, failed.body);
     let json = first.json();
     assert_eq!(json["id"], failed.delivery_id.as_str());
@@ -355,7 +360,7 @@ async fn a_branch_receives_its_cases_events_signed_and_at_least_once(backend: Ba
         all.received().into_iter().filter(|r| r.header("kefu-delivery") == failed.delivery_id).collect();
     assert_eq!(twice.len(), 2, "at least once: sent again after the 503");
     assert_eq!(twice[1].body, twice[0].body, "the same body every time");
-    assert_eq!(twice[1].header("kefu-signature"), twice[0].header("kefu-signature"));
+    assert_ne!(twice[1].header("kefu-signature"), twice[0].header("kefu-signature"), "signed anew, with its own t");
 
     // Overdue: both endpoints hear of it; the second takes nothing else.
     clock.set(start + Duration::hours(49));
@@ -544,7 +549,8 @@ async fn https_endpoints_are_verified_against_trusted_roots(backend: Backend) {
     let name = created.expect("created").into_inner().name;
     let received = trusted.when_received(1).await.remove(0);
     assert_eq!(received.json()["complaint"]["name"], name.as_str());
-    assert_eq!(received.header("kefu-signature"), expected_signature(&received.body));
+    let signed = received.header("kefu-signature");
+    assert_eq!(signed, expected_signature(signed, &received.body));
     let refused = delivery_when(&intake, &untrusted_hook.name, &name, "registered", "the refusal is recorded", |d| {
         !d.attempts.is_empty()
     })

@@ -61,17 +61,18 @@ const CASE_NUMBER_DRAWS: usize = 8;
 pub struct IntakeApi {
     context: ServiceContext,
     writers: Writers,
+    webhook_rules: crate::webhooks::Rules,
 }
 
 impl IntakeApi {
-    pub fn new(context: ServiceContext) -> Self {
+    pub fn new(context: ServiceContext, webhook_rules: crate::webhooks::Rules) -> Self {
         // SQLite has one connection; PostgreSQL gains from a few transactions in flight.
         let writers = match context.db.get_database_backend() {
             DbBackend::Sqlite => 1,
             _ => 4,
         };
         let writers = Writers::start(context.db.clone(), writers, context.time_zone);
-        Self { context, writers }
+        Self { context, writers, webhook_rules }
     }
 
     pub fn into_server(self) -> intake_server::IntakeServer<Self> {
@@ -976,7 +977,7 @@ impl intake_server::Intake for IntakeApi {
         request: Request<pb::RegisterWebhookRequest>,
     ) -> Result<Response<pb::Webhook>, Status> {
         let (caller, _, request) = parts(request);
-        webhooks::api::register(&self.context, &caller, request).await.map(Response::new)
+        webhooks::api::register(&self.context, &self.webhook_rules, &caller, request).await.map(Response::new)
     }
 
     async fn list_webhooks(

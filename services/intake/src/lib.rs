@@ -73,6 +73,11 @@ pub async fn run(
     };
     let tls = webhooks::sender::tls_config(config.webhook_ca_file.as_deref())
         .map_err(|message| StartError::Config { service: NAME, message })?;
+    let allowed = webhooks::address::Allowed::parse(&config.webhook_allow_private).map_err(|problem| {
+        StartError::Config { service: NAME, message: format!("KEFU_WEBHOOK_ALLOW_PRIVATE: {problem}") }
+    })?;
+    let rules =
+        webhooks::Rules { allowed: std::sync::Arc::new(allowed), max_per_branch: config.webhook_max_per_branch };
     let chaser_shutdown = shutdown.clone();
     let sender_shutdown = shutdown.clone();
     run_service(spec, config, clock, listener, shutdown, |context| {
@@ -83,12 +88,13 @@ pub async fn run(
             let chaser = chaser.clone();
             async move { lifecycle::chase_overdue(&chaser).await.map(drop) }
         }));
-        let sender = webhooks::sender::Sender::new(context.clone(), config.webhook_timeout, tls.clone());
+        let sender =
+            webhooks::sender::Sender::new(context.clone(), config.webhook_timeout, tls.clone(), rules.allowed.clone());
         tokio::spawn(shutdown::every(webhooks::sender::POLL_EVERY, sender_shutdown, "sending webhooks", move || {
             let sender = sender.clone();
             async move { sender.round().await }
         }));
-        Routes::new(api::IntakeApi::new(context.clone()).into_server()).add_service(inbox.into_server())
+        Routes::new(api::IntakeApi::new(context.clone(), rules.clone()).into_server()).add_service(inbox.into_server())
     })
     .await
 }

@@ -16,6 +16,14 @@
 //! - The body carries no personal data (no customer name or phone); a branch reads the case by
 //!   its name through the API when it needs more.
 
+pub mod address;
+
+/// What the operator decides about webhooks: where they may go, how many a branch may have.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub allowed: std::sync::Arc<address::Allowed>,
+    pub max_per_branch: usize,
+}
 pub mod api;
 pub mod sender;
 pub mod store;
@@ -86,15 +94,28 @@ pub fn backoff(attempts: i32) -> Duration {
     Duration::minutes(1 << doublings).min(Duration::hours(1))
 }
 
-/// `sha256=<hex>` of HMAC-SHA256 over `body` with `secret`: the `Kefu-Signature` header.
-pub fn signature(secret: &str, body: &[u8]) -> String {
+/// How long a receiver should accept a signature after its `t`: a captured delivery replayed later
+/// is refused (docs/webhooks.md).
+pub const REPLAY_WINDOW_SECONDS: i64 = 300;
+
+/// The lower-case hex HMAC-SHA256 of `message` with `secret`.
+pub fn hmac_hex(secret: &str, message: &[u8]) -> String {
     // HMAC takes a key of any length; this cannot fail.
     let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
         Ok(mac) => mac,
         Err(_) => return String::new(),
     };
-    mac.update(body);
-    format!("sha256={}", kefu_kit::text::hex(&mac.finalize().into_bytes()))
+    mac.update(message);
+    kefu_kit::text::hex(&mac.finalize().into_bytes())
+}
+
+/// The `Kefu-Signature` header: `t=<unix seconds>,sha256=<hex>`, the HMAC-SHA256 with the
+/// endpoint's secret of `<t>.` followed by the raw body — so a receiver can refuse a delivery
+/// replayed after [`REPLAY_WINDOW_SECONDS`].
+pub fn signature(secret: &str, time: i64, body: &[u8]) -> String {
+    let mut message = format!("{time}.").into_bytes();
+    message.extend_from_slice(body);
+    format!("t={time},sha256={}", hmac_hex(secret, &message))
 }
 
 /// Writes, in `tx`, a delivery of each signal — the case as it became, the event, when — to every
@@ -171,11 +192,15 @@ mod tests {
     }
 
     #[test]
-    fn signature_is_rfc_4231_hmac_sha256() {
+    fn signature_is_rfc_4231_hmac_sha256_over_the_time_and_the_body() {
         // RFC 4231, test case 2.
         assert_eq!(
-            signature("Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            hmac_hex("Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            signature("Jefe", 1_764_000_000, b"{}"),
+            format!("t=1764000000,sha256={}", hmac_hex("Jefe", b"1764000000.{}"))
         );
     }
 }

@@ -15,6 +15,8 @@
 //! | `KEFU_INSPECTION_POLICY` | unset: the handbook's standards | an inspection policy file: fines table, hours after the written report, recurrence window (see `services/inspection/src/inspection-policy.txt`) |
 //! | `KEFU_WEBHOOK_TIMEOUT` | `10` | seconds one webhook POST to a branch's endpoint may take, connecting included; then it counts as failed and is retried later |
 //! | `KEFU_WEBHOOK_CA_FILE` | unset: Mozilla's roots only | a PEM file of CA certificates trusted for `https://` webhook endpoints besides Mozilla's roots (a company CA of the branches' systems) |
+//! | `KEFU_WEBHOOK_ALLOW_PRIVATE` | unset: public addresses only | networks webhooks may be posted to although they are not public, comma-separated: `10.20.0.0/16,fd00::/8` (a company's own branch systems) |
+//! | `KEFU_WEBHOOK_MAX_PER_BRANCH` | `5` | active webhook endpoints one branch may have |
 //! | `KEFU_INTERNAL_KEY` | `kefu up`: made at start; `kefu serve`: required | the secret (at least 32 characters) with which the gateway and the services sign the calls they make to each other (`kit::trust`); the same in every process of one installation, from the Kubernetes Secret `kefu-internal-key` |
 //! | `KEFU_BOOTSTRAP_TOKEN` | unset: no bootstrap identity | a secret (at least 32 characters) that authenticates at the gateway as subject `bootstrap` with the single role `admin`: enough to create the first tokens, nothing else |
 //! | `KEFU_AUDIT_KEY` | unset: a key file `<KEFU_DATA_DIR>/audit.key` made on first start | the secret (at least 32 characters) archives seals its audit chain with, so that no one who can write the database can rewrite the log and have it verify; in Kubernetes the Secret `kefu-audit-key` |
@@ -109,6 +111,10 @@ pub struct Config {
     pub webhook_timeout: std::time::Duration,
     /// CA certificates trusted for HTTPS webhook endpoints besides Mozilla's roots.
     pub webhook_ca_file: Option<PathBuf>,
+    /// Networks webhooks may go to although they are not public (parsed by intake).
+    pub webhook_allow_private: String,
+    /// Active webhook endpoints one branch may have.
+    pub webhook_max_per_branch: usize,
     /// The key kefu's processes sign their calls to each other with (`crate::trust`).
     pub internal_key: Option<Secret>,
     /// The secret of the bootstrap administrator, if there is one.
@@ -291,6 +297,15 @@ impl Config {
             inspection_policy: get("KEFU_INSPECTION_POLICY").map(PathBuf::from),
             webhook_timeout,
             webhook_ca_file: get("KEFU_WEBHOOK_CA_FILE").map(PathBuf::from),
+            webhook_allow_private: get("KEFU_WEBHOOK_ALLOW_PRIVATE").unwrap_or_default(),
+            webhook_max_per_branch: match get("KEFU_WEBHOOK_MAX_PER_BRANCH") {
+                None => 5,
+                Some(value) => value.parse().ok().filter(|max| (1..=100).contains(max)).ok_or_else(|| ConfigError {
+                    variable: "KEFU_WEBHOOK_MAX_PER_BRANCH".into(),
+                    value,
+                    problem: "expected a number of endpoints from 1 to 100".into(),
+                })?,
+            },
             internal_key: secret("KEFU_INTERNAL_KEY")?,
             bootstrap_token: secret("KEFU_BOOTSTRAP_TOKEN")?,
             audit_key: secret("KEFU_AUDIT_KEY")?,

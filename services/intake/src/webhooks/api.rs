@@ -21,6 +21,7 @@ const MAX_URL: usize = 2048;
 
 pub async fn register(
     context: &ServiceContext,
+    rules: &super::Rules,
     caller: &Caller,
     request: pb::RegisterWebhookRequest,
 ) -> Result<pb::Webhook, Status> {
@@ -32,7 +33,7 @@ pub async fn register(
         violations.add("webhook.branch", "required: the branch code whose cases are sent, e.g. SH01");
     }
     let url = webhook.url.trim();
-    if let Err(problem) = check_url(url) {
+    if let Err(problem) = check_url(url, &rules.allowed) {
         violations.add("webhook.url", problem);
     }
     let secret_chars = request.secret.chars().count();
@@ -59,6 +60,18 @@ pub async fn register(
             store::endpoint_by_request_id(db, request_id).await.map_err(db_error("reading webhooks"))?
     {
         return Ok(to_proto(earlier));
+    }
+    // One branch's endpoints are bounded, so they cannot slow the writing of every complaint.
+    let active = store::endpoints(db, Some(branch))
+        .await
+        .map_err(db_error("reading webhooks"))?
+        .into_iter()
+        .filter(|endpoint| endpoint.active)
+        .count();
+    if active >= rules.max_per_branch {
+        return Err(Status::failed_precondition(format!(
+            "branch {branch} has {active} active endpoints, the most a branch may have (KEFU_WEBHOOK_MAX_PER_BRANCH): disable one first"
+        )));
     }
     let endpoint = store::endpoint::Model {
         id: uuid::Uuid::now_v7().to_string(),
@@ -233,7 +246,7 @@ fn parse_name(name: &str) -> Result<&str, &'static str> {
 }
 
 /// An absolute http:// or https:// URL with a host, no credentials in it.
-fn check_url(url: &str) -> Result<(), &'static str> {
+fn check_url(url: &str, allowed: &super::address::Allowed) -> Result<(), &'static str> {
     let expected = "an absolute URL like https://branch.example.com/kefu/events (https:// or http://)";
     if url.is_empty() || url.len() > MAX_URL {
         return Err(expected);
@@ -249,7 +262,7 @@ fn check_url(url: &str) -> Result<(), &'static str> {
     if authority.as_str().contains('@') {
         return Err("no user or password in the URL: the signature authenticates kefu to the branch");
     }
-    Ok(())
+    allowed.check_host(authority.host())
 }
 
 /// A branch manages its own endpoints; the service center's staff any branch's.

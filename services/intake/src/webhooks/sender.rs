@@ -31,7 +31,10 @@ use rustls::{ClientConfig, RootCertStore, pki_types::CertificateDer, pki_types::
 use sea_orm::TransactionTrait;
 use tonic::Status;
 
-use super::{backoff, signature, store};
+use super::{
+    address::{self, Allowed, GuardedResolver},
+    backoff, signature, store,
+};
 
 /// How often the sender looks for due deliveries.
 pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -47,12 +50,15 @@ const ROUND: u64 = 500;
 pub const DELIVERY_HEADER: &str = "kefu-delivery";
 /// The header naming the event.
 pub const EVENT_HEADER: &str = "kefu-event";
-/// The header with `sha256=<hex>`, HMAC-SHA256 over the body with the endpoint's secret.
+/// The header with `t=<unix seconds>,sha256=<hex>`: HMAC-SHA256 with the endpoint's secret over the
+/// time, a dot and the body (see `webhooks::signature`).
 pub const SIGNATURE_HEADER: &str = "kefu-signature";
 
 pub struct Sender {
     context: ServiceContext,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
+    /// Where webhooks may go.
+    allowed: Arc<Allowed>,
     /// How long one POST may take, connecting included.
     timeout: std::time::Duration,
     /// Endpoints with a task posting to them now.
@@ -67,15 +73,20 @@ enum Outcome {
 
 impl Sender {
     /// A sender posting with `tls` to `https://` endpoints, to `http://` ones in the clear.
-    pub fn new(context: ServiceContext, timeout: std::time::Duration, tls: ClientConfig) -> Arc<Sender> {
-        let mut connector = HttpConnector::new();
+    pub fn new(
+        context: ServiceContext,
+        timeout: std::time::Duration,
+        tls: ClientConfig,
+        allowed: Arc<Allowed>,
+    ) -> Arc<Sender> {
+        let mut connector = HttpConnector::new_with_resolver(GuardedResolver::new(allowed.clone()));
         connector.enforce_http(false);
         connector.set_connect_timeout(Some(timeout));
         connector.set_nodelay(true);
         let connector =
             HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Arc::new(Sender { context, client, timeout, busy: Arc::default() })
+        Arc::new(Sender { context, client, allowed, timeout, busy: Arc::default() })
     }
 
     /// Starts a task for every endpoint with due deliveries and no task running.
@@ -188,20 +199,33 @@ impl Sender {
     }
 
     async fn post(&self, endpoint: &store::endpoint::Model, delivery: &store::delivery::Model) -> Outcome {
+        // An address in the URL is checked here; a name, each time it resolves (GuardedResolver).
+        let host = endpoint.url.parse::<http::Uri>().ok().and_then(|uri| uri.host().map(str::to_owned));
+        let literal = host.as_deref().map(|host| host.trim_start_matches('[').trim_end_matches(']'));
+        if let Some(ip) = literal.and_then(|host| host.parse::<std::net::IpAddr>().ok())
+            && !self.allowed.permits(ip)
+        {
+            return Outcome::Unreached(Failure::NotAllowed.to_string());
+        }
+        let signed_at = self.context.clock.now().timestamp();
         let request = http::Request::post(endpoint.url.as_str())
             .header(CONTENT_TYPE, "application/json")
             .header(USER_AGENT, concat!("kefu-webhooks/", env!("CARGO_PKG_VERSION")))
             .header(DELIVERY_HEADER, delivery.delivery_id.as_str())
             .header(EVENT_HEADER, delivery.event.as_str())
-            .header(SIGNATURE_HEADER, signature(&endpoint.secret, delivery.body.as_bytes()))
+            .header(SIGNATURE_HEADER, signature(&endpoint.secret, signed_at, delivery.body.as_bytes()))
             .body(Full::new(Bytes::from(delivery.body.clone())));
         let request = match request {
             Ok(request) => request,
-            Err(error) => return Outcome::Unreached(format!("cannot make a request to this URL: {error}")),
+            Err(_) => return Outcome::Unreached(Failure::BadUrl.to_string()),
         };
         match tokio::time::timeout(self.timeout, self.client.request(request)).await {
             Err(_) => Outcome::Unreached(format!("no answer within {:?}", self.timeout)),
-            Ok(Err(error)) => Outcome::Unreached(chain(&error)),
+            Ok(Err(error)) => {
+                let failure = Failure::of(&chain(&error));
+                tracing::debug!(webhook = %endpoint.id, error = %chain(&error), "webhook connection failed");
+                Outcome::Unreached(failure.to_string())
+            }
             Ok(Ok(response)) => Outcome::Answered(response.status().as_u16()),
         }
     }
@@ -231,6 +255,52 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<ClientConfig, Str
         .with_safe_default_protocol_versions()
         .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
         .map_err(|error| format!("TLS for webhooks: {error}"))
+}
+
+/// Why a POST did not get an answer, as the attempt record keeps it: a short category, never the
+/// raw socket error (which would make the record a port scanner's report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    NotAllowed,
+    NoSuchHost,
+    Certificate,
+    Refused,
+    Closed,
+    BadUrl,
+    Unreachable,
+}
+
+impl Failure {
+    fn of(error: &str) -> Failure {
+        let error = error.to_ascii_lowercase();
+        if error.contains(address::NOT_ALLOWED) {
+            Failure::NotAllowed
+        } else if error.contains("certificate") || error.contains("tls") || error.contains("handshake") {
+            Failure::Certificate
+        } else if error.contains("dns") || error.contains("lookup") || error.contains("resolve") {
+            Failure::NoSuchHost
+        } else if error.contains("refused") {
+            Failure::Refused
+        } else if error.contains("reset") || error.contains("closed") || error.contains("eof") {
+            Failure::Closed
+        } else {
+            Failure::Unreachable
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Failure::NotAllowed => "not sent: the host is an internal address (KEFU_WEBHOOK_ALLOW_PRIVATE)",
+            Failure::NoSuchHost => "the host name does not resolve",
+            Failure::Certificate => "TLS failed: the server's certificate is not trusted, or the handshake failed",
+            Failure::Refused => "the connection was refused",
+            Failure::Closed => "the connection was closed before an answer",
+            Failure::BadUrl => "the URL cannot be requested",
+            Failure::Unreachable => "the endpoint could not be reached",
+        })
+    }
 }
 
 /// An error with its causes, as one line ("client error (Connect): tcp connect error: Connection refused").
