@@ -6,6 +6,7 @@
 //!    `PERMISSION_DENIED` otherwise, naming who may;
 //! 4. drops every `x-kefu-*` header the caller sent and sets the established identity and the
 //!    trace context in their place;
+//!    — and keeps each principal to its calls per second ([`crate::rate`]);
 //! 5. reads the message once against its contract ([`crate::guard`]) — `INVALID_ARGUMENT` naming
 //!    the field if it is malformed, not UTF-8, or has control characters;
 //! 6. answers the call itself (the gateway's own services) or forwards it over HTTP/2, signed as
@@ -35,6 +36,7 @@ use crate::{
     access::AccessTable,
     guard::Guard,
     identity::{self, Authenticator},
+    rate::RateLimiter,
 };
 
 /// The largest request the gateway reads: the largest message a service takes, and its frame.
@@ -53,6 +55,7 @@ pub struct Dispatch {
     authenticator: Arc<Authenticator>,
     access: Arc<AccessTable>,
     guard: Arc<Guard>,
+    limiter: Arc<RateLimiter>,
 }
 
 impl Dispatch {
@@ -61,9 +64,10 @@ impl Dispatch {
         backends: Vec<(ServiceName, SignedChannel)>,
         authenticator: Arc<Authenticator>,
         access: Arc<AccessTable>,
+        limiter: Arc<RateLimiter>,
     ) -> Self {
         let backends = backends.into_iter().map(|(service, channel)| (service.as_str(), channel)).collect();
-        Dispatch { local, backends: Arc::new(backends), authenticator, access, guard: Arc::new(Guard::load()) }
+        Dispatch { local, backends: Arc::new(backends), authenticator, access, guard: Arc::new(Guard::load()), limiter }
     }
 
     /// The backend owning the package of `path`, if it is a `kefu.<service>.v1` package.
@@ -116,6 +120,24 @@ impl Service<Request<Body>> for Dispatch {
                 path.trim_start_matches('/'),
                 self.access.who_may(&path)
             )));
+        }
+
+        if let Some(principal) = &principal
+            && principal.service().is_none()
+        {
+            let key = match &principal.kind {
+                identity::Kind::Token(name) => name.clone(),
+                _ => principal.caller.user.clone(),
+            };
+            if let Err(wait) = self.limiter.admit(&key, std::time::Instant::now()) {
+                identity::record_limited(&path, principal);
+                return refuse(Status::resource_exhausted(format!(
+                    "too many calls from {}: at most {} a second; retry in {} ms",
+                    principal.caller.user,
+                    self.limiter.per_second(),
+                    wait.as_millis().max(1)
+                )));
+            }
         }
 
         // Nothing the caller says about who it is goes further: not its x-kefu-* headers, not its

@@ -151,6 +151,8 @@ impl AuthError {
 /// Calls the gateway refused as unauthenticated, and as not allowed by the access table, since start.
 pub static UNAUTHENTICATED_CALLS: AtomicU64 = AtomicU64::new(0);
 pub static DENIED_CALLS: AtomicU64 = AtomicU64::new(0);
+/// Calls refused for going over a principal's rate, since start.
+pub static LIMITED_CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// Establishes who is calling.
 pub struct Authenticator {
@@ -247,4 +249,11 @@ pub fn record_unauthenticated(path: &str, error: &AuthError) {
 pub fn record_denied(path: &str, principal: &Principal) {
     let count = DENIED_CALLS.fetch_add(1, Ordering::Relaxed) + 1;
     tracing::warn!(method = %path, subject = %principal.caller.user, roles = %principal.caller.roles.join(","), department = %principal.caller.department, denied_calls = count, "call denied by the access table");
+}
+
+pub fn record_limited(path: &str, principal: &Principal) {
+    let count = LIMITED_CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+    if count.is_power_of_two() {
+        tracing::warn!(method = %path, subject = %principal.caller.user, limited_calls = count, "calls over the principal's rate refused");
+    }
 }

@@ -4,6 +4,7 @@
 //!   own services; [`tokens`] (`kefu.gateway.v1.Tokens`, and every replica's cache of them) and
 //!   [`oidc`];
 //! - [`access`]: the access table, who may call which RPC, deny by default;
+//! - [`rate`]: calls per second per principal;
 //! - [`guard`]: every request read once against its contract: well-formed, UTF-8, no control characters;
 //! - [`policy`]: the routing policy, complaint category → owning service;
 //! - [`complaints`]: `kefu.gateway.v1.Complaints`, the public complaint API;
@@ -19,6 +20,7 @@ pub mod guard;
 pub mod identity;
 pub mod oidc;
 pub mod policy;
+pub mod rate;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -96,8 +98,10 @@ pub async fn run(
     if let Some(oidc) = oidc {
         refreshers.push(tokio::spawn(oidc.keep_fresh(shutdown.clone())));
     }
-    let dispatch = forward::Dispatch::new(local, backends, Arc::new(authenticator), Arc::new(access));
-    let served = serve(dispatch, listener, shutdown).await;
+    let limiter = rate::RateLimiter::new(config.limits.rate_per_principal);
+    let dispatch =
+        forward::Dispatch::new(local, backends, Arc::new(authenticator), Arc::new(access), Arc::new(limiter));
+    let served = serve(dispatch, listener, &config.limits, shutdown).await;
     futures_util::future::join_all(refreshers).await;
     served
 }

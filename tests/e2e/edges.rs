@@ -378,3 +378,70 @@ async fn webhooks_go_to_public_hosts_only_and_a_branch_has_a_few(backend: Backen
     intake.register_webhook(register(1, "BJ02", "https://bj02.example.com/kefu")).await.expect("BJ02's first");
     suite.stop().await;
 }
+
+on_both_backends!(a_flooding_principal_is_slowed_and_no_one_else);
+async fn a_flooding_principal_is_slowed_and_no_one_else(backend: Backend) {
+    use crate::support::{Principal, as_principal};
+
+    let suite =
+        TestSuite::start_configured(backend, system_clock(), |config, _| config.limits.rate_per_principal = 10).await;
+    let mut complaints = suite.complaints();
+    let flooder = Principal::staff("F1", "intake", &["agent"]);
+    let honest = Principal::staff("H1", "intake", &["agent"]);
+    let list = |principal: &Principal| as_principal(ListComplaintsRequest::default(), principal.clone());
+    // Tokens first, so the flood is all list calls.
+    suite.gateway.token(&flooder).await;
+    suite.gateway.token(&honest).await;
+
+    let mut limited = 0;
+    for _ in 0..60 {
+        match complaints.list_complaints(list(&flooder)).await {
+            Ok(_) => {}
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert!(status.message().contains("retry in"), "{}", status.message());
+                limited += 1;
+            }
+        }
+    }
+    assert!(limited >= 30, "a burst of 20, then 10 a second: {limited} of 60 refused");
+    for _ in 0..10 {
+        complaints.list_complaints(list(&honest)).await.expect("another principal is not slowed");
+    }
+    suite.stop().await;
+}
+
+on_both_backends!(a_connection_that_says_nothing_is_closed_and_others_are_served);
+async fn a_connection_that_says_nothing_is_closed_and_others_are_served(backend: Backend) {
+    use tokio::io::AsyncReadExt;
+
+    let suite = TestSuite::start_configured(backend, system_clock(), |config, _| {
+        config.limits.handshake_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let silent: Vec<tokio::net::TcpStream> =
+        futures_util::future::join_all((0..50).map(|_| tokio::net::TcpStream::connect(suite.config.gateway_addr)))
+            .await
+            .into_iter()
+            .map(|connected| connected.expect("connected"))
+            .collect();
+    // The silent connections do not keep an honest caller out.
+    suite.complaints().list_complaints(ListComplaintsRequest::default()).await.expect("served");
+    let started = Instant::now();
+    for mut connection in silent {
+        // The server speaks first (its HTTP/2 settings), then, hearing nothing, hangs up.
+        let mut buffer = [0u8; 256];
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match connection.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "closed by the server within the handshake timeout");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "closed after {:?}", started.elapsed());
+    suite.stop().await;
+}

@@ -23,6 +23,7 @@
 //! | `KEFU_ACCESS_POLICY` | unset: the built-in table | the access table: who may call which RPC (see `gateway/src/access-policy.txt`) |
 //! | `KEFU_OIDC_ISSUER`, `KEFU_OIDC_AUDIENCE`, `KEFU_OIDC_JWKS_FILE` | unset: no single sign-on | staff's OIDC bearer JWTs are verified against the keys in the JWKS file (re-read within 5 seconds of a change), with this `iss` and `aud`; all three or none |
 //! | `KEFU_OIDC_SUBJECT_CLAIM`, `KEFU_OIDC_DEPARTMENT_CLAIM`, `KEFU_OIDC_BRANCH_CLAIM`, `KEFU_OIDC_ROLES_CLAIM`, `KEFU_OIDC_CLEARANCE_CLAIM` | `sub`, `department`, `branch`, `roles`, `clearance` | which JWT claims carry the staff member's id, department, branch, roles (an array, or a string separated by spaces or commas) and clearance |
+//! | `KEFU_MAX_CONNECTIONS`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per principal |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //!
 //! `<SERVICE>` is `INTAKE`, `INSPECTION`, `CLAIMS`, `SETTLEMENT` or `ARCHIVES`.
@@ -125,6 +126,8 @@ pub struct Config {
     pub access_policy: Option<PathBuf>,
     /// Staff single sign-on, if configured.
     pub oidc: Option<OidcConfig>,
+    /// What every server bounds.
+    pub limits: crate::limits::Limits,
     pub log: String,
 }
 
@@ -285,6 +288,40 @@ impl Config {
                 });
             }
         };
+        let number = |key: &str, range: std::ops::RangeInclusive<u64>, default: u64| -> Result<u64, ConfigError> {
+            match get(key) {
+                None => Ok(default),
+                Some(value) => value.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| ConfigError {
+                    variable: key.into(),
+                    value,
+                    problem: format!("expected a whole number from {} to {}", range.start(), range.end()),
+                }),
+            }
+        };
+        let defaults = crate::limits::Limits::default();
+        let seconds = std::time::Duration::from_secs;
+        let limits = crate::limits::Limits {
+            max_connections: number("KEFU_MAX_CONNECTIONS", 1..=100_000, defaults.max_connections as u64)? as usize,
+            handshake_timeout: seconds(number(
+                "KEFU_HANDSHAKE_TIMEOUT",
+                1..=300,
+                defaults.handshake_timeout.as_secs(),
+            )?),
+            calls_per_connection: number(
+                "KEFU_MAX_CALLS_PER_CONNECTION",
+                1..=100_000,
+                defaults.calls_per_connection as u64,
+            )? as usize,
+            call_timeout: seconds(number("KEFU_CALL_TIMEOUT", 1..=3_600, defaults.call_timeout.as_secs())?),
+            max_connection_age: seconds(number(
+                "KEFU_MAX_CONNECTION_AGE",
+                10..=86_400,
+                defaults.max_connection_age.as_secs(),
+            )?),
+            rate_per_principal: number("KEFU_RATE_LIMIT", 1..=1_000_000, u64::from(defaults.rate_per_principal))?
+                as u32,
+            ..defaults
+        };
         Ok(Config {
             database_url,
             data_dir: get("KEFU_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data")),
@@ -311,6 +348,7 @@ impl Config {
             audit_key: secret("KEFU_AUDIT_KEY")?,
             access_policy: get("KEFU_ACCESS_POLICY").map(PathBuf::from),
             oidc,
+            limits,
             log: get("KEFU_LOG").unwrap_or_else(|| "info".into()),
         })
     }

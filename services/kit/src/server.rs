@@ -9,14 +9,15 @@ use chrono_tz::Tz;
 use http::{Request, Response};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{body::Body, server::NamedService, service::Routes, transport::Server};
 use tonic_health::ServingStatus;
 
 use crate::{
     clock::SharedClock,
     config::{Config, ServiceName},
-    db, migrate,
+    db,
+    limits::Limits,
+    migrate,
     migrate::Migration,
     outbox::RelayWaker,
     relay::Relay,
@@ -205,19 +206,34 @@ fn bound_status(headers: &mut http::HeaderMap) {
 }
 
 /// Serves `service` on `listener` until `shutdown`, then lets calls in flight finish (at most
-/// [`DRAIN_LIMIT`]).
-pub async fn serve<S>(service: S, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError>
+/// [`DRAIN_LIMIT`]). Every server of kefu is this one stack, read from the outside in:
+///
+/// 1. the listener's connections ([`crate::limits::incoming`]): at most so many open, each closed
+///    if it sends nothing in time;
+/// 2. HTTP/2 and calls (the builder): keep-alive, a connection's age, calls per connection with load
+///    shedding (`RESOURCE_EXHAUSTED` at once, never a queue), a timeout per call (or the caller's
+///    shorter `grpc-timeout`), a tracing span per call;
+/// 3. [`BoundedStatus`]: no error status too large for HTTP/2;
+/// 4. `service`: the gateway's front door, or a service's door (`trust::Verify`) and its routes.
+pub async fn serve<S>(service: S, listener: TcpListener, limits: &Limits, shutdown: Shutdown) -> Result<(), StartError>
 where
     S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
+    let calls = u32::try_from(limits.calls_per_connection).unwrap_or(u32::MAX);
     let server = Server::builder()
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .max_connection_age(limits.max_connection_age)
+        .max_connection_age_grace(Duration::from_secs(30))
+        .max_concurrent_streams(calls)
+        .concurrency_limit_per_connection(limits.calls_per_connection)
+        .load_shed(true)
+        .timeout(limits.call_timeout)
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .serve_with_incoming_shutdown(
             BoundedStatus(service),
-            TcpListenerStream::new(listener),
+            crate::limits::incoming(listener, limits),
             shutdown.clone().wait(),
         );
     tokio::pin!(server);
@@ -259,7 +275,7 @@ pub async fn run_service(
     let relay = context.relay(config)?;
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
     let routes = standard_routes(routes, service_names).await?.prepare();
-    let served = serve(Verify::new(routes, key, spec.name), listener, shutdown).await;
+    let served = serve(Verify::new(routes, key, spec.name), listener, &config.limits, shutdown).await;
     let _ = relay_task.await;
     served
 }

@@ -1,0 +1,153 @@
+//! The limits every kefu server keeps, so that no caller can hold what others need. One table, with
+//! its `KEFU_*` overrides (read in [`crate::config`]):
+//!
+//! | limit | default | variable | when it is reached |
+//! |---|---|---|---|
+//! | connections open at once, per server | 1,024 | `KEFU_MAX_CONNECTIONS` | the next connection waits in the listen queue until one closes |
+//! | time to send the first bytes (the HTTP/2 preface) | 10 s | `KEFU_HANDSHAKE_TIMEOUT` | the connection is closed |
+//! | calls in flight per connection | 256 | `KEFU_MAX_CALLS_PER_CONNECTION` | `RESOURCE_EXHAUSTED` at once (load shedding), never a queue |
+//! | HTTP/2 streams per connection | the same | | the client is told by `SETTINGS_MAX_CONCURRENT_STREAMS` |
+//! | time one call may take (a shorter `grpc-timeout` wins) | 30 s | `KEFU_CALL_TIMEOUT` | `CANCELLED`, and the handler is dropped |
+//! | keep-alive ping, and the wait for its answer | 30 s, 20 s | | a dead peer's connection is closed |
+//! | a connection's age | 30 min, then 30 s to finish | `KEFU_MAX_CONNECTION_AGE` | the client reconnects, so load spreads over replicas |
+//! | request size | 6 MiB | | `RESOURCE_EXHAUSTED` (`kefu_kit::server::MAX_REQUEST_BYTES`) |
+//! | calls per second of one principal, at the gateway | 200, bursts of 400 | `KEFU_RATE_LIMIT` | `RESOURCE_EXHAUSTED`, saying when to retry |
+//!
+//! The first two are kept here, on the accepted connections ([`incoming`]); the others by the
+//! server builder in [`crate::server::serve`] and the gateway's front door.
+
+use std::{
+    future::Future as _,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures_util::Stream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::Sleep,
+};
+
+/// The limits of one server (see the module's table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub calls_per_connection: usize,
+    pub call_timeout: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    pub max_connection_age: Duration,
+    /// Calls per second one principal may make at the gateway; bursts of twice as many.
+    pub rate_per_principal: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1_024,
+            handshake_timeout: Duration::from_secs(10),
+            calls_per_connection: 256,
+            call_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(20),
+            max_connection_age: Duration::from_secs(30 * 60),
+            rate_per_principal: 200,
+        }
+    }
+}
+
+/// The connections a listener accepts, at most `max_connections` open at once, each closed if it
+/// sends nothing within the handshake timeout.
+pub fn incoming(
+    listener: TcpListener,
+    limits: &Limits,
+) -> impl Stream<Item = Result<Guarded, io::Error>> + Send + 'static {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let handshake = limits.handshake_timeout;
+    futures_util::stream::unfold((listener, slots), move |(listener, slots)| async move {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return None };
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let guarded =
+                        Guarded { stream, _slot: slot, handshake: Some(Box::pin(tokio::time::sleep(handshake))) };
+                    return Some((Ok(guarded), (listener, slots)));
+                }
+                // Out of file descriptors, a connection reset before it was accepted: not the
+                // server's end. Wait a moment and accept the next.
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept a connection; trying again");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+}
+
+/// An accepted connection: holds its slot until it closes, and fails its first read if no byte
+/// arrives before the handshake timeout.
+pub struct Guarded {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+    handshake: Option<Pin<Box<Sleep>>>,
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if read.is_ready() {
+            if buf.filled().len() > before {
+                self.handshake = None;
+            }
+            return read;
+        }
+        if let Some(deadline) = self.handshake.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "no handshake in time")));
+        }
+        Poll::Pending
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+impl tonic::transport::server::Connected for Guarded {
+    type ConnectInfo = <TcpStream as tonic::transport::server::Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
