@@ -29,7 +29,7 @@ use kefu_kit::{
     Config, Shutdown,
     clock::SharedClock,
     config::ServiceName,
-    server::{StartError, internal_key, serve, signed_channel_to, standard_routes},
+    server::{StartError, internal_key, serve, signed_channel_to, standard_routes, tls_config},
     trust,
 };
 use kefu_proto::intake::v1::intake_client::IntakeClient;
@@ -62,6 +62,7 @@ pub async fn run(
     let access =
         AccessTable::load(config.access_policy.as_deref()).map_err(|error| gateway_error(error.to_string()))?;
     let key = internal_key(config, trust::GATEWAY)?;
+    let tls = tls_config(config)?;
     let backends = ServiceName::ALL
         .into_iter()
         .map(|service| Ok((service, signed_channel_to(config, service, trust::GATEWAY)?)))
@@ -101,7 +102,7 @@ pub async fn run(
     let limiter = rate::RateLimiter::new(config.limits.rate_per_principal);
     let dispatch =
         forward::Dispatch::new(local, backends, Arc::new(authenticator), Arc::new(access), Arc::new(limiter));
-    let served = serve(dispatch, listener, &config.limits, shutdown).await;
+    let served = serve(dispatch, listener, &config.limits, tls, shutdown).await;
     futures_util::future::join_all(refreshers).await;
     served
 }

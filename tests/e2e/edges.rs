@@ -445,3 +445,50 @@ async fn a_connection_that_says_nothing_is_closed_and_others_are_served(backend:
     assert!(started.elapsed() < Duration::from_secs(3), "closed after {:?}", started.elapsed());
     suite.stop().await;
 }
+
+/// The gateway over TLS, asking branch systems for certificates: a caller with the test CA's
+/// certificate is served; plaintext, no certificate, or a certificate of another CA is refused at
+/// the handshake, before any call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_speaks_tls_and_asks_branch_systems_for_certificates() {
+    use crate::support::{fixture, gateway_channel};
+
+    let suite = TestSuite::start_configured(Backend::Sqlite, system_clock(), |config, _| {
+        config.tls = Some(kefu_kit::config::TlsFiles {
+            cert: fixture("webhook-tls/server.pem"),
+            key: fixture("webhook-tls/server.key"),
+            client_ca: Some(fixture("gateway-tls/client-ca.pem")),
+        });
+    })
+    .await;
+    // The suite's own channel is TLS with the branch system's certificate, and real tokens.
+    let listed = suite.complaints().list_complaints(ListComplaintsRequest::default()).await;
+    assert!(listed.is_ok(), "{listed:?}");
+
+    let health = |channel: tonic::transport::Channel| async move {
+        tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+            .await
+    };
+    let plaintext = tonic::transport::Channel::from_shared(format!("http://{}", suite.config.gateway_addr))
+        .expect("a URL")
+        .connect_lazy();
+    assert!(health(plaintext).await.is_err(), "plaintext to a TLS gateway");
+    assert!(health(gateway_channel(&suite.config, false)).await.is_err(), "no client certificate");
+    let read = |path: &str| std::fs::read(fixture(path)).expect("a fixture");
+    let stranger = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(read("webhook-tls/ca.pem")))
+        .domain_name("localhost")
+        .identity(tonic::transport::Identity::from_pem(
+            read("webhook-tls/untrusted.pem"),
+            read("webhook-tls/untrusted.key"),
+        ));
+    let stranger = tonic::transport::Channel::from_shared(format!("https://{}", suite.config.gateway_addr))
+        .expect("a URL")
+        .tls_config(stranger)
+        .expect("TLS")
+        .connect_lazy();
+    assert!(health(stranger).await.is_err(), "a certificate of another CA");
+    assert!(health(gateway_channel(&suite.config, true)).await.is_ok());
+    suite.stop().await;
+}

@@ -105,6 +105,34 @@ pub fn test_config(dir: &Path, database: Option<&TestDatabase>) -> Config {
         .expect("a valid test configuration")
 }
 
+/// A fixture file of the tests.
+pub fn fixture(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+}
+
+/// A channel to the suite's gateway: plaintext, or TLS trusting the test CA when the suite serves
+/// TLS — presenting the test branch system's certificate if `with_certificate`.
+pub fn gateway_channel(config: &Config, with_certificate: bool) -> Channel {
+    if config.tls.is_none() {
+        return Channel::from_shared(format!("http://{}", config.gateway_addr)).expect("a URL").connect_lazy();
+    }
+    let read = |path: &str| std::fs::read(fixture(path)).expect("a fixture");
+    let mut tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(read("webhook-tls/ca.pem")))
+        .domain_name("localhost");
+    if with_certificate {
+        tls = tls.identity(tonic::transport::Identity::from_pem(
+            read("gateway-tls/client.pem"),
+            read("gateway-tls/client.key"),
+        ));
+    }
+    Channel::from_shared(format!("https://{}", config.gateway_addr))
+        .expect("a URL")
+        .tls_config(tls)
+        .expect("a TLS configuration")
+        .connect_lazy()
+}
+
 /// The internal key and bootstrap secret of every suite the tests start.
 pub const INTERNAL_KEY: &str = "test-internal-key-0123456789abcdef0123456789";
 pub const BOOTSTRAP_TOKEN: &str = "test-bootstrap-secret-0123456789abcdef0123";
@@ -275,9 +303,7 @@ impl TestSuite {
         let config = bound.config.clone();
         let (trigger, shutdown) = Shutdown::new();
         let task = tokio::spawn(suite::run(bound, clock, shutdown));
-        let gateway = TokenChannel::new(
-            Channel::from_shared(format!("http://{}", config.gateway_addr)).expect("a URL").connect_lazy(),
-        );
+        let gateway = TokenChannel::new(gateway_channel(&config, true));
         let suite = TestSuite { gateway, config, trigger, task, database, _dir: dir };
         suite.wait_until_serving().await;
         suite

@@ -20,6 +20,8 @@
 //! | `KEFU_INTERNAL_KEY` | `kefu up`: made at start; `kefu serve`: required | the secret (at least 32 characters) with which the gateway and the services sign the calls they make to each other (`kit::trust`); the same in every process of one installation, from the Kubernetes Secret `kefu-internal-key` |
 //! | `KEFU_BOOTSTRAP_TOKEN` | unset: no bootstrap identity | a secret (at least 32 characters) that authenticates at the gateway as subject `bootstrap` with the single role `admin`: enough to create the first tokens, nothing else |
 //! | `KEFU_AUDIT_KEY` | unset: a key file `<KEFU_DATA_DIR>/audit.key` made on first start | the secret (at least 32 characters) archives seals its audit chain with, so that no one who can write the database can rewrite the log and have it verify; in Kubernetes the Secret `kefu-audit-key` |
+//! | `KEFU_TLS_CERT_FILE`, `KEFU_TLS_KEY_FILE` | unset: the gateway speaks plaintext (for `kefu up` on loopback) | PEM certificate chain and key the gateway serves TLS with; both or neither |
+//! | `KEFU_TLS_CLIENT_CA_FILE` | unset: no client certificates asked for | PEM CA certificates of branch systems' client certificates: with it, a caller without a certificate signed by one of them is refused at the handshake |
 //! | `KEFU_ACCESS_POLICY` | unset: the built-in table | the access table: who may call which RPC (see `gateway/src/access-policy.txt`) |
 //! | `KEFU_OIDC_ISSUER`, `KEFU_OIDC_AUDIENCE`, `KEFU_OIDC_JWKS_FILE` | unset: no single sign-on | staff's OIDC bearer JWTs are verified against the keys in the JWKS file (re-read within 5 seconds of a change), with this `iss` and `aud`; all three or none |
 //! | `KEFU_OIDC_SUBJECT_CLAIM`, `KEFU_OIDC_DEPARTMENT_CLAIM`, `KEFU_OIDC_BRANCH_CLAIM`, `KEFU_OIDC_ROLES_CLAIM`, `KEFU_OIDC_CLEARANCE_CLAIM` | `sub`, `department`, `branch`, `roles`, `clearance` | which JWT claims carry the staff member's id, department, branch, roles (an array, or a string separated by spaces or commas) and clearance |
@@ -122,6 +124,8 @@ pub struct Config {
     pub bootstrap_token: Option<Secret>,
     /// The key archives seals its audit chain with.
     pub audit_key: Option<Secret>,
+    /// The gateway's TLS: certificate chain and key files, and the CA of client certificates.
+    pub tls: Option<TlsFiles>,
     /// The access table replacing the built-in one.
     pub access_policy: Option<PathBuf>,
     /// Staff single sign-on, if configured.
@@ -153,6 +157,14 @@ impl fmt::Debug for Secret {
 
 /// The least length of `KEFU_INTERNAL_KEY` and `KEFU_BOOTSTRAP_TOKEN`.
 pub const MIN_SECRET_LEN: usize = 32;
+
+/// The files of the gateway's TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
 
 /// Where staff's single sign-on keys are, and which claims say what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,6 +310,21 @@ impl Config {
                 }),
             }
         };
+        let tls = match (get("KEFU_TLS_CERT_FILE"), get("KEFU_TLS_KEY_FILE")) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+                client_ca: get("KEFU_TLS_CLIENT_CA_FILE").map(PathBuf::from),
+            }),
+            (cert, _) => {
+                return Err(ConfigError {
+                    variable: if cert.is_none() { "KEFU_TLS_CERT_FILE" } else { "KEFU_TLS_KEY_FILE" }.into(),
+                    value: String::new(),
+                    problem: "TLS needs both KEFU_TLS_CERT_FILE and KEFU_TLS_KEY_FILE".into(),
+                });
+            }
+        };
         let defaults = crate::limits::Limits::default();
         let seconds = std::time::Duration::from_secs;
         let limits = crate::limits::Limits {
@@ -349,6 +376,7 @@ impl Config {
             access_policy: get("KEFU_ACCESS_POLICY").map(PathBuf::from),
             oidc,
             limits,
+            tls,
             log: get("KEFU_LOG").unwrap_or_else(|| "info".into()),
         })
     }

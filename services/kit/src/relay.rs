@@ -131,10 +131,13 @@ impl Relay {
 
     /// Claims one batch of due rows and delivers them; returns how many rows it claimed.
     pub async fn deliver_batch(&self) -> Result<usize, DbErr> {
-        let rows = self.claim().await?;
+        let mut rows = self.claim().await?;
         if rows.is_empty() {
             return Ok(0);
         }
+        // A claim returns rows in no particular order (RETURNING, equal due times): deliver them in
+        // the order they were written, so a receiver applies one change's events as they happened.
+        rows.sort_by_key(|row| row.seq);
         let claimed = rows.len();
         if claimed == CLAIM_LIMIT {
             // There is likely more: let another worker claim it while this one delivers.

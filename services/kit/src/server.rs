@@ -209,19 +209,29 @@ fn bound_status(headers: &mut http::HeaderMap) {
 /// [`DRAIN_LIMIT`]). Every server of kefu is this one stack, read from the outside in:
 ///
 /// 1. the listener's connections ([`crate::limits::incoming`]): at most so many open, each closed
-///    if it sends nothing in time;
+///    if it sends nothing in time; then TLS, where it is configured (the gateway's);
 /// 2. HTTP/2 and calls (the builder): keep-alive, a connection's age, calls per connection with load
 ///    shedding (`RESOURCE_EXHAUSTED` at once, never a queue), a timeout per call (or the caller's
 ///    shorter `grpc-timeout`), a tracing span per call;
 /// 3. [`BoundedStatus`]: no error status too large for HTTP/2;
 /// 4. `service`: the gateway's front door, or a service's door (`trust::Verify`) and its routes.
-pub async fn serve<S>(service: S, listener: TcpListener, limits: &Limits, shutdown: Shutdown) -> Result<(), StartError>
+pub async fn serve<S>(
+    service: S,
+    listener: TcpListener,
+    limits: &Limits,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    shutdown: Shutdown,
+) -> Result<(), StartError>
 where
     S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     let calls = u32::try_from(limits.calls_per_connection).unwrap_or(u32::MAX);
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .max_connection_age(limits.max_connection_age)
@@ -250,6 +260,27 @@ where
     }
 }
 
+/// The gateway's TLS as `config` says, reading its files now: `None` for plaintext.
+pub fn tls_config(config: &Config) -> Result<Option<tonic::transport::ServerTlsConfig>, StartError> {
+    let Some(files) = &config.tls else { return Ok(None) };
+    let read = |path: &std::path::Path, variable: &str| {
+        std::fs::read(path).map_err(|error| StartError::Setup {
+            part: "gateway",
+            message: format!("{variable}={}: cannot read it: {error}", path.display()),
+        })
+    };
+    let identity = tonic::transport::Identity::from_pem(
+        read(&files.cert, "KEFU_TLS_CERT_FILE")?,
+        read(&files.key, "KEFU_TLS_KEY_FILE")?,
+    );
+    let mut tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+    if let Some(client_ca) = &files.client_ca {
+        let ca = read(client_ca, "KEFU_TLS_CLIENT_CA_FILE")?;
+        tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+    }
+    Ok(Some(tls))
+}
+
 /// Where a service starts: its name, its migrations, and the gRPC services it serves.
 pub struct ServiceSpec {
     pub name: ServiceName,
@@ -275,7 +306,7 @@ pub async fn run_service(
     let relay = context.relay(config)?;
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
     let routes = standard_routes(routes, service_names).await?.prepare();
-    let served = serve(Verify::new(routes, key, spec.name), listener, &config.limits, shutdown).await;
+    let served = serve(Verify::new(routes, key, spec.name), listener, &config.limits, None, shutdown).await;
     let _ = relay_task.await;
     served
 }
