@@ -492,3 +492,66 @@ async fn the_gateway_speaks_tls_and_asks_branch_systems_for_certificates() {
     assert!(health(gateway_channel(&suite.config, true)).await.is_ok());
     suite.stop().await;
 }
+
+on_both_backends!(one_branchs_dead_endpoints_do_not_slow_another_branchs_complaints);
+async fn one_branchs_dead_endpoints_do_not_slow_another_branchs_complaints(backend: Backend) {
+    let suite = TestSuite::start(backend, system_clock()).await;
+    // An endpoint that accepts connections and never answers.
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let dead_url = format!("http://{}/kefu/events", dead.local_addr().expect("bound"));
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((connection, _)) = dead.accept().await {
+            open.push(connection);
+        }
+    });
+    let files = |branch: &'static str, tag: &'static str, duration: Duration| {
+        let gateway = suite.gateway.clone();
+        async move {
+            let mut complaints = ComplaintsClient::new(gateway);
+            let (mut errors, mut latencies) = (Vec::new(), Vec::new());
+            let until = Instant::now() + duration;
+            let mut n = 0;
+            while Instant::now() < until {
+                n += 1;
+                let mut filed = complaint("late_delivery", &format!("YD-{tag}-{n}"));
+                filed.branch = branch.into();
+                let started = Instant::now();
+                if let Err(status) = complaints.create_complaint(create(&format!("{tag}-{n}"), filed)).await {
+                    errors.push(format!("{:?}: {}", status.code(), status.message()));
+                }
+                latencies.push(started.elapsed());
+            }
+            (errors, latencies)
+        }
+    };
+    let (alone_errors, alone) = files("BJ02", "alone", Duration::from_secs(2)).await;
+
+    // SH01 subscribes as many dead endpoints as a branch may have, and files complaints.
+    let mut intake = IntakeClient::new(suite.gateway.clone());
+    for n in 0..5 {
+        let register = RegisterWebhookRequest {
+            request_id: format!("dead-{n}"),
+            webhook: Some(Webhook { branch: "SH01".into(), url: dead_url.clone(), ..Default::default() }),
+            secret: "a long enough shared secret".into(),
+        };
+        intake.register_webhook(register).await.expect("registered");
+    }
+    let (noisy, beside) =
+        tokio::join!(files("SH01", "noisy", Duration::from_secs(3)), files("BJ02", "beside", Duration::from_secs(3)));
+    println!(
+        "BJ02 alone: {} complaints, {} errors, p99 {:?}; beside SH01's dead endpoints: {} complaints, {} errors, p99 {:?}; SH01: {} complaints, {} errors",
+        alone.len(),
+        alone_errors.len(),
+        p99(alone),
+        beside.1.len(),
+        beside.0.len(),
+        p99(beside.1.clone()),
+        noisy.1.len(),
+        noisy.0.len()
+    );
+    assert!(alone_errors.is_empty() && beside.0.is_empty(), "BJ02: {:?} {:?}", alone_errors, beside.0);
+    assert!(noisy.0.is_empty(), "SH01's own complaints are filed too: {:?}", noisy.0);
+    held.abort();
+    suite.stop().await;
+}
