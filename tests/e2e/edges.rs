@@ -376,6 +376,25 @@ async fn webhooks_go_to_public_hosts_only_and_a_branch_has_a_few(backend: Backen
     assert_eq!(fourth.code(), Code::FailedPrecondition);
     assert!(fourth.message().contains("disable one first"), "{}", fourth.message());
     intake.register_webhook(register(1, "BJ02", "https://bj02.example.com/kefu")).await.expect("BJ02's first");
+
+    // The shared secrets are sealed in the database: a dump of it cannot sign as kefu.
+    use sea_orm::ConnectionTrait;
+    let database = kefu_kit::db::connect(&suite.config, "intake").await.expect("intake's database");
+    let rows = database
+        .query_all(sea_orm::Statement::from_string(
+            database.get_database_backend(),
+            "SELECT secret FROM intake_webhooks",
+        ))
+        .await
+        .expect("the endpoints");
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        let stored: String = row.try_get("", "secret").expect("a secret column");
+        assert!(stored.starts_with("v1:") && !stored.contains("shared secret"), "{stored}");
+    }
+    if backend == Backend::Postgres {
+        database.close().await.expect("closed");
+    }
     suite.stop().await;
 }
 

@@ -116,36 +116,11 @@ impl AuditKey {
         AuditKey(std::sync::Arc::new(secret.as_bytes().to_vec()))
     }
 
-    /// `KEFU_AUDIT_KEY`, or else the key file beside the SQLite files, made on first start (for
-    /// `kefu up`; a cluster sets the Secret).
+    /// `KEFU_AUDIT_KEY`, or else the key file beside the SQLite files (`kefu_kit::keys`).
     pub fn load(config: &kefu_kit::Config) -> Result<AuditKey, String> {
-        if let Some(secret) = &config.audit_key {
-            return Ok(AuditKey::new(secret.expose()));
-        }
-        let path = config.data_dir.join("audit.key");
-        let missing = |error: &dyn std::fmt::Display| {
-            format!(
-                "KEFU_AUDIT_KEY is not set and the key file {} cannot be used ({error}): set KEFU_AUDIT_KEY (at least 32 characters; in Kubernetes the Secret kefu-audit-key)",
-                path.display()
-            )
-        };
-        match std::fs::read_to_string(&path) {
-            Ok(secret) if secret.trim().len() >= kefu_kit::config::MIN_SECRET_LEN => Ok(AuditKey::new(secret.trim())),
-            Ok(_) => Err(missing(&"it is shorter than 32 characters")),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let secret = kefu_kit::trust::random_hex(32)?;
-                std::fs::create_dir_all(&config.data_dir).map_err(|error| missing(&error))?;
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(&path).map_err(|error| missing(&error))?;
-                std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(|error| missing(&error))?;
-                tracing::info!(file = %path.display(), "audit key made");
-                Ok(AuditKey::new(&secret))
-            }
-            Err(error) => Err(missing(&error)),
-        }
+        let secret =
+            kefu_kit::keys::load(config, config.audit_key.as_ref(), "audit.key", "KEFU_AUDIT_KEY", "kefu-audit-key")?;
+        Ok(AuditKey::new(&secret))
     }
 }
 

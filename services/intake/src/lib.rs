@@ -76,8 +76,20 @@ pub async fn run(
     let allowed = webhooks::address::Allowed::parse(&config.webhook_allow_private).map_err(|problem| {
         StartError::Config { service: NAME, message: format!("KEFU_WEBHOOK_ALLOW_PRIVATE: {problem}") }
     })?;
-    let rules =
-        webhooks::Rules { allowed: std::sync::Arc::new(allowed), max_per_branch: config.webhook_max_per_branch };
+    let webhook_key = kefu_kit::keys::load(
+        config,
+        config.webhook_key.as_ref(),
+        "webhook.key",
+        "KEFU_WEBHOOK_KEY",
+        "kefu-webhook-key",
+    )
+    .and_then(|key| webhooks::sealed::SecretBox::new(&key))
+    .map_err(|message| StartError::Config { service: NAME, message })?;
+    let rules = webhooks::Rules {
+        allowed: std::sync::Arc::new(allowed),
+        max_per_branch: config.webhook_max_per_branch,
+        secrets: webhook_key,
+    };
     let chaser_shutdown = shutdown.clone();
     let sender_shutdown = shutdown.clone();
     run_service(spec, config, clock, listener, shutdown, |context| {
@@ -88,8 +100,7 @@ pub async fn run(
             let chaser = chaser.clone();
             async move { lifecycle::chase_overdue(&chaser).await.map(drop) }
         }));
-        let sender =
-            webhooks::sender::Sender::new(context.clone(), config.webhook_timeout, tls.clone(), rules.allowed.clone());
+        let sender = webhooks::sender::Sender::new(context.clone(), config.webhook_timeout, tls.clone(), rules.clone());
         tokio::spawn(shutdown::every(webhooks::sender::POLL_EVERY, sender_shutdown, "sending webhooks", move || {
             let sender = sender.clone();
             async move { sender.round().await }

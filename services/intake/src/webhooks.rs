@@ -19,12 +19,15 @@
 pub mod address;
 
 /// What the operator decides about webhooks: where they may go, how many a branch may have.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Rules {
     pub allowed: std::sync::Arc<address::Allowed>,
     pub max_per_branch: usize,
+    /// The key endpoints' secrets are sealed with in the database.
+    pub secrets: sealed::SecretBox,
 }
 pub mod api;
+pub mod sealed;
 pub mod sender;
 pub mod store;
 

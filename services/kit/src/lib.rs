@@ -14,6 +14,7 @@
 //! - [`trust`]: the signed assertion that proves a call comes from kefu's gateway or a service;
 //! - [`money`]: the bound on every amount, in fen;
 //! - [`error`]: field violations and the mapping of internal failures to `tonic::Status`;
+//! - [`keys`]: keys kept out of the database (the audit key, the webhook key);
 //! - [`limits`]: what every server bounds (connections, handshakes, calls, time), in one table;
 //! - [`server`]: one gRPC server with health, reflection and graceful shutdown;
 //! - [`paging`]: AIP-158 page tokens;
@@ -28,6 +29,7 @@ pub mod db;
 pub mod error;
 pub mod history;
 pub mod inbox;
+pub mod keys;
 pub mod limits;
 pub mod migrate;
 pub mod money;

@@ -73,12 +73,14 @@ pub async fn register(
             "branch {branch} has {active} active endpoints, the most a branch may have (KEFU_WEBHOOK_MAX_PER_BRANCH): disable one first"
         )));
     }
+    let id = uuid::Uuid::now_v7().to_string();
+    let sealed = rules.secrets.seal(&id, &request.secret).map_err(Status::internal)?;
     let endpoint = store::endpoint::Model {
-        id: uuid::Uuid::now_v7().to_string(),
+        id,
         request_id: request_id.map(str::to_owned),
         branch: branch.into(),
         url: url.into(),
-        secret: request.secret.clone(),
+        secret: sealed,
         events: events.iter().map(|event| event.as_str()).collect::<Vec<_>>().join(","),
         active: true,
         create_time: to_micros(context.clock.now()),

@@ -59,6 +59,8 @@ pub struct Sender {
     client: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
     /// Where webhooks may go.
     allowed: Arc<Allowed>,
+    /// Opens the endpoints' sealed secrets.
+    secrets: super::sealed::SecretBox,
     /// How long one POST may take, connecting included.
     timeout: std::time::Duration,
     /// Endpoints with a task posting to them now.
@@ -77,8 +79,9 @@ impl Sender {
         context: ServiceContext,
         timeout: std::time::Duration,
         tls: ClientConfig,
-        allowed: Arc<Allowed>,
+        rules: super::Rules,
     ) -> Arc<Sender> {
+        let allowed = rules.allowed;
         let mut connector = HttpConnector::new_with_resolver(GuardedResolver::new(allowed.clone()));
         connector.enforce_http(false);
         connector.set_connect_timeout(Some(timeout));
@@ -86,7 +89,7 @@ impl Sender {
         let connector =
             HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Arc::new(Sender { context, client, allowed, timeout, busy: Arc::default() })
+        Arc::new(Sender { context, client, allowed, secrets: rules.secrets, timeout, busy: Arc::default() })
     }
 
     /// Starts a task for every endpoint with due deliveries and no task running.
@@ -207,13 +210,19 @@ impl Sender {
         {
             return Outcome::Unreached(Failure::NotAllowed.to_string());
         }
+        let Some(secret) = self.secrets.open(&endpoint.id, &endpoint.secret) else {
+            tracing::error!(webhook = %endpoint.id, "the endpoint's secret does not open with this webhook key");
+            return Outcome::Unreached(
+                "not sent: the endpoint's secret does not open with the webhook key (KEFU_WEBHOOK_KEY changed?)".into(),
+            );
+        };
         let signed_at = self.context.clock.now().timestamp();
         let request = http::Request::post(endpoint.url.as_str())
             .header(CONTENT_TYPE, "application/json")
             .header(USER_AGENT, concat!("kefu-webhooks/", env!("CARGO_PKG_VERSION")))
             .header(DELIVERY_HEADER, delivery.delivery_id.as_str())
             .header(EVENT_HEADER, delivery.event.as_str())
-            .header(SIGNATURE_HEADER, signature(&endpoint.secret, signed_at, delivery.body.as_bytes()))
+            .header(SIGNATURE_HEADER, signature(&secret, signed_at, delivery.body.as_bytes()))
             .body(Full::new(Bytes::from(delivery.body.clone())));
         let request = match request {
             Ok(request) => request,
