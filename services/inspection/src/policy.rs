@@ -218,3 +218,26 @@ mod tests {
         assert!(parse("deadline = 3").problem.contains("unknown key"));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// An operator's file with any line replaced by anything is read or refused naming a line
+        /// of it (or none), never a panic.
+        #[test]
+        fn any_line_of_the_inspection_file_is_read_or_named(line in 0usize..200, junk in "\\PC{0,80}") {
+            let lines: Vec<&str> = DEFAULT_POLICY.lines().collect();
+            let mut text: Vec<&str> = lines.clone();
+            let at = line % (lines.len() + 1);
+            if at == lines.len() { text.push(&junk) } else { text[at] = &junk }
+            let text = text.join("\n");
+            if let Err(error) = InspectionPolicy::parse_over(None, &text, "fuzz") {
+                prop_assert!(error.line <= text.lines().count(), "{error}");
+            }
+        }
+    }
+}

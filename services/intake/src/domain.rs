@@ -548,3 +548,35 @@ mod tests {
         assert_eq!(parse_filter("  ").expect("empty"), vec![]);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any filter a caller writes is read into known fields, or refused with a message.
+        #[test]
+        fn any_filter_is_read_or_refused(filter in "\\PC{0,120}") {
+            match parse_filter(&filter) {
+                Ok(terms) => prop_assert!(terms.len() <= filter.len()),
+                Err(message) => prop_assert!(!message.is_empty()),
+            }
+        }
+
+        /// Filters of known fields joined by AND are read term by term.
+        #[test]
+        fn filters_of_known_fields_are_read(values in proptest::collection::vec("[a-z0-9_]{1,12}", 1..5)) {
+            let fields = ["category", "branch", "waybill_number"];
+            let filter = values
+                .iter()
+                .enumerate()
+                .map(|(index, value)| format!("{} = {value}", fields[index % fields.len()]))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let terms = parse_filter(&filter).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(terms.len(), values.len());
+        }
+    }
+}

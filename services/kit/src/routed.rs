@@ -307,3 +307,22 @@ pub fn inbox(
     let handler = AcceptRoutedCases { owner: context.name, collection, clock: context.clock.clone() };
     crate::inbox::Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), handler).into_server()
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a caller sends as a name, the answer is its case number or INVALID_ARGUMENT.
+        #[test]
+        fn a_name_is_a_case_number_of_its_collection_or_refused(name in ".{0,60}") {
+            match super::parse_name(&name, "cases") {
+                Ok(number) => {
+                    prop_assert_eq!(format!("cases/{number}"), name.clone());
+                    prop_assert!(crate::case_number::is_well_formed(number), "{}", number);
+                }
+                Err(status) => prop_assert_eq!(status.code(), tonic::Code::InvalidArgument),
+            }
+        }
+    }
+}

@@ -80,3 +80,22 @@ mod sane_tests {
         assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any timestamp is a sane time or none, and a sane one comes back as it was given.
+        #[test]
+        fn any_timestamp_is_a_sane_time_or_none(seconds in any::<i64>(), nanos in any::<i32>()) {
+            let given = prost_types::Timestamp { seconds, nanos };
+            if let Some(time) = from_timestamp(&given) {
+                prop_assert!(YEARS.contains(&chrono::Datelike::year(&time)));
+                prop_assert_eq!(to_timestamp(time), given);
+            }
+        }
+    }
+}

@@ -331,3 +331,25 @@ fn delivery_to_proto(delivery: store::delivery::Model, attempts: Vec<store::atte
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::{super::address::Allowed, check_url};
+
+    proptest! {
+        /// Whatever URL is given, it is refused, or it is http(s) to a host that is not internal.
+        #[test]
+        fn a_url_passes_only_to_a_public_host(url in "(https?://)?\\PC{0,60}") {
+            if check_url(&url, &Allowed::default()).is_ok() {
+                let uri: http::Uri = url.parse().map_err(|_| TestCaseError::fail("passed, but no URI"))?;
+                prop_assert!(matches!(uri.scheme_str(), Some("http" | "https")));
+                let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+                if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+                    prop_assert!(super::super::address::is_public(ip), "{}", ip);
+                }
+            }
+        }
+    }
+}
