@@ -73,6 +73,17 @@ async fn a_poison_caller_never_breaks_the_connection_honest_callers_share(backen
 /// Files a complaint and lists complaints, round after round, for `duration`: the errors it saw and
 /// each round's latency.
 async fn honest_caller(gateway: Gateway, tag: &'static str, duration: Duration) -> (Vec<String>, Vec<Duration>) {
+    paced_caller(gateway, tag, duration, Duration::ZERO).await
+}
+
+/// The honest caller, starting a round at most every `pace` (a person or a branch system at work,
+/// well within its rate).
+async fn paced_caller(
+    gateway: Gateway,
+    tag: &'static str,
+    duration: Duration,
+    pace: Duration,
+) -> (Vec<String>, Vec<Duration>) {
     let mut complaints = ComplaintsClient::new(gateway);
     let (mut errors, mut latencies) = (Vec::new(), Vec::new());
     let until = Instant::now() + duration;
@@ -87,6 +98,7 @@ async fn honest_caller(gateway: Gateway, tag: &'static str, duration: Duration) 
         for status in [filed.err(), listed.err()].into_iter().flatten() {
             errors.push(format!("{:?}: {}", status.code(), status.message()));
         }
+        tokio::time::sleep(pace.saturating_sub(started.elapsed())).await;
     }
     (errors, latencies)
 }
@@ -572,5 +584,102 @@ async fn one_branchs_dead_endpoints_do_not_slow_another_branchs_complaints(backe
     assert!(alone_errors.is_empty() && beside.0.is_empty(), "BJ02: {:?} {:?}", alone_errors, beside.0);
     assert!(noisy.0.is_empty(), "SH01's own complaints are filed too: {:?}", noisy.0);
     held.abort();
+    suite.stop().await;
+}
+
+on_both_backends!(a_list_flood_from_one_principal_leaves_others_their_latency);
+async fn a_list_flood_from_one_principal_leaves_others_their_latency(backend: Backend) {
+    use crate::support::{Principal, as_principal};
+
+    // The default rate: 50 calls a second per principal.
+    let suite = TestSuite::start_configured(backend, system_clock(), |config, _| {
+        config.limits.rate_per_principal = kefu_kit::limits::Limits::default().rate_per_principal;
+    })
+    .await;
+    let flooder = Principal::staff("F1", "intake", &["agent"]);
+    suite.gateway.token(&flooder).await;
+    // A round (two calls) every 50 ms: 40 calls a second, within the rate.
+    let pace = Duration::from_millis(50);
+    let (alone_errors, alone) = paced_caller(suite.gateway.clone(), "alone", Duration::from_secs(2), pace).await;
+
+    // 32 tasks of one principal, listing as fast as they can; the gateway keeps it to its rate.
+    let until = Instant::now() + Duration::from_secs(3);
+    let flood = (0..32).map(|_| {
+        let mut complaints = ComplaintsClient::new(suite.gateway.clone());
+        let flooder = flooder.clone();
+        tokio::spawn(async move {
+            let (mut served, mut refused) = (0, 0);
+            while Instant::now() < until {
+                let request =
+                    as_principal(ListComplaintsRequest { page_size: 50, ..Default::default() }, flooder.clone());
+                match complaints.list_complaints(request).await {
+                    Ok(_) => served += 1,
+                    Err(status) if status.code() == Code::ResourceExhausted => refused += 1,
+                    Err(status) => panic!("the flood got {status:?}"),
+                }
+            }
+            (served, refused)
+        })
+    });
+    let flood: Vec<_> = flood.collect();
+    let (errors, beside) = paced_caller(suite.gateway.clone(), "beside", Duration::from_secs(3), pace).await;
+    let mut totals = (0, 0);
+    for task in flood {
+        let (served, refused) = task.await.expect("a flooding task");
+        totals = (totals.0 + served, totals.1 + refused);
+    }
+    let p50 = |mut latencies: Vec<Duration>| {
+        latencies.sort();
+        latencies.get(latencies.len() / 2).copied().unwrap_or_default()
+    };
+    println!(
+        "honest alone: {} rounds, p50 {:?}, p99 {:?}; beside a 32-task flood ({} served, {} refused): {} rounds, {} errors, p50 {:?}, p99 {:?}",
+        alone.len(),
+        p50(alone.clone()),
+        p99(alone),
+        totals.0,
+        totals.1,
+        beside.len(),
+        errors.len(),
+        p50(beside.clone()),
+        p99(beside)
+    );
+    assert!(alone_errors.is_empty() && errors.is_empty(), "{:?} {:?}", alone_errors.first(), errors.first());
+    assert!(totals.1 > 0, "the flood went over its rate and was refused");
+    suite.stop().await;
+}
+
+/// A connection that takes 2 calls at a time, sent 40 at once: the server's HTTP/2 settings make a
+/// well-behaved client wait its turn, and a call past the limit is refused at once — none hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_a_connections_limit_never_hang() {
+    let suite = TestSuite::start_configured(Backend::Sqlite, system_clock(), |config, _| {
+        config.limits.calls_per_connection = 2;
+    })
+    .await;
+    suite.complaints().list_complaints(ListComplaintsRequest::default()).await.expect("a token, and served");
+    let started = Instant::now();
+    let calls: Vec<_> = (0..40)
+        .map(|n| {
+            let mut complaints = suite.complaints();
+            tokio::spawn(async move {
+                complaints
+                    .create_complaint(create(&format!("burst-{n}"), complaint("late_delivery", &format!("YD-B{n}"))))
+                    .await
+            })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for call in calls {
+        codes.push(call.await.expect("a call").map(drop).map_err(|status| status.code()));
+    }
+    let shed = codes.iter().filter(|code| **code == Err(Code::ResourceExhausted)).count();
+    let served = codes.iter().filter(|code| code.is_ok()).count();
+    println!(
+        "40 calls at once on one connection that takes 2: {served} served, {shed} refused, in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(served + shed, 40, "every call is served or refused, nothing else: {codes:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "no call waited in a queue: {:?}", started.elapsed());
     suite.stop().await;
 }

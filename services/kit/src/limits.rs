@@ -11,7 +11,7 @@
 //! | keep-alive ping, and the wait for its answer | 30 s, 20 s | | a dead peer's connection is closed |
 //! | a connection's age | 30 min, then 30 s to finish | `KEFU_MAX_CONNECTION_AGE` | the client reconnects, so load spreads over replicas |
 //! | request size | 6 MiB | | `RESOURCE_EXHAUSTED` (`kefu_kit::server::MAX_REQUEST_BYTES`) |
-//! | calls per second of one principal, at the gateway | 200, bursts of 400 | `KEFU_RATE_LIMIT` | `RESOURCE_EXHAUSTED`, saying when to retry |
+//! | calls per second of one principal, at the gateway | 50, bursts of 100 | `KEFU_RATE_LIMIT` | `RESOURCE_EXHAUSTED`, saying when to retry |
 //!
 //! The first two are kept here, on the accepted connections ([`incoming`]); the others by the
 //! server builder in [`crate::server::serve`] and the gateway's front door.
@@ -57,7 +57,7 @@ impl Default for Limits {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(20),
             max_connection_age: Duration::from_secs(30 * 60),
-            rate_per_principal: 200,
+            rate_per_principal: 50,
         }
     }
 }
