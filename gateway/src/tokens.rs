@@ -217,14 +217,7 @@ fn split_roles(roles: &str) -> Vec<String> {
 }
 
 fn unhex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (index, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16).ok()?;
-    }
-    Some(out)
+    kefu_kit::text::unhex(text)?.try_into().ok()
 }
 
 fn name_of(id: &str) -> String {

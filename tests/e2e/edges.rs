@@ -683,3 +683,45 @@ async fn calls_past_a_connections_limit_never_hang() {
     assert!(started.elapsed() < Duration::from_secs(10), "no call waited in a queue: {:?}", started.elapsed());
     suite.stop().await;
 }
+
+/// A call whose request never ends is ended by the server at the call's time limit, CANCELLED,
+/// and holds nothing after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_request_never_ends_is_ended_in_time() {
+    use futures_util::StreamExt;
+    use http_body_util::StreamBody;
+
+    let suite = TestSuite::start_configured(Backend::Sqlite, system_clock(), |config, _| {
+        config.limits.call_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let token = suite.gateway.token(&crate::support::Principal::staff("A1", "intake", &["agent"])).await;
+    // A frame that announces 100 bytes, 10 of them sent, and then nothing, for ever.
+    let mut start = vec![0u8, 0, 0, 0, 100];
+    start.extend_from_slice(&[0x0a; 10]);
+    let frames = futures_util::stream::iter(vec![Ok::<_, std::convert::Infallible>(http_body::Frame::data(
+        bytes::Bytes::from(start),
+    ))])
+    .chain(futures_util::stream::pending());
+    let request =
+        http::Request::post(format!("http://{}/kefu.gateway.v1.Complaints/CreateComplaint", suite.config.gateway_addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", format!("Bearer {token}"))
+            .body(tonic::body::Body::new(StreamBody::new(frames)))
+            .expect("a request");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", suite.config.gateway_addr))
+        .expect("a URL")
+        .connect_lazy();
+    let started = Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(10), tower::ServiceExt::oneshot(channel, request))
+        .await
+        .expect("answered before the test gives up")
+        .expect("an HTTP response");
+    let status = tonic::Status::from_header_map(response.headers()).expect("a gRPC status in the headers");
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "ended after {:?}", started.elapsed());
+    // And the gateway still serves.
+    suite.complaints().list_complaints(ListComplaintsRequest::default()).await.expect("served");
+    suite.stop().await;
+}

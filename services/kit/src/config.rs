@@ -26,7 +26,7 @@
 //! | `KEFU_ACCESS_POLICY` | unset: the built-in table | the access table: who may call which RPC (see `gateway/src/access-policy.txt`) |
 //! | `KEFU_OIDC_ISSUER`, `KEFU_OIDC_AUDIENCE`, `KEFU_OIDC_JWKS_FILE` | unset: no single sign-on | staff's OIDC bearer JWTs are verified against the keys in the JWKS file (re-read within 5 seconds of a change), with this `iss` and `aud`; all three or none |
 //! | `KEFU_OIDC_SUBJECT_CLAIM`, `KEFU_OIDC_DEPARTMENT_CLAIM`, `KEFU_OIDC_BRANCH_CLAIM`, `KEFU_OIDC_ROLES_CLAIM`, `KEFU_OIDC_CLEARANCE_CLAIM` | `sub`, `department`, `branch`, `roles`, `clearance` | which JWT claims carry the staff member's id, department, branch, roles (an array, or a string separated by spaces or commas) and clearance |
-//! | `KEFU_MAX_CONNECTIONS`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per principal |
+//! | `KEFU_MAX_CONNECTIONS`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_KEEPALIVE`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per principal |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //!
 //! `<SERVICE>` is `INTAKE`, `INSPECTION`, `CLAIMS`, `SETTLEMENT` or `ARCHIVES`.
@@ -352,6 +352,9 @@ impl Config {
                 as u32,
             ..defaults
         };
+        let keepalive = seconds(number("KEFU_KEEPALIVE", 3..=3_600, limits.keepalive_interval.as_secs())?);
+        let limits =
+            crate::limits::Limits { keepalive_interval: keepalive, keepalive_timeout: keepalive * 2 / 3, ..limits };
         Ok(Config {
             database_url,
             data_dir: get("KEFU_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data")),
@@ -458,6 +461,22 @@ mod tests {
         for timeout in ["0", "-1", "ten", "301"] {
             let error = config(&[("KEFU_WEBHOOK_TIMEOUT", timeout)]).expect_err("not a timeout");
             assert_eq!(error.variable, "KEFU_WEBHOOK_TIMEOUT");
+        }
+    }
+
+    #[test]
+    fn limits_have_defaults_and_overrides_within_bounds() {
+        let defaults = config(&[]).expect("valid").limits;
+        assert_eq!(defaults, crate::limits::Limits::default());
+        let told = config(&[("KEFU_CALL_TIMEOUT", "5"), ("KEFU_KEEPALIVE", "30"), ("KEFU_RATE_LIMIT", "10")])
+            .expect("valid")
+            .limits;
+        assert_eq!(told.call_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(told.keepalive_timeout, std::time::Duration::from_secs(20));
+        assert_eq!(told.rate_per_principal, 10);
+        for (variable, value) in [("KEFU_CALL_TIMEOUT", "0"), ("KEFU_MAX_CONNECTIONS", "many"), ("KEFU_KEEPALIVE", "1")]
+        {
+            assert_eq!(config(&[(variable, value)]).expect_err("out of bounds").variable, variable);
         }
     }
 

@@ -58,10 +58,10 @@ fn filter_fingerprint(filter: &str) -> String {
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.len() > 256 {
+    if text.len() > 256 {
         return None;
     }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+    crate::text::unhex(text)
 }
 
 #[cfg(test)]

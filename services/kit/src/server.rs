@@ -242,7 +242,9 @@ where
         .timeout(limits.call_timeout)
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .serve_with_incoming_shutdown(
-            BoundedStatus(service),
+            // The stack within a call, outermost first: the bound on error statuses, then the
+            // service (the gateway's front door, or a service's door and its routes).
+            tower::ServiceBuilder::new().layer_fn(BoundedStatus).service(service),
             crate::limits::incoming(listener, limits),
             shutdown.clone().wait(),
         );

@@ -36,7 +36,7 @@ use tonic::{Status, body::Body, transport::Channel};
 use crate::{
     caller::{BRANCH, CLEARANCE, DEPARTMENT, ROLES, USER},
     config::ServiceName,
-    text::hex,
+    text::{hex, unhex},
 };
 
 /// The header carrying the assertion.
@@ -132,13 +132,6 @@ fn signed_bytes(issuer: &str, path: &str, expiry: u64, headers: &HeaderMap) -> V
 
 fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs())
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
 }
 
 /// `bytes` random bytes from the operating system, hex-encoded.

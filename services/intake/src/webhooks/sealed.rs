@@ -40,20 +40,13 @@ impl SecretBox {
     /// row's secret, a changed byte).
     pub fn open(&self, id: &str, stored: &str) -> Option<String> {
         let Some(sealed) = stored.strip_prefix(PREFIX) else { return Some(stored.to_owned()) };
-        let bytes = unhex(sealed)?;
+        let bytes = kefu_kit::text::unhex(sealed)?;
         let (nonce, ciphertext) = bytes.split_at_checked(12)?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut ciphertext = ciphertext.to_vec();
         let plain = self.0.open_in_place(nonce, Aad::from(id.as_bytes()), &mut ciphertext).ok()?;
         String::from_utf8(plain.to_vec()).ok()
     }
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
 }
 
 #[cfg(test)]
