@@ -30,6 +30,13 @@ Configuration comes from environment variables only:
                        admin, to create the first tokens with `kefu token create`
   KEFU_ACCESS_POLICY   the access table file (default: gateway/src/access-policy.txt)
   KEFU_OIDC_ISSUER, KEFU_OIDC_AUDIENCE, KEFU_OIDC_JWKS_FILE  staff single sign-on
+  KEFU_AUDIT_KEY, KEFU_WEBHOOK_KEY  keys kept out of the database (kefu up makes key
+                       files under KEFU_DATA_DIR)
+  KEFU_TLS_CERT_FILE, KEFU_TLS_KEY_FILE, KEFU_TLS_CLIENT_CA_FILE  TLS on the gateway
+  KEFU_WEBHOOK_ALLOW_PRIVATE, KEFU_WEBHOOK_MAX_PER_BRANCH  where webhooks may go, how many
+  KEFU_MAX_CONNECTIONS, KEFU_HANDSHAKE_TIMEOUT, KEFU_MAX_CALLS_PER_CONNECTION,
+  KEFU_CALL_TIMEOUT, KEFU_KEEPALIVE, KEFU_MAX_CONNECTION_AGE, KEFU_RATE_LIMIT  limits
+                       (the table is in services/kit/src/limits.rs)
   KEFU_TOKEN, KEFU_GATEWAY_URL  as whom and where client commands call
   KEFU_LOG             log filter (default info)
 The full table is in services/kit/src/config.rs.";
