@@ -498,6 +498,11 @@ async fn duplicates_are_linked_not_handled_twice_and_can_be_unlinked(backend: Ba
         .await
         .expect("other")
         .into_inner();
+    // Staff link a case they see accepted: linking while the owner's acceptance is being applied
+    // is ABORTED (a concurrent change), which a client retries.
+    for name in [&third.name, &other.name] {
+        complaint_when(&suite, name, "its owner accepts it", |c| c.state() == ComplaintState::Accepted).await;
+    }
     let wrong = intake.link_duplicate(staff(link(&third.name, &other.name))).await.expect_err("another waybill");
     assert_eq!(wrong.code(), Code::FailedPrecondition);
     let bad = intake.link_duplicate(staff(link(&third.name, "cases/1"))).await.expect_err("bad name");
