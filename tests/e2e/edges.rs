@@ -73,7 +73,7 @@ async fn a_poison_caller_never_breaks_the_connection_honest_callers_share(backen
 /// Files a complaint and lists complaints, round after round, for `duration`: the errors it saw and
 /// each round's latency.
 async fn honest_caller(gateway: Gateway, tag: &'static str, duration: Duration) -> (Vec<String>, Vec<Duration>) {
-    paced_caller(gateway, tag, duration, Duration::ZERO).await
+    paced_caller(gateway, tag, "SH01", duration, Duration::ZERO).await
 }
 
 /// The honest caller, starting a round at most every `pace` (a person or a branch system at work,
@@ -81,6 +81,7 @@ async fn honest_caller(gateway: Gateway, tag: &'static str, duration: Duration) 
 async fn paced_caller(
     gateway: Gateway,
     tag: &'static str,
+    branch: &'static str,
     duration: Duration,
     pace: Duration,
 ) -> (Vec<String>, Vec<Duration>) {
@@ -92,7 +93,9 @@ async fn paced_caller(
         n += 1;
         let started = Instant::now();
         let id = format!("honest-{tag}-{n}");
-        let filed = complaints.create_complaint(create(&id, complaint("late_delivery", &format!("YD-{id}")))).await;
+        let mut filing = complaint("late_delivery", &format!("YD-{id}"));
+        filing.branch = branch.into();
+        let filed = complaints.create_complaint(create(&id, filing)).await;
         let listed = complaints.list_complaints(ListComplaintsRequest { page_size: 5, ..Default::default() }).await;
         latencies.push(started.elapsed());
         for status in [filed.err(), listed.err()].into_iter().flatten() {
@@ -537,24 +540,7 @@ async fn one_branchs_dead_endpoints_do_not_slow_another_branchs_complaints(backe
         }
     });
     let files = |branch: &'static str, tag: &'static str, duration: Duration| {
-        let gateway = suite.gateway.clone();
-        async move {
-            let mut complaints = ComplaintsClient::new(gateway);
-            let (mut errors, mut latencies) = (Vec::new(), Vec::new());
-            let until = Instant::now() + duration;
-            let mut n = 0;
-            while Instant::now() < until {
-                n += 1;
-                let mut filed = complaint("late_delivery", &format!("YD-{tag}-{n}"));
-                filed.branch = branch.into();
-                let started = Instant::now();
-                if let Err(status) = complaints.create_complaint(create(&format!("{tag}-{n}"), filed)).await {
-                    errors.push(format!("{:?}: {}", status.code(), status.message()));
-                }
-                latencies.push(started.elapsed());
-            }
-            (errors, latencies)
-        }
+        paced_caller(suite.gateway.clone(), tag, branch, duration, Duration::ZERO)
     };
     let (alone_errors, alone) = files("BJ02", "alone", Duration::from_secs(2)).await;
 
@@ -600,7 +586,8 @@ async fn a_list_flood_from_one_principal_leaves_others_their_latency(backend: Ba
     suite.gateway.token(&flooder).await;
     // A round (two calls) every 50 ms: 40 calls a second, within the rate.
     let pace = Duration::from_millis(50);
-    let (alone_errors, alone) = paced_caller(suite.gateway.clone(), "alone", Duration::from_secs(2), pace).await;
+    let (alone_errors, alone) =
+        paced_caller(suite.gateway.clone(), "alone", "SH01", Duration::from_secs(2), pace).await;
 
     // 32 tasks of one principal, listing as fast as they can; the gateway keeps it to its rate.
     let until = Instant::now() + Duration::from_secs(3);
@@ -622,7 +609,7 @@ async fn a_list_flood_from_one_principal_leaves_others_their_latency(backend: Ba
         })
     });
     let flood: Vec<_> = flood.collect();
-    let (errors, beside) = paced_caller(suite.gateway.clone(), "beside", Duration::from_secs(3), pace).await;
+    let (errors, beside) = paced_caller(suite.gateway.clone(), "beside", "SH01", Duration::from_secs(3), pace).await;
     let mut totals = (0, 0);
     for task in flood {
         let (served, refused) = task.await.expect("a flooding task");
