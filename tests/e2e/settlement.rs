@@ -8,6 +8,7 @@ use kefu_kit::Clock;
 use kefu_proto::{
     gateway::v1::{Department, State as ComplaintState},
     inspection::v1 as inspection_pb,
+    intake::v1::intake_client::IntakeClient,
     settlement::v1::{self as pb, settlement_client::SettlementClient},
 };
 use tonic::Code;
@@ -166,6 +167,19 @@ async fn cod_remitted_late_is_filed_as_a_complaint_and_answered_by_the_remittanc
     let twice = settlement.resolve_case(resolve("something else")).await.expect_err("resolved before");
     assert_eq!(twice.code(), Code::FailedPrecondition);
     complaint_when(&suite, &other.name, "the customer is told", |complaint| complaint.resolution == text).await;
+    // The complaint's timeline names who in settlement resolved it.
+    let timeline = IntakeClient::new(suite.gateway.clone())
+        .get_complaint_timeline(kefu_proto::intake::v1::GetComplaintTimelineRequest { name: other.name.clone() })
+        .await
+        .expect("timeline")
+        .into_inner();
+    let by_settlement: Vec<_> = timeline
+        .steps
+        .iter()
+        .filter(|step| step.department == "settlement")
+        .map(|step| (step.action.as_str(), step.actor.as_str(), step.detail.as_str()))
+        .collect();
+    assert!(by_settlement.contains(&("resolved", "J001", text)), "{by_settlement:?}");
 
     let trial =
         settlement.get_trial_balance(pb::GetTrialBalanceRequest::default()).await.expect("balances").into_inner();

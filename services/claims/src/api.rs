@@ -8,18 +8,19 @@ use chrono::{DateTime, Utc};
 use kefu_kit::{
     caller::Caller,
     config::ServiceName,
-    error::{FieldViolations, collect_violations, idempotency_key as request_id, is_unique_violation},
-    history, outbox, routed,
+    error::{FieldViolations, collect_violations, idempotency_key as request_id},
+    history, routed,
     server::ServiceContext,
     time::{to_micros, to_timestamp},
     trace::TraceContext,
+    write::{self, Acted, Applied},
 };
 use kefu_proto::{
     claims::v1::{self as pb, claims_server},
     events::v1::{CaseResolved, ClaimApproved, InsurerRecoveryRecorded, event::Payload},
     types::v1::CasePayment,
 };
-use sea_orm::TransactionTrait;
+use sea_orm::{DatabaseTransaction, DbErr};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
@@ -50,79 +51,15 @@ impl ClaimsApi {
         command: Command,
     ) -> Result<pb::Claim, Error> {
         let caller = Caller::from_metadata(metadata);
+        let trace = TraceContext::from_metadata(metadata).unwrap_or_else(TraceContext::new_root);
         let case_number = routed::parse_name(name, COLLECTION)?;
         let case = self.case(case_number, name).await?;
-        let db = &self.context.db;
-        if let Some(request_id) = request_id
-            && history::has_request(db, case_number, request_id).await.map_err(db_error("reading a claim"))?
-        {
-            return self.view(case, None).await;
+        let keeper = ClaimKeeper { policy: &self.policy, case: &case, name };
+        let request = write::Request { caller: &caller, trace: &trace, request_id };
+        match write::act(&keeper, &self.context, case_number, request, command).await? {
+            Acted::Changed(claim) => self.view(case, Some(claim)).await,
+            Acted::Repeated => self.view(case, None).await,
         }
-        let now = to_micros(self.context.clock.now());
-        let tx = db.begin().await.map_err(db_error("changing a claim"))?;
-        let (mut claim, version) = match store::load(&tx, case_number).await.map_err(db_error("reading a claim"))? {
-            Some((claim, version)) => (claim, Some(version)),
-            None => (Claim::open(case_number), None),
-        };
-        let was_approved = claim.state == State::Approved;
-        let recovery_before = claim.insurer_recovery.clone();
-        let steps = claim.apply(command, &caller, now, &self.policy)?;
-        if !store::save(&tx, &claim, version, now).await.map_err(db_error("saving a claim"))? {
-            return Err(Error::Conflict);
-        }
-        match history::record(&tx, case_number, request_id, &steps).await {
-            Ok(()) => {}
-            // The same request, retried while the first was being written: the first one counts.
-            Err(error) if is_unique_violation(&error) => {
-                drop(tx);
-                return self.view(case, None).await;
-            }
-            Err(error) => return Err(db_error("recording a claim's history")(error)),
-        }
-        if !was_approved && claim.state == State::Approved {
-            let trace = TraceContext::from_metadata(metadata).unwrap_or_else(TraceContext::new_root);
-            let (payout, mut resolved) = settled(&case, &claim, name, now);
-            if let Payload::CaseResolved(resolved) = &mut resolved {
-                resolved.steps = history::story(&tx, case_number, ServiceName::Claims)
-                    .await
-                    .map_err(db_error("reading a claim's history"))?;
-            }
-            let payout = outbox::new_event(ServiceName::Claims, now, &trace, &caller, payout);
-            let resolved = outbox::new_event(ServiceName::Claims, now, &trace, &caller, resolved);
-            outbox::enqueue_many(&tx, [(ServiceName::Settlement, &payout, now), (ServiceName::Intake, &resolved, now)])
-                .await
-                .map_err(db_error("queueing the payout"))?;
-            tracing::info!(claim = name, amount_fen = claim.agreed_amount_fen, "claim approved");
-        }
-        if claim.insurer_recovery != recovery_before
-            && let Some(after) = &claim.insurer_recovery
-        {
-            let trace = TraceContext::from_metadata(metadata).unwrap_or_else(TraceContext::new_root);
-            let before = recovery_before.unwrap_or_default();
-            let recorded = InsurerRecoveryRecorded {
-                claim: name.to_owned(),
-                before_insurer: before.insurer,
-                before_claimed_fen: before.claimed_fen,
-                before_recovered_fen: before.recovered_fen,
-                insurer: after.insurer.clone(),
-                claimed_fen: after.claimed_fen,
-                recovered_fen: after.recovered_fen,
-                record_time: Some(to_timestamp(now)),
-            };
-            let event = outbox::new_event(
-                ServiceName::Claims,
-                now,
-                &trace,
-                &caller,
-                Payload::InsurerRecoveryRecorded(recorded),
-            );
-            outbox::enqueue(&tx, ServiceName::Settlement, &event, now)
-                .await
-                .map_err(db_error("queueing the insurer's part"))?;
-        }
-        tx.commit().await.map_err(db_error("changing a claim"))?;
-        self.context.relay.wake();
-        self.view(case, Some(claim)).await
     }
 
     /// The routed complaint behind claim `name`, or `NOT_FOUND`.
@@ -156,6 +93,93 @@ impl ClaimsApi {
             })
             .collect();
         Ok(view)
+    }
+}
+
+/// How claims keeps a claim: in `claims`, opened on the first command; an approval queues the
+/// payout for settlement and the result for intake, an insurer's part goes to settlement.
+struct ClaimKeeper<'a> {
+    policy: &'a CompensationPolicy,
+    /// The routed complaint the claim is about.
+    case: &'a routed::Model,
+    /// `claims/{case_number}`.
+    name: &'a str,
+}
+
+impl write::Keeper for ClaimKeeper<'_> {
+    type Aggregate = Claim;
+    type Version = i32;
+    type Command = Command;
+    type Effects = ();
+    type Error = Error;
+
+    async fn load(&self, tx: &DatabaseTransaction, key: &str) -> Result<(Claim, Option<i32>), Error> {
+        Ok(match store::load(tx, key).await.map_err(db_error("reading a claim"))? {
+            Some((claim, version)) => (claim, Some(version)),
+            None => (Claim::open(key), None),
+        })
+    }
+
+    fn apply(
+        &self,
+        claim: &mut Claim,
+        command: Command,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<Applied<()>, Error> {
+        Ok(Applied { steps: claim.apply(command, caller, now, self.policy)?, effects: () })
+    }
+
+    async fn save(
+        &self,
+        tx: &DatabaseTransaction,
+        claim: &Claim,
+        version: Option<i32>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        store::save(tx, claim, version, now).await
+    }
+
+    async fn record(
+        &self,
+        tx: &DatabaseTransaction,
+        change: write::Change<'_, Claim>,
+        (): (),
+    ) -> Result<Vec<write::Message>, Error> {
+        let (before, claim, now) = (change.before, change.after, change.now);
+        let mut messages = Vec::new();
+        if before.state != State::Approved && claim.state == State::Approved {
+            let (payout, mut resolved) = settled(self.case, claim, self.name, now);
+            if let Payload::CaseResolved(resolved) = &mut resolved {
+                resolved.steps = history::story(tx, change.key, ServiceName::Claims)
+                    .await
+                    .map_err(db_error("reading a claim's history"))?;
+            }
+            messages.push((ServiceName::Settlement, payout));
+            messages.push((ServiceName::Intake, resolved));
+            tracing::info!(claim = self.name, amount_fen = claim.agreed_amount_fen, "claim approved");
+        }
+        if claim.insurer_recovery != before.insurer_recovery
+            && let Some(after) = &claim.insurer_recovery
+        {
+            let before = before.insurer_recovery.clone().unwrap_or_default();
+            let recorded = InsurerRecoveryRecorded {
+                claim: self.name.to_owned(),
+                before_insurer: before.insurer,
+                before_claimed_fen: before.claimed_fen,
+                before_recovered_fen: before.recovered_fen,
+                insurer: after.insurer.clone(),
+                claimed_fen: after.claimed_fen,
+                recovered_fen: after.recovered_fen,
+                record_time: Some(to_timestamp(now)),
+            };
+            messages.push((ServiceName::Settlement, Payload::InsurerRecoveryRecorded(recorded)));
+        }
+        Ok(messages)
+    }
+
+    fn describe(&self, _key: &str) -> String {
+        format!("the claim {}", self.name)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Every way a claims request can fail, and the one mapping to a gRPC status.
 
-use kefu_kit::error::FieldViolations;
+use kefu_kit::error::{Failure, FieldViolations};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -20,6 +20,8 @@ pub enum Error {
     NotFound(String),
     /// `ABORTED`: another request changed the claim at the same moment.
     Conflict,
+    /// A failure of kefu's machinery (the database), mapped by the kit.
+    Failure(Failure),
     /// A status from the kit (database, names, paging), already mapped.
     Status(Status),
 }
@@ -52,6 +54,7 @@ impl From<Error> for Status {
             Error::Conflict => {
                 Status::aborted("the claim was changed by another request at the same moment; read it and retry")
             }
+            Error::Failure(failure) => failure.into(),
             Error::Status(status) => status,
         }
     }
@@ -88,7 +91,13 @@ impl From<ClaimError> for Error {
     }
 }
 
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Error {
+        Error::Failure(failure)
+    }
+}
+
 /// Database failures, logged and returned without internals.
 pub fn db(context: &'static str) -> impl FnOnce(sea_orm::DbErr) -> Error {
-    move |error| Error::Status(kefu_kit::error::from_db(context, error))
+    move |error| Error::Failure(Failure::Database { context, error })
 }

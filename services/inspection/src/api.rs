@@ -8,14 +8,15 @@ use chrono::{DateTime, Utc};
 use kefu_kit::{
     caller::Caller,
     case_number,
-    error::{FieldViolations, collect_violations, idempotency_key as request_id, is_unique_violation},
+    error::{Failure, FieldViolations, collect_violations, idempotency_key as request_id, is_unique_violation},
     history, paging, routed,
     server::ServiceContext,
     time::{to_micros, to_timestamp},
     trace::TraceContext,
+    write::{self, Acted, Applied},
 };
 use kefu_proto::inspection::v1::{self as pb, inspection_server};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
@@ -83,63 +84,11 @@ impl InspectionApi {
         caller: &Caller,
         trace: &TraceContext,
     ) -> Result<pb::Case, Error> {
-        let db = &self.context.db;
-        if let Some(request_id) = request_id
-            && history::has_request(db, case_number, request_id).await.map_err(db_error("reading a case"))?
-        {
-            return self.view(case_number, None).await;
+        let request = write::Request { caller, trace, request_id };
+        match write::act(&CaseKeeper { policy: &self.policy }, &self.context, case_number, request, command).await? {
+            Acted::Changed(case) => self.view(case_number, Some(case)).await,
+            Acted::Repeated => self.view(case_number, None).await,
         }
-        let now = to_micros(self.context.clock.now());
-        let tx = db.begin().await.map_err(db_error("changing a case"))?;
-        let (mut case, version) = store::load(&tx, case_number)
-            .await
-            .map_err(db_error("reading a case"))?
-            .ok_or_else(|| Error::NotFound(format!("no case named {COLLECTION}/{case_number}")))?;
-        let command = match command {
-            Command::DivideResponsibility { shares, .. } => {
-                let since = now - self.policy.recurrence_window;
-                let recurs =
-                    store::recurrence(&tx, &case, &shares, since).await.map_err(db_error("looking for recurrences"))?;
-                Command::DivideResponsibility { shares, recurs }
-            }
-            command => command,
-        };
-        let divided = matches!(&command, Command::DivideResponsibility { .. });
-        let was_decided = case.decision.is_some();
-        let (steps, effects) = case.apply(command, caller, now, &self.policy)?;
-        if !store::save(&tx, &case, version, now).await.map_err(db_error("saving a case"))? {
-            return Err(Error::Conflict);
-        }
-        match history::record(&tx, case_number, request_id, &steps).await {
-            Ok(()) => {}
-            // The same request, retried while the first was being written: the first one counts.
-            Err(error) if is_unique_violation(&error) => {
-                drop(tx);
-                return self.view(case_number, None).await;
-            }
-            Err(error) => return Err(db_error("recording a case's history")(error)),
-        }
-        if divided {
-            let shares = case.responsibility.as_deref().unwrap_or_default();
-            store::add_responsibility(&tx, &case, shares, now).await.map_err(db_error("recording responsibility"))?;
-        }
-        if !was_decided && case.decision.is_some() {
-            store::add_penalties(&tx, &case).await.map_err(db_error("recording penalties"))?;
-        }
-        let sent =
-            events::enqueue(&tx, &case, &effects, trace, caller, now).await.map_err(db_error("queueing events"))?;
-        tx.commit().await.map_err(db_error("changing a case"))?;
-        if sent > 0 {
-            self.context.relay.wake();
-        }
-        for effect in &effects {
-            match effect {
-                Effect::Escalated => tracing::warn!(case_number, "incident escalated"),
-                Effect::Fined(fines) => tracing::info!(case_number, fines = fines.len(), "fines sent to settlement"),
-                _ => {}
-            }
-        }
-        self.view(case_number, Some(case)).await
     }
 
     /// The whole case: the complaint, the record (read unless given) and the history.
@@ -183,7 +132,7 @@ impl InspectionApi {
                     chased.push(format!("{COLLECTION}/{case_number}"));
                 }
                 // Handled or chased by another request meanwhile.
-                Err(Error::Precondition(_) | Error::Conflict) => {}
+                Err(Error::Precondition(_) | Error::Failure(Failure::Conflict { .. })) => {}
                 Err(error) => return Err(error),
             }
         }
@@ -394,6 +343,103 @@ fn parse_filter(filter: &str, now: DateTime<Utc>) -> Result<Vec<store::Term>, St
         });
     }
     Ok(terms)
+}
+
+/// How inspection keeps a case: in `cases`, with its responsibility and penalties beside it, and
+/// what the change means for intake and settlement sent as events.
+struct CaseKeeper<'a> {
+    policy: &'a InspectionPolicy,
+}
+
+impl write::Keeper for CaseKeeper<'_> {
+    type Aggregate = Case;
+    type Version = i32;
+    type Command = Command;
+    type Effects = Vec<Effect>;
+    type Error = Error;
+
+    async fn load(&self, tx: &DatabaseTransaction, key: &str) -> Result<(Case, Option<i32>), Error> {
+        let (case, version) = store::load(tx, key)
+            .await
+            .map_err(db_error("reading a case"))?
+            .ok_or_else(|| Error::NotFound(format!("no case named {COLLECTION}/{key}")))?;
+        Ok((case, Some(version)))
+    }
+
+    /// A division of responsibility learns whether the same party was found responsible before,
+    /// within the recurrence window (a recurrence is fined more).
+    async fn prepare(
+        &self,
+        tx: &DatabaseTransaction,
+        case: &Case,
+        command: Command,
+        now: DateTime<Utc>,
+    ) -> Result<Command, Error> {
+        Ok(match command {
+            Command::DivideResponsibility { shares, .. } => {
+                let since = now - self.policy.recurrence_window;
+                let recurs =
+                    store::recurrence(tx, case, &shares, since).await.map_err(db_error("looking for recurrences"))?;
+                Command::DivideResponsibility { shares, recurs }
+            }
+            command => command,
+        })
+    }
+
+    fn apply(
+        &self,
+        case: &mut Case,
+        command: Command,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<Applied<Vec<Effect>>, Error> {
+        let (steps, effects) = case.apply(command, caller, now, self.policy)?;
+        Ok(Applied { steps, effects })
+    }
+
+    async fn save(
+        &self,
+        tx: &DatabaseTransaction,
+        case: &Case,
+        version: Option<i32>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        match version {
+            Some(version) => store::save(tx, case, version, now).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn record(
+        &self,
+        tx: &DatabaseTransaction,
+        change: write::Change<'_, Case>,
+        effects: Vec<Effect>,
+    ) -> Result<Vec<write::Message>, Error> {
+        let (before, case, now) = (change.before, change.after, change.now);
+        // Every division is kept (a later one supersedes, the register keeps both).
+        if change.steps.iter().any(|step| step.action == "responsibility_divided") {
+            let shares = case.responsibility.as_deref().unwrap_or_default();
+            store::add_responsibility(tx, case, shares, now).await.map_err(db_error("recording responsibility"))?;
+        }
+        if before.decision.is_none() && case.decision.is_some() {
+            store::add_penalties(tx, case).await.map_err(db_error("recording penalties"))?;
+        }
+        for effect in &effects {
+            match effect {
+                Effect::Escalated => tracing::warn!(case_number = change.key, "incident escalated"),
+                Effect::Fined(fines) => {
+                    tracing::info!(case_number = change.key, fines = fines.len(), "fines sent to settlement")
+                }
+                _ => {}
+            }
+        }
+        events::messages(tx, case, &effects, now).await.map_err(db_error("reading a case's history"))
+    }
+
+    fn describe(&self, key: &str) -> String {
+        format!("{COLLECTION}/{key}")
+    }
 }
 
 #[tonic::async_trait]

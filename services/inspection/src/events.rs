@@ -117,7 +117,23 @@ fn fines(case: &Case) -> Vec<CasePayment> {
         .collect()
 }
 
-/// Writes the events of `effects` to the outbox within `tx`; a resolution carries the case's story.
+/// The events `effects` send, each to its service; a resolution carries the case's story.
+pub async fn messages(
+    tx: &impl ConnectionTrait,
+    case: &Case,
+    effects: &[Effect],
+    now: DateTime<Utc>,
+) -> Result<Vec<(ServiceName, Payload)>, DbErr> {
+    let mut payloads = payloads(case, effects, now);
+    for (_, payload) in &mut payloads {
+        if let Payload::CaseResolved(resolved) = payload {
+            resolved.steps = history::story(tx, &case.case_number, ServiceName::Inspection).await?;
+        }
+    }
+    Ok(payloads)
+}
+
+/// Writes the events of `effects` to the outbox within `tx`.
 pub async fn enqueue(
     tx: &impl ConnectionTrait,
     case: &Case,
@@ -126,13 +142,8 @@ pub async fn enqueue(
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
-    let mut payloads = payloads(case, effects, now);
-    for (_, payload) in &mut payloads {
-        if let Payload::CaseResolved(resolved) = payload {
-            resolved.steps = history::story(tx, &case.case_number, ServiceName::Inspection).await?;
-        }
-    }
-    let events: Vec<(ServiceName, Event)> = payloads
+    let events: Vec<(ServiceName, Event)> = messages(tx, case, effects, now)
+        .await?
         .into_iter()
         .map(|(to, payload)| (to, outbox::new_event(ServiceName::Inspection, now, trace, caller, payload)))
         .collect();

@@ -184,6 +184,36 @@ pub fn from_db(context: &str, error: sea_orm::DbErr) -> Status {
     }
 }
 
+/// A failure of kefu's own machinery, never of the request: every service's error enum carries it
+/// in one variant and maps it here, so that a database failure is logged with its cause and answered
+/// without internals, the same way everywhere.
+#[derive(Debug)]
+pub enum Failure {
+    /// The database failed while kefu was `context` (e.g. "saving a claim").
+    Database { context: &'static str, error: sea_orm::DbErr },
+    /// Another request changed `what` between this request's read and its write: `ABORTED`, and
+    /// the caller's retry with the same request id is safe.
+    Conflict { what: String },
+}
+
+impl Failure {
+    /// The mapping of a database error met while `context`, for `map_err`.
+    pub fn db(context: &'static str) -> impl FnOnce(sea_orm::DbErr) -> Failure {
+        move |error| Failure::Database { context, error }
+    }
+}
+
+impl From<Failure> for Status {
+    fn from(failure: Failure) -> Status {
+        match failure {
+            Failure::Database { context, error } => from_db(context, error),
+            Failure::Conflict { what } => Status::aborted(format!(
+                "{what} was changed by another request at the same moment; read it and retry with the same request_id"
+            )),
+        }
+    }
+}
+
 /// Whether a database error is a unique-key violation (a concurrent duplicate).
 pub fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
     matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))

@@ -19,7 +19,9 @@
 //! - [`server`]: one gRPC server with health, reflection and graceful shutdown;
 //! - [`paging`]: AIP-158 page tokens;
 //! - [`policy_file`]: reading the policy files operators may replace;
-//! - [`report`]: the calendar month and CSV fields of the monthly reports.
+//! - [`report`]: the calendar month and CSV fields of the monthly reports;
+//! - [`write`]: the one write path — a command applied to an aggregate at a version, saved with
+//!   its history and its events in one transaction, once per request id.
 
 pub mod caller;
 pub mod case_number;
@@ -46,6 +48,7 @@ pub mod text;
 pub mod time;
 pub mod trace;
 pub mod trust;
+pub mod write;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;

@@ -9,27 +9,28 @@ use chrono::{DateTime, Utc};
 use kefu_kit::{
     caller::Caller,
     config::ServiceName,
-    error::{FieldViolations, collect_violations, idempotency_key, is_unique_violation},
-    history, outbox,
+    error::{FieldViolations, collect_violations, idempotency_key},
+    history,
     report::{Month, csv_field},
     routed,
     server::ServiceContext,
     time::{to_micros, to_timestamp},
     trace::TraceContext,
+    write::{self, Acted, Applied},
 };
 use kefu_proto::{
     events::v1::{CaseResolved, event::Payload},
     gateway::v1::{self as gateway, complaints_client::ComplaintsClient},
     settlement::v1::{self as pb, settlement_server},
 };
-use sea_orm::{ConnectionTrait, EntityTrait as _, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait as _, TransactionTrait};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
     COLLECTION, LATE_REMITTANCE_CATEGORY,
     error::{Error, db as db_error},
     ledger, reconcile, store,
-    waybill::{Command, Field, SeizureFacts, Waybill, WaybillFields, difference, yuan},
+    waybill::{Command, Field, Movement, SeizureFacts, Waybill, WaybillFields, difference, yuan},
 };
 
 pub struct SettlementApi {
@@ -116,53 +117,13 @@ impl SettlementApi {
         let number = waybill_number(name)?;
         let caller = Caller::from_metadata(metadata);
         let trace = TraceContext::from_metadata(metadata).unwrap_or_else(TraceContext::new_root);
-        let key = history_key(number);
-        let request_id = idempotency_key(request_id);
-        let db = &self.context.db;
-        if let Some(request_id) = request_id
-            && history::has_request(db, &key, request_id).await.map_err(db_error("reading a waybill"))?
+        let request = write::Request { caller: &caller, trace: &trace, request_id: idempotency_key(request_id) };
+        let keeper = WaybillKeeper { time_zone: self.context.time_zone };
+        if let Acted::Changed(waybill) =
+            write::act(&keeper, &self.context, &history_key(number), request, command).await?
         {
-            return self.view(number).await;
+            tracing::info!(waybill = %waybill.number, "waybill changed");
         }
-        let now = to_micros(self.context.clock.now());
-        let tx = db.begin().await.map_err(db_error("changing a waybill"))?;
-        let stored = store::load(&tx, number)
-            .await
-            .map_err(db_error("reading a waybill"))?
-            .ok_or_else(|| Error::NotFound(format!("no waybill named waybills/{number}; record it first")))?;
-        let mut waybill = stored.waybill;
-        let before = waybill.footprint();
-        let applied = waybill.apply(command, &caller, now, self.context.time_zone)?;
-        if !store::save(&tx, &waybill, stored.version).await.map_err(db_error("saving a waybill"))? {
-            return Err(Error::Conflict);
-        }
-        match history::record(&tx, &key, request_id, std::slice::from_ref(&applied.step)).await {
-            Ok(()) => {}
-            // The same request, retried while the first was being written: the first one counts.
-            Err(error) if is_unique_violation(&error) => {
-                drop(tx);
-                return self.view(number).await;
-            }
-            Err(error) => return Err(db_error("recording a waybill's history")(error)),
-        }
-        if let Some(movement) = &applied.movement {
-            let origin = format!("{key}/{}", movement.origin);
-            post_difference(&tx, origin, movement.kind, &applied.step.detail, &before, &waybill, now).await?;
-        }
-        let mut resolved = 0;
-        if applied.step.action == "cod_remitted" {
-            let answer = format!("{}; settlement considers the complaint answered", applied.step.detail);
-            for case_number in
-                store::open_cases_of(&tx, number).await.map_err(db_error("finding the waybill's cases"))?
-            {
-                resolved += resolve(&tx, &case_number, &answer, &caller, &trace, now).await? as usize;
-            }
-        }
-        tx.commit().await.map_err(db_error("changing a waybill"))?;
-        if resolved > 0 {
-            self.context.relay.wake();
-        }
-        tracing::info!(waybill = number, action = applied.step.action, resolved, "waybill changed");
         self.view(number).await
     }
 
@@ -297,6 +258,81 @@ impl SettlementApi {
     }
 }
 
+/// How settlement keeps a waybill: in `waybills`, its history under `waybills/{number}`; what a step
+/// moves is posted to the ledger, and a remittance answers the waybill's open complaints.
+struct WaybillKeeper {
+    time_zone: chrono_tz::Tz,
+}
+
+impl write::Keeper for WaybillKeeper {
+    type Aggregate = Waybill;
+    type Version = i32;
+    type Command = Command;
+    type Effects = Option<Movement>;
+    type Error = Error;
+
+    async fn load(&self, tx: &DatabaseTransaction, key: &str) -> Result<(Waybill, Option<i32>), Error> {
+        let number = key.strip_prefix("waybills/").unwrap_or(key);
+        let stored = store::load(tx, number)
+            .await
+            .map_err(db_error("reading a waybill"))?
+            .ok_or_else(|| Error::NotFound(format!("no waybill named waybills/{number}; record it first")))?;
+        Ok((stored.waybill, Some(stored.version)))
+    }
+
+    fn apply(
+        &self,
+        waybill: &mut Waybill,
+        command: Command,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<Applied<Option<Movement>>, Error> {
+        let applied = waybill.apply(command, caller, now, self.time_zone)?;
+        Ok(Applied { steps: vec![applied.step], effects: applied.movement })
+    }
+
+    async fn save(
+        &self,
+        tx: &DatabaseTransaction,
+        waybill: &Waybill,
+        version: Option<i32>,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        match version {
+            Some(version) => store::save(tx, waybill, version).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn record(
+        &self,
+        tx: &DatabaseTransaction,
+        change: write::Change<'_, Waybill>,
+        movement: Option<Movement>,
+    ) -> Result<Vec<write::Message>, Error> {
+        let (waybill, now) = (change.after, change.now);
+        let Some(step) = change.steps.first() else { return Ok(Vec::new()) };
+        if let Some(movement) = &movement {
+            let origin = format!("{}/{}", change.key, movement.origin);
+            post_difference(tx, origin, movement.kind, &step.detail, &change.before.footprint(), waybill, now).await?;
+        }
+        let mut messages = Vec::new();
+        if step.action == "cod_remitted" {
+            let answer = format!("{}; settlement considers the complaint answered", step.detail);
+            for case_number in
+                store::open_cases_of(tx, &waybill.number).await.map_err(db_error("finding the waybill's cases"))?
+            {
+                messages.extend(resolve(tx, &case_number, &answer, change.caller, now).await?);
+            }
+        }
+        Ok(messages)
+    }
+
+    fn describe(&self, key: &str) -> String {
+        key.to_owned()
+    }
+}
+
 /// Posts what a waybill's step moved — its footprint now less `before` — under `origin`, if anything.
 async fn post_difference(
     tx: &impl ConnectionTrait,
@@ -315,18 +351,20 @@ async fn post_difference(
     Ok(())
 }
 
-/// Resolves case `case_number` with `text` and tells intake; false if it was resolved before.
+/// Resolves case `case_number` with `text`, in the case's own history under `caller`'s name, and
+/// returns the `case_resolved` for intake; `None` if it was resolved before.
 async fn resolve(
     tx: &impl ConnectionTrait,
     case_number: &str,
     text: &str,
     caller: &Caller,
-    trace: &TraceContext,
     now: DateTime<Utc>,
-) -> Result<bool, Error> {
+) -> Result<Option<write::Message>, Error> {
     if !store::resolve(tx, case_number, text, &caller.user, now).await.map_err(db_error("resolving a case"))? {
-        return Ok(false);
+        return Ok(None);
     }
+    let step = history::Step { action: "resolved", actor: caller.user.clone(), time: now, detail: text.to_owned() };
+    history::record(tx, case_number, None, &[step]).await.map_err(db_error("recording a case's history"))?;
     let resolved = CaseResolved {
         complaint: format!("complaints/{case_number}"),
         owner: ServiceName::Settlement.as_str().into(),
@@ -338,9 +376,7 @@ async fn resolve(
             .map_err(db_error("reading a case's history"))?,
         payments: Vec::new(),
     };
-    let event = outbox::new_event(ServiceName::Settlement, now, trace, caller, Payload::CaseResolved(resolved));
-    outbox::enqueue(tx, ServiceName::Intake, &event, now).await.map_err(db_error("queueing the resolution"))?;
-    Ok(true)
+    Ok(Some((ServiceName::Intake, Payload::CaseResolved(resolved))))
 }
 
 /// Resolves, within `tx`, newly routed cases (case number, waybill number) about waybills whose COD
@@ -363,8 +399,11 @@ pub async fn answer_remitted(
             yuan(stored.waybill.cod_amount_fen),
             remitted.with_timezone(&time_zone).format("%Y-%m-%d %H:%M")
         );
-        let trace = TraceContext::new_root();
-        resolved += resolve(tx, case_number, &text, &caller, &trace, now).await.map_err(Status::from)? as usize;
+        if let Some(message) = resolve(tx, case_number, &text, &caller, now).await.map_err(Status::from)? {
+            let request = write::Request { caller: &caller, trace: &TraceContext::new_root(), request_id: None };
+            write::send(tx, ServiceName::Settlement, &[message], request, now).await.map_err(Status::from)?;
+            resolved += 1;
+        }
     }
     Ok(resolved)
 }
@@ -542,14 +581,16 @@ impl settlement_server::Settlement for SettlementApi {
         let case = routed::get_by_name(db, &request.name, COLLECTION).await?;
         let now = to_micros(self.context.clock.now());
         let tx = db.begin().await.map_err(db_error("resolving a case"))?;
-        if !resolve(&tx, &case.case_number, text, &caller, &trace, now).await? {
+        let Some(message) = resolve(&tx, &case.case_number, text, &caller, now).await? else {
             drop(tx);
             let outcome = store::resolution(db, &case.case_number).await.map_err(db_error("reading a case"))?;
             if outcome.as_ref().is_some_and(|outcome| outcome.resolution == text) {
                 return Ok(Response::new(case_to_proto(case, outcome)));
             }
             return Err(Error::Precondition(format!("{} is already resolved", request.name)).into());
-        }
+        };
+        let sent = write::Request { caller: &caller, trace: &trace, request_id: None };
+        write::send(&tx, ServiceName::Settlement, &[message], sent, now).await.map_err(Error::from)?;
         tx.commit().await.map_err(db_error("resolving a case"))?;
         self.context.relay.wake();
         Ok(Response::new(self.case_view(db, case).await?))

@@ -1,6 +1,6 @@
 //! Every way a settlement request can fail, and the one mapping to a gRPC status.
 
-use kefu_kit::error::FieldViolations;
+use kefu_kit::error::{Failure, FieldViolations};
 use tonic::Status;
 
 use crate::waybill::Refusal;
@@ -20,6 +20,8 @@ pub enum Error {
     /// `ABORTED`: another request changed the waybill at the same moment.
     Conflict,
     /// A status from the kit (database, names, paging), already mapped.
+    /// A failure of kefu's machinery (the database), mapped by the kit.
+    Failure(Failure),
     Status(Status),
 }
 
@@ -34,6 +36,7 @@ impl From<Error> for Status {
             Error::Conflict => {
                 Status::aborted("the waybill was changed by another request at the same moment; read it and retry")
             }
+            Error::Failure(failure) => failure.into(),
             Error::Status(status) => status,
         }
     }
@@ -63,5 +66,11 @@ impl From<Refusal> for Error {
 
 /// Database failures, logged and returned without internals.
 pub fn db(context: &'static str) -> impl FnOnce(sea_orm::DbErr) -> Error {
-    move |error| Error::Status(kefu_kit::error::from_db(context, error))
+    move |error| Error::Failure(Failure::Database { context, error })
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Error {
+        Error::Failure(failure)
+    }
 }

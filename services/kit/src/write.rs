@@ -1,0 +1,216 @@
+//! The one write path. Every change any service makes to what it keeps — a claim, an inspection
+//! case, a waybill, a complaint — takes the same steps, here, once:
+//!
+//! 1. a request whose id is already in the aggregate's history is a retry, and changes nothing
+//!    ([`Acted::Repeated`]);
+//! 2. in one transaction, the aggregate is read with its version ([`Keeper::load`]);
+//! 3. the command is applied to it — pure, no I/O — and yields the steps for its history and its
+//!    effects, or a refusal ([`Keeper::apply`]);
+//! 4. the aggregate is saved over the version read: if someone wrote in between, the request is
+//!    `ABORTED` ([`Failure::Conflict`]) and nothing is written;
+//! 5. the steps are recorded, the first under the request id: a unique violation there means the
+//!    same request was written a moment earlier by a racing retry, which counts ([`Acted::Repeated`]);
+//! 6. the service writes what its effects imply beside the aggregate (its own rows, webhook
+//!    deliveries, replies, …) and names the events to send ([`Keeper::record`]);
+//! 7. the events go to the outbox, the transaction commits, and the relay is woken.
+//!
+//! A service describes its aggregate by implementing [`Keeper`]; its API calls [`act`]. Intake's
+//! registrations, written many to a transaction, share steps 5–7 through [`record`].
+//!
+//! Invariant: an aggregate, its history, its events and whatever else its effects write are
+//! committed together or not at all; a request id changes an aggregate at most once.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use kefu_proto::events::v1::event::Payload;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
+
+use crate::{
+    caller::Caller,
+    config::ServiceName,
+    error::{Failure, is_unique_violation},
+    history::{self, Step},
+    outbox,
+    server::ServiceContext,
+    time::to_micros,
+    trace::TraceContext,
+};
+
+/// What a command did: the steps for the aggregate's history, in order, and its effects.
+#[derive(Debug)]
+pub struct Applied<E> {
+    pub steps: Vec<Step>,
+    pub effects: E,
+}
+
+/// An event for another service, as an effect names it.
+pub type Message = (ServiceName, Payload);
+
+/// How a service keeps one kind of aggregate. The aggregate's rules stay in its own pure `apply`;
+/// a keeper only connects them to the tables.
+pub trait Keeper: Sync {
+    /// The aggregate: `Claim`, `Case`, `Waybill`, `Complaint`.
+    type Aggregate: Clone + Send + Sync;
+    /// How the table versions it (the column compared on save).
+    type Version: Copy + Send + Sync;
+    type Command: Send;
+    /// What a command implies besides the aggregate and its history.
+    type Effects: Send;
+    /// The service's error: its refusals, and the kit's [`Failure`]s.
+    type Error: From<Failure> + Send;
+
+    /// Reads aggregate `key` in `tx`, with its version; `None` for the version of one not yet saved
+    /// (saving inserts it). A keeper whose aggregates must exist answers `NOT_FOUND` here.
+    fn load(
+        &self,
+        tx: &DatabaseTransaction,
+        key: &str,
+    ) -> impl Future<Output = Result<(Self::Aggregate, Option<Self::Version>), Self::Error>> + Send;
+
+    /// Completes `command` with what only the database knows (an earlier case, a recurrence)
+    /// before the pure rule runs. Most commands need nothing.
+    fn prepare(
+        &self,
+        _tx: &DatabaseTransaction,
+        _aggregate: &Self::Aggregate,
+        command: Self::Command,
+        _now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Self::Command, Self::Error>> + Send {
+        async move { Ok(command) }
+    }
+
+    /// The rule: changes `aggregate` by `command`, or refuses. No I/O.
+    fn apply(
+        &self,
+        aggregate: &mut Self::Aggregate,
+        command: Self::Command,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<Applied<Self::Effects>, Self::Error>;
+
+    /// Writes `aggregate` over `version` (inserts it when `None`); false when the version moved.
+    fn save(
+        &self,
+        tx: &DatabaseTransaction,
+        aggregate: &Self::Aggregate,
+        version: Option<Self::Version>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, DbErr>> + Send;
+
+    /// Writes what `effects` imply beside the aggregate, in `tx`, and returns the events to send.
+    fn record(
+        &self,
+        tx: &DatabaseTransaction,
+        change: Change<'_, Self::Aggregate>,
+        effects: Self::Effects,
+    ) -> impl Future<Output = Result<Vec<Message>, Self::Error>> + Send;
+
+    /// The aggregate in messages: "the claim", "complaints/20261122-7K3M9Q".
+    fn describe(&self, key: &str) -> String {
+        key.to_owned()
+    }
+}
+
+/// A change being written: the aggregate as it was read and as it is now, and what made it.
+pub struct Change<'a, A> {
+    pub key: &'a str,
+    pub before: &'a A,
+    pub after: &'a A,
+    pub steps: &'a [Step],
+    pub caller: &'a Caller,
+    pub now: DateTime<Utc>,
+}
+
+/// Who asks for a change, under which request id, in which trace.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    pub caller: &'a Caller,
+    pub trace: &'a TraceContext,
+    /// The idempotency key; `None` when the caller gave none (a system's own action).
+    pub request_id: Option<&'a str>,
+}
+
+/// What [`act`] did.
+#[derive(Debug)]
+pub enum Acted<A> {
+    /// The aggregate as it now is, committed.
+    Changed(A),
+    /// The request id had already changed the aggregate: nothing was written this time.
+    Repeated,
+}
+
+/// Applies `command` to aggregate `key` through `keeper`, once per request id: the whole write
+/// path in one transaction (see the module's doc).
+pub async fn act<K: Keeper>(
+    keeper: &K,
+    context: &ServiceContext,
+    key: &str,
+    request: Request<'_>,
+    command: K::Command,
+) -> Result<Acted<K::Aggregate>, K::Error> {
+    let db = &context.db;
+    if let Some(request_id) = request.request_id
+        && history::has_request(db, key, request_id).await.map_err(Failure::db("reading a history"))?
+    {
+        return Ok(Acted::Repeated);
+    }
+    let now = to_micros(context.clock.now());
+    let tx = db.begin().await.map_err(Failure::db("starting a change"))?;
+    let (mut aggregate, version) = keeper.load(&tx, key).await?;
+    let command = keeper.prepare(&tx, &aggregate, command, now).await?;
+    let before = aggregate.clone();
+    let applied = keeper.apply(&mut aggregate, command, request.caller, now)?;
+    if !keeper.save(&tx, &aggregate, version, now).await.map_err(Failure::db("saving a change"))? {
+        return Err(Failure::Conflict { what: keeper.describe(key) }.into());
+    }
+    match history::record(&tx, key, request.request_id, &applied.steps).await {
+        Ok(()) => {}
+        // The same request, retried while the first was being written: the first one counts.
+        Err(error) if is_unique_violation(&error) => return Ok(Acted::Repeated),
+        Err(error) => return Err(Failure::db("recording a history")(error).into()),
+    }
+    let change = Change { key, before: &before, after: &aggregate, steps: &applied.steps, caller: request.caller, now };
+    let messages = keeper.record(&tx, change, applied.effects).await?;
+    let sent = send(&tx, context.name, &messages, request, now).await?;
+    tx.commit().await.map_err(Failure::db("committing a change"))?;
+    if sent {
+        context.relay.wake();
+    }
+    Ok(Acted::Changed(aggregate))
+}
+
+/// Writes `messages` to the outbox as events from `source`, in `tx`; whether there were any (the
+/// relay is to be woken once `tx` commits).
+pub async fn send(
+    tx: &impl ConnectionTrait,
+    source: ServiceName,
+    messages: &[Message],
+    request: Request<'_>,
+    now: DateTime<Utc>,
+) -> Result<bool, Failure> {
+    if messages.is_empty() {
+        return Ok(false);
+    }
+    let events: Vec<_> = messages
+        .iter()
+        .map(|(destination, payload)| {
+            (*destination, outbox::new_event(source, now, request.trace, request.caller, payload.clone()))
+        })
+        .collect();
+    outbox::enqueue_many(tx, events.iter().map(|(destination, event)| (*destination, event, now)))
+        .await
+        .map_err(Failure::db("queueing events"))?;
+    Ok(true)
+}
+
+/// Steps 5–7 of the path for writers that save many aggregates in one transaction (intake's
+/// registrations): their steps, each under its key, and their already-built events.
+pub async fn record(
+    tx: &impl ConnectionTrait,
+    steps: &[(&str, &Step)],
+    events: &[(ServiceName, &kefu_proto::events::v1::Event, DateTime<Utc>)],
+) -> Result<(), DbErr> {
+    history::record_many(tx, steps).await?;
+    outbox::enqueue_many(tx, events.iter().copied()).await
+}
