@@ -426,3 +426,52 @@ async fn overdue_cases_are_chased_and_audits_are_cases_too(backend: Backend) {
     assert_eq!(violated_fields(&inspection.list_cases(bad_filter).await.expect_err("bad filter")), ["filter"]);
     suite.stop().await;
 }
+
+on_both_backends!(the_owner_s_deadline_holds_through_a_pause_and_a_change_of_severity);
+async fn the_owner_s_deadline_holds_through_a_pause_and_a_change_of_severity(backend: Backend) {
+    use kefu_kit::time::to_timestamp;
+    use kefu_proto::intake::v1::{
+        ChangeSeverityRequest, ExplainDeadlineRequest, ResumeComplaintRequest, Severity, WaitForCustomerRequest,
+        intake_client::IntakeClient,
+    };
+    let clock = clock();
+    let suite = TestSuite::start(backend, clock.clone()).await;
+    let mut inspection = inspection(&suite);
+    let (complaint, case) = file(&suite, "held-1", complaint_from("attitude", "YD-INSP-9", "13900000009")).await;
+    // The written report moves the deadline to 24 hours from now (001 §8 4.5).
+    inspection.record_written_report(report(&case, party("person", "B042"))).await.expect("report");
+    let due = clock.now() + Duration::hours(24);
+    complaint_when(&suite, &complaint, "intake learns the owner's deadline", |c| {
+        c.deadline.as_ref().and_then(from_timestamp) == Some(due)
+    })
+    .await;
+
+    // The case waits three hours on the customer: the owner's deadline moves by the time waited.
+    let mut intake = IntakeClient::new(suite.gateway.clone());
+    fn staff<T>(message: T) -> tonic::Request<T> {
+        as_user(message, "A1024", "intake")
+    }
+    let wait = WaitForCustomerRequest { name: complaint.clone(), reason: "等客户补充说明".into() };
+    intake.wait_for_customer(staff(wait)).await.expect("waits");
+    clock.advance(Duration::hours(3));
+    let resume = ResumeComplaintRequest { name: complaint.clone(), note: String::new() };
+    let resumed = intake.resume_complaint(staff(resume)).await.expect("resumed").into_inner();
+    assert_eq!(resumed.deadline, Some(to_timestamp(due + Duration::hours(3))));
+
+    // A graver complaint keeps the date its owner set; the explanation says where it comes from.
+    let graver = ChangeSeverityRequest {
+        name: complaint.clone(),
+        severity: Severity::Critical as i32,
+        reason: "客户为重要客户".into(),
+    };
+    let changed = intake.change_severity(staff(graver)).await.expect("changed").into_inner();
+    assert_eq!(changed.deadline, Some(to_timestamp(due + Duration::hours(3))));
+    let explained = intake
+        .explain_deadline(ExplainDeadlineRequest { name: complaint.clone() })
+        .await
+        .expect("explained")
+        .into_inner();
+    assert_eq!(explained.deadline, Some(to_timestamp(due + Duration::hours(3))));
+    assert!(explained.rule.contains("inspection"), "{}", explained.rule);
+    suite.stop().await;
+}

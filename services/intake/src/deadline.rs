@@ -86,6 +86,12 @@ impl Rule {
         Some(Rule { name: name.into(), allowed, counting })
     }
 
+    /// A deadline its owner set (an inspection's written report is handled within 24 hours of it,
+    /// `001 §8 4.5`): a fixed time, which only time waited on the customer moves.
+    pub fn set_by_owner(owner: &str, reason: &str) -> Rule {
+        Rule { name: format!("set by {owner}: {reason}"), allowed: Duration::zero(), counting: Counting::Calendar }
+    }
+
     /// A reopened case: handled again within 24 hours of the customer's new report (001 §8 4.5).
     pub fn reopened() -> Rule {
         Rule {
@@ -143,11 +149,14 @@ pub fn compute(inputs: &Inputs<'_>, time_zone: Tz) -> Computed {
     let severity = severity_percent(inputs.severity);
     let grade = grade_percent(inputs.grade);
     let mut allowed = inputs.rule.allowed;
-    if severity != 100 {
+    // A fixed time (an owner's) is not scaled.
+    let scaled = allowed > Duration::zero();
+    if scaled && severity != 100 {
         allowed = allowed * severity as i32 / 100;
         steps.push(format!("severity {}: {severity}% of the time, {}", inputs.severity.as_str(), words(allowed)));
     }
-    if grade != 100 {
+    if !scaled {
+    } else if grade != 100 {
         allowed = allowed * grade as i32 / 100;
         steps.push(format!("customer grade {}: {grade}% of the time, {}", inputs.grade, words(allowed)));
     } else if !inputs.grade.is_empty() {
@@ -296,6 +305,21 @@ mod tests {
         assert!(computed.steps.iter().any(|step| step == "customer grade A: 50% of the time, 12h"));
         let waited = Inputs { paused: Duration::hours(5), ..inputs };
         assert_eq!(compute(&waited, SHANGHAI).deadline, start + Duration::hours(17));
+    }
+
+    #[test]
+    fn an_owner_s_deadline_is_moved_only_by_time_waited() {
+        let rule = Rule::set_by_owner("inspection", "written report in: handled within 24 hours (001 §8 4.5)");
+        let due = shanghai(2026, 11, 24, 10, 0);
+        let inputs =
+            Inputs { start: due, rule: &rule, severity: Severity::Critical, grade: "A", paused: Duration::hours(3) };
+        let computed = compute(&inputs, SHANGHAI);
+        assert_eq!(computed.deadline, due + Duration::hours(3));
+        assert!(computed.steps.iter().all(|step| !step.contains("% of the time")), "{:?}", computed.steps);
+        assert_eq!(
+            computed.steps[0],
+            "rule: set by inspection: written report in: handled within 24 hours (001 §8 4.5)"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use sea_orm::DatabaseTransaction;
 use tonic::Status;
 
 use crate::{
+    deadline::Rule,
     domain::State,
     grades,
     lifecycle::{self, Change, Now},
@@ -174,10 +175,7 @@ async fn move_deadline(
     let row = owned(tx, &changed.complaint, &changed.owner, "event.case_deadline_changed.complaint").await?;
     let deadline = time(&changed.deadline, "event.case_deadline_changed.deadline")?;
     let mut after = row.clone();
-    after.deadline = deadline;
-    if after.chase_at.is_some() {
-        after.chase_at = Some(deadline);
-    }
+    lifecycle::start_deadline(&mut after, &Rule::set_by_owner(&changed.owner, &changed.reason), deadline, time_zone);
     let local = deadline.with_timezone(&time_zone).format("%Y-%m-%d %H:%M");
     let now = event.create_time.as_ref().and_then(from_timestamp).map(to_micros).unwrap_or(row.create_time);
     let detail = format!("to {local}: {}", changed.reason);
