@@ -277,6 +277,8 @@ async fn the_gateway_is_one_address_for_every_department_with_reflection_and_hea
         "kefu.inspection.v1.Inspection",
         "kefu.claims.v1.Claims",
         "kefu.settlement.v1.Settlement",
+        "kefu.archives.v1.Archives",
+        "kefu.gateway.v1.Tokens",
         "grpc.health.v1.Health",
     ] {
         assert!(services.contains(expected), "reflection lists {expected}: {services:?}");

@@ -284,6 +284,38 @@ fn cluster_log_has_registered(cluster: &Cluster) -> bool {
     cluster.log("intake").matches("case registered").count() > 15
 }
 
+#[tokio::test]
+async fn kefu_migrate_creates_every_service_s_tables() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = tempfile::tempdir().expect("a directory");
+    let output = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .arg("migrate")
+        .env("KEFU_DATA_DIR", dir.path())
+        .env_remove("KEFU_DATABASE_URL")
+        .output()
+        .expect("run kefu");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    for (service, table) in [
+        ("intake", "complaints"),
+        ("inspection", "inspection_cases"),
+        ("claims", "claims"),
+        ("settlement", "settlement_waybills"),
+        ("archives", "archive_case_files"),
+        ("archives", "archive_audit"),
+    ] {
+        let file = dir.path().join(format!("{service}.db"));
+        let db = sea_orm::Database::connect(format!("sqlite://{}?mode=ro", file.display())).await.expect("open");
+        let found = db
+            .query_one(Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '{table}'"),
+            ))
+            .await
+            .expect("query");
+        assert!(found.is_some(), "kefu migrate made no table {table} for {service}");
+    }
+}
+
 #[test]
 fn a_broken_routing_policy_stops_start_up_naming_the_line() {
     let dir = tempfile::tempdir().expect("a directory");

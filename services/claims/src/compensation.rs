@@ -281,14 +281,7 @@ pub enum QuoteError {
 }
 
 /// An amount of money in fen, shown as yuan: `1234.56 yuan`.
-pub struct Yuan(pub i64);
-
-impl fmt::Display for Yuan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        write!(f, "{sign}{}.{:02} yuan", self.0.unsigned_abs() / 100, self.0.unsigned_abs() % 100)
-    }
-}
+pub use kefu_kit::money::Yuan;
 
 /// A share in basis points, shown as a percentage: `3.00%`.
 struct Percent(i128);

@@ -45,16 +45,15 @@ impl CompensationPolicy {
     /// Reads `key = value` lines over the handbook's numbers.
     pub fn parse(text: &str, source_name: &str) -> Result<CompensationPolicy, PolicyError> {
         let mut policy = CompensationPolicy::handbook();
-        for (line_number, line) in policy_file::lines(text) {
-            let error = |problem: String| PolicyError {
-                policy: POLICY,
-                source_name: source_name.to_owned(),
-                line: line_number,
-                problem,
-            };
-            let Some((key, value)) = line.split_once('=').map(|(key, value)| (key.trim(), value.trim())) else {
-                return Err(error(format!("expected `key = value`, found {line:?}")));
-            };
+        let error_at = |line: usize, problem: String| PolicyError {
+            policy: POLICY,
+            source_name: source_name.to_owned(),
+            line,
+            problem,
+        };
+        for entry in policy_file::key_values(text, error_at) {
+            let (line_number, key, value) = entry?;
+            let error = |problem: String| error_at(line_number, problem);
             let number = |max: i64| {
                 value
                     .replace('_', "")

@@ -407,9 +407,7 @@ fn invalid(field: &str, description: impl Into<String>) -> CaseError {
 }
 
 /// Amounts as the handbook writes them: `50.00 yuan`.
-pub fn yuan(fen: i64) -> String {
-    format!("{}.{:02} yuan", fen / 100, fen % 100)
-}
+pub use kefu_kit::money::yuan;
 
 impl Case {
     /// A complaint routed to inspection. A complaint intake found to repeat an earlier one is an

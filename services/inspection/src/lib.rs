@@ -34,8 +34,7 @@ use kefu_kit::{
     inbox::Inbox,
     migrate::Migration,
     routed::{self, AcceptRoutedCases},
-    server::{ServiceSpec, StartError, run_service},
-    shutdown,
+    server::{Served, ServiceSpec, StartError, run_service},
 };
 use kefu_proto::inspection::v1::inspection_server;
 use tokio::net::TcpListener;
@@ -65,7 +64,6 @@ pub async fn run(
     let policy = Arc::new(policy);
     let spec =
         ServiceSpec { name: NAME, migrations: MIGRATIONS, service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"] };
-    let chaser_shutdown = shutdown.clone();
     run_service(spec, config, clock, listener, shutdown, |context| {
         let events = events::InspectionEvents {
             routed: AcceptRoutedCases { owner: NAME, collection: COLLECTION, clock: context.clock.clone() },
@@ -75,11 +73,11 @@ pub async fn run(
         let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
         let api = Arc::new(api::InspectionApi { context: context.clone(), policy });
         let chaser = api.clone();
-        tokio::spawn(shutdown::every(CHASE_EVERY, chaser_shutdown, "chasing overdue cases", move || {
-            let chaser = chaser.clone();
-            async move { chaser.chase_overdue().await.map(drop).map_err(tonic::Status::from) }
-        }));
-        Routes::new(inspection_server::InspectionServer::from_arc(api)).add_service(inbox.into_server())
+        Served::new(Routes::new(inspection_server::InspectionServer::from_arc(api)).add_service(inbox.into_server()))
+            .every(CHASE_EVERY, "chasing overdue cases", move || {
+                let chaser = chaser.clone();
+                async move { chaser.chase_overdue().await.map(drop).map_err(tonic::Status::from) }
+            })
     })
     .await
 }

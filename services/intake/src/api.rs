@@ -1075,9 +1075,7 @@ pub fn routed_complaint(row: &store::Model) -> RoutedComplaint {
 
 /// `complaints/{case_number}` → the case number.
 pub fn parse_name(name: &str) -> Result<&str, Status> {
-    name.strip_prefix("complaints/").filter(|number| case_number::is_well_formed(number)).ok_or_else(|| {
-        error::invalid_field("name", "expected complaints/{case_number}, e.g. complaints/20261122-7K3M9Q")
-    })
+    kefu_kit::names::complaint(name, "name").map_err(FieldViolations::into_status)
 }
 
 fn channel_from_proto(channel: i32) -> Option<Channel> {

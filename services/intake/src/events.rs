@@ -54,9 +54,7 @@ impl EventHandler for IntakeEvents {
 
 /// The case number of `complaints/{case_number}` in the event's field `field`.
 fn case_number<'a>(complaint: &'a str, field: &str) -> Result<&'a str, Status> {
-    complaint
-        .strip_prefix("complaints/")
-        .ok_or_else(|| error::invalid_field(field, "expected complaints/{case_number}"))
+    kefu_kit::names::complaint(complaint, field).map_err(kefu_kit::error::FieldViolations::into_status)
 }
 
 fn time(timestamp: &Option<prost_types::Timestamp>, field: &str) -> Result<chrono::DateTime<chrono::Utc>, Status> {

@@ -35,8 +35,7 @@ use kefu_kit::{
     history,
     inbox::Inbox,
     migrate::Migration,
-    server::{ServiceSpec, StartError, run_service},
-    shutdown,
+    server::{Served, ServiceSpec, StartError, run_service},
 };
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -90,22 +89,23 @@ pub async fn run(
         max_per_branch: config.webhook_max_per_branch,
         secrets: webhook_key,
     };
-    let chaser_shutdown = shutdown.clone();
-    let sender_shutdown = shutdown.clone();
     run_service(spec, config, clock, listener, shutdown, |context| {
         let events = events::IntakeEvents { time_zone: context.time_zone };
         let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
         let chaser = context.clone();
-        tokio::spawn(shutdown::every(CHASE_EVERY, chaser_shutdown, "chasing overdue cases", move || {
+        let sender = webhooks::sender::Sender::new(context.clone(), config.webhook_timeout, tls.clone(), rules.clone());
+        Served::new(
+            Routes::new(api::IntakeApi::new(context.clone(), rules.clone()).into_server())
+                .add_service(inbox.into_server()),
+        )
+        .every(CHASE_EVERY, "chasing overdue cases", move || {
             let chaser = chaser.clone();
             async move { lifecycle::chase_overdue(&chaser).await.map(drop) }
-        }));
-        let sender = webhooks::sender::Sender::new(context.clone(), config.webhook_timeout, tls.clone(), rules.clone());
-        tokio::spawn(shutdown::every(webhooks::sender::POLL_EVERY, sender_shutdown, "sending webhooks", move || {
+        })
+        .every(webhooks::sender::POLL_EVERY, "sending webhooks", move || {
             let sender = sender.clone();
             async move { sender.round().await }
-        }));
-        Routes::new(api::IntakeApi::new(context.clone(), rules.clone()).into_server()).add_service(inbox.into_server())
+        })
     })
     .await
 }

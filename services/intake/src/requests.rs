@@ -136,9 +136,7 @@ pub fn check_return(change: &ChangeRequest, now: DateTime<Utc>, time_zone: Tz) -
     }
 }
 
-fn yuan(fen: i64) -> String {
-    format!("{}.{:02} yuan", fen / 100, fen % 100)
-}
+use kefu_kit::money::yuan;
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,8 @@
 //! - [`history`]: the steps taken on a case — who, when, what — and the requests that took them;
 //! - [`caller`] and [`trace`]: who is calling, and the W3C trace context, carried on every hop;
 //! - [`trust`]: the signed assertion that proves a call comes from kefu's gateway or a service;
-//! - [`money`]: the bound on every amount, in fen;
+//! - [`money`]: the bound on every amount, in fen, and how an amount is put into words;
+//! - [`names`]: resource names such as `complaints/{case_number}`, taken apart in one place;
 //! - [`error`]: field violations and the mapping of internal failures to `tonic::Status`;
 //! - [`keys`]: keys kept out of the database (the audit key, the webhook key);
 //! - [`limits`]: what every server bounds (connections, handshakes, calls, time), in one table;
@@ -35,6 +36,7 @@ pub mod keys;
 pub mod limits;
 pub mod migrate;
 pub mod money;
+pub mod names;
 pub mod outbox;
 pub mod paging;
 pub mod policy_file;

@@ -4,7 +4,7 @@
 
 use std::{borrow::Cow, path::Path};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{policy} {source_name}, line {line}: {problem}")]
 pub struct PolicyError {
     /// Which policy: `routing policy`, `claims policy`.
@@ -44,4 +44,33 @@ pub fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .enumerate()
         .map(|(index, line)| (index + 1, line.split_once(" #").map_or(line, |(before, _)| before).trim()))
         .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+}
+
+/// The `key = value` lines of a policy text, numbered from 1, keys and values trimmed; a line
+/// that is not `key = value` is an error naming it (made by `error` from the line number and the
+/// problem).
+pub fn key_values<'a>(
+    text: &'a str,
+    error: impl Fn(usize, String) -> PolicyError + 'a,
+) -> impl Iterator<Item = Result<(usize, &'a str, &'a str), PolicyError>> + 'a {
+    lines(text).map(move |(line_number, line)| match line.split_once('=') {
+        Some((key, value)) => Ok((line_number, key.trim(), value.trim())),
+        None => Err(error(line_number, format!("expected `key = value`, found {line:?}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values_are_trimmed_numbered_and_a_stray_line_is_named() {
+        let error = |line, problem| PolicyError { policy: "test policy", source_name: "t".into(), line, problem };
+        let text = "# comment\n a = 1 # note\n\nb=two\noops\n";
+        let read: Vec<_> = key_values(text, error).collect();
+        assert_eq!(read[0], Ok((2, "a", "1")));
+        assert_eq!(read[1], Ok((4, "b", "two")));
+        let stray = read[2].clone().expect_err("a stray line");
+        assert_eq!((stray.line, stray.problem.as_str()), (5, "expected `key = value`, found \"oops\""));
+    }
 }

@@ -144,13 +144,8 @@ impl AcceptRoutedCases {
         };
         let complaint =
             routed.complaint.as_ref().ok_or_else(|| error::invalid_field("event.case_routed.complaint", "required"))?;
-        let case_number = complaint
-            .complaint
-            .strip_prefix("complaints/")
-            .filter(|number| !number.is_empty() && number.len() <= 32)
-            .ok_or_else(|| {
-                error::invalid_field("event.case_routed.complaint.complaint", "expected complaints/{case_number}")
-            })?;
+        let case_number = crate::names::complaint(&complaint.complaint, "event.case_routed.complaint.complaint")
+            .map_err(crate::error::FieldViolations::into_status)?;
         let time = |timestamp: &Option<prost_types::Timestamp>, field: &str| {
             timestamp
                 .as_ref()
@@ -192,10 +187,8 @@ impl AcceptRoutedCases {
 /// Records intake's notice (reopened, linked or unlinked as a duplicate, chased past its deadline)
 /// in the history of the case the owner holds.
 pub async fn record_notice(tx: &DatabaseTransaction, owner: ServiceName, notice: &CaseNotice) -> Result<(), Status> {
-    let case_number = notice
-        .complaint
-        .strip_prefix("complaints/")
-        .ok_or_else(|| error::invalid_field("event.case_notice.complaint", "expected complaints/{case_number}"))?;
+    let case_number = crate::names::complaint(&notice.complaint, "event.case_notice.complaint")
+        .map_err(crate::error::FieldViolations::into_status)?;
     let action = match notice.action.as_str() {
         "reopened" => "reopened",
         "linked_duplicate" => "linked_duplicate",
@@ -246,15 +239,7 @@ pub async fn list(
 
 /// Parses `"{collection}/{case_number}"`.
 pub fn parse_name<'a>(name: &'a str, collection: &str) -> Result<&'a str, Status> {
-    name.strip_prefix(collection)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .filter(|number| crate::case_number::is_well_formed(number))
-        .ok_or_else(|| {
-            error::invalid_field(
-                "name",
-                format!("expected {collection}/{{case_number}}, e.g. {collection}/20261122-7K3M9Q"),
-            )
-        })
+    crate::names::parse(name, collection, "name").map_err(crate::error::FieldViolations::into_status)
 }
 
 impl Model {

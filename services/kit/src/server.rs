@@ -291,24 +291,109 @@ pub struct ServiceSpec {
     pub service_names: &'static [&'static str],
 }
 
-/// Runs a service until `shutdown`: opens its database and migrates it, builds its routes from
-/// the context, delivers its outbox in the background, and serves with health and reflection.
-pub async fn run_service(
+/// What a service serves, and the jobs it runs beside its routes until shutdown (chasing overdue
+/// cases, sending webhooks, …). Jobs are joined before the service returns: shutdown never cuts a
+/// job's transaction short.
+pub struct Served {
+    routes: Routes,
+    jobs: Vec<Job>,
+}
+
+type Job = Box<dyn FnOnce(Shutdown) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+impl Served {
+    pub fn new(routes: Routes) -> Served {
+        Served { routes, jobs: Vec::new() }
+    }
+
+    /// Runs `job` every `period` (see [`crate::shutdown::every`]); a failure is logged as `what` failed.
+    pub fn every<F, Fut>(mut self, period: std::time::Duration, what: &'static str, job: F) -> Served
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), tonic::Status>> + Send + 'static,
+    {
+        self.jobs.push(Box::new(move |shutdown| Box::pin(crate::shutdown::every(period, shutdown, what, job))));
+        self
+    }
+
+    /// Runs `job` once, at start.
+    pub fn once(mut self, job: impl Future<Output = ()> + Send + 'static) -> Served {
+        self.jobs.push(Box::new(move |_| Box::pin(job)));
+        self
+    }
+}
+
+impl From<Routes> for Served {
+    fn from(routes: Routes) -> Served {
+        Served::new(routes)
+    }
+}
+
+/// Runs a service until `shutdown`: opens its database and migrates it, builds its routes and
+/// jobs from the context, delivers its outbox in the background, and serves with health and
+/// reflection. Returns once the server, the relay and every job have stopped.
+pub async fn run_service<S: Into<Served>>(
     spec: ServiceSpec,
     config: &Config,
     clock: SharedClock,
     listener: TcpListener,
     shutdown: Shutdown,
-    routes: impl FnOnce(&ServiceContext) -> Routes,
+    serves: impl FnOnce(&ServiceContext) -> S,
 ) -> Result<(), StartError> {
     let key = internal_key(config, spec.name.as_str())?;
     let context = ServiceContext::open(spec.name, config, clock, spec.migrations).await?;
-    let routes = routes(&context);
-    let service_names = spec.service_names;
+    let Served { routes, jobs } = serves(&context).into();
     let relay = context.relay(config)?;
-    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
-    let routes = standard_routes(routes, service_names).await?.prepare();
+    let mut tasks = vec![tokio::spawn(relay.run(shutdown.clone()))];
+    tasks.extend(jobs.into_iter().map(|job| tokio::spawn(job(shutdown.clone()))));
+    let routes = standard_routes(routes, spec.service_names).await?.prepare();
     let served = serve(Verify::new(routes, key, spec.name), listener, &config.limits, None, shutdown).await;
-    let _ = relay_task.await;
+    for task in tasks {
+        let _ = task.await;
+    }
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+
+    use super::*;
+    use crate::{SystemClock, shutdown::Shutdown};
+
+    #[tokio::test]
+    async fn a_service_returns_only_once_its_jobs_have_stopped() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let data_dir = dir.path().display().to_string();
+        let config = Config::from_lookup(|key| match key {
+            "KEFU_DATA_DIR" => Some(data_dir.clone()),
+            "KEFU_INTERNAL_KEY" => Some("k".repeat(40)),
+            _ => None,
+        })
+        .expect("a configuration");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let (trigger, shutdown) = Shutdown::new();
+        let finished = Arc::new(AtomicBool::new(false));
+        let job = {
+            let (finished, shutdown) = (finished.clone(), shutdown.clone());
+            // A job still writing when shutdown is asked for: it takes a moment to finish.
+            async move {
+                shutdown.wait().await;
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                finished.store(true, Ordering::SeqCst);
+            }
+        };
+        let spec = ServiceSpec { name: ServiceName::Claims, migrations: &[], service_names: &[] };
+        let clock: SharedClock = Arc::new(SystemClock);
+        let service = tokio::spawn(async move {
+            run_service(spec, &config, clock, listener, shutdown, |_| Served::new(Routes::default()).once(job)).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        trigger.trigger();
+        service.await.expect("joined").expect("served");
+        assert!(finished.load(Ordering::SeqCst), "the service returned before its job had finished");
+    }
 }

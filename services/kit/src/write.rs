@@ -47,6 +47,9 @@ pub struct Applied<E> {
 /// An event for another service, as an effect names it.
 pub type Message = (ServiceName, Payload);
 
+/// An aggregate as read, with the version it was read at (`None`: not yet saved).
+pub type Loaded<K> = (<K as Keeper>::Aggregate, Option<<K as Keeper>::Version>);
+
 /// How a service keeps one kind of aggregate. The aggregate's rules stay in its own pure `apply`;
 /// a keeper only connects them to the tables.
 pub trait Keeper: Sync {
@@ -66,7 +69,7 @@ pub trait Keeper: Sync {
         &self,
         tx: &DatabaseTransaction,
         key: &str,
-    ) -> impl Future<Output = Result<(Self::Aggregate, Option<Self::Version>), Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Loaded<Self>, Self::Error>> + Send;
 
     /// Completes `command` with what only the database knows (an earlier case, a recurrence)
     /// before the pure rule runs. Most commands need nothing.

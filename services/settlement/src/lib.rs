@@ -37,8 +37,7 @@ use kefu_kit::{
     inbox::{EventHandler, Inbox},
     migrate::Migration,
     routed::{self, AcceptRoutedCases},
-    server::{ServiceSpec, StartError, internal_key, run_service},
-    shutdown,
+    server::{Served, ServiceSpec, StartError, internal_key, run_service},
     trust::SignedChannel,
 };
 use kefu_proto::{
@@ -83,7 +82,6 @@ pub async fn run(
     let gateway = SignedChannel::new(gateway, internal_key(config, NAME.as_str())?, NAME.as_str());
     let spec =
         ServiceSpec { name: NAME, migrations: MIGRATIONS, service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"] };
-    let checker_shutdown = shutdown.clone();
     run_service(spec, config, clock, listener, shutdown, |context| {
         let events = SettlementEvents {
             routed: AcceptRoutedCases { owner: NAME, collection: COLLECTION, clock: context.clock.clone() },
@@ -93,11 +91,11 @@ pub async fn run(
         let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
         let api = Arc::new(api::SettlementApi { context: context.clone(), gateway: ComplaintsClient::new(gateway) });
         let checker = api.clone();
-        tokio::spawn(shutdown::every(CHECK_EVERY, checker_shutdown, "checking late remittances", move || {
-            let checker = checker.clone();
-            async move { checker.report_late().await.map(drop).map_err(Status::from) }
-        }));
-        Routes::new(settlement_server::SettlementServer::from_arc(api)).add_service(inbox.into_server())
+        Served::new(Routes::new(settlement_server::SettlementServer::from_arc(api)).add_service(inbox.into_server()))
+            .every(CHECK_EVERY, "checking late remittances", move || {
+                let checker = checker.clone();
+                async move { checker.report_late().await.map(drop).map_err(Status::from) }
+            })
     })
     .await
 }
@@ -123,7 +121,8 @@ impl EventHandler for SettlementEvents {
                 .iter()
                 .filter_map(|event| match &event.payload {
                     Some(Payload::CaseRouted(case)) => case.complaint.as_ref().and_then(|complaint| {
-                        let case_number = complaint.complaint.strip_prefix("complaints/")?;
+                        let case_number =
+                            kefu_kit::names::case_number_in(&complaint.complaint, kefu_kit::names::COMPLAINTS)?;
                         Some((case_number.to_owned(), complaint.waybill_number.clone()))
                     }),
                     _ => None,

@@ -281,10 +281,7 @@ fn is_phone(text: &str) -> bool {
 }
 
 /// Yuan with two decimals, for messages and memos.
-pub fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02} yuan", fen.unsigned_abs() / 100, fen.unsigned_abs() % 100)
-}
+pub use kefu_kit::money::yuan;
 
 fn day(time: DateTime<Utc>, time_zone: Tz) -> String {
     time.with_timezone(&time_zone).format("%Y-%m-%d %H:%M").to_string()
