@@ -19,9 +19,8 @@ use chrono_tz::Tz;
 use kefu_kit::{
     caller::Caller,
     config::ServiceName,
-    error,
+    error::{self, Failure},
     history::{self, Step},
-    outbox,
     server::ServiceContext,
     time::{to_micros, to_timestamp},
     trace::TraceContext,
@@ -494,7 +493,7 @@ pub async fn write(
         .await
         .map_err(db("changing a case"))?;
     if result.rows_affected != 1 {
-        return Err(Status::aborted(format!("{} changed at the same moment; read it and retry", name(before))));
+        return Err(Failure::Conflict { what: name(before) }.into());
     }
     history::record(tx, &after.case_number, request_id, &change.steps)
         .await
@@ -507,16 +506,8 @@ pub async fn write(
     let replies: Vec<_> = change.replies.iter().map(|reply| (after.case_number.as_str(), reply, now)).collect();
     replies::insert(tx, &replies).await.map_err(db("recording replies"))?;
     visits::insert(tx, &after.case_number, &change.visits, now).await.map_err(db("planning a visit"))?;
-    let events: Vec<_> = change
-        .events
-        .into_iter()
-        .map(|(destination, payload)| {
-            (destination, outbox::new_event(ServiceName::Intake, now, trace, caller, payload))
-        })
-        .collect();
-    outbox::enqueue_many(tx, events.iter().map(|(destination, event)| (*destination, event, now)))
-        .await
-        .map_err(db("queueing events"))?;
+    let request = kefu_kit::write::Request { caller, trace, request_id };
+    kefu_kit::write::send(tx, ServiceName::Intake, &change.events, request, now).await?;
     let signals: Vec<_> =
         webhooks::signals(before, &after, &change.steps).into_iter().map(|signal| (&after, signal, now)).collect();
     webhooks::enqueue(tx, &signals, time_zone).await.map_err(db("queueing webhook deliveries"))?;
