@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use kefu_kit::{
     caller::Caller,
     config::ServiceName,
-    error::{FieldViolations, check_request_id, idempotency_key, is_unique_violation},
+    error::{FieldViolations, check_request_id, idempotency_key},
     outbox, paging,
     server::ServiceContext,
     time::{to_micros, to_timestamp},
@@ -18,10 +18,7 @@ use kefu_proto::{
     types::v1::CasePayment,
 };
 use prost::Message;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::Expr,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -29,8 +26,14 @@ use crate::{
     audit,
     error::{Error, db},
     filing,
-    policy::{self, Classification},
-    store::{self, access_request, borrowing, case_file, customer, customer_phone, destruction},
+    policy::{self, Classification, Score},
+    store::{
+        self, access_request,
+        access_requests::{Borrowing, NewAccessRequest},
+        case_file, customer,
+        customers::{NewCustomerFile, Opened},
+        destruction::NewDestruction,
+    },
 };
 
 pub const SERVICE_NAME: &str = "kefu.archives.v1.Archives";
@@ -187,18 +190,7 @@ fn kind_to_proto(kind: &str) -> pb::AccessKind {
 
 /// An access request row as the rules see it.
 fn access_from_row(row: &access_request::Model) -> Result<access::Request, Error> {
-    let corrupt = |_| Error::Corrupt(format!("access request {ACCESS_REQUESTS}{} is unreadable", row.seq));
-    Ok(access::Request {
-        file: row.file.clone(),
-        kind: if row.kind == "copy" { Kind::Copy } else { Kind::Read },
-        requester: row.requester.clone(),
-        requester_department: row.requester_department.clone(),
-        personal_data: row.personal_data,
-        required: serde_json::from_str(&row.required).map_err(corrupt)?,
-        approvals: serde_json::from_str(&row.approvals).map_err(corrupt)?,
-        state: access::State::parse(&row.state),
-        expire_time: row.expire_time,
-    })
+    row.request().map_err(|_| Error::Corrupt(format!("access request {ACCESS_REQUESTS}{} is unreadable", row.seq)))
 }
 
 fn access_to_proto(row: &access_request::Model, request: &access::Request) -> pb::AccessRequest {
@@ -233,7 +225,7 @@ fn access_to_proto(row: &access_request::Model, request: &access::Request) -> pb
     }
 }
 
-fn destruction_to_proto(row: &destruction::Model) -> pb::DestructionRecord {
+fn destruction_to_proto(row: &store::destruction_record::Model) -> pb::DestructionRecord {
     pb::DestructionRecord {
         name: format!("{DESTRUCTION_RECORDS}{}", row.seq),
         case_file: row.case_file.clone(),
@@ -287,6 +279,25 @@ fn customer_to_proto(row: &customer::Model, personal_data: bool) -> pb::Customer
     }
 }
 
+/// The scoring sheet's marks as the request gives them.
+fn score_from_proto(score: pb::CustomerScore) -> Score {
+    Score {
+        profit_contribution: score.profit_contribution,
+        order_amount: score.order_amount,
+        cooperation_years: score.cooperation_years,
+        credit: score.credit,
+        prospects: score.prospects,
+    }
+}
+
+/// What deciding an access request did: the audit entry's action and detail, and the refusal to
+/// record, if it was refused.
+struct Decision {
+    action: &'static str,
+    detail: String,
+    refusal: Option<store::access_requests::Refusal>,
+}
+
 /// The sealed story of a file, checked against its hash.
 fn unseal(file: &case_file::Model) -> Result<CaseClosed, Error> {
     let name = format!("{CASE_FILES}{}", file.case_number);
@@ -304,7 +315,7 @@ impl ArchivesApi {
     }
 
     async fn begin(&self) -> Result<DatabaseTransaction, Error> {
-        self.context.db.begin().await.map_err(db("opening a transaction"))
+        store::begin(&self.context.db).await.map_err(db("opening a transaction"))
     }
 
     /// The case file `case_number` if the caller's clearance covers it; NOT_FOUND otherwise, alike.
@@ -315,7 +326,7 @@ impl ArchivesApi {
         caller: &Caller,
     ) -> Result<case_file::Model, Error> {
         let clearance = Classification::clearance_of(caller);
-        store::case_file(conn, case_number)
+        store::case_files::case_file(conn, case_number)
             .await
             .map_err(db("reading a case file"))?
             .filter(|file| clearance.covers(level_of(file.classification)))
@@ -329,7 +340,7 @@ impl ArchivesApi {
         caller: &Caller,
     ) -> Result<customer::Model, Error> {
         let clearance = Classification::clearance_of(caller);
-        store::customer(conn, customer_id)
+        store::customers::customer(conn, customer_id)
             .await
             .map_err(db("reading a customer file"))?
             .filter(|row| clearance.covers(level_of(row.classification)))
@@ -384,7 +395,7 @@ impl ArchivesApi {
             )));
         }
         let seq = numbered(access_request, ACCESS_REQUESTS, "access_request")?;
-        let row = store::access_request(conn, seq)
+        let row = store::access_requests::access_request(conn, seq)
             .await
             .map_err(db("reading an access request"))?
             .ok_or_else(|| Error::Denied(format!("there is no access request {access_request}")))?;
@@ -402,20 +413,17 @@ impl ArchivesApi {
         personal_data_shown: bool,
     ) -> Result<(), Error> {
         let now = self.now();
-        borrowing::Entity::insert(borrowing::ActiveModel {
-            time: Set(now),
-            file: Set(file.to_owned()),
-            reader: Set(caller.user.clone()),
-            reader_department: Set(caller.department.clone()),
-            kind: Set(access.kind.clone()),
-            access_request: Set(format!("{ACCESS_REQUESTS}{}", access.seq)),
-            purpose: Set(access.purpose.clone()),
-            personal_data_shown: Set(personal_data_shown),
-            ..Default::default()
-        })
-        .exec_without_returning(tx)
-        .await
-        .map_err(db("writing the borrowing register"))?;
+        let entry = Borrowing {
+            time: now,
+            file: file.to_owned(),
+            reader: caller.user.clone(),
+            reader_department: caller.department.clone(),
+            kind: access.kind(),
+            access_request: format!("{ACCESS_REQUESTS}{}", access.seq),
+            purpose: access.purpose.clone(),
+            personal_data_shown,
+        };
+        store::access_requests::register_read(tx, entry).await.map_err(db("writing the borrowing register"))?;
         let detail = format!(
             "under {ACCESS_REQUESTS}{}; personal data {}",
             access.seq,
@@ -500,10 +508,7 @@ impl ArchivesApi {
         let access = self.approved_access(&tx, caller, &name, &request.access_request).await?;
         self.register_read(&tx, caller, &name, &access, access.personal_data).await?;
         let clearance = Classification::clearance_of(caller);
-        let files = case_file::Entity::find()
-            .filter(case_file::Column::Customer.eq(customer_id.as_str()))
-            .filter(case_file::Column::Classification.lte(clearance.level()))
-            .all(&tx)
+        let files = store::case_files::files_of_customer(&tx, &customer_id, clearance.level())
             .await
             .map_err(db("reading a customer's cases"))?;
         tx.commit().await.map_err(db("recording a read"))?;
@@ -526,36 +531,26 @@ impl ArchivesApi {
         &self,
         caller: &Caller,
         name: &str,
-        change: impl FnOnce(&mut access::Request, &mut access_request::ActiveModel) -> Result<(&'static str, String), Error>,
+        change: impl FnOnce(&mut access::Request) -> Result<Decision, Error>,
     ) -> Result<pb::AccessRequest, Error> {
         let seq = numbered(name, ACCESS_REQUESTS, "name")?;
         let tx = self.begin().await?;
-        let row = store::access_request(&tx, seq)
+        let row = store::access_requests::access_request(&tx, seq)
             .await
             .map_err(db("reading an access request"))?
             .ok_or_else(|| Error::NotFound(format!("no access request named {name}")))?;
         let mut request = access_from_row(&row)?;
-        let mut update = access_request::ActiveModel::default();
-        let (action, detail) = change(&mut request, &mut update)?;
-        let approvals = serde_json::to_string(&request.approvals).map_err(|_| Error::Conflict)?;
-        update.approvals = Set(approvals);
-        update.state = Set(request.state.as_str().into());
-        update.expire_time = Set(request.expire_time);
-        update.version = Set(row.version + 1);
-        let result = access_request::Entity::update_many()
-            .set(update)
-            .filter(access_request::Column::Seq.eq(seq))
-            .filter(access_request::Column::Version.eq(row.version))
-            .exec(&tx)
+        let Decision { action, detail, refusal } = change(&mut request)?;
+        let written = store::access_requests::record_decision(&tx, &row, &request, refusal)
             .await
             .map_err(db("deciding an access request"))?;
-        if result.rows_affected != 1 {
+        if !written {
             return Err(Error::Conflict);
         }
         let record = audit::Record { actor: &caller.user, action, subject: name, detail };
         audit::append(&tx, &self.audit_key, record, self.now()).await.map_err(db("auditing a decision"))?;
         tx.commit().await.map_err(db("deciding an access request"))?;
-        let row = store::access_request(&self.context.db, seq)
+        let row = store::access_requests::access_request(&self.context.db, seq)
             .await
             .map_err(db("reading an access request"))?
             .ok_or_else(|| Error::NotFound(format!("no access request named {name}")))?;
@@ -599,7 +594,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let close_end = time(&request.close_end_time, "close_end_time");
         let optional = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
         violations.into_result()?;
-        let search = store::Search {
+        let search = store::case_files::Search {
             waybill_number: optional(&request.waybill_number),
             customer,
             category: optional(&request.category),
@@ -611,7 +606,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         // The token is bound to the search, so a page of one search does not continue another.
         let key = format!("{search:?}");
         let after = paging::decode_token(&request.page_token, &key)?;
-        let (rows, next, total) = store::search(&self.context.db, &search, page_size, after)
+        let (rows, next, total) = store::case_files::search(&self.context.db, &search, page_size, after)
             .await
             .map_err(|e| Status::from(db("searching case files")(e)))?;
         let now = self.now();
@@ -652,12 +647,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let tx = self.begin().await?;
         let file = self.visible_case_file(&tx, &number, &caller).await?;
         let before = level_of(file.classification);
-        case_file::Entity::update_many()
-            .col_expr(case_file::Column::Classification, Expr::value(level.level()))
-            .filter(case_file::Column::CaseNumber.eq(number.as_str()))
-            .exec(&tx)
-            .await
-            .map_err(db("classifying a file"))?;
+        store::case_files::classify(&tx, &number, level).await.map_err(db("classifying a file"))?;
         let detail = format!("{} → {}: {}", before.as_str(), level.as_str(), request.reason.trim());
         audit::append(
             &tx,
@@ -686,11 +676,7 @@ impl pb::archives_server::Archives for ArchivesApi {
             return Err(Error::Precondition(format!("{} was destroyed", request.name)).into());
         }
         let reason = if request.hold { request.reason.trim().to_owned() } else { String::new() };
-        case_file::Entity::update_many()
-            .col_expr(case_file::Column::LegalHold, Expr::value(request.hold))
-            .col_expr(case_file::Column::LegalHoldReason, Expr::value(reason.clone()))
-            .filter(case_file::Column::CaseNumber.eq(number.as_str()))
-            .exec(&tx)
+        store::case_files::set_legal_hold(&tx, &number, request.hold, &reason)
             .await
             .map_err(db("setting a legal hold"))?;
         let detail = format!("{}: {}", if request.hold { "placed" } else { "lifted" }, request.reason.trim());
@@ -715,10 +701,14 @@ impl pb::archives_server::Archives for ArchivesApi {
         archivist_only(&caller, "list files due for destruction")?;
         let limit = paging::page_size(request.get_ref().page_size)?;
         let now = self.now();
-        let rows =
-            store::due_for_destruction(&self.context.db, now, Classification::clearance_of(&caller).level(), limit)
-                .await
-                .map_err(|e| Status::from(db("listing files due for destruction")(e)))?;
+        let rows = store::case_files::files_due_for_destruction(
+            &self.context.db,
+            now,
+            Classification::clearance_of(&caller).level(),
+            limit,
+        )
+        .await
+        .map_err(|e| Status::from(db("listing files due for destruction")(e)))?;
         Ok(Response::new(pb::ListDueForDestructionResponse {
             case_files: rows.iter().map(|row| case_file_to_proto(row, now)).collect(),
         }))
@@ -749,20 +739,7 @@ impl pb::archives_server::Archives for ArchivesApi {
             reason: request.reason.trim().to_owned(),
             propose_time: now,
         };
-        let active: store::destruction_proposal::ActiveModel = proposal.clone().into();
-        store::destruction_proposal::Entity::insert(active)
-            .on_conflict(
-                sea_orm::sea_query::OnConflict::column(store::destruction_proposal::Column::CaseNumber)
-                    .update_columns([
-                        store::destruction_proposal::Column::ProposedBy,
-                        store::destruction_proposal::Column::Reason,
-                        store::destruction_proposal::Column::ProposeTime,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(&tx)
-            .await
-            .map_err(db("proposing a destruction"))?;
+        store::destruction::propose_destruction(&tx, proposal.clone()).await.map_err(db("proposing a destruction"))?;
         let detail = format!("destruction proposed: {}", proposal.reason);
         audit::append(
             &tx,
@@ -799,7 +776,9 @@ impl pb::archives_server::Archives for ArchivesApi {
         let name = format!("{CASE_FILES}{number}");
         let tx = self.begin().await?;
         let file = self.visible_case_file(&tx, &number, &caller).await?;
-        if let Some(record) = store::destruction_of(&tx, &name).await.map_err(db("reading destruction records"))? {
+        if let Some(record) =
+            store::destruction::destruction_of(&tx, &name).await.map_err(db("reading destruction records"))?
+        {
             if idempotency_key(&request.request_id).is_some()
                 && record.request_id.as_deref() == Some(request.request_id.as_str())
             {
@@ -813,8 +792,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         }
         let now = self.now();
         may_be_destroyed(&file, &name, now)?;
-        let proposal = store::destruction_proposal::Entity::find_by_id(number.clone())
-            .one(&tx)
+        let proposal = store::destruction::proposal(&tx, &number)
             .await
             .map_err(db("reading destruction proposals"))?
             .ok_or_else(|| {
@@ -829,41 +807,27 @@ impl pb::archives_server::Archives for ArchivesApi {
             ))
             .into());
         }
-        let emptied = case_file::Entity::update_many()
-            .col_expr(case_file::Column::Content, Expr::value(Option::<Vec<u8>>::None))
-            .col_expr(case_file::Column::DestroyTime, Expr::value(Some(now)))
-            .filter(case_file::Column::CaseNumber.eq(number.as_str()))
-            .filter(case_file::Column::LegalHold.eq(false))
-            .filter(case_file::Column::DestroyTime.is_null())
-            .exec(&tx)
-            .await
-            .map_err(db("destroying a file"))?;
-        if emptied.rows_affected != 1 {
+        let emptied =
+            store::case_files::empty_destroyed_file(&tx, &number, now).await.map_err(db("destroying a file"))?;
+        if !emptied {
             return Err(Error::Conflict.into());
         }
-        let record = destruction::ActiveModel {
-            request_id: Set(idempotency_key(&request.request_id).map(str::to_owned)),
-            case_file: Set(name.clone()),
-            category: Set(file.category.clone()),
-            content_sha256: Set(file.content_sha256.clone()),
-            close_time: Set(file.close_time),
-            retention_rule: Set(file.retention_rule.clone()),
-            retain_until: Set(file.retain_until),
-            approved_by: Set(caller.user.clone()),
-            reason: Set(request.reason.trim().to_owned()),
-            destroy_time: Set(now),
-            ..Default::default()
+        let record = NewDestruction {
+            request_id: idempotency_key(&request.request_id).map(str::to_owned),
+            case_file: name.clone(),
+            category: file.category.clone(),
+            content_sha256: file.content_sha256.clone(),
+            close_time: file.close_time,
+            retention_rule: file.retention_rule.clone(),
+            retain_until: file.retain_until,
+            approved_by: caller.user.clone(),
+            reason: request.reason.trim().to_owned(),
+            destroy_time: now,
         };
-        let inserted = destruction::Entity::insert(record).exec(&tx).await;
-        let seq = match inserted {
-            Ok(result) => result.last_insert_id,
-            Err(error) if is_unique_violation(&error) => return Err(Error::Conflict.into()),
-            Err(error) => return Err(db("recording a destruction")(error).into()),
-        };
-        store::destruction_proposal::Entity::delete_by_id(number.clone())
-            .exec(&tx)
+        let record = store::destruction::record_destruction(&tx, &number, record)
             .await
-            .map_err(db("destroying a file"))?;
+            .map_err(db("recording a destruction"))?
+            .ok_or(Error::Conflict)?;
         let detail = format!(
             "content sha256 {} destroyed under rule {} (kept until {}), proposed by {}: {}",
             file.content_sha256,
@@ -880,11 +844,6 @@ impl pb::archives_server::Archives for ArchivesApi {
         )
         .await
         .map_err(db("auditing a destruction"))?;
-        let record = destruction::Entity::find_by_id(seq)
-            .one(&tx)
-            .await
-            .map_err(db("reading a destruction record"))?
-            .ok_or(Error::Conflict)?;
         tx.commit().await.map_err(db("destroying a file"))?;
         tracing::warn!(file = %name, rule = %file.retention_rule, "case file destroyed");
         Ok(Response::new(destruction_to_proto(&record)))
@@ -900,7 +859,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let page_size = paging::page_size(request.page_size)?;
         let after = paging::decode_token(&request.page_token, "destructions")?;
         let max_level = Classification::clearance_of(&caller).level();
-        let (rows, next) = store::destruction_page(&self.context.db, max_level, page_size, after)
+        let (rows, next) = store::destruction::destruction_page(&self.context.db, max_level, page_size, after)
             .await
             .map_err(|e| Status::from(db("listing destruction records")(e)))?;
         Ok(Response::new(pb::ListDestructionRecordsResponse {
@@ -936,7 +895,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         }
         let request_id = idempotency_key(request.request_id.trim()).map(str::to_owned);
         if let Some(request_id) = &request_id
-            && let Some(row) = store::access_request_by_request_id(&self.context.db, request_id)
+            && let Some(row) = store::access_requests::access_request_by_request_id(&self.context.db, request_id)
                 .await
                 .map_err(|e| Status::from(db("reading an access request")(e)))?
         {
@@ -947,37 +906,31 @@ impl pb::archives_server::Archives for ArchivesApi {
         let required = access::required_signatures(&caller.department, level, kind);
         let now = self.now();
         let name = file.name();
-        let row = access_request::ActiveModel {
-            request_id: Set(request_id.clone()),
-            file: Set(name.clone()),
-            kind: Set(kind.as_str().into()),
-            purpose: Set(asked.purpose.trim().to_owned()),
-            reason: Set(asked.reason.trim().to_owned()),
-            personal_data: Set(asked.personal_data),
-            requester: Set(caller.user.clone()),
-            requester_department: Set(caller.department.clone()),
-            required: Set(serde_json::to_string(&required).unwrap_or_else(|_| "[]".into())),
-            approvals: Set("[]".into()),
-            state: Set(access::State::Pending.as_str().into()),
-            create_time: Set(now),
-            expire_time: Set(None),
-            refusal_reason: Set(String::new()),
-            refused_by: Set(String::new()),
-            version: Set(0),
-            ..Default::default()
+        let new = NewAccessRequest {
+            request_id: request_id.clone(),
+            file: name.clone(),
+            kind,
+            purpose: asked.purpose.trim().to_owned(),
+            reason: asked.reason.trim().to_owned(),
+            personal_data: asked.personal_data,
+            requester: caller.user.clone(),
+            requester_department: caller.department.clone(),
+            required: required.clone(),
+            create_time: now,
         };
-        let seq = match access_request::Entity::insert(row).exec(&tx).await {
-            Ok(result) => result.last_insert_id,
-            Err(error) if is_unique_violation(&error) => {
-                drop(tx);
-                let row =
-                    store::access_request_by_request_id(&self.context.db, request_id.as_deref().unwrap_or_default())
-                        .await
-                        .map_err(|e| Status::from(db("reading an access request")(e)))?
-                        .ok_or(Error::Conflict)?;
-                return Ok(Response::new(access_to_proto(&row, &access_from_row(&row)?)));
-            }
-            Err(error) => return Err(db("recording an access request")(error).into()),
+        let recorded =
+            store::access_requests::record_access_request(&tx, new).await.map_err(db("recording an access request"))?;
+        let Some(seq) = recorded else {
+            // Another request with the same request id was recorded first: that one is the answer.
+            drop(tx);
+            let row = store::access_requests::access_request_by_request_id(
+                &self.context.db,
+                request_id.as_deref().unwrap_or_default(),
+            )
+            .await
+            .map_err(|e| Status::from(db("reading an access request")(e)))?
+            .ok_or(Error::Conflict)?;
+            return Ok(Response::new(access_to_proto(&row, &access_from_row(&row)?)));
         };
         let subject = format!("{ACCESS_REQUESTS}{seq}");
         let needs: Vec<&str> = required.iter().map(|signature| signature.as_str()).collect();
@@ -990,8 +943,10 @@ impl pb::archives_server::Archives for ArchivesApi {
         )
         .await
         .map_err(db("auditing an access request"))?;
-        let row =
-            store::access_request(&tx, seq).await.map_err(db("reading an access request"))?.ok_or(Error::Conflict)?;
+        let row = store::access_requests::access_request(&tx, seq)
+            .await
+            .map_err(db("reading an access request"))?
+            .ok_or(Error::Conflict)?;
         tx.commit().await.map_err(db("recording an access request"))?;
         Ok(Response::new(access_to_proto(&row, &access_from_row(&row)?)))
     }
@@ -1000,7 +955,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let caller = Caller::from_metadata(request.metadata());
         let name = &request.get_ref().name;
         let seq = numbered(name, ACCESS_REQUESTS, "name")?;
-        let row = store::access_request(&self.context.db, seq)
+        let row = store::access_requests::access_request(&self.context.db, seq)
             .await
             .map_err(|e| Status::from(db("reading an access request")(e)))?
             .ok_or_else(|| Status::not_found(format!("no access request named {name}")))?;
@@ -1009,7 +964,7 @@ impl pb::archives_server::Archives for ArchivesApi {
             || caller.department == policy::ARCHIVES_DEPARTMENT
             || asked.required.iter().any(|signature| signature.may_sign(&caller, &row.requester_department));
         // A request for a file above the caller's clearance names that file: it is answered as missing.
-        let hidden = store::names_above(&self.context.db, Classification::clearance_of(&caller).level())
+        let hidden = store::case_files::names_above(&self.context.db, Classification::clearance_of(&caller).level())
             .await
             .map_err(|e| Status::from(db("reading an access request")(e)))?;
         if !may_see || hidden.contains(&row.file) {
@@ -1026,7 +981,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let name = request.into_inner().name;
         let now = self.now();
         let approved = self
-            .decide(&caller, &name, |asked, _| {
+            .decide(&caller, &name, |asked| {
                 let signed = asked.sign(&caller, now)?;
                 let signed: Vec<&str> = signed.iter().map(|signature| signature.as_str()).collect();
                 let outcome = match asked.state {
@@ -1036,7 +991,11 @@ impl pb::archives_server::Archives for ArchivesApi {
                     ),
                     _ => String::new(),
                 };
-                Ok(("approved", format!("signed as {}{outcome}", signed.join(", "))))
+                Ok(Decision {
+                    action: "approved",
+                    detail: format!("signed as {}{outcome}", signed.join(", ")),
+                    refusal: None,
+                })
             })
             .await?;
         Ok(Response::new(approved))
@@ -1053,11 +1012,11 @@ impl pb::archives_server::Archives for ArchivesApi {
         violations.into_result()?;
         let reason = request.reason.trim().to_owned();
         let refused = self
-            .decide(&caller, &request.name, |asked, update| {
+            .decide(&caller, &request.name, |asked| {
                 asked.refuse(&caller)?;
-                update.refusal_reason = Set(reason.clone());
-                update.refused_by = Set(caller.user.clone());
-                Ok(("refused", reason.clone()))
+                let refusal =
+                    store::access_requests::Refusal { reason: reason.clone(), refused_by: caller.user.clone() };
+                Ok(Decision { action: "refused", detail: reason.clone(), refusal: Some(refusal) })
             })
             .await?;
         Ok(Response::new(refused))
@@ -1074,7 +1033,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let file = Some(request.file.trim()).filter(|file| !file.is_empty());
         let after = paging::decode_token(&request.page_token, file.unwrap_or_default())?;
         let max_level = Classification::clearance_of(&caller).level();
-        let (rows, next) = store::borrowing_page(&self.context.db, file, max_level, page_size, after)
+        let (rows, next) = store::access_requests::borrowing_page(&self.context.db, file, max_level, page_size, after)
             .await
             .map_err(|e| Status::from(db("reading the borrowing register")(e)))?;
         Ok(Response::new(pb::ListBorrowingRegisterResponse {
@@ -1141,7 +1100,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let request_id = idempotency_key(request.request_id.trim()).map(str::to_owned);
         let tx = self.begin().await?;
         if let Some(existing) =
-            store::customer(&tx, &request.customer_id).await.map_err(db("reading a customer file"))?
+            store::customers::customer(&tx, &request.customer_id).await.map_err(db("reading a customer file"))?
         {
             if request_id.is_some() && existing.request_id == request_id {
                 // The creator gave these details; they see them again.
@@ -1150,57 +1109,37 @@ impl pb::archives_server::Archives for ArchivesApi {
             return Err(Error::AlreadyExists(format!("customers/{} has a file already", request.customer_id)).into());
         }
         for (index, phone) in phones.iter().enumerate() {
-            if store::customer_by_phone(&tx, phone).await.map_err(db("reading customer phones"))?.is_some() {
+            if store::customers::customer_by_phone(&tx, phone).await.map_err(db("reading customer phones"))?.is_some() {
                 let message = format!("customer_file.phones[{index}] belongs to another customer's file");
                 return Err(Error::AlreadyExists(message).into());
             }
         }
         let now = self.now();
-        let row = customer::ActiveModel {
-            customer_id: Set(request.customer_id.clone()),
-            request_id: Set(request_id),
-            contact_name: Set(asked.contact_name.trim().to_owned()),
-            phones: Set(serde_json::to_string(&phones).unwrap_or_else(|_| "[]".into())),
-            company: Set(asked.company.trim().to_owned()),
-            customer_type: Set(asked.customer_type.trim().to_owned()),
-            classification: Set(level.level()),
-            grade: Set(String::new()),
-            total: Set(0),
-            profit_contribution: Set(0),
-            order_amount: Set(0),
-            cooperation_years: Set(0),
-            credit: Set(0),
-            prospects: Set(0),
-            scored_by: Set(String::new()),
-            score_time: Set(None),
-            create_time: Set(now),
-            ..Default::default()
+        let new = NewCustomerFile {
+            customer_id: request.customer_id.clone(),
+            request_id,
+            contact_name: asked.contact_name.trim().to_owned(),
+            phones: phones.clone(),
+            company: asked.company.trim().to_owned(),
+            customer_type: asked.customer_type.trim().to_owned(),
+            classification: level,
+            create_time: now,
         };
-        match customer::Entity::insert(row).exec_without_returning(&tx).await {
-            Ok(_) => {}
-            Err(error) if is_unique_violation(&error) => {
+        match store::customers::open_customer_file(&tx, new).await.map_err(db("recording a customer file"))? {
+            Opened::Opened => {}
+            Opened::CustomerTaken => {
                 return Err(
                     Error::AlreadyExists(format!("customers/{} has a file already", request.customer_id)).into()
                 );
             }
-            Err(error) => return Err(db("recording a customer file")(error).into()),
+            Opened::PhoneTaken => return Err(Error::Conflict.into()),
         }
-        let phone_rows = phones.iter().map(|phone| customer_phone::ActiveModel {
-            phone: Set(phone.clone()),
-            customer_id: Set(request.customer_id.clone()),
-        });
-        customer_phone::Entity::insert_many(phone_rows).exec_without_returning(&tx).await.map_err(|error| {
-            if is_unique_violation(&error) { Error::Conflict } else { db("recording phones")(error) }
-        })?;
         // The customer's earlier cases are filed under the new file.
-        let linked = case_file::Entity::update_many()
-            .col_expr(case_file::Column::Customer, Expr::value(Some(request.customer_id.clone())))
-            .filter(case_file::Column::ContactPhone.is_in(phones.clone()))
-            .exec(&tx)
+        let linked = store::case_files::file_under_customer(&tx, &request.customer_id, &phones)
             .await
             .map_err(db("filing a customer's cases"))?;
         let name = format!("{CUSTOMERS}{}", request.customer_id);
-        let detail = format!("{} phone(s); {} earlier case file(s) filed under it", phones.len(), linked.rows_affected);
+        let detail = format!("{} phone(s); {} earlier case file(s) filed under it", phones.len(), linked);
         audit::append(
             &tx,
             &self.audit_key,
@@ -1209,7 +1148,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         )
         .await
         .map_err(db("auditing a customer file"))?;
-        let row = store::customer(&tx, &request.customer_id).await.map_err(db("reading a customer file"))?;
+        let row = store::customers::customer(&tx, &request.customer_id).await.map_err(db("reading a customer file"))?;
         tx.commit().await.map_err(db("recording a customer file"))?;
         let row = row.ok_or(Error::Conflict)?;
         Ok(Response::new(customer_to_proto(&row, true)))
@@ -1232,38 +1171,17 @@ impl pb::archives_server::Archives for ArchivesApi {
         }
         let request = request.into_inner();
         let customer_id = customer_id(&request.customer, "customer")?;
-        let score = request.score.unwrap_or_default();
+        let score = score_from_proto(request.score.unwrap_or_default());
         let mut violations = FieldViolations::new();
-        for (field, value, max) in [
-            ("score.profit_contribution", score.profit_contribution, policy::PROFIT_CONTRIBUTION_MAX),
-            ("score.order_amount", score.order_amount, policy::ORDER_AMOUNT_MAX),
-            ("score.cooperation_years", score.cooperation_years, policy::COOPERATION_YEARS_MAX),
-            ("score.credit", score.credit, policy::CREDIT_MAX),
-            ("score.prospects", score.prospects, policy::PROSPECTS_MAX),
-        ] {
-            if !(0..=max).contains(&value) {
-                violations.add(field, format!("from 0 to {max} on the scoring sheet"));
-            }
+        for (part, max) in score.out_of_range() {
+            violations.add(format!("score.{part}"), format!("from 0 to {max} on the scoring sheet"));
         }
         violations.into_result()?;
-        let total =
-            score.profit_contribution + score.order_amount + score.cooperation_years + score.credit + score.prospects;
-        let grade = policy::grade(total);
+        let (total, grade) = (score.total(), score.grade());
         let tx = self.begin().await?;
         let row = self.visible_customer(&tx, &customer_id, &caller).await?;
         let now = self.now();
-        customer::Entity::update_many()
-            .col_expr(customer::Column::Grade, Expr::value(grade))
-            .col_expr(customer::Column::Total, Expr::value(total))
-            .col_expr(customer::Column::ProfitContribution, Expr::value(score.profit_contribution))
-            .col_expr(customer::Column::OrderAmount, Expr::value(score.order_amount))
-            .col_expr(customer::Column::CooperationYears, Expr::value(score.cooperation_years))
-            .col_expr(customer::Column::Credit, Expr::value(score.credit))
-            .col_expr(customer::Column::Prospects, Expr::value(score.prospects))
-            .col_expr(customer::Column::ScoredBy, Expr::value(caller.user.clone()))
-            .col_expr(customer::Column::ScoreTime, Expr::value(Some(now)))
-            .filter(customer::Column::Seq.eq(row.seq))
-            .exec(&tx)
+        store::customers::record_score(&tx, row.seq, &score, &caller.user, now)
             .await
             .map_err(db("scoring a customer"))?;
         let detail =
@@ -1276,17 +1194,12 @@ impl pb::archives_server::Archives for ArchivesApi {
         )
         .await
         .map_err(db("auditing a score"))?;
-        let row =
-            store::customer(&tx, &customer_id).await.map_err(db("reading a customer file"))?.ok_or(Error::Conflict)?;
-        // Intake shortens the deadlines of the customer's next cases by their grade (A first).
-        let phones: Vec<String> = customer_phone::Entity::find()
-            .filter(customer_phone::Column::CustomerId.eq(customer_id.as_str()))
-            .all(&tx)
+        let row = store::customers::customer(&tx, &customer_id)
             .await
-            .map_err(db("reading customer phones"))?
-            .into_iter()
-            .map(|phone| phone.phone)
-            .collect();
+            .map_err(db("reading a customer file"))?
+            .ok_or(Error::Conflict)?;
+        // Intake shortens the deadlines of the customer's next cases by their grade (A first).
+        let phones = store::customers::phones_of(&tx, &customer_id).await.map_err(db("reading customer phones"))?;
         let graded = CustomerGraded { phones, grade: grade.to_owned(), score_time: Some(to_timestamp(now)) };
         let event =
             outbox::new_event(crate::NAME, now, &TraceContext::new_root(), &caller, Payload::CustomerGraded(graded));
@@ -1305,7 +1218,7 @@ impl pb::archives_server::Archives for ArchivesApi {
                 self.visible_customer(conn, &id, &caller).await?
             }
             Some(pb::get_customer_grade_request::Key::Phone(phone)) => {
-                let row = store::customer_by_phone(conn, phone.trim())
+                let row = store::customers::customer_by_phone(conn, phone.trim())
                     .await
                     .map_err(|e| Status::from(db("reading customer phones")(e)))?
                     .ok_or_else(|| Status::not_found("no customer file has this phone"))?;
@@ -1328,7 +1241,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         let request = request.into_inner();
         let page_size = paging::page_size(request.page_size)?;
         let after = paging::decode_token(&request.page_token, "audit")?;
-        let (rows, next) = audit::page(&self.context.db, page_size, after)
+        let (rows, next) = store::audit_log::audit_page(&self.context.db, page_size, after)
             .await
             .map_err(|e| Status::from(db("reading the audit log")(e)))?;
         Ok(Response::new(pb::ListAuditEntriesResponse {

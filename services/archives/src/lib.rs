@@ -43,7 +43,8 @@ use tonic::{Status, service::Routes};
 
 pub const NAME: ServiceName = ServiceName::Archives;
 
-pub static MIGRATIONS: &[&Migration] = &[&store::MIGRATION, &audit::MIGRATION, &store::MIGRATION_PROPOSALS];
+pub static MIGRATIONS: &[&Migration] =
+    &[&store::schema::MIGRATION_FILES, &store::schema::MIGRATION_AUDIT, &store::schema::MIGRATION_PROPOSALS];
 
 /// Serves archives on `listener` until `shutdown`.
 pub async fn run(
