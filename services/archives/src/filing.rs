@@ -63,7 +63,7 @@ pub async fn file(
             .map_err(db_error("finding the customer"))?
             .map(|c| c.customer_id),
     };
-    let subject = format!("caseFiles/{case_number}");
+    let subject = store::case_files::name_of(&case_number);
     let new = NewCaseFile {
         case_number,
         category: complaint.category.clone(),

@@ -19,9 +19,11 @@
 pub mod access;
 pub mod api;
 pub mod audit;
+pub mod custody;
 pub mod error;
 pub mod filing;
 pub mod policy;
+pub mod retention;
 pub mod store;
 
 use kefu_kit::{

@@ -8,7 +8,7 @@ use sea_orm::{
     sea_query::{Expr, OnConflict},
 };
 
-use crate::policy::Classification;
+use crate::{custody, policy::Classification};
 
 pub mod case_file {
     use sea_orm::entity::prelude::*;
@@ -49,7 +49,31 @@ pub mod case_file {
 
 use case_file::Column as F;
 
+/// The name a case file goes by in the API, the audit log and the registers.
+pub fn name_of(case_number: &str) -> String {
+    format!("caseFiles/{case_number}")
+}
+
 impl case_file::Model {
+    pub fn name(&self) -> String {
+        name_of(&self.case_number)
+    }
+
+    /// The file as the rules of its keeping see it.
+    pub fn kept(&self) -> custody::CaseFile {
+        custody::CaseFile {
+            name: self.name(),
+            owner: self.owner.clone(),
+            archive_time: self.archive_time,
+            classification: self.level(),
+            retention_rule: self.retention_rule.clone(),
+            retain_until: self.retain_until,
+            legal_hold: self.legal_hold,
+            legal_hold_reason: self.legal_hold_reason.clone(),
+            destroy_time: self.destroy_time,
+        }
+    }
+
     /// Its classification; a level not understood is read as the highest, so it is hidden rather than shown.
     pub fn level(&self) -> Classification {
         Classification::from_level(self.classification).unwrap_or(Classification::TopSecret)
@@ -199,7 +223,7 @@ pub async fn names_above(db: &impl ConnectionTrait, max_level: i32) -> Result<Ve
         .into_tuple()
         .all(db)
         .await?;
-    Ok(numbers.into_iter().map(|number| format!("caseFiles/{number}")).collect())
+    Ok(numbers.into_iter().map(|number| name_of(&number)).collect())
 }
 
 /// Classifies a file at `level` (第22条).
