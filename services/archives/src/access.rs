@@ -77,6 +77,11 @@ impl Kind {
             Kind::Copy => "copy",
         }
     }
+
+    /// The kind [`Kind::as_str`] wrote; anything else is a read.
+    pub fn parse(text: &str) -> Kind {
+        if text == "copy" { Kind::Copy } else { Kind::Read }
+    }
 }
 
 /// An access request names its requester (第20条 1): an anonymous caller asks for nothing.

@@ -75,7 +75,7 @@ use access_request::Column as A;
 impl access_request::Model {
     /// Whether the request is to copy or excerpt rather than read.
     pub fn kind(&self) -> Kind {
-        if self.kind == "copy" { Kind::Copy } else { Kind::Read }
+        Kind::parse(&self.kind)
     }
 
     /// The request as the rules see it; an error when its signatures no longer parse.

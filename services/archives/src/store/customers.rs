@@ -64,6 +64,11 @@ pub mod customer_phone {
 use customer::Column as C;
 
 impl customer::Model {
+    /// The phones as filed; none if they no longer parse.
+    pub fn phone_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.phones).unwrap_or_default()
+    }
+
     /// Its classification; a level not understood is read as the highest, so it is hidden rather than shown.
     pub fn level(&self) -> Classification {
         Classification::from_level(self.classification).unwrap_or(Classification::TopSecret)
