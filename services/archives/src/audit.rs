@@ -10,6 +10,9 @@
 //!
 //! Invariant: an entry is appended in the same transaction as what it records. Appending first
 //! bumps the head row, which on PostgreSQL locks it until commit: entries are chained one at a time.
+//!
+//! The tables and their queries are [`crate::store::audit_log`]'s; the chain is checked by a walk
+//! over the entries (`Walk`) that reads nothing itself.
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};

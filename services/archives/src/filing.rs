@@ -1,7 +1,7 @@
 //! Filing a closed case: intake's `case_closed` carries the case's whole story; archives seals it —
 //! the encoded story and its SHA-256 — into a case file that no call changes afterwards, files it
 //! under the customer whose phone it bears, and sets when it moves to the archives and how long
-//! it is kept.
+//! it is kept ([`crate::policy`]). The row is written by [`crate::store::case_files::file_case`].
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;

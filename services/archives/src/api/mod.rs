@@ -4,13 +4,13 @@
 //!
 //! The rooms, one file each:
 //!
-//! - [`case_files`]: `GetCaseFile`, `SearchCaseFiles`, `ReadCaseFile`, `ClassifyCaseFile`, `SetLegalHold`;
-//! - [`destruction`]: `ListDueForDestruction`, `ProposeDestruction`, `DestroyCaseFile`,
+//! - `case_files.rs`: `GetCaseFile`, `SearchCaseFiles`, `ReadCaseFile`, `ClassifyCaseFile`, `SetLegalHold`;
+//! - `destruction.rs`: `ListDueForDestruction`, `ProposeDestruction`, `DestroyCaseFile`,
 //!   `ListDestructionRecords`;
-//! - [`access_requests`]: `CreateAccessRequest`, `GetAccessRequest`, `ApproveAccessRequest`,
+//! - `access_requests.rs`: `CreateAccessRequest`, `GetAccessRequest`, `ApproveAccessRequest`,
 //!   `RefuseAccessRequest`, `ListBorrowingRegister`, and reading under an approved request;
-//! - [`customers`]: `CreateCustomerFile`, `ReadCustomerFile`, `ScoreCustomer`, `GetCustomerGrade`;
-//! - [`audit`]: `ListAuditEntries`, `VerifyAuditLog`.
+//! - `customers.rs`: `CreateCustomerFile`, `ReadCustomerFile`, `ScoreCustomer`, `GetCustomerGrade`;
+//! - `audit.rs`: `ListAuditEntries`, `VerifyAuditLog`.
 //!
 //! A room converts proto ⇄ domain, asks the rules ([`crate::custody`], [`crate::retention`],
 //! [`crate::access`], [`crate::policy`]) and composes the queries of [`crate::store`] in one
