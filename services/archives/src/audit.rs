@@ -90,6 +90,11 @@ fn chain_hash(
     }
 }
 
+/// The seal of an entry as stored, chained after `prev_hash`.
+fn seal_of(seal: Seal<'_>, prev_hash: &str, row: &entry::Model) -> String {
+    chain_hash(seal, prev_hash, row.seq, row.time, &row.actor, &row.action, &row.subject, &row.detail)
+}
+
 /// Appends `record` at `now` (microseconds) within `tx`; returns its sequence number.
 pub async fn append(
     tx: &impl ConnectionTrait,
@@ -155,17 +160,7 @@ impl<'a> Walk<'a> {
         if row.prev_hash != self.prev_hash {
             return Err(broken(row.seq, format!("entry {} does not follow its predecessor's hash", row.seq)));
         }
-        let hash = chain_hash(
-            self.seal,
-            &self.prev_hash,
-            row.seq,
-            row.time,
-            &row.actor,
-            &row.action,
-            &row.subject,
-            &row.detail,
-        );
-        if row.hash != hash {
+        if row.hash != seal_of(self.seal, &self.prev_hash, &row) {
             return Err(broken(row.seq, format!("entry {} was altered: its fields do not give its hash", row.seq)));
         }
         self.prev_hash = row.hash;
@@ -227,16 +222,7 @@ pub async fn adopt_key(db: &DatabaseConnection, key: &AuditKey) -> Result<bool, 
     let rows = store::audit_log::every_entry(&tx).await?;
     let mut prev_hash = String::new();
     for row in rows {
-        let hash = chain_hash(
-            Seal::Keyed(key),
-            &prev_hash,
-            row.seq,
-            row.time,
-            &row.actor,
-            &row.action,
-            &row.subject,
-            &row.detail,
-        );
+        let hash = seal_of(Seal::Keyed(key), &prev_hash, &row);
         store::audit_log::reseal_entry(&tx, row.seq, prev_hash, hash.clone()).await?;
         prev_hash = hash;
     }

@@ -11,7 +11,7 @@ use kefu_proto::archives::v1 as pb;
 use sea_orm::ConnectionTrait;
 use tonic::Status;
 
-use super::{ACCESS_REQUESTS, ArchivesApi, FileName, numbered, required_text};
+use super::{ACCESS_REQUESTS, ArchivesApi, FileName, numbered, reason_required, required_text};
 use crate::{
     access::{self, Kind},
     audit::Record,
@@ -210,9 +210,7 @@ impl ArchivesApi {
         caller: &Caller,
         request: pb::RefuseAccessRequestRequest,
     ) -> Result<pb::AccessRequest, Error> {
-        let mut violations = FieldViolations::new();
-        required_text(&mut violations, "reason", &request.reason);
-        violations.into_result()?;
+        reason_required(&request.reason)?;
         let reason = request.reason.trim().to_owned();
         self.decide(caller, &request.name, |asked| {
             asked.refuse(caller)?;

@@ -8,7 +8,8 @@ use prost::Message;
 use tonic::Status;
 
 use super::{
-    ArchivesApi, CASE_FILES, case_file_to_proto, case_number, classification_from_proto, customer_id, required_text,
+    ArchivesApi, CASE_FILES, case_file_to_proto, case_number, classification_from_proto, customer_id, reason_required,
+    required_text,
 };
 use crate::{
     access,
@@ -99,10 +100,7 @@ impl ArchivesApi {
         request: pb::ReadCaseFileRequest,
     ) -> Result<pb::CaseFileContent, Error> {
         let subject = request.name.clone();
-        match self.read_sealed_story(caller, request).await {
-            Ok(content) => Ok(content),
-            Err(error) => Err(self.refuse_read(caller, &subject, error).await),
-        }
+        self.refusal_audited(caller, &subject, self.read_sealed_story(caller, request)).await
     }
 
     async fn read_sealed_story(
@@ -184,9 +182,7 @@ impl ArchivesApi {
     ) -> Result<pb::CaseFile, Error> {
         custody::archivist_only(caller, Duty::LegalHold)?;
         let number = case_number(&request.name, "name")?;
-        let mut violations = FieldViolations::new();
-        required_text(&mut violations, "reason", &request.reason);
-        violations.into_result()?;
+        reason_required(&request.reason)?;
         let tx = self.begin().await?;
         let file = self.visible_case_file(&tx, &number, caller).await?;
         retention::may_hold(&file.kept())?;

@@ -179,10 +179,7 @@ impl ArchivesApi {
         request: pb::ReadCustomerFileRequest,
     ) -> Result<pb::CustomerFile, Error> {
         let subject = request.name.clone();
-        match self.read_customer_file_with_cases(caller, request).await {
-            Ok(file) => Ok(file),
-            Err(error) => Err(self.refuse_read(caller, &subject, error).await),
-        }
+        self.refusal_audited(caller, &subject, self.read_customer_file_with_cases(caller, request)).await
     }
 
     async fn read_customer_file_with_cases(

@@ -9,7 +9,9 @@ use kefu_kit::{
 };
 use kefu_proto::archives::v1 as pb;
 
-use super::{ArchivesApi, CASE_FILES, DESTRUCTION_RECORDS, case_file_to_proto, case_number, required_text};
+use super::{
+    ArchivesApi, CASE_FILES, DESTRUCTION_RECORDS, case_file_to_proto, case_number, reason_required, required_text,
+};
 use crate::{
     audit::Record,
     custody::{self, Duty},
@@ -59,9 +61,7 @@ impl ArchivesApi {
     ) -> Result<pb::DestructionProposal, Error> {
         custody::archivist_only(caller, Duty::ProposeDestruction)?;
         let number = case_number(&request.name, "name")?;
-        let mut violations = FieldViolations::new();
-        required_text(&mut violations, "reason", &request.reason);
-        violations.into_result()?;
+        reason_required(&request.reason)?;
         let name = format!("{CASE_FILES}{number}");
         let tx = self.begin().await?;
         let file = self.visible_case_file(&tx, &number, caller).await?;

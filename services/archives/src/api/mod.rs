@@ -143,6 +143,13 @@ fn required_text(violations: &mut FieldViolations, field: &str, text: &str) {
     }
 }
 
+/// The reason a change must give (a classification, a hold, a proposal, a refusal).
+fn reason_required(reason: &str) -> Result<(), Error> {
+    let mut violations = FieldViolations::new();
+    required_text(&mut violations, "reason", reason);
+    Ok(violations.into_result()?)
+}
+
 fn not_found(name: &str) -> Error {
     Error::NotFound(format!("no file named {name}"))
 }
@@ -242,6 +249,19 @@ impl ArchivesApi {
             .map_err(db("reading a customer file"))?
             .filter(|row| clearance.covers(row.level()))
             .ok_or_else(|| not_found(&format!("{CUSTOMERS}{customer_id}")))
+    }
+
+    /// The outcome of `read`, a read of `subject`; a refusal is first recorded by [`Self::refuse_read`].
+    async fn refusal_audited<T>(
+        &self,
+        caller: &Caller,
+        subject: &str,
+        read: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match read.await {
+            Ok(read) => Ok(read),
+            Err(error) => Err(self.refuse_read(caller, subject, error).await),
+        }
     }
 
     /// Records, in a transaction of its own, that a read was refused (a suspected leak is reported:

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    UpdateMany,
     sea_query::{Expr, OnConflict},
 };
 
@@ -226,13 +227,14 @@ pub async fn names_above(db: &impl ConnectionTrait, max_level: i32) -> Result<Ve
     Ok(numbers.into_iter().map(|number| name_of(&number)).collect())
 }
 
+/// An update of the one file `case_number`.
+fn update_file(case_number: &str) -> UpdateMany<case_file::Entity> {
+    case_file::Entity::update_many().filter(F::CaseNumber.eq(case_number))
+}
+
 /// Classifies a file at `level` (第22条).
 pub async fn classify(tx: &impl ConnectionTrait, case_number: &str, level: Classification) -> Result<(), DbErr> {
-    case_file::Entity::update_many()
-        .col_expr(F::Classification, Expr::value(level.level()))
-        .filter(F::CaseNumber.eq(case_number))
-        .exec(tx)
-        .await?;
+    update_file(case_number).col_expr(F::Classification, Expr::value(level.level())).exec(tx).await?;
     Ok(())
 }
 
@@ -243,10 +245,9 @@ pub async fn set_legal_hold(
     hold: bool,
     reason: &str,
 ) -> Result<(), DbErr> {
-    case_file::Entity::update_many()
+    update_file(case_number)
         .col_expr(F::LegalHold, Expr::value(hold))
         .col_expr(F::LegalHoldReason, Expr::value(reason.to_owned()))
-        .filter(F::CaseNumber.eq(case_number))
         .exec(tx)
         .await?;
     Ok(())
@@ -259,10 +260,9 @@ pub async fn empty_destroyed_file(
     case_number: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let emptied = case_file::Entity::update_many()
+    let emptied = update_file(case_number)
         .col_expr(F::Content, Expr::value(Option::<Vec<u8>>::None))
         .col_expr(F::DestroyTime, Expr::value(Some(now)))
-        .filter(F::CaseNumber.eq(case_number))
         .filter(F::LegalHold.eq(false))
         .filter(F::DestroyTime.is_null())
         .exec(tx)
