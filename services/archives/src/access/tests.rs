@@ -1,3 +1,5 @@
+//! The rules of access requests and reads (`003 第20条`, `第23条`), each checked without I/O.
+
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
