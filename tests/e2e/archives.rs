@@ -636,7 +636,7 @@ async fn an_altered_or_removed_audit_entry_is_detected(backend: Backend) {
     // as anyone who can write the database can. Without the audit key the seals cannot be made.
     use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
     use sha2::Digest;
-    let mut original = kefu_archives::audit::entry::Entity::find().all(&database).await.expect("the log");
+    let mut original = kefu_archives::store::audit_log::entry::Entity::find().all(&database).await.expect("the log");
     original.sort_by_key(|row| row.seq);
     let mut prev_hash = String::new();
     for row in &original {

@@ -5,7 +5,9 @@
 //!   signs it and the service department approves it; outsiders, and anyone for a classified file,
 //!   also need the general manager.
 //! - 第23条: copying or excerpting needs the general manager's or a supervisor's approval of its own.
-//! - Archived files are never lent: every read is entered in the borrowing register (done by the api).
+//! - Archived files are never lent: every read is entered in the borrowing register (done by the api),
+//!   and every read names the approved request it is made under ([`may_read`]).
+//! - A request is seen by its requester, the archives, and whoever may sign it ([`Request::visible_to`]).
 
 use chrono::{DateTime, Utc};
 use kefu_kit::caller::Caller;
@@ -74,6 +76,40 @@ impl Kind {
             Kind::Read => "read",
             Kind::Copy => "copy",
         }
+    }
+
+    /// The kind [`Kind::as_str`] wrote; anything else is a read.
+    pub fn parse(text: &str) -> Kind {
+        if text == "copy" { Kind::Copy } else { Kind::Read }
+    }
+}
+
+/// An access request names its requester (第20条 1): an anonymous caller asks for nothing.
+pub fn requester_named(caller: &Caller) -> Result<(), Denial> {
+    if caller.user == kefu_kit::caller::ANONYMOUS {
+        return Err(Denial::Permission("an access request names its requester: call with your identity".into()));
+    }
+    Ok(())
+}
+
+/// Whether `caller` may read `file` at `now` under the access request they named (`named`, empty
+/// when they named none), found as `asked` (`None` when there is no such request).
+pub fn may_read(
+    caller: &Caller,
+    file: &str,
+    named: &str,
+    asked: Option<&Request>,
+    now: DateTime<Utc>,
+) -> Result<(), Denial> {
+    if named.is_empty() {
+        return Err(Denial::Permission(format!(
+            "reading {file} needs an approved access request (003 第20条): ask with CreateAccessRequest and name it \
+             in access_request"
+        )));
+    }
+    match asked {
+        Some(asked) => asked.permits(caller, file, now),
+        None => Err(Denial::Permission(format!("there is no access request {named}"))),
     }
 }
 
@@ -200,6 +236,13 @@ impl Request {
         }
         self.state = State::Refused;
         Ok(())
+    }
+
+    /// Whether `caller` may see this request: its requester, the archives, and whoever may sign it.
+    pub fn visible_to(&self, caller: &Caller) -> bool {
+        caller.user == self.requester
+            || caller.department == policy::ARCHIVES_DEPARTMENT
+            || self.required.iter().any(|signature| signature.may_sign(caller, &self.requester_department))
     }
 
     /// Whether `caller` may read `file` under this request at `now`.

@@ -10,91 +10,16 @@
 //!
 //! Invariant: an entry is appended in the same transaction as what it records. Appending first
 //! bumps the head row, which on PostgreSQL locks it until commit: entries are chained one at a time.
+//!
+//! The tables and their queries are [`crate::store::audit_log`]'s; the chain is checked by a walk
+//! over the entries (`Walk`) that reads nothing itself.
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{ColumnDef, Expr, OnConflict, Table},
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use sha2::{Digest, Sha256};
 
-use kefu_kit::migrate::{Migration, SchemaStatement};
-
-pub mod entry {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "archive_audit")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub seq: i64,
-        pub time: DateTimeUtc,
-        pub actor: String,
-        pub action: String,
-        pub subject: String,
-        pub detail: String,
-        pub prev_hash: String,
-        pub hash: String,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-pub mod head {
-    use sea_orm::entity::prelude::*;
-
-    /// One row: the last entry's sequence number and hash.
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "archive_audit_head")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: i32,
-        pub seq: i64,
-        pub hash: String,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-pub static MIGRATION: Migration = Migration {
-    name: "archives_0002_audit",
-    statements: || {
-        use entry::Column as E;
-        vec![
-            SchemaStatement::Table(
-                Table::create()
-                    .table(entry::Entity)
-                    .if_not_exists()
-                    .col(ColumnDef::new(E::Seq).big_integer().not_null().primary_key())
-                    .col(ColumnDef::new(E::Time).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(E::Actor).string_len(128).not_null())
-                    .col(ColumnDef::new(E::Action).string_len(32).not_null())
-                    .col(ColumnDef::new(E::Subject).string_len(128).not_null())
-                    .col(ColumnDef::new(E::Detail).text().not_null())
-                    .col(ColumnDef::new(E::PrevHash).string_len(64).not_null())
-                    .col(ColumnDef::new(E::Hash).string_len(64).not_null())
-                    .to_owned(),
-            ),
-            SchemaStatement::Table(
-                Table::create()
-                    .table(head::Entity)
-                    .if_not_exists()
-                    .col(ColumnDef::new(head::Column::Id).integer().not_null().primary_key())
-                    .col(ColumnDef::new(head::Column::Seq).big_integer().not_null())
-                    .col(ColumnDef::new(head::Column::Hash).string_len(64).not_null())
-                    .to_owned(),
-            ),
-        ]
-    },
-};
+use crate::store::{self, audit_log::entry};
 
 /// What happened, before it is chained. Never personal data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,8 +29,6 @@ pub struct Record<'a> {
     pub subject: &'a str,
     pub detail: String,
 }
-
-const HEAD: i32 = 1;
 
 /// The key the audit chain is sealed with.
 #[derive(Clone)]
@@ -167,6 +90,11 @@ fn chain_hash(
     }
 }
 
+/// The seal of an entry as stored, chained after `prev_hash`.
+fn seal_of(seal: Seal<'_>, prev_hash: &str, row: &entry::Model) -> String {
+    chain_hash(seal, prev_hash, row.seq, row.time, &row.actor, &row.action, &row.subject, &row.detail)
+}
+
 /// Appends `record` at `now` (microseconds) within `tx`; returns its sequence number.
 pub async fn append(
     tx: &impl ConnectionTrait,
@@ -174,20 +102,7 @@ pub async fn append(
     record: Record<'_>,
     now: DateTime<Utc>,
 ) -> Result<i64, DbErr> {
-    head::Entity::insert(head::ActiveModel { id: Set(HEAD), seq: Set(0), hash: Set(String::new()) })
-        .on_conflict(OnConflict::column(head::Column::Id).do_nothing().to_owned())
-        .do_nothing()
-        .exec_without_returning(tx)
-        .await?;
-    head::Entity::update_many()
-        .col_expr(head::Column::Seq, Expr::col(head::Column::Seq).add(1))
-        .filter(head::Column::Id.eq(HEAD))
-        .exec(tx)
-        .await?;
-    let current = head::Entity::find_by_id(HEAD)
-        .one(tx)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("the audit log's head".into()))?;
+    let current = store::audit_log::advance_head(tx).await?;
     let seq = current.seq;
     let hash = chain_hash(
         Seal::Keyed(key),
@@ -199,37 +114,18 @@ pub async fn append(
         record.subject,
         &record.detail,
     );
-    entry::Entity::insert(entry::ActiveModel {
-        seq: Set(seq),
-        time: Set(now),
-        actor: Set(record.actor.to_owned()),
-        action: Set(record.action.into()),
-        subject: Set(record.subject.to_owned()),
-        detail: Set(record.detail),
-        prev_hash: Set(current.hash),
-        hash: Set(hash.clone()),
-    })
-    .exec_without_returning(tx)
-    .await?;
-    head::Entity::update_many()
-        .col_expr(head::Column::Hash, Expr::value(hash))
-        .filter(head::Column::Id.eq(HEAD))
-        .exec(tx)
-        .await?;
+    let sealed = entry::Model {
+        seq,
+        time: now,
+        actor: record.actor.to_owned(),
+        action: record.action.into(),
+        subject: record.subject.to_owned(),
+        detail: record.detail,
+        prev_hash: current.hash,
+        hash,
+    };
+    store::audit_log::write_entry(tx, sealed).await?;
     Ok(seq)
-}
-
-/// One page of entries, oldest first, after `after`.
-pub async fn page(
-    db: &impl ConnectionTrait,
-    page_size: u64,
-    after: Option<i64>,
-) -> Result<(Vec<entry::Model>, Option<i64>), DbErr> {
-    let mut query = entry::Entity::find().order_by_asc(entry::Column::Seq).limit(page_size + 1);
-    if let Some(after) = after {
-        query = query.filter(entry::Column::Seq.gt(after));
-    }
-    Ok(kefu_kit::paging::take_page(query.all(db).await?, page_size, |row| row.seq))
 }
 
 /// What [`verify`] found.
@@ -240,6 +136,54 @@ pub struct Verification {
     pub broken: Option<(i64, String)>,
 }
 
+/// A walk along the chain, entry by entry, oldest first: each must follow the one before, and its
+/// fields must give its seal. Reads nothing itself.
+struct Walk<'a> {
+    seal: Seal<'a>,
+    expected_seq: i64,
+    prev_hash: String,
+    checked: i64,
+}
+
+impl<'a> Walk<'a> {
+    fn new(seal: Seal<'a>) -> Walk<'a> {
+        Walk { seal, expected_seq: 1, prev_hash: String::new(), checked: 0 }
+    }
+
+    /// Checks the next entry; the verification that ends the walk when it does not chain.
+    fn step(&mut self, row: entry::Model) -> Result<(), Verification> {
+        let broken = |seq: i64, problem: String| Verification { checked: seq - 1, broken: Some((seq, problem)) };
+        let expected_seq = self.expected_seq;
+        if row.seq != expected_seq {
+            return Err(broken(expected_seq, format!("entry {expected_seq} is missing")));
+        }
+        if row.prev_hash != self.prev_hash {
+            return Err(broken(row.seq, format!("entry {} does not follow its predecessor's hash", row.seq)));
+        }
+        if row.hash != seal_of(self.seal, &self.prev_hash, &row) {
+            return Err(broken(row.seq, format!("entry {} was altered: its fields do not give its hash", row.seq)));
+        }
+        self.prev_hash = row.hash;
+        self.expected_seq += 1;
+        self.checked += 1;
+        Ok(())
+    }
+
+    /// The verification once every entry was checked, against the head (`None` if there is none):
+    /// entries cut off the end leave a head that records more than the log holds.
+    fn finish(self, head: Option<(i64, String)>) -> Verification {
+        let (head_seq, head_hash) = head.unwrap_or((0, String::new()));
+        let checked = self.checked;
+        if head_seq != checked || head_hash != self.prev_hash {
+            let problem = format!(
+                "the log ends at entry {checked} but its head records entry {head_seq}: entries were cut off the end"
+            );
+            return Verification { checked, broken: Some((checked + 1, problem)) };
+        }
+        Verification { checked, broken: None }
+    }
+}
+
 /// Walks the whole chain in batches and checks every link, its seal under `key`, and the head.
 pub async fn verify(db: &impl ConnectionTrait, key: &AuditKey) -> Result<Verification, DbErr> {
     verify_sealed(db, Seal::Keyed(key)).await
@@ -247,106 +191,56 @@ pub async fn verify(db: &impl ConnectionTrait, key: &AuditKey) -> Result<Verific
 
 async fn verify_sealed(db: &impl ConnectionTrait, seal: Seal<'_>) -> Result<Verification, DbErr> {
     const BATCH: u64 = 1000;
-    let mut expected_seq = 1;
-    let mut prev_hash = String::new();
-    let mut checked = 0;
-    let broken = |seq: i64, problem: String| Ok(Verification { checked: seq - 1, broken: Some((seq, problem)) });
+    let mut walk = Walk::new(seal);
     loop {
-        let batch = entry::Entity::find()
-            .filter(entry::Column::Seq.gte(expected_seq))
-            .order_by_asc(entry::Column::Seq)
-            .limit(BATCH)
-            .all(db)
-            .await?;
+        let batch = store::audit_log::entries_from(db, walk.expected_seq, BATCH).await?;
         let done = (batch.len() as u64) < BATCH;
         for row in batch {
-            if row.seq != expected_seq {
-                return broken(expected_seq, format!("entry {expected_seq} is missing"));
+            if let Err(broken) = walk.step(row) {
+                return Ok(broken);
             }
-            if row.prev_hash != prev_hash {
-                return broken(row.seq, format!("entry {} does not follow its predecessor's hash", row.seq));
-            }
-            let hash =
-                chain_hash(seal, &prev_hash, row.seq, row.time, &row.actor, &row.action, &row.subject, &row.detail);
-            if row.hash != hash {
-                return broken(row.seq, format!("entry {} was altered: its fields do not give its hash", row.seq));
-            }
-            prev_hash = row.hash;
-            expected_seq += 1;
-            checked += 1;
         }
         if done {
             break;
         }
     }
-    let head = head::Entity::find_by_id(HEAD).one(db).await?;
-    let (head_seq, head_hash) = head.map(|head| (head.seq, head.hash)).unwrap_or((0, String::new()));
-    if head_seq != checked || head_hash != prev_hash {
-        return broken(
-            checked + 1,
-            format!(
-                "the log ends at entry {checked} but its head records entry {head_seq}: entries were cut off the end"
-            ),
-        );
-    }
-    Ok(Verification { checked, broken: None })
+    let head = store::audit_log::head(db).await?.map(|head| (head.seq, head.hash));
+    Ok(walk.finish(head))
 }
 
 /// Seals a log made before the audit key existed with the key, once: only if it verifies as it
 /// was sealed then (plain SHA-256) and not already under the key. A broken log is left as it is,
 /// for [`verify`] to report.
-pub async fn adopt_key(db: &sea_orm::DatabaseConnection, key: &AuditKey) -> Result<bool, DbErr> {
-    use sea_orm::TransactionTrait;
-    let tx = db.begin().await?;
+pub async fn adopt_key(db: &DatabaseConnection, key: &AuditKey) -> Result<bool, DbErr> {
+    let tx = store::begin(db).await?;
     // Holds the head, as an append does, so no entry is added meanwhile.
-    head::Entity::update_many()
-        .col_expr(head::Column::Seq, Expr::col(head::Column::Seq).into())
-        .filter(head::Column::Id.eq(HEAD))
-        .exec(&tx)
-        .await?;
+    store::audit_log::hold_head(&tx).await?;
     let keyed = verify_sealed(&tx, Seal::Keyed(key)).await?;
     if keyed.broken.is_none() || verify_sealed(&tx, Seal::Legacy).await?.broken.is_some() {
         return Ok(false);
     }
-    let rows = entry::Entity::find().order_by_asc(entry::Column::Seq).all(&tx).await?;
+    let rows = store::audit_log::every_entry(&tx).await?;
     let mut prev_hash = String::new();
     for row in rows {
-        let hash = chain_hash(
-            Seal::Keyed(key),
-            &prev_hash,
-            row.seq,
-            row.time,
-            &row.actor,
-            &row.action,
-            &row.subject,
-            &row.detail,
-        );
-        entry::Entity::update_many()
-            .col_expr(entry::Column::PrevHash, Expr::value(prev_hash.clone()))
-            .col_expr(entry::Column::Hash, Expr::value(hash.clone()))
-            .filter(entry::Column::Seq.eq(row.seq))
-            .exec(&tx)
-            .await?;
+        let hash = seal_of(Seal::Keyed(key), &prev_hash, &row);
+        store::audit_log::reseal_entry(&tx, row.seq, prev_hash, hash.clone()).await?;
         prev_hash = hash;
     }
-    head::Entity::update_many()
-        .col_expr(head::Column::Hash, Expr::value(prev_hash))
-        .filter(head::Column::Id.eq(HEAD))
-        .exec(&tx)
-        .await?;
+    store::audit_log::set_head_seal(&tx, prev_hash).await?;
     tx.commit().await?;
     Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+    use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, EntityTrait};
 
     use super::*;
+    use crate::store::audit_log::{HEAD, head};
 
     async fn log() -> DatabaseConnection {
         let db = Database::connect("sqlite::memory:").await.expect("SQLite in memory");
-        kefu_kit::migrate::run(&db, "archives", &[&MIGRATION]).await.expect("migrated");
+        kefu_kit::migrate::run(&db, "archives", &[&store::schema::MIGRATION_AUDIT]).await.expect("migrated");
         db
     }
 
@@ -402,5 +296,61 @@ mod tests {
         broken.execute_unprepared("UPDATE archive_audit SET actor = 'nobody'").await.expect("tampered");
         assert!(!adopt_key(&broken, &key).await.expect("checked"));
         assert!(verify(&broken, &key).await.expect("verified").broken.is_some());
+    }
+
+    /// Three entries sealed under `key`, chained as [`append`] chains them.
+    fn chained(key: &AuditKey) -> Vec<entry::Model> {
+        let mut prev_hash = String::new();
+        let mut rows = Vec::new();
+        for seq in 1..=3 {
+            let hash = chain_hash(Seal::Keyed(key), &prev_hash, seq, at(seq), "A1024", "read", "caseFiles/1", "d");
+            rows.push(entry::Model {
+                seq,
+                time: at(seq),
+                actor: "A1024".into(),
+                action: "read".into(),
+                subject: "caseFiles/1".into(),
+                detail: "d".into(),
+                prev_hash: prev_hash.clone(),
+                hash: hash.clone(),
+            });
+            prev_hash = hash;
+        }
+        rows
+    }
+
+    fn walked(key: &AuditKey, rows: Vec<entry::Model>, head: Option<(i64, String)>) -> Verification {
+        let mut walk = Walk::new(Seal::Keyed(key));
+        for row in rows {
+            if let Err(broken) = walk.step(row) {
+                return broken;
+            }
+        }
+        walk.finish(head)
+    }
+
+    #[test]
+    fn a_walk_names_the_first_altered_missing_or_cut_off_entry() {
+        let key = AuditKey::new(&"k".repeat(32));
+        let rows = chained(&key);
+        let head = Some((3, rows[2].hash.clone()));
+        assert_eq!(walked(&key, rows.clone(), head.clone()), Verification { checked: 3, broken: None });
+
+        let mut altered = rows.clone();
+        altered[1].actor = "nobody".into();
+        let found = walked(&key, altered, head.clone()).broken.expect("broken");
+        assert_eq!(found.0, 2);
+        assert!(found.1.contains("altered"), "{}", found.1);
+
+        let mut removed = rows.clone();
+        removed.remove(1);
+        let found = walked(&key, removed, head.clone()).broken.expect("broken");
+        assert_eq!(found, (2, "entry 2 is missing".to_owned()));
+
+        let cut = walked(&key, rows[..2].to_vec(), head);
+        assert_eq!((cut.checked, cut.broken.map(|(seq, _)| seq)), (2, Some(3)), "the head remembers entry 3");
+
+        let other = AuditKey::new(&"x".repeat(32));
+        assert_eq!(walked(&other, rows, None).broken.map(|(seq, _)| seq), Some(1), "sealed under another key");
     }
 }

@@ -1,21 +1,21 @@
 //! Filing a closed case: intake's `case_closed` carries the case's whole story; archives seals it —
 //! the encoded story and its SHA-256 — into a case file that no call changes afterwards, files it
 //! under the customer whose phone it bears, and sets when it moves to the archives and how long
-//! it is kept.
+//! it is kept ([`crate::policy`]). The row is written by [`crate::store::case_files::file_case`].
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use kefu_kit::time::{from_timestamp, to_micros};
 use kefu_proto::events::v1::CaseClosed;
 use prost::Message;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, sea_query::OnConflict};
+use sea_orm::{ConnectionTrait, DbErr};
 use sha2::{Digest, Sha256};
 use tonic::Status;
 
 use crate::{
     audit,
     policy::{self, Classification},
-    store::{self, case_file},
+    store::{self, case_files::NewCaseFile},
 };
 
 /// The SHA-256 of a file's sealed content, in hex.
@@ -48,7 +48,7 @@ pub async fn file(
         .map(to_micros)
         .ok_or_else(|| kefu_kit::error::invalid_field("event.case_closed.close_time", "required"))?;
     let db_error = |context: &'static str| move |e: DbErr| kefu_kit::error::from_db(context, e);
-    if store::case_file(tx, &case_number).await.map_err(db_error("reading a case file"))?.is_some() {
+    if store::case_files::case_file(tx, &case_number).await.map_err(db_error("reading a case file"))?.is_some() {
         tracing::warn!(case_number, "case_closed for a case filed before; the sealed file stands");
         return Ok(());
     }
@@ -58,36 +58,29 @@ pub async fn file(
     let rule = policy::retention_rule(&complaint.category, moved_money, closed.incident);
     let customer = match complaint.contact_phone.as_str() {
         "" => None,
-        phone => {
-            store::customer_by_phone(tx, phone).await.map_err(db_error("finding the customer"))?.map(|c| c.customer_id)
-        }
+        phone => store::customers::customer_by_phone(tx, phone)
+            .await
+            .map_err(db_error("finding the customer"))?
+            .map(|c| c.customer_id),
     };
-    let subject = format!("caseFiles/{case_number}");
-    case_file::Entity::insert(case_file::ActiveModel {
-        case_number: Set(case_number),
-        category: Set(complaint.category.clone()),
-        waybill_number: Set(complaint.waybill_number.clone()),
-        branch: Set(complaint.branch.clone()),
-        owner: Set(closed.owner.clone()),
-        contact_phone: Set(complaint.contact_phone.clone()),
-        customer: Set(customer),
-        close_time: Set(close_time),
-        archive_time: Set(policy::moves_to_archives(close_time, time_zone)),
-        classification: Set(Classification::Ordinary.level()),
-        content: Set(Some(content)),
-        content_sha256: Set(sha256.clone()),
-        retention_rule: Set(rule.code.into()),
-        retain_until: Set(policy::retain_until(rule, close_time, time_zone)),
-        legal_hold: Set(false),
-        legal_hold_reason: Set(String::new()),
-        destroy_time: Set(None),
-        ..Default::default()
-    })
-    .on_conflict(OnConflict::column(case_file::Column::CaseNumber).do_nothing().to_owned())
-    .do_nothing()
-    .exec_without_returning(tx)
-    .await
-    .map_err(db_error("filing a case"))?;
+    let subject = store::case_files::name_of(&case_number);
+    let new = NewCaseFile {
+        case_number,
+        category: complaint.category.clone(),
+        waybill_number: complaint.waybill_number.clone(),
+        branch: complaint.branch.clone(),
+        owner: closed.owner.clone(),
+        contact_phone: complaint.contact_phone.clone(),
+        customer,
+        close_time,
+        archive_time: policy::moves_to_archives(close_time, time_zone),
+        classification: Classification::Ordinary,
+        content,
+        content_sha256: sha256.clone(),
+        retention_rule: rule.code.into(),
+        retain_until: policy::retain_until(rule, close_time, time_zone),
+    };
+    store::case_files::file_case(tx, new).await.map_err(db_error("filing a case"))?;
     let record = audit::Record {
         actor,
         action: "filed",

@@ -1,15 +1,28 @@
 //! Archives (档案室): keeps closed case files and customer files under access control
-//! (`003 客户信息管理制度` 第19–27条, `003 客户分级`).
+//! (`003 客户信息管理制度` 第18–27条, `003 客户分级`).
 //!
-//! The code map:
+//! The code map — the rules first, none of which does I/O:
 //!
 //! - [`policy`]: the rules with numbers — the two-month move, retention periods, how long an approval
-//!   lasts, classification levels and clearances, the grade bands of the scoring sheet;
-//! - [`access`]: who must sign an access request and who may, whether an approval holds, masking —
-//!   no I/O;
+//!   lasts, classification levels and clearances, the scoring sheet and its grade bands;
+//! - [`custody`]: who keeps what — the archives' duties (classify, hold, destroy, the registers), the
+//!   audit log for the top-secret cleared, classification up to one's clearance, customer files kept and
+//!   graded by the service department and the archives — and where a file is (working documents for
+//!   two months, then the archives); every refusal a [`custody::Refusal`];
+//! - [`retention`]: when a file may go — never under legal hold, never before its period ends, on a
+//!   proposal by another member of the archives, once;
+//! - [`access`]: who must sign an access request and who may, whether an approval holds, what a read
+//!   needs, who sees a request, masking;
+//!
+//! then what reads and writes:
+//!
 //! - [`filing`]: intake's `case_closed` sealed into an immutable case file with its SHA-256;
-//! - [`audit`]: the hash-chained, append-only audit log and its verification;
-//! - [`store`]: the tables; [`api`]: `kefu.archives.v1.Archives`; [`error`]: failures → statuses.
+//! - [`audit`]: the hash-chained, append-only audit log, its seal and its verification;
+//! - [`store`]: every query, by room — `case_files`, `customers`, `access_requests`, `destruction`,
+//!   `audit_log` — and the migrations (`schema`);
+//! - [`api`]: `kefu.archives.v1.Archives`, the trait impl in `api/mod.rs` handing each RPC to its room —
+//!   `case_files`, `destruction`, `access_requests`, `customers`, `audit`;
+//! - [`error`]: failures → statuses.
 //!
 //! Invariants: a case file's content never changes after filing — destruction empties it and keeps
 //! its hash; every read, approval, refusal, classification and destruction is audited in the same
@@ -19,9 +32,11 @@
 pub mod access;
 pub mod api;
 pub mod audit;
+pub mod custody;
 pub mod error;
 pub mod filing;
 pub mod policy;
+pub mod retention;
 pub mod store;
 
 use kefu_kit::{
@@ -43,7 +58,8 @@ use tonic::{Status, service::Routes};
 
 pub const NAME: ServiceName = ServiceName::Archives;
 
-pub static MIGRATIONS: &[&Migration] = &[&store::MIGRATION, &audit::MIGRATION, &store::MIGRATION_PROPOSALS];
+pub static MIGRATIONS: &[&Migration] =
+    &[&store::schema::MIGRATION_FILES, &store::schema::MIGRATION_AUDIT, &store::schema::MIGRATION_PROPOSALS];
 
 /// Serves archives on `listener` until `shutdown`.
 pub async fn run(

@@ -134,6 +134,48 @@ pub fn grade(total: i32) -> &'static str {
     }
 }
 
+/// A customer's marks on the scoring sheet (客户分级标准表), each part out of its maximum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Score {
+    pub profit_contribution: i32,
+    pub order_amount: i32,
+    pub cooperation_years: i32,
+    pub credit: i32,
+    pub prospects: i32,
+}
+
+impl Score {
+    /// Each part's name, mark and maximum, in the order of the sheet.
+    pub fn parts(&self) -> [(&'static str, i32, i32); 5] {
+        [
+            ("profit_contribution", self.profit_contribution, PROFIT_CONTRIBUTION_MAX),
+            ("order_amount", self.order_amount, ORDER_AMOUNT_MAX),
+            ("cooperation_years", self.cooperation_years, COOPERATION_YEARS_MAX),
+            ("credit", self.credit, CREDIT_MAX),
+            ("prospects", self.prospects, PROSPECTS_MAX),
+        ]
+    }
+
+    /// The parts marked below zero or above their maximum, by name, with the maximum.
+    pub fn out_of_range(&self) -> Vec<(&'static str, i32)> {
+        self.parts()
+            .into_iter()
+            .filter(|(_, mark, max)| !(0..=*max).contains(mark))
+            .map(|(name, _, max)| (name, max))
+            .collect()
+    }
+
+    /// The total out of 100.
+    pub fn total(&self) -> i32 {
+        self.parts().iter().map(|(_, mark, _)| mark).sum()
+    }
+
+    /// The grade the total gives.
+    pub fn grade(&self) -> &'static str {
+        grade(self.total())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +186,16 @@ mod tests {
             [grade(100), grade(85), grade(84), grade(70), grade(69), grade(50), grade(49), grade(0)],
             ["A", "A", "B", "B", "C", "C", "D", "D"]
         );
+    }
+
+    #[test]
+    fn a_score_totals_its_parts_and_names_each_part_off_the_sheet() {
+        let score =
+            Score { profit_contribution: 30, order_amount: 25, cooperation_years: 10, credit: 20, prospects: 0 };
+        assert_eq!((score.total(), score.grade(), score.out_of_range()), (85, "A", vec![]));
+        let off = Score { profit_contribution: 31, credit: -1, ..score };
+        assert_eq!(off.out_of_range(), [("profit_contribution", 30), ("credit", 20)]);
+        assert_eq!(Score::default().grade(), "D");
     }
 
     #[test]

@@ -1,3 +1,5 @@
+//! The rules of access requests and reads (`003 第20条`, `第23条`), each checked without I/O.
+
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
@@ -102,4 +104,37 @@ fn personal_data_is_masked() {
     assert_eq!(mask_name("张三丰"), "张**");
     assert_eq!(mask_phone("13812345678"), "138****5678");
     assert_eq!(mask_phone("12345"), "*****");
+}
+
+#[test]
+fn a_read_names_an_approved_request_that_exists() {
+    let reader = person("Q100", "inspection", &[]);
+    let file = "caseFiles/20261122-7K3M9Q";
+    let unnamed = may_read(&reader, file, "", None, now()).expect_err("no request named");
+    assert!(matches!(&unnamed, Denial::Permission(m) if m.contains("CreateAccessRequest")), "{unnamed:?}");
+    let missing = may_read(&reader, file, "accessRequests/9", None, now());
+    assert_eq!(missing, Err(Denial::Permission("there is no access request accessRequests/9".into())));
+    let mut asked = request("inspection", Classification::Ordinary, Kind::Read);
+    let pending = may_read(&reader, file, "accessRequests/1", Some(&asked), now());
+    assert!(matches!(pending, Err(Denial::Permission(m)) if m.contains("not approved yet")));
+    asked.sign(&person("H1", "inspection", &["department_head"]), now()).expect("signed");
+    asked.sign(&person("S1", "intake", &["department_head"]), now()).expect("signed");
+    assert_eq!(may_read(&reader, file, "accessRequests/1", Some(&asked), now()), Ok(()));
+}
+
+#[test]
+fn a_request_is_seen_by_its_requester_the_archives_and_those_who_may_sign_it() {
+    let asked = request("inspection", Classification::Ordinary, Kind::Read);
+    assert!(asked.visible_to(&person("Q100", "inspection", &[])), "the requester");
+    assert!(asked.visible_to(&person("D002", "archives", &[])), "the archives");
+    assert!(asked.visible_to(&person("H1", "inspection", &["department_head"])), "the requester's head");
+    assert!(asked.visible_to(&person("S1", "intake", &["department_head"])), "the service department");
+    assert!(!asked.visible_to(&person("Q200", "inspection", &[])), "a colleague");
+    assert!(!asked.visible_to(&person("GM", "management", &["general_manager"])), "not needed for an ordinary read");
+}
+
+#[test]
+fn an_anonymous_caller_asks_for_nothing() {
+    assert!(matches!(requester_named(&Caller::default()), Err(Denial::Permission(_))));
+    assert_eq!(requester_named(&person("Q100", "inspection", &[])), Ok(()));
 }
