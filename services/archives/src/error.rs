@@ -1,6 +1,6 @@
 //! Every way an archives request can fail, and the one mapping to a gRPC status.
 
-use kefu_kit::error::FieldViolations;
+use kefu_kit::error::{Failure, FieldViolations};
 use tonic::Status;
 
 use crate::access::Denial;
@@ -22,6 +22,8 @@ pub enum Error {
     /// `DATA_LOSS`: a sealed file no longer matches its hash.
     Corrupt(String),
     /// A status from the kit (database, names, paging), already mapped.
+    /// A failure of kefu's machinery (the database), mapped by the kit.
+    Failure(Failure),
     Status(Status),
 }
 
@@ -37,6 +39,7 @@ impl From<Error> for Status {
                 Status::aborted("the record was changed by another request at the same moment; read it and retry")
             }
             Error::Corrupt(message) => Status::data_loss(message),
+            Error::Failure(failure) => failure.into(),
             Error::Status(status) => status,
         }
     }
@@ -65,5 +68,11 @@ impl From<Denial> for Error {
 
 /// Database failures, logged and returned without internals.
 pub fn db(context: &'static str) -> impl FnOnce(sea_orm::DbErr) -> Error {
-    move |error| Error::Status(kefu_kit::error::from_db(context, error))
+    move |error| Error::Failure(Failure::Database { context, error })
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Error {
+        Error::Failure(failure)
+    }
 }

@@ -33,13 +33,8 @@ pub async fn file(
     now: DateTime<Utc>,
 ) -> Result<(), Status> {
     let complaint = closed.complaint.clone().unwrap_or_default();
-    let case_number = complaint
-        .complaint
-        .strip_prefix("complaints/")
-        .filter(|number| !number.is_empty())
-        .ok_or_else(|| {
-            kefu_kit::error::invalid_field("event.case_closed.complaint.complaint", "expected complaints/{case_number}")
-        })?
+    let case_number = kefu_kit::names::complaint(&complaint.complaint, "event.case_closed.complaint.complaint")
+        .map_err(kefu_kit::error::FieldViolations::into_status)?
         .to_owned();
     let close_time = closed
         .close_time

@@ -45,7 +45,7 @@ use kefu_kit::{
     config::ServiceName,
     inbox::{EventHandler, Inbox},
     migrate::Migration,
-    server::{ServiceSpec, StartError, run_service},
+    server::{Served, ServiceSpec, StartError, run_service},
     time::to_micros,
 };
 use kefu_proto::{
@@ -76,7 +76,7 @@ pub async fn run(
     let audit_key = audit::AuditKey::load(config).map_err(|message| StartError::Config { service: NAME, message })?;
     run_service(spec, config, clock, listener, shutdown, |context| {
         // A log sealed before the key existed is sealed with it, once.
-        tokio::spawn({
+        let adopt_key = {
             let (db, key) = (context.db.clone(), audit_key.clone());
             async move {
                 match audit::adopt_key(&db, &key).await {
@@ -85,12 +85,12 @@ pub async fn run(
                     Err(error) => tracing::error!(%error, "cannot seal the audit log with the audit key"),
                 }
             }
-        });
+        };
         let events =
             ArchivesEvents { clock: context.clock.clone(), time_zone: context.time_zone, audit_key: audit_key.clone() };
         let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
         let api = api::ArchivesApi { context: context.clone(), audit_key };
-        Routes::new(ArchivesServer::new(api)).add_service(inbox.into_server())
+        Served::new(Routes::new(ArchivesServer::new(api)).add_service(inbox.into_server())).once(adopt_key)
     })
     .await
 }

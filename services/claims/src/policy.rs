@@ -45,15 +45,10 @@ impl CompensationPolicy {
     /// Reads `key = value` lines over the handbook's numbers.
     pub fn parse(text: &str, source_name: &str) -> Result<CompensationPolicy, PolicyError> {
         let mut policy = CompensationPolicy::handbook();
-        let error_at = |line: usize, problem: String| PolicyError {
-            policy: POLICY,
-            source_name: source_name.to_owned(),
-            line,
-            problem,
-        };
-        for entry in policy_file::key_values(text, error_at) {
-            let (line_number, key, value) = entry?;
-            let error = |problem: String| error_at(line_number, problem);
+        for entry in policy_file::key_values(POLICY, source_name, text) {
+            let entry = entry?;
+            let (key, value) = (entry.key, entry.value);
+            let error = |problem: String| entry.error(problem);
             let number = |max: i64| {
                 value
                     .replace('_', "")

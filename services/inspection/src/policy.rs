@@ -69,15 +69,10 @@ impl InspectionPolicy {
         source_name: &str,
     ) -> Result<InspectionPolicy, PolicyError> {
         let mut policy = base.unwrap_or_else(InspectionPolicy::empty);
-        let error_at = |line: usize, problem: String| PolicyError {
-            policy: POLICY,
-            source_name: source_name.to_owned(),
-            line,
-            problem,
-        };
-        for entry in policy_file::key_values(text, error_at) {
-            let (line_number, key, value) = entry?;
-            let error = |problem: String| error_at(line_number, problem);
+        for entry in policy_file::key_values(POLICY, source_name, text) {
+            let entry = entry?;
+            let (key, value) = (entry.key, entry.value);
+            let error = |problem: String| entry.error(problem);
             let whole = |max: i64| {
                 value
                     .parse::<i64>()

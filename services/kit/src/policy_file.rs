@@ -46,16 +46,39 @@ pub fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
 }
 
-/// The `key = value` lines of a policy text, numbered from 1, keys and values trimmed; a line
-/// that is not `key = value` is an error naming it (made by `error` from the line number and the
-/// problem).
+/// One `key = value` line of a policy file, trimmed, and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub policy: &'static str,
+    pub source_name: &'a str,
+    /// 1-based.
+    pub line: usize,
+    pub key: &'a str,
+    pub value: &'a str,
+}
+
+impl Entry<'_> {
+    /// A problem with this line.
+    pub fn error(&self, problem: String) -> PolicyError {
+        PolicyError { policy: self.policy, source_name: self.source_name.to_owned(), line: self.line, problem }
+    }
+}
+
+/// The `key = value` lines of `policy`'s text read from `source_name`; a line that is not
+/// `key = value` is an error naming it.
 pub fn key_values<'a>(
+    policy: &'static str,
+    source_name: &'a str,
     text: &'a str,
-    error: impl Fn(usize, String) -> PolicyError + 'a,
-) -> impl Iterator<Item = Result<(usize, &'a str, &'a str), PolicyError>> + 'a {
-    lines(text).map(move |(line_number, line)| match line.split_once('=') {
-        Some((key, value)) => Ok((line_number, key.trim(), value.trim())),
-        None => Err(error(line_number, format!("expected `key = value`, found {line:?}"))),
+) -> impl Iterator<Item = Result<Entry<'a>, PolicyError>> + 'a {
+    lines(text).map(move |(line, text)| match text.split_once('=') {
+        Some((key, value)) => Ok(Entry { policy, source_name, line, key: key.trim(), value: value.trim() }),
+        None => Err(PolicyError {
+            policy,
+            source_name: source_name.to_owned(),
+            line,
+            problem: format!("expected `key = value`, found {text:?}"),
+        }),
     })
 }
 
@@ -65,11 +88,11 @@ mod tests {
 
     #[test]
     fn key_values_are_trimmed_numbered_and_a_stray_line_is_named() {
-        let error = |line, problem| PolicyError { policy: "test policy", source_name: "t".into(), line, problem };
         let text = "# comment\n a = 1 # note\n\nb=two\noops\n";
-        let read: Vec<_> = key_values(text, error).collect();
-        assert_eq!(read[0], Ok((2, "a", "1")));
-        assert_eq!(read[1], Ok((4, "b", "two")));
+        let read: Vec<_> = key_values("test policy", "t", text).collect();
+        let entry = |line, key, value| Entry { policy: "test policy", source_name: "t", line, key, value };
+        assert_eq!(read[0], Ok(entry(2, "a", "1")));
+        assert_eq!(read[1], Ok(entry(4, "b", "two")));
         let stray = read[2].clone().expect_err("a stray line");
         assert_eq!((stray.line, stray.problem.as_str()), (5, "expected `key = value`, found \"oops\""));
     }
