@@ -14,8 +14,9 @@
 //!    deliveries, replies, …) and names the events to send ([`Keeper::record`]);
 //! 7. the events go to the outbox, the transaction commits, and the relay is woken.
 //!
-//! A service describes its aggregate by implementing [`Keeper`]; its API calls [`act`]. Intake's
-//! registrations, written many to a transaction, share steps 5–7 through [`record`].
+//! A service describes its aggregate by implementing [`Keeper`]; its API calls [`act`]. Writers
+//! that commit outside `act` (intake's transitions, settlement's resolutions) send their events
+//! through [`send`].
 //!
 //! Invariant: an aggregate, its history, its events and whatever else its effects write are
 //! committed together or not at all; a request id changes an aggregate at most once.
@@ -205,15 +206,4 @@ pub async fn send(
         .await
         .map_err(Failure::db("queueing events"))?;
     Ok(true)
-}
-
-/// Steps 5–7 of the path for writers that save many aggregates in one transaction (intake's
-/// registrations): their steps, each under its key, and their already-built events.
-pub async fn record(
-    tx: &impl ConnectionTrait,
-    steps: &[(&str, &Step)],
-    events: &[(ServiceName, &kefu_proto::events::v1::Event, DateTime<Utc>)],
-) -> Result<(), DbErr> {
-    history::record_many(tx, steps).await?;
-    outbox::enqueue_many(tx, events.iter().copied()).await
 }
