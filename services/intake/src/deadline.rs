@@ -16,8 +16,9 @@ use crate::domain::{Kind, Severity};
 pub const WORK_START: (u32, u32) = (8, 30);
 pub const WORK_END: (u32, u32) = (18, 30);
 
-/// How a rule's time is counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a rule's time is counted (kept in the `deadline_counting` column by its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::DeriveValueType)]
+#[sea_orm(value_type = "String")]
 pub enum Counting {
     Calendar,
     /// Only 08:30–18:30 counts, every day.
@@ -31,9 +32,23 @@ impl Counting {
             Counting::WorkingHours => "working_hours",
         }
     }
+}
 
-    pub fn parse(text: &str) -> Counting {
-        if text == "working_hours" { Counting::WorkingHours } else { Counting::Calendar }
+impl std::str::FromStr for Counting {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Counting, String> {
+        match text {
+            "calendar" => Ok(Counting::Calendar),
+            "working_hours" => Ok(Counting::WorkingHours),
+            other => Err(format!("unknown counting {other:?} in the complaints table")),
+        }
+    }
+}
+
+impl std::fmt::Display for Counting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

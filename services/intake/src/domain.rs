@@ -5,6 +5,27 @@
 use std::{fmt, str::FromStr};
 
 use kefu_kit::{config::ServiceName, error::FieldViolations};
+use sea_orm::DeriveValueType;
+
+/// Reads a name kept in the `complaints` table. An unknown one is an error that names it, never a
+/// default: a row no rule can read is refused, not guessed at.
+fn stored<T: FromStr<Err = ()>>(text: &str) -> Result<T, String> {
+    let what = std::any::type_name::<T>().rsplit("::").next().unwrap_or("value");
+    text.parse().map_err(|()| format!("unknown {what} {text:?} in the complaints table"))
+}
+
+/// Each enum kept in a column is written by its `as_str` and read back by [`stored`].
+macro_rules! shown_as_str {
+    ($($name:ty),*) => {$(
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+shown_as_str!(Channel, State, Kind, Severity);
 
 /// Upper bounds on the free-text fields, in characters: generous for a phone note or a letter,
 /// small enough that no caller can make a row of megabytes.
@@ -14,9 +35,12 @@ pub const MAX_CODE: usize = 64;
 pub use kefu_kit::error::MAX_REQUEST_ID;
 pub const MAX_CONTACT_NAME: usize = 128;
 pub const MAX_CONTACT_PHONE: usize = 32;
+/// The longest reason, note, answer or outcome accepted.
+pub const MAX_TEXT: usize = 2000;
 
 /// How a complaint reached the service center.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, DeriveValueType)]
+#[sea_orm(value_type = "String", from_str = "stored")]
 pub enum Channel {
     Unspecified,
     Phone,
@@ -53,7 +77,8 @@ impl FromStr for Channel {
 }
 
 /// Where a case stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, DeriveValueType)]
+#[sea_orm(value_type = "String", from_str = "stored")]
 pub enum State {
     /// Registered and routed; the owner has not yet confirmed it holds the case.
     Routed,
@@ -122,14 +147,9 @@ impl FromStr for State {
     }
 }
 
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// What the customer asks for (`domain.md` §1, kinds of request).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, DeriveValueType)]
+#[sea_orm(value_type = "String", from_str = "stored")]
 pub enum Kind {
     /// 投诉.
     Complaint,
@@ -178,7 +198,8 @@ impl FromStr for Kind {
 }
 
 /// How grave a complaint is (客户投诉程度的划分, `001 第四模块`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, DeriveValueType)]
+#[sea_orm(value_type = "String", from_str = "stored")]
 pub enum Severity {
     General,
     /// Serious and critical: a manager approves the outcome; the customer is answered in writing (000 §12).

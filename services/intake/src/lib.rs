@@ -1,12 +1,22 @@
 //! Intake (受理, the customer service center): the record of every complaint, its case number and
 //! deadline, and the handoff to the department that owns it.
 //!
-//! - [`domain`]: what a valid complaint is, channels and states, the list filter — no I/O;
+//! - [`domain`]: what a valid complaint is; channels, states, kinds, severities; the list filter — no I/O;
+//! - [`complaint`]: the aggregate, [`complaint::Complaint::apply`], every transition's rule — no I/O;
+//! - [`registration`]: a new case's rules, its duplicate or second complaint — no I/O;
+//! - [`deadline`]: deadlines that keep time, and their explanation — no I/O;
+//! - [`requests`]: change requests (更改): what may change, and who handles it — no I/O;
+//! - [`replies`], [`visits`], [`grades`]: replies and their phrases, follow-up visits, customers'
+//!   grades — their tables and rules;
 //! - [`store`]: the `complaints` table and its queries;
-//! - [`api`]: the `kefu.intake.v1.Intake` gRPC handlers (proto ⇄ domain only);
+//! - [`keeper`]: the complaint on the kit's write path: read, save, effects written beside it;
+//! - [`writer`]: group commit of registrations, through the keeper;
+//! - [`api`]: the `kefu.intake.v1.Intake` gRPC handlers, one file per room;
+//! - [`convert`]: proto ⇄ domain;
+//! - [`error`]: every way a request fails, and the one mapping to a gRPC status;
 //! - [`events`]: what intake does when an owner reports back (accepted, resolved, escalated, deadline moved);
-//! - [`closing`]: closing a resolved complaint, and the case's whole story that goes to archives;
-//! - [`writer`]: group commit of registrations;
+//! - [`closing`]: the case's whole story, for its timeline and for archives;
+//! - [`reports`]: the weekly and monthly summaries;
 //! - [`webhooks`]: case events posted to branch-office systems, signed, at least once.
 //!
 //! Invariant: a complaint and the `case_routed` event that hands it to its owner are committed in
@@ -15,11 +25,15 @@
 
 pub mod api;
 pub mod closing;
+pub mod complaint;
+pub mod convert;
 pub mod deadline;
 pub mod domain;
+pub mod error;
 pub mod events;
 pub mod grades;
-pub mod lifecycle;
+pub mod keeper;
+pub mod registration;
 pub mod replies;
 pub mod reports;
 pub mod requests;
@@ -90,17 +104,19 @@ pub async fn run(
         secrets: webhook_key,
     };
     run_service(spec, config, clock, listener, shutdown, |context| {
-        let events = events::IntakeEvents { time_zone: context.time_zone };
+        let keeper = keeper::ComplaintKeeper { time_zone: context.time_zone };
+        let events = events::IntakeEvents { keeper, clock: context.clock.clone() };
         let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
         let chaser = context.clone();
+        let chasing = std::sync::Arc::new(keeper::ComplaintKeeper { time_zone: context.time_zone });
         let sender = webhooks::sender::Sender::new(context.clone(), config.webhook_timeout, tls.clone(), rules.clone());
         Served::new(
             Routes::new(api::IntakeApi::new(context.clone(), rules.clone()).into_server())
                 .add_service(inbox.into_server()),
         )
         .every(CHASE_EVERY, "chasing overdue cases", move || {
-            let chaser = chaser.clone();
-            async move { lifecycle::chase_overdue(&chaser).await.map(drop) }
+            let (chaser, chasing) = (chaser.clone(), chasing.clone());
+            async move { chasing.chase_overdue(&chaser).await.map(drop).map_err(tonic::Status::from) }
         })
         .every(webhooks::sender::POLL_EVERY, "sending webhooks", move || {
             let sender = sender.clone();

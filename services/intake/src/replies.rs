@@ -17,10 +17,7 @@ use sea_orm::{
 
 use kefu_kit::migrate::{Migration, SchemaStatement};
 
-use crate::{
-    domain::{Channel, Kind},
-    store,
-};
+use crate::{domain::Channel, store};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "intake_replies")]
@@ -221,21 +218,17 @@ fn local_time(time: DateTime<Utc>, time_zone: Tz) -> String {
 
 /// How the customer is answered: by the channel they came in on; a visit at the counter is
 /// answered by phone (000 §12: in writing or by phone).
-fn answer_channel(channel: &str) -> &str {
-    match channel.parse::<Channel>() {
-        Ok(Channel::Letter) => "letter",
-        Ok(Channel::Online) => "online",
+fn answer_channel(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Letter => "letter",
+        Channel::Online => "online",
         _ => "phone",
     }
 }
 
-fn kind_of(row: &store::Model) -> Kind {
-    row.kind.parse().unwrap_or(Kind::Complaint)
-}
-
 /// The acknowledgement on receipt (001 §9 4.1, 4.7; letters: "we have received it").
 pub fn acknowledgement(row: &store::Model, time_zone: Tz) -> NewReply {
-    let kind = kind_of(row).chinese();
+    let kind = row.kind.chinese();
     let case = &row.case_number;
     let due = local_time(row.deadline, time_zone);
     let handed_on = if row.owner == "intake" {
@@ -245,12 +238,12 @@ pub fn acknowledgement(row: &store::Model, time_zone: Tz) -> NewReply {
             "您的{kind}问题我们已转交至相关部门，他们正在查询处理当中，等处理完毕后我会第一时间通知您，非常抱歉，给您带来的不便，敬请原谅。"
         )
     };
-    let (text, delivered) = match row.channel.parse::<Channel>() {
-        Ok(Channel::Letter) => (
+    let (text, delivered) = match row.channel {
+        Channel::Letter => (
             format!("您的来信我们已收到，受理编号{case}。{handed_on}我们将于{due}前给您答复。{COMPANY}客服中心"),
             false,
         ),
-        Ok(Channel::Online) => {
+        Channel::Online => {
             (format!("您好，您的{kind}我们已收到，受理编号{case}。{handed_on}我们将于{due}前给您答复。"), false)
         }
         _ => (
@@ -264,7 +257,7 @@ pub fn acknowledgement(row: &store::Model, time_zone: Tz) -> NewReply {
     NewReply {
         purpose: Purpose::Acknowledgement,
         recipient: "customer",
-        channel: answer_channel(&row.channel).into(),
+        channel: answer_channel(row.channel).into(),
         text,
         delivered,
     }
@@ -273,7 +266,7 @@ pub fn acknowledgement(row: &store::Model, time_zone: Tz) -> NewReply {
 /// The result on resolution (001 §9 4.6, 4.8.3). A serious or critical complaint is answered in
 /// writing with the manager's approved answer (000 §12).
 pub fn result(row: &store::Model, time_zone: Tz) -> NewReply {
-    let kind = kind_of(row).chinese();
+    let kind = row.kind.chinese();
     let case = &row.case_number;
     let date = local_date(row.create_time, time_zone);
     let name = if row.contact_name.is_empty() { "客户" } else { row.contact_name.as_str() };
@@ -282,7 +275,7 @@ pub fn result(row: &store::Model, time_zone: Tz) -> NewReply {
             "{name}女士（先生）：您好！关于您{date}的{kind}（受理编号{case}），处理结果如下：{outcome}。感谢您对我们工作的支持，如有问题请再与我们联系。{COMPANY}客服中心"
         )
     };
-    let (channel, text) = match (&row.written_answer, answer_channel(&row.channel)) {
+    let (channel, text) = match (&row.written_answer, answer_channel(row.channel)) {
         (Some(answer), _) => ("letter", letter(answer)),
         (None, "letter") => ("letter", letter(row.resolution.as_deref().unwrap_or_default())),
         (None, channel) => (

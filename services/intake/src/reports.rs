@@ -53,12 +53,12 @@ pub async fn complaint_summary(
     let mut totals: BTreeMap<String, i64> = Kind::ALL.iter().map(|kind| (kind.as_str().to_owned(), 0)).collect();
     let mut duplicates = 0;
     for case in cases {
-        if case.state == State::Duplicate.as_str() {
+        if case.state == State::Duplicate {
             duplicates += 1;
             continue;
         }
-        *totals.entry(case.kind.clone()).or_default() += 1;
-        *groups.entry((case.kind, case.category, case.owner, case.branch)).or_default() += 1;
+        *totals.entry(case.kind.to_string()).or_default() += 1;
+        *groups.entry((case.kind.to_string(), case.category, case.owner, case.branch)).or_default() += 1;
     }
     let rows: Vec<pb::SummaryRow> = groups
         .into_iter()
@@ -123,10 +123,10 @@ pub async fn cargo_exceptions(
 ) -> Result<pb::CargoExceptionReport, DbErr> {
     let mut groups: BTreeMap<(&'static str, String), Vec<String>> = BTreeMap::new();
     for case in registered_in(db, start, end).await? {
-        if case.state == State::Duplicate.as_str() {
+        if case.state == State::Duplicate {
             continue;
         }
-        let kind = if case.kind == Kind::ChangeRequest.as_str() {
+        let kind = if case.kind == Kind::ChangeRequest {
             let returned = case
                 .change_request
                 .as_deref()
@@ -136,7 +136,7 @@ pub async fn cargo_exceptions(
                 continue;
             }
             "refused"
-        } else if case.kind == Kind::Complaint.as_str() && case.category == "mis_sort" {
+        } else if case.kind == Kind::Complaint && case.category == "mis_sort" {
             "mis_delivered"
         } else {
             continue;

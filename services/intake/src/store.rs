@@ -8,7 +8,10 @@ use sea_orm::{
 
 use kefu_kit::migrate::{Migration, SchemaStatement};
 
-use crate::domain::FilterField;
+use crate::{
+    deadline::Counting,
+    domain::{Channel, FilterField, Kind, Severity, State},
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "complaints")]
@@ -22,7 +25,7 @@ pub struct Model {
     pub request_id: Option<String>,
     pub category: String,
     pub waybill_number: String,
-    pub channel: String,
+    pub channel: Channel,
     pub description: String,
     pub customer_request: String,
     pub contact_name: String,
@@ -31,7 +34,7 @@ pub struct Model {
     pub owner: String,
     pub responsible_unit: String,
     pub owner_reference: Option<String>,
-    pub state: String,
+    pub state: State,
     pub create_time: DateTimeUtc,
     pub deadline: DateTimeUtc,
     pub accept_time: Option<DateTimeUtc>,
@@ -53,10 +56,8 @@ pub struct Model {
     pub close_note: Option<String>,
     /// The idempotency key of the request that closed the complaint.
     pub close_request_id: Option<String>,
-    /// complaint, inquiry, consultation, suggestion, change_request.
-    pub kind: String,
-    /// general, serious, critical.
-    pub severity: String,
+    pub kind: Kind,
+    pub severity: Severity,
     /// A change request's changes, the encoded `kefu.intake.v1.ChangeRequest`.
     pub change_request: Option<Vec<u8>>,
     /// What the deadline is computed from (see `deadline`): when its time started, the rule in
@@ -64,7 +65,7 @@ pub struct Model {
     pub deadline_start: DateTimeUtc,
     pub deadline_rule: String,
     pub deadline_allowed_secs: i64,
-    pub deadline_counting: String,
+    pub deadline_counting: Counting,
     pub paused_secs: i64,
     /// Since when the case waits on the customer, and why; its deadline is paused.
     pub waiting_since: Option<DateTimeUtc>,
@@ -255,6 +256,12 @@ pub async fn same_event(
         .await?;
     earlier.sort_by_key(|complaint| complaint.seq);
     Ok(earlier)
+}
+
+/// The open cases due to be chased at `now`, oldest deadline first, at most `limit` (by the
+/// `chase_at` index: no scan of all cases).
+pub async fn due_for_chase(db: &impl ConnectionTrait, now: DateTimeUtc, limit: u64) -> Result<Vec<Model>, DbErr> {
+    Entity::find().filter(Column::ChaseAt.lte(now)).order_by_asc(Column::ChaseAt).limit(limit).all(db).await
 }
 
 pub async fn by_case_number(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<Model>, DbErr> {

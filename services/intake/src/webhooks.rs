@@ -75,10 +75,10 @@ impl CaseEvent {
 pub fn signals(before: &complaints::Model, after: &complaints::Model, steps: &[Step]) -> Vec<CaseEvent> {
     let mut signals = Vec::new();
     if before.state != after.state {
-        match after.state.parse::<State>() {
-            Ok(State::Accepted) => signals.push(CaseEvent::Accepted),
-            Ok(State::Resolved) => signals.push(CaseEvent::Resolved),
-            Ok(State::Reopened) => signals.push(CaseEvent::Reopened),
+        match after.state {
+            State::Accepted => signals.push(CaseEvent::Accepted),
+            State::Resolved => signals.push(CaseEvent::Resolved),
+            State::Reopened => signals.push(CaseEvent::Reopened),
             _ => {}
         }
     }
@@ -162,7 +162,7 @@ fn takes(endpoint: &store::endpoint::Model, event: CaseEvent) -> bool {
 /// The JSON a branch receives. Times are RFC 3339 in the company's time zone.
 fn body(delivery_id: &str, event: CaseEvent, row: &complaints::Model, now: DateTime<Utc>, time_zone: Tz) -> String {
     let time = |time: DateTime<Utc>| time.with_timezone(&time_zone).to_rfc3339_opts(SecondsFormat::Secs, false);
-    let state = row.state.parse::<State>().map(State::api_name).unwrap_or("unknown");
+    let state = row.state.api_name();
     serde_json::json!({
         "id": delivery_id,
         "event": event.as_str(),
@@ -170,9 +170,9 @@ fn body(delivery_id: &str, event: CaseEvent, row: &complaints::Model, now: DateT
         "complaint": {
             "name": format!("complaints/{}", row.case_number),
             "case_number": row.case_number,
-            "kind": row.kind,
+            "kind": row.kind.as_str(),
             "category": row.category,
-            "severity": row.severity,
+            "severity": row.severity.as_str(),
             "state": state,
             "branch": row.branch,
             "waybill_number": row.waybill_number,

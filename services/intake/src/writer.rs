@@ -14,139 +14,131 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use kefu_kit::{config::ServiceName, error, history, outbox};
-use kefu_proto::events::v1::Event;
-use sea_orm::{ActiveValue::NotSet, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
+use chrono::{DateTime, Utc};
+use kefu_kit::{
+    caller::Caller,
+    config::ServiceName,
+    trace::TraceContext,
+    write::{self, Applied},
+};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
-use tonic::Status;
 
 use crate::{
-    store,
-    webhooks::{self, CaseEvent},
+    complaint::{Complaint, Effects},
+    error::{self, Error},
+    keeper::ComplaintKeeper,
 };
-use chrono_tz::Tz;
 
 /// Registrations in one transaction at most.
 const MAX_BATCH: usize = 128;
 
-/// One complaint to write, with the event that hands it to its owner, the steps of its history
-/// (and of the complaint it duplicates), and its acknowledgement.
-pub struct Registration {
-    pub row: store::Model,
-    pub handoff: Option<(ServiceName, Event)>,
-    pub steps: Vec<(String, history::Step)>,
-    pub replies: Vec<crate::replies::NewReply>,
+/// One new complaint to write, as [`crate::registration::Registration::register`] made it, with
+/// who registered it, in which trace, and when.
+pub struct New {
+    pub complaint: Complaint,
+    pub applied: Applied<Effects>,
+    pub caller: Caller,
+    pub trace: TraceContext,
+    pub now: DateTime<Utc>,
 }
 
 /// What became of a registration.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Written {
     Committed,
     /// A unique key was taken: by an earlier complaint with the same request id, or its case number.
     Conflict,
 }
 
-type Reply = oneshot::Sender<Result<Written, Status>>;
+type Reply = oneshot::Sender<Result<Written, Error>>;
 
 /// The handle the API writes through; writer tasks run behind it.
 #[derive(Clone)]
 pub struct Writers {
-    queues: Arc<Vec<mpsc::Sender<(Registration, Reply)>>>,
+    queues: Arc<Vec<mpsc::Sender<(New, Reply)>>>,
     next: Arc<AtomicUsize>,
 }
 
 impl Writers {
     /// Starts `count` writers on `db`. They stop when every handle is dropped.
-    pub fn start(db: DatabaseConnection, count: usize, time_zone: Tz) -> Writers {
+    pub fn start(db: DatabaseConnection, count: usize, keeper: Arc<ComplaintKeeper>) -> Writers {
         let mut queues = Vec::with_capacity(count);
         for _ in 0..count.max(1) {
             let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
-            tokio::spawn(write_batches(db.clone(), receiver, time_zone));
+            tokio::spawn(write_batches(db.clone(), receiver, keeper.clone()));
             queues.push(sender);
         }
         Writers { queues: Arc::new(queues), next: Arc::new(AtomicUsize::new(0)) }
     }
 
-    /// Writes `registration`; returns once it is committed or refused.
-    pub async fn write(&self, registration: Registration) -> Result<Written, Status> {
+    /// Writes `new`; returns once it is committed or refused.
+    pub async fn write(&self, new: New) -> Result<Written, Error> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.queues.len();
         let (reply, answer) = oneshot::channel();
-        self.queues[index]
-            .send((registration, reply))
-            .await
-            .map_err(|_| Status::unavailable("intake is shutting down; retry with the same request_id"))?;
-        answer.await.map_err(|_| Status::unavailable("intake is shutting down; retry with the same request_id"))?
+        let shutting_down = || Error::Unavailable("intake is shutting down; retry with the same request_id");
+        self.queues[index].send((new, reply)).await.map_err(|_| shutting_down())?;
+        answer.await.map_err(|_| shutting_down())?
     }
 }
 
-async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<(Registration, Reply)>, time_zone: Tz) {
+async fn write_batches(
+    db: DatabaseConnection,
+    mut receiver: mpsc::Receiver<(New, Reply)>,
+    keeper: Arc<ComplaintKeeper>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match write(&db, batch.iter().map(|(registration, _)| registration), time_zone).await {
+        match write(&db, &keeper, batch.iter().map(|(new, _)| new)).await {
             Ok(()) => {
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Ok(Written::Committed));
                 }
             }
             Err(_) if batch.len() > 1 => {
-                for (registration, reply) in batch.drain(..) {
-                    let _ = reply.send(outcome(write(&db, std::iter::once(&registration), time_zone).await));
+                for (new, reply) in batch.drain(..) {
+                    let _ = reply.send(outcome(write(&db, &keeper, std::iter::once(&new)).await));
                 }
             }
             Err(failure) => {
-                let outcome = outcome(Err(failure));
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(outcome.clone());
+                // A registration alone in its batch learns its own outcome.
+                if let Some((_, reply)) = batch.pop() {
+                    let _ = reply.send(outcome(Err(failure)));
                 }
             }
         }
     }
 }
 
-fn outcome(result: Result<(), DbErr>) -> Result<Written, Status> {
+fn outcome(result: Result<(), Error>) -> Result<Written, Error> {
     match result {
         Ok(()) => Ok(Written::Committed),
-        Err(conflict) if error::is_unique_violation(&conflict) => Ok(Written::Conflict),
-        Err(failure) => Err(error::from_db("registering a complaint", failure)),
+        Err(conflict) if conflict.is_unique_violation() => Ok(Written::Conflict),
+        Err(failure) => Err(failure),
     }
 }
 
-/// Writes the registrations and their handoffs in one transaction.
+/// Writes the new complaints, their histories, replies, webhook deliveries and handoffs in one
+/// transaction, on the kit's write path.
 async fn write<'a>(
     db: &DatabaseConnection,
-    registrations: impl Iterator<Item = &'a Registration> + Clone,
-    time_zone: Tz,
-) -> Result<(), DbErr> {
-    let tx = db.begin().await?;
-    let rows = registrations.clone().map(|registration| {
-        let mut row: store::ActiveModel = registration.row.clone().into();
-        row.seq = NotSet;
-        row
-    });
-    store::Entity::insert_many(rows).exec_without_returning(&tx).await?;
-    let handoffs: Vec<_> = registrations
-        .clone()
-        .filter_map(|registration| {
-            registration.handoff.as_ref().map(|(owner, event)| (*owner, event, registration.row.create_time))
+    keeper: &ComplaintKeeper,
+    batch: impl Iterator<Item = &'a New>,
+) -> Result<(), Error> {
+    let created: Vec<_> = batch
+        .map(|new| write::Created {
+            key: &new.complaint.case_number,
+            aggregate: &new.complaint,
+            applied: &new.applied,
+            request: write::Request {
+                caller: &new.caller,
+                trace: &new.trace,
+                request_id: new.complaint.request_id.as_deref(),
+            },
+            now: new.now,
         })
         .collect();
-    outbox::enqueue_many(&tx, handoffs).await?;
-    let steps: Vec<(&str, &history::Step)> = registrations
-        .clone()
-        .flat_map(|registration| registration.steps.iter().map(|(case_number, step)| (case_number.as_str(), step)))
-        .collect();
-    history::record_many(&tx, &steps).await?;
-    let replies: Vec<_> = registrations
-        .clone()
-        .flat_map(|registration| {
-            let row = &registration.row;
-            registration.replies.iter().map(|reply| (row.case_number.as_str(), reply, row.create_time))
-        })
-        .collect();
-    crate::replies::insert(&tx, &replies).await?;
-    let registered: Vec<_> = registrations
-        .map(|registration| (&registration.row, CaseEvent::Registered, registration.row.create_time))
-        .collect();
-    webhooks::enqueue(&tx, &registered, time_zone).await?;
-    tx.commit().await
+    let tx = db.begin().await.map_err(error::db("registering a complaint"))?;
+    write::create_all(keeper, &tx, ServiceName::Intake, &created).await?;
+    tx.commit().await.map_err(error::db("registering a complaint"))
 }

@@ -14,9 +14,11 @@
 //!    deliveries, replies, …) and names the events to send ([`Keeper::record`]);
 //! 7. the events go to the outbox, the transaction commits, and the relay is woken.
 //!
-//! A service describes its aggregate by implementing [`Keeper`]; its API calls [`act`]. Writers
-//! that commit outside `act` (intake's transitions, settlement's resolutions) send their events
-//! through [`send`].
+//! A service describes its aggregate by implementing [`Keeper`]; its API calls [`act`], its inbox
+//! [`act_in`] (inside the transaction that applies an event). New aggregates arriving together
+//! (intake's registrations) are written many to a transaction by [`create_all`], through the same
+//! keeper's [`Batch`] methods. Settlement's resolutions, which change no aggregate of its own, send
+//! their events through [`send`].
 //!
 //! Invariant: an aggregate, its history, its events and whatever else its effects write are
 //! committed together or not at all; a request id changes an aggregate at most once.
@@ -116,6 +118,27 @@ pub trait Keeper: Sync {
     }
 }
 
+/// A keeper whose new aggregates are created many to a transaction ([`create_all`]): intake's
+/// registrations, group-committed.
+pub trait Batch: Keeper {
+    /// Inserts new aggregates in `tx` ([`create_all`]); a keeper may write them in one statement.
+    fn insert_all(
+        &self,
+        tx: &DatabaseTransaction,
+        aggregates: &[&Self::Aggregate],
+    ) -> impl Future<Output = Result<(), DbErr>> + Send;
+
+    /// Records what new aggregates' effects imply ([`create_all`]), in few statements, and returns
+    /// each one's events, in order.
+    fn record_all(
+        &self,
+        tx: &DatabaseTransaction,
+        created: &[Created<'_, Self>],
+    ) -> impl Future<Output = Result<Vec<Vec<Message>>, Self::Error>> + Send
+    where
+        Self: Sized;
+}
+
 /// A change being written: the aggregate as it was read and as it is now, and what made it.
 pub struct Change<'a, A> {
     pub key: &'a str,
@@ -161,27 +184,89 @@ pub async fn act<K: Keeper>(
     }
     let now = to_micros(context.clock.now());
     let tx = db.begin().await.map_err(Failure::db("starting a change"))?;
-    let (mut aggregate, version) = keeper.load(&tx, key).await?;
-    let command = keeper.prepare(&tx, &aggregate, command, now).await?;
+    let (acted, sent) = act_in(keeper, &tx, context.name, key, request, command, now).await?;
+    if let Acted::Changed(_) = &acted {
+        tx.commit().await.map_err(Failure::db("committing a change"))?;
+        if sent {
+            context.relay.wake();
+        }
+    }
+    Ok(acted)
+}
+
+/// Steps 2–7 of the write path in `tx`, which the caller commits: for a change made inside a
+/// transaction already open (an inbox applying an event with the event's own time `now`). Also
+/// whether events were sent (the relay is to be woken after the commit).
+pub async fn act_in<K: Keeper>(
+    keeper: &K,
+    tx: &DatabaseTransaction,
+    source: ServiceName,
+    key: &str,
+    request: Request<'_>,
+    command: K::Command,
+    now: DateTime<Utc>,
+) -> Result<(Acted<K::Aggregate>, bool), K::Error> {
+    let (mut aggregate, version) = keeper.load(tx, key).await?;
+    let command = keeper.prepare(tx, &aggregate, command, now).await?;
     let before = aggregate.clone();
     let applied = keeper.apply(&mut aggregate, command, request.caller, now)?;
-    if !keeper.save(&tx, &aggregate, version, now).await.map_err(Failure::db("saving a change"))? {
+    if !keeper.save(tx, &aggregate, version, now).await.map_err(Failure::db("saving a change"))? {
         return Err(Failure::Conflict { what: keeper.describe(key) }.into());
     }
-    match history::record(&tx, key, request.request_id, &applied.steps).await {
+    match history::record(tx, key, request.request_id, &applied.steps).await {
         Ok(()) => {}
         // The same request, retried while the first was being written: the first one counts.
-        Err(error) if is_unique_violation(&error) => return Ok(Acted::Repeated),
+        Err(error) if is_unique_violation(&error) => return Ok((Acted::Repeated, false)),
         Err(error) => return Err(Failure::db("recording a history")(error).into()),
     }
     let change = Change { key, before: &before, after: &aggregate, steps: &applied.steps, caller: request.caller, now };
-    let messages = keeper.record(&tx, change, applied.effects).await?;
-    let sent = send(&tx, context.name, &messages, request, now).await?;
-    tx.commit().await.map_err(Failure::db("committing a change"))?;
-    if sent {
-        context.relay.wake();
-    }
-    Ok(Acted::Changed(aggregate))
+    let messages = keeper.record(tx, change, applied.effects).await?;
+    let sent = send(tx, source, &messages, request, now).await?;
+    Ok((Acted::Changed(aggregate), sent))
+}
+
+/// A new aggregate, its command already applied, to be written with others.
+pub struct Created<'a, K: Keeper> {
+    pub key: &'a str,
+    pub aggregate: &'a K::Aggregate,
+    pub applied: &'a Applied<K::Effects>,
+    pub request: Request<'a>,
+    /// When it was made.
+    pub now: DateTime<Utc>,
+}
+
+/// Writes new aggregates together in `tx`, which the caller commits — a batch is one transaction —
+/// each as [`act_in`] writes a change: inserted ([`Batch::insert_all`]), its steps recorded (not
+/// under its request id, which a new aggregate keeps itself), its effects recorded
+/// ([`Batch::record_all`]) and its events sent. Whether events were sent. A unique violation
+/// (a key or request id taken) fails the whole batch: the caller retries its items one by one.
+pub async fn create_all<K: Batch>(
+    keeper: &K,
+    tx: &DatabaseTransaction,
+    source: ServiceName,
+    created: &[Created<'_, K>],
+) -> Result<bool, K::Error> {
+    let aggregates: Vec<&K::Aggregate> = created.iter().map(|item| item.aggregate).collect();
+    keeper.insert_all(tx, &aggregates).await.map_err(Failure::db("saving new records"))?;
+    let steps: Vec<(&str, &Step)> =
+        created.iter().flat_map(|item| item.applied.steps.iter().map(|step| (item.key, step))).collect();
+    history::record_many(tx, &steps).await.map_err(Failure::db("recording a history"))?;
+    let messages = keeper.record_all(tx, created).await?;
+    let events: Vec<_> = created
+        .iter()
+        .zip(&messages)
+        .flat_map(|(item, messages)| {
+            let request = item.request;
+            messages.iter().map(move |(destination, payload)| {
+                let event = outbox::new_event(source, item.now, request.trace, request.caller, payload.clone());
+                (*destination, event, item.now)
+            })
+        })
+        .collect();
+    outbox::enqueue_many(tx, events.iter().map(|(destination, event, now)| (*destination, event, *now)))
+        .await
+        .map_err(Failure::db("queueing events"))?;
+    Ok(!events.is_empty())
 }
 
 /// Writes `messages` to the outbox as events from `source`, in `tx`; whether there were any (the

@@ -131,8 +131,8 @@ pub async fn disable(
     let mut violations = FieldViolations::new();
     let id = parse_name(&request.name).map_err(|problem| violations.add("name", problem)).ok();
     let reason = request.reason.trim();
-    if reason.is_empty() || reason.chars().count() > crate::api::MAX_TEXT {
-        violations.add("reason", format!("required, at most {} characters", crate::api::MAX_TEXT));
+    if reason.is_empty() || reason.chars().count() > crate::domain::MAX_TEXT {
+        violations.add("reason", format!("required, at most {} characters", crate::domain::MAX_TEXT));
     }
     violations.into_result()?;
     let id = id.unwrap_or_default();
@@ -161,8 +161,8 @@ pub async fn list_deliveries(
     };
     let case_number = match request.complaint.trim() {
         "" => None,
-        name => crate::api::parse_name(name)
-            .map_err(|_| violations.add("complaint", "expected complaints/{case_number}"))
+        name => kefu_kit::names::case_number_in(name, "complaints")
+            .ok_or_else(|| violations.add("complaint", "expected complaints/{case_number}"))
             .ok(),
     };
     violations.into_result()?;

@@ -1,0 +1,213 @@
+//! How intake keeps its complaints on the kit's one write path (`kefu_kit::write`): a complaint is
+//! read by its case number, changed by [`Complaint::apply`], saved over the version it was read
+//! at, and its effects written beside it in the same transaction — replies, visits, the steps on
+//! a duplicated complaint, webhook deliveries for its branch, and the story archives files when it
+//! closes. New complaints are inserted many to a transaction ([`write::Batch`]): the registration
+//! group commit in `writer.rs`.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use kefu_kit::{
+    caller::Caller,
+    config::ServiceName,
+    error::Failure,
+    history,
+    server::ServiceContext,
+    trace::TraceContext,
+    write::{self, Acted, Applied, Message},
+};
+use kefu_proto::events::v1::event::Payload;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+};
+
+use crate::{
+    closing,
+    complaint::{Command, Complaint, Effects, Now},
+    error::{Error, db},
+    replies, store, visits, webhooks,
+};
+
+/// Intake's keeper of complaints.
+pub struct ComplaintKeeper {
+    pub time_zone: Tz,
+}
+
+impl write::Keeper for ComplaintKeeper {
+    type Aggregate = Complaint;
+    type Version = i64;
+    type Command = Command;
+    type Effects = Effects;
+    type Error = Error;
+
+    async fn load(&self, tx: &DatabaseTransaction, key: &str) -> Result<(Complaint, Option<i64>), Error> {
+        let complaint = store::by_case_number(tx, key)
+            .await
+            .map_err(db("reading a complaint"))?
+            .ok_or_else(|| Error::no_complaint(&kefu_kit::names::complaint_name(key)))?;
+        let version = complaint.version;
+        Ok((complaint, Some(version)))
+    }
+
+    fn apply(
+        &self,
+        complaint: &mut Complaint,
+        command: Command,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<Applied<Effects>, Error> {
+        complaint.apply(command, &Now { time: now, time_zone: self.time_zone, caller })
+    }
+
+    async fn save(
+        &self,
+        tx: &DatabaseTransaction,
+        complaint: &Complaint,
+        version: Option<i64>,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        let Some(version) = version else {
+            self.insert(tx, &[complaint]).await?;
+            return Ok(true);
+        };
+        let mut active: store::ActiveModel = Complaint { version: version + 1, ..complaint.clone() }.into();
+        active = active.reset_all();
+        active.seq = NotSet;
+        let result = store::Entity::update_many()
+            .set(active)
+            .filter(store::Column::Seq.eq(complaint.seq))
+            .filter(store::Column::Version.eq(version))
+            .exec(tx)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn record(
+        &self,
+        tx: &DatabaseTransaction,
+        change: write::Change<'_, Complaint>,
+        effects: Effects,
+    ) -> Result<Vec<Message>, Error> {
+        let (complaint, now) = (change.after, change.now);
+        let mut events = effects.events;
+        for (case_number, step) in &effects.other_steps {
+            history::record(tx, case_number, None, std::slice::from_ref(step))
+                .await
+                .map_err(db("recording the case's history"))?;
+        }
+        let replies: Vec<_> =
+            effects.replies.iter().map(|reply| (complaint.case_number.as_str(), reply, now)).collect();
+        replies::insert(tx, &replies).await.map_err(db("recording replies"))?;
+        visits::insert(tx, &complaint.case_number, &effects.visits, now).await.map_err(db("planning a visit"))?;
+        if let Some(recorded) = &effects.recorded_visit
+            && !visits::update(tx, recorded, visits::PLANNED).await.map_err(db("recording a visit"))?
+        {
+            let what = format!("{}/visits/{}", complaint.name(), recorded.seq);
+            return Err(Failure::Conflict { what }.into());
+        }
+        if let Some((reply, reached, note)) = &effects.reply_attempt {
+            replies::record_attempt(tx, reply, *reached, note, now, self.time_zone)
+                .await
+                .map_err(db("recording a reply attempt"))?;
+        }
+        let signals: Vec<_> = webhooks::signals(change.before, complaint, change.steps)
+            .into_iter()
+            .map(|signal| (complaint, signal, now))
+            .collect();
+        webhooks::enqueue(tx, &signals, self.time_zone).await.map_err(db("queueing webhook deliveries"))?;
+        if effects.story_to_archives {
+            // The story archives files: everything recorded, this change's steps included.
+            let recorded =
+                history::story(tx, change.key, ServiceName::Intake).await.map_err(db("reading the case's history"))?;
+            let (steps, payments) = closing::merge(recorded, complaint);
+            events.push((ServiceName::Archives, Payload::CaseClosed(closing::story(complaint, steps, payments))));
+        }
+        Ok(events)
+    }
+
+    fn describe(&self, key: &str) -> String {
+        kefu_kit::names::complaint_name(key)
+    }
+}
+
+impl write::Batch for ComplaintKeeper {
+    async fn insert_all(&self, tx: &DatabaseTransaction, complaints: &[&Complaint]) -> Result<(), DbErr> {
+        self.insert(tx, complaints).await
+    }
+
+    async fn record_all(
+        &self,
+        tx: &DatabaseTransaction,
+        created: &[write::Created<'_, Self>],
+    ) -> Result<Vec<Vec<Message>>, Error> {
+        let other_steps: Vec<(&str, &history::Step)> = created
+            .iter()
+            .flat_map(|item| item.applied.effects.other_steps.iter().map(|(key, step)| (key.as_str(), step)))
+            .collect();
+        history::record_many(tx, &other_steps).await.map_err(db("recording the case's history"))?;
+        let replies: Vec<_> = created
+            .iter()
+            .flat_map(|item| item.applied.effects.replies.iter().map(move |reply| (item.key, reply, item.now)))
+            .collect();
+        replies::insert(tx, &replies).await.map_err(db("recording replies"))?;
+        let registered: Vec<_> =
+            created.iter().map(|item| (item.aggregate, webhooks::CaseEvent::Registered, item.now)).collect();
+        webhooks::enqueue(tx, &registered, self.time_zone).await.map_err(db("queueing webhook deliveries"))?;
+        Ok(created.iter().map(|item| item.applied.effects.events.clone()).collect())
+    }
+}
+
+impl ComplaintKeeper {
+    async fn insert(&self, tx: &DatabaseTransaction, complaints: &[&Complaint]) -> Result<(), DbErr> {
+        let rows = complaints.iter().map(|complaint| {
+            let mut row: store::ActiveModel = (*complaint).clone().into();
+            row.seq = NotSet;
+            row
+        });
+        store::Entity::insert_many(rows).exec_without_returning(tx).await?;
+        Ok(())
+    }
+
+    /// Applies `command` to complaint `case_number` on the write path, once per `request_id`;
+    /// the complaint as it then is (as it was, for a retry).
+    pub async fn act(
+        &self,
+        context: &ServiceContext,
+        case_number: &str,
+        request_id: Option<&str>,
+        caller: &Caller,
+        trace: &TraceContext,
+        command: Command,
+    ) -> Result<Complaint, Error> {
+        let request = write::Request { caller, trace, request_id };
+        match write::act(self, context, case_number, request, command).await? {
+            Acted::Changed(complaint) => Ok(complaint),
+            Acted::Repeated => store::by_case_number(&context.db, case_number)
+                .await
+                .map_err(db("reading a complaint"))?
+                .ok_or_else(|| Error::no_complaint(&kefu_kit::names::complaint_name(case_number))),
+        }
+    }
+
+    /// Chases every case due at the clock's now (found by the `chase_at` index, at most 500 a
+    /// round); their names.
+    pub async fn chase_overdue(&self, context: &ServiceContext) -> Result<Vec<String>, Error> {
+        let now = kefu_kit::time::to_micros(context.clock.now());
+        let due = store::due_for_chase(&context.db, now, 500).await.map_err(db("finding overdue cases"))?;
+        let caller = Caller { user: "intake".into(), department: "intake".into(), ..Caller::default() };
+        let trace = TraceContext::new_root();
+        let mut chased = Vec::new();
+        for complaint in due {
+            match self.act(context, &complaint.case_number, None, &caller, &trace, Command::Chase).await {
+                Ok(complaint) => {
+                    tracing::warn!(case_number = %complaint.case_number, owner = %complaint.owner, "overdue case chased");
+                    chased.push(complaint.name());
+                }
+                // No longer overdue, or changed at the same moment: the next round sees it again.
+                Err(Error::Precondition(_) | Error::Failure(Failure::Conflict { .. })) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(chased)
+    }
+}
