@@ -21,10 +21,8 @@ pub enum Error {
     Conflict,
     /// `DATA_LOSS`: a sealed file no longer matches its hash.
     Corrupt(String),
-    /// A status from the kit (database, names, paging), already mapped.
     /// A failure of kefu's machinery (the database), mapped by the kit.
     Failure(Failure),
-    Status(Status),
 }
 
 impl From<Error> for Status {
@@ -40,14 +38,7 @@ impl From<Error> for Status {
             }
             Error::Corrupt(message) => Status::data_loss(message),
             Error::Failure(failure) => failure.into(),
-            Error::Status(status) => status,
         }
-    }
-}
-
-impl From<Status> for Error {
-    fn from(status: Status) -> Error {
-        Error::Status(status)
     }
 }
 

@@ -22,8 +22,6 @@ pub enum Error {
     Conflict,
     /// A failure of kefu's machinery (the database), mapped by the kit.
     Failure(Failure),
-    /// A status from the kit (database, names, paging), already mapped.
-    Status(Status),
 }
 
 impl From<Error> for Status {
@@ -55,14 +53,7 @@ impl From<Error> for Status {
                 Status::aborted("the claim was changed by another request at the same moment; read it and retry")
             }
             Error::Failure(failure) => failure.into(),
-            Error::Status(status) => status,
         }
-    }
-}
-
-impl From<Status> for Error {
-    fn from(status: Status) -> Error {
-        Error::Status(status)
     }
 }
 

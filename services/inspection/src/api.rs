@@ -57,7 +57,7 @@ fn party(given: Option<pb::Party>, field: &str, violations: &mut FieldViolations
 }
 
 /// A time the caller gave, if any; `INVALID_ARGUMENT` naming `field` if it is not a sane time.
-fn time(given: Option<&prost_types::Timestamp>, field: &str) -> Result<Option<DateTime<Utc>>, Status> {
+fn time(given: Option<&prost_types::Timestamp>, field: &str) -> Result<Option<DateTime<Utc>>, FieldViolations> {
     kefu_kit::time::optional_time(given, field)
 }
 
@@ -182,7 +182,7 @@ impl InspectionApi {
                 Err(error) => return Err(db_error("opening an audit")(error)),
             }
         }
-        Err(Error::Status(Status::unavailable("could not draw an unused case number; retry with the same request_id")))
+        Err(Error::Unavailable("could not draw an unused case number; retry with the same request_id"))
     }
 }
 

@@ -15,10 +15,10 @@ pub enum Error {
     NotFound(String),
     /// `ABORTED`: another request changed the case at the same moment.
     Conflict,
-    /// A status from the kit (database, names, paging), already mapped.
+    /// `UNAVAILABLE`: no unused case number could be drawn; a retry may succeed.
+    Unavailable(&'static str),
     /// A failure of kefu's machinery (the database), mapped by the kit.
     Failure(Failure),
-    Status(Status),
 }
 
 impl From<Error> for Status {
@@ -30,15 +30,9 @@ impl From<Error> for Status {
             Error::Conflict => {
                 Status::aborted("the case was changed by another request at the same moment; read it and retry")
             }
+            Error::Unavailable(message) => Status::unavailable(message),
             Error::Failure(failure) => failure.into(),
-            Error::Status(status) => status,
         }
-    }
-}
-
-impl From<Status> for Error {
-    fn from(status: Status) -> Error {
-        Error::Status(status)
     }
 }
 

@@ -541,9 +541,10 @@ impl Complaint {
             return Err(self.refused("only a complaint not yet handled can be linked as a duplicate"));
         }
         if original.case_number == self.case_number {
-            let mut violations = kefu_kit::error::FieldViolations::new();
-            violations.add("duplicate_of", "a complaint cannot duplicate itself");
-            return Err(Error::Invalid(violations));
+            return Err(Error::Invalid(kefu_kit::error::FieldViolations::of(
+                "duplicate_of",
+                "a complaint cannot duplicate itself",
+            )));
         }
         if original.state == State::Duplicate {
             return Err(Error::Precondition(format!(

@@ -92,12 +92,10 @@ impl IntakeEvents {
             ),
             Some(Payload::CustomerGraded(graded)) => return grade(tx, graded).await,
             _ => {
-                let mut violations = FieldViolations::new();
-                violations.add(
+                return Err(Error::Invalid(FieldViolations::of(
                     "event.payload",
                     "intake accepts case_accepted, case_resolved, case_escalated, case_deadline_changed and customer_graded events",
-                );
-                return Err(Error::Invalid(violations));
+                )));
             }
         };
         let (name, field) = complaint;
@@ -143,19 +141,17 @@ fn payload_name(event: &Event) -> &'static str {
 }
 
 fn time(timestamp: &Option<prost_types::Timestamp>, field: &str) -> Result<DateTime<Utc>, Error> {
-    timestamp.as_ref().and_then(from_timestamp).map(to_micros).ok_or_else(|| {
-        let mut violations = FieldViolations::new();
-        violations.add(field, "required");
-        Error::Invalid(violations)
-    })
+    timestamp
+        .as_ref()
+        .and_then(from_timestamp)
+        .map(to_micros)
+        .ok_or_else(|| Error::Invalid(FieldViolations::of(field, "required")))
 }
 
 /// Keeps archives' grade of a customer, for the deadlines of their next cases.
 async fn grade(tx: &DatabaseTransaction, graded: &CustomerGraded) -> Result<(), Error> {
     if !matches!(graded.grade.as_str(), "A" | "B" | "C" | "D") {
-        let mut violations = FieldViolations::new();
-        violations.add("event.customer_graded.grade", "A, B, C or D");
-        return Err(Error::Invalid(violations));
+        return Err(Error::Invalid(FieldViolations::of("event.customer_graded.grade", "A, B, C or D")));
     }
     let score_time = time(&graded.score_time, "event.customer_graded.score_time")?;
     grades::record(tx, &graded.phones, &graded.grade, score_time).await.map_err(db("recording a customer's grade"))

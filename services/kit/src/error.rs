@@ -58,9 +58,17 @@ impl FieldViolations {
         self.violations.iter().map(|(field, _)| field.as_str())
     }
 
-    /// `Ok(())` when nothing is wrong, else the `INVALID_ARGUMENT` status naming every field.
-    pub fn into_result(self) -> Result<(), Status> {
-        if self.is_empty() { Ok(()) } else { Err(self.into_status()) }
+    /// `Ok(())` when nothing is wrong, else every violation (an `INVALID_ARGUMENT` status naming
+    /// every field, once converted).
+    pub fn into_result(self) -> Result<(), FieldViolations> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+
+    /// Violations of one field.
+    pub fn of(field: &str, description: impl Into<String>) -> FieldViolations {
+        let mut violations = FieldViolations::new();
+        violations.add(field, description);
+        violations
     }
 
     /// The same violations with each field name prefixed, e.g. `facts.compensation.`.
@@ -127,6 +135,12 @@ impl FieldViolations {
     }
 }
 
+impl From<FieldViolations> for Status {
+    fn from(violations: FieldViolations) -> Status {
+        violations.into_status()
+    }
+}
+
 /// The longest `request_id` (AIP-155 idempotency key) accepted.
 pub const MAX_REQUEST_ID: usize = 128;
 
@@ -159,9 +173,7 @@ pub fn collect_violations<T>(
 
 /// A single violation as a status.
 pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
-    let mut violations = FieldViolations::new();
-    violations.add(field, description);
-    violations.into_status()
+    FieldViolations::of(field, description).into_status()
 }
 
 /// Logs an unexpected failure with its cause and returns a status that reveals nothing of it.

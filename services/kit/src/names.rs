@@ -16,9 +16,7 @@ pub fn case_number_in<'a>(name: &'a str, collection: &str) -> Option<&'a str> {
 /// The case number in `"{collection}/{case_number}"`, or `INVALID_ARGUMENT` naming `field`.
 pub fn parse<'a>(name: &'a str, collection: &str, field: &str) -> Result<&'a str, FieldViolations> {
     case_number_in(name, collection).ok_or_else(|| {
-        let mut violations = FieldViolations::new();
-        violations.add(field, format!("expected {collection}/{{case_number}}, e.g. {collection}/20261122-7K3M9Q"));
-        violations
+        FieldViolations::of(field, format!("expected {collection}/{{case_number}}, e.g. {collection}/20261122-7K3M9Q"))
     })
 }
 

@@ -17,11 +17,7 @@ pub struct Month {
 impl Month {
     /// `"2026-11"` in `time_zone`.
     pub fn parse(text: &str, time_zone: Tz) -> Result<Month, FieldViolations> {
-        let refuse = || {
-            let mut violations = FieldViolations::new();
-            violations.add("month", format!("expected a month like 2026-11, not {text:?}"));
-            violations
-        };
+        let refuse = || FieldViolations::of("month", format!("expected a month like 2026-11, not {text:?}"));
         let (year, month) = text.split_once('-').ok_or_else(refuse)?;
         let (year, month): (i32, u32) = (year.parse().map_err(|_| refuse())?, month.parse().map_err(|_| refuse())?);
         let first =
@@ -56,11 +52,8 @@ impl Week {
     /// The week holding the date `"2026-11-25"`, in `time_zone`.
     pub fn parse(text: &str, time_zone: Tz) -> Result<Week, FieldViolations> {
         use chrono::{Datelike, Days};
-        let refuse = || {
-            let mut violations = FieldViolations::new();
-            violations.add("week", format!("expected a date in the week, like 2026-11-23, not {text:?}"));
-            violations
-        };
+        let refuse =
+            || FieldViolations::of("week", format!("expected a date in the week, like 2026-11-23, not {text:?}"));
         let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| refuse())?;
         if !(2000..=2200).contains(&date.year()) {
             return Err(refuse());

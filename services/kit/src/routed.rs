@@ -238,8 +238,8 @@ pub async fn list(
 }
 
 /// Parses `"{collection}/{case_number}"`.
-pub fn parse_name<'a>(name: &'a str, collection: &str) -> Result<&'a str, Status> {
-    crate::names::parse(name, collection, "name").map_err(crate::error::FieldViolations::into_status)
+pub fn parse_name<'a>(name: &'a str, collection: &str) -> Result<&'a str, crate::error::FieldViolations> {
+    crate::names::parse(name, collection, "name")
 }
 
 impl Model {
@@ -306,7 +306,7 @@ mod fuzz {
                     prop_assert_eq!(format!("cases/{number}"), name.clone());
                     prop_assert!(crate::case_number::is_well_formed(number), "{}", number);
                 }
-                Err(status) => prop_assert_eq!(status.code(), tonic::Code::InvalidArgument),
+                Err(violations) => prop_assert_eq!(violations.fields().collect::<Vec<_>>(), ["name"]),
             }
         }
     }

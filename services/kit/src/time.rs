@@ -23,11 +23,11 @@ pub fn from_timestamp(timestamp: &prost_types::Timestamp) -> Option<DateTime<Utc
 pub fn optional_time(
     given: Option<&prost_types::Timestamp>,
     field: &str,
-) -> Result<Option<DateTime<Utc>>, tonic::Status> {
+) -> Result<Option<DateTime<Utc>>, crate::error::FieldViolations> {
     match given {
         None => Ok(None),
         Some(timestamp) => from_timestamp(timestamp).map(|time| Some(to_micros(time))).ok_or_else(|| {
-            crate::error::invalid_field(
+            crate::error::FieldViolations::of(
                 field,
                 format!(
                     "a time between the years {} and {}, with nanos from 0 to 999,999,999",
@@ -77,7 +77,7 @@ mod sane_tests {
         assert!(at(253_402_300_799, 0).is_none(), "the year 9999");
         assert_eq!(optional_time(None, "as_of").ok(), Some(None));
         let refused = optional_time(Some(&prost_types::Timestamp { seconds: 0, nanos: -5 }), "as_of").expect_err("bad");
-        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert_eq!(refused.fields().collect::<Vec<_>>(), ["as_of"]);
     }
 }
 

@@ -46,7 +46,7 @@ const LATE_BATCH: u64 = 100;
 const MAX_RESOLUTION: usize = 2000;
 
 /// A time the caller gave, if any; `INVALID_ARGUMENT` naming `field` if it is not a sane time.
-fn time(given: Option<&prost_types::Timestamp>, field: &str) -> Result<Option<DateTime<Utc>>, Status> {
+fn time(given: Option<&prost_types::Timestamp>, field: &str) -> Result<Option<DateTime<Utc>>, FieldViolations> {
     kefu_kit::time::optional_time(given, field)
 }
 
@@ -54,21 +54,15 @@ fn time(given: Option<&prost_types::Timestamp>, field: &str) -> Result<Option<Da
 fn waybill_number(name: &str) -> Result<&str, Error> {
     name.strip_prefix("waybills/")
         .filter(|number| !number.is_empty() && !number.contains('/'))
-        .ok_or_else(|| Error::Invalid(one("name", "expected waybills/{number}")))
+        .ok_or_else(|| Error::Invalid(FieldViolations::of("name", "expected waybills/{number}")))
 }
 
 /// The waybill number and the change request's index in `waybills/{number}/changeRequests/{n}`.
 fn change_request(name: &str) -> Result<(&str, usize), Error> {
-    let refuse = || Error::Invalid(one("name", "expected waybills/{number}/changeRequests/{n}"));
+    let refuse = || Error::Invalid(FieldViolations::of("name", "expected waybills/{number}/changeRequests/{n}"));
     let (waybill, n) = name.rsplit_once("/changeRequests/").ok_or_else(refuse)?;
     let n: usize = n.parse().ok().filter(|n| *n >= 1).ok_or_else(refuse)?;
     Ok((waybill_number(waybill)?, n - 1))
-}
-
-fn one(field: &str, description: &str) -> FieldViolations {
-    let mut violations = FieldViolations::new();
-    violations.add(field, description);
-    violations
 }
 
 /// The request id's own violations, if any.
@@ -536,7 +530,7 @@ fn check_account(account: &str, field: &str) -> Result<(), Error> {
     let kinds = ["company", "customer", "shipper", "person", "department", "branch", "insurer"];
     match account.split_once(':') {
         Some((kind, id)) if kinds.contains(&kind) && !id.is_empty() && account.len() <= 160 => Ok(()),
-        _ => Err(Error::Invalid(one(
+        _ => Err(Error::Invalid(FieldViolations::of(
             field,
             "an account like branch:SH01, shipper:S1001, person:B042, company:fines_income",
         ))),

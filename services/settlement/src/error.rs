@@ -19,10 +19,8 @@ pub enum Error {
     AlreadyExists(String),
     /// `ABORTED`: another request changed the waybill at the same moment.
     Conflict,
-    /// A status from the kit (database, names, paging), already mapped.
     /// A failure of kefu's machinery (the database), mapped by the kit.
     Failure(Failure),
-    Status(Status),
 }
 
 impl From<Error> for Status {
@@ -37,14 +35,7 @@ impl From<Error> for Status {
                 Status::aborted("the waybill was changed by another request at the same moment; read it and retry")
             }
             Error::Failure(failure) => failure.into(),
-            Error::Status(status) => status,
         }
-    }
-}
-
-impl From<Status> for Error {
-    fn from(status: Status) -> Error {
-        Error::Status(status)
     }
 }
 

@@ -9,7 +9,6 @@ use kefu_kit::{
 };
 use kefu_proto::archives::v1 as pb;
 use sea_orm::ConnectionTrait;
-use tonic::Status;
 
 use super::{ACCESS_REQUESTS, ArchivesApi, FileName, numbered, reason_required, required_text};
 use crate::{
@@ -101,10 +100,10 @@ impl ArchivesApi {
         required_text(&mut violations, "access_request.purpose", &asked.purpose);
         required_text(&mut violations, "access_request.reason", &asked.reason);
         check_request_id(&mut violations, "request_id", &request.request_id);
-        violations.into_result()?;
         let (Some(file), Some(kind)) = (file, kind) else {
-            return Err(Status::internal("validated request missing").into());
+            return Err(violations.into());
         };
+        violations.into_result()?;
         access::requester_named(caller)?;
         let request_id = idempotency_key(request.request_id.trim()).map(str::to_owned);
         if let Some(request_id) = &request_id

@@ -5,7 +5,6 @@
 use kefu_kit::{caller::Caller, error::FieldViolations, paging};
 use kefu_proto::{archives::v1 as pb, events::v1::CaseClosed};
 use prost::Message;
-use tonic::Status;
 
 use super::{
     ArchivesApi, CASE_FILES, case_file_to_proto, case_number, classification_from_proto, customer_id, reason_required,
@@ -63,7 +62,7 @@ impl ArchivesApi {
         };
         let mut time = |timestamp: &Option<prost_types::Timestamp>, field: &str| {
             kefu_kit::time::optional_time(timestamp.as_ref(), field)
-                .map_err(|status| violations.extend(FieldViolations::from_status(&status)))
+                .map_err(|more| violations.extend(more))
                 .unwrap_or_default()
         };
         let close_start = time(&request.close_start_time, "close_start_time");
@@ -160,8 +159,8 @@ impl ArchivesApi {
             violations.add("classification", "required: ORDINARY, CONFIDENTIAL or TOP_SECRET");
         }
         required_text(&mut violations, "reason", &request.reason);
+        let Some(level) = level else { return Err(violations.into()) };
         violations.into_result()?;
-        let Some(level) = level else { return Err(Status::internal("validated classification missing").into()) };
         custody::may_classify_as(caller, level)?;
         let tx = self.begin().await?;
         let file = self.visible_case_file(&tx, &number, caller).await?;

@@ -130,9 +130,7 @@ fn numbered(name: &str, prefix: &str, field: &str) -> Result<i64, Error> {
 }
 
 fn invalid(field: &str, description: &str) -> Error {
-    let mut violations = FieldViolations::new();
-    violations.add(field, description);
-    Error::Invalid(violations)
+    Error::Invalid(FieldViolations::of(field, description))
 }
 
 fn required_text(violations: &mut FieldViolations, field: &str, text: &str) {

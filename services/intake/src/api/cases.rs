@@ -39,11 +39,8 @@ impl IntakeApi {
     ) -> Reply<pb::ListComplaintsResponse> {
         let (caller, _, request) = parts(request);
         let page_size = paging::page_size(request.page_size)?;
-        let mut terms = domain::parse_filter(&request.filter).map_err(|message| {
-            let mut violations = FieldViolations::new();
-            violations.add("filter", message);
-            Error::Invalid(violations)
-        })?;
+        let mut terms = domain::parse_filter(&request.filter)
+            .map_err(|message| Error::Invalid(FieldViolations::of("filter", message)))?;
         // A branch office's system lists its own branch's cases alone.
         if let Some(scope) = caller.branch_scope() {
             terms.push((domain::FilterField::Branch, scope.to_owned()));
@@ -112,9 +109,7 @@ impl IntakeApi {
             Ok(pb::Severity::Serious) => Severity::Serious,
             Ok(pb::Severity::Critical) => Severity::Critical,
             _ => {
-                let mut violations = FieldViolations::new();
-                violations.add("severity", "GENERAL, SERIOUS or CRITICAL");
-                return Err(violations.into_status());
+                return Err(FieldViolations::of("severity", "GENERAL, SERIOUS or CRITICAL").into_status());
             }
         };
         let command = Command::ChangeSeverity { to, reason: request.reason.trim().to_owned() };
@@ -185,9 +180,6 @@ impl IntakeApi {
 }
 
 fn case_number_of_original(name: &str) -> Result<&str, FieldViolations> {
-    case_number(name, "duplicate_of").map_err(|_| {
-        let mut violations = FieldViolations::new();
-        violations.add("duplicate_of", "expected complaints/{case_number}");
-        violations
-    })
+    case_number(name, "duplicate_of")
+        .map_err(|_| FieldViolations::of("duplicate_of", "expected complaints/{case_number}"))
 }

@@ -118,11 +118,7 @@ fn optional_case_number<'a>(name: &'a str, field: &str) -> Result<Option<&'a str
 
 /// `complaints/{case_number}/{collection}/{id}` → the case number and the id.
 fn child_name<'a>(name: &'a str, collection: &str) -> Result<(&'a str, i64), FieldViolations> {
-    let wrong = || {
-        let mut violations = FieldViolations::new();
-        violations.add("name", format!("expected complaints/{{case_number}}/{collection}/{{id}}"));
-        violations
-    };
+    let wrong = || FieldViolations::of("name", format!("expected complaints/{{case_number}}/{collection}/{{id}}"));
     let (complaint, id) = name.rsplit_once(&format!("/{collection}/")).ok_or_else(wrong)?;
     let case_number = kefu_kit::names::case_number_in(complaint, kefu_kit::names::COMPLAINTS).ok_or_else(wrong)?;
     Ok((case_number, id.parse().map_err(|_| wrong())?))

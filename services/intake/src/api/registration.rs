@@ -84,9 +84,10 @@ impl IntakeApi {
             self.register(request_id, registration, &caller, &trace).await?
         } else {
             let case_number = kefu_kit::names::complaint(from_request, "from_request").map_err(|_| {
-                let mut violations = FieldViolations::new();
-                violations.add("from_request", "expected complaints/{case_number} of an inquiry or consultation");
-                Error::Invalid(violations)
+                Error::Invalid(FieldViolations::of(
+                    "from_request",
+                    "expected complaints/{case_number} of an inquiry or consultation",
+                ))
             })?;
             let command = Command::Convert { into: Box::new(registration), from_request: from_request.to_owned() };
             self.keeper.act(&self.context, case_number, request_id.as_deref(), &caller, &trace, command).await?
