@@ -192,8 +192,8 @@ async fn a_cargo_damage_claim_goes_from_facts_to_payout_and_the_customer_is_told
     assert!(resolved.resolution.contains("500.00 yuan"), "{}", resolved.resolution);
     assert_eq!(resolved.resolve_time, claim.approval.and_then(|approval| approval.approve_time));
 
-    // Nothing more arrives later: still exactly two entries.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Nothing more can arrive once claims has delivered everything it holds: still exactly two entries.
+    crate::support::delivered_everything(&suite.config, "claims").await;
     assert_eq!(ledger(&suite, &format!("{name}/"), 2).await.len(), 2);
     suite.stop().await;
 }

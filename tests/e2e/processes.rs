@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 
 use crate::support::{
     BOOTSTRAP_TOKEN, Backend, Gateway, INTERNAL_KEY, Principal, TestDatabase, TestSuite, TokenChannel, complaint,
-    create, eventually, on_both_backends,
+    create, delivered_everything, eventually, on_both_backends, test_config,
 };
 
 const TARGETS: [&str; 6] = ["gateway", "intake", "inspection", "claims", "settlement", "archives"];
@@ -391,7 +391,7 @@ async fn an_approved_claim_survives_kill_9_and_settlement_posts_it_exactly_once(
     // A restart of claims again re-delivers nothing new: still one payout and one deduction.
     cluster.kill_9("claims");
     cluster.start("claims");
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    delivered_everything(&test_config(dir.path(), database.as_ref()), "claims").await;
     let entries = entries().await.expect("the ledger");
     let kinds: Vec<&str> = entries.iter().map(|entry| entry.kind.as_str()).collect();
     assert_eq!(kinds, ["claim_payout", "claim_deduction"]);
@@ -468,7 +468,7 @@ async fn fines_decided_while_settlement_is_down_are_deducted_once_when_it_return
         async move { inspection.get_case(GetCaseRequest { name }).await.ok() }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    delivered_everything(&test_config(dir.path(), database.as_ref()), "inspection").await;
     let entries = entries().await.expect("the ledger");
     // Each fine once; two events of one decision may arrive in either order.
     let mut charged: Vec<(&str, i64)> =
@@ -625,7 +625,7 @@ async fn settlement_killed_during_delivery_moves_every_yuan_exactly_once(backend
         async move { entries.await.filter(|entries| entries.len() >= FINES) }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    delivered_everything(&test_config(dir.path(), database.as_ref()), "inspection").await;
     let fines = entries("inspection/").await.unwrap_or(fines);
     let mut posted: Vec<(String, String, i64)> = fines
         .iter()

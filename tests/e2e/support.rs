@@ -362,6 +362,21 @@ where
     }
 }
 
+/// Waits until `service` (of the suite `config` describes) holds no event it has not delivered:
+/// its relay deletes an outbox row only once the receiver has the event, so from then on nothing
+/// more can arrive from it, and a count taken is final. This is how "exactly once" is checked —
+/// by the sender having nothing left to send, not by sleeping and hoping.
+pub async fn delivered_everything(config: &Config, service: &str) {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let db = kefu_kit::db::connect(config, service).await.expect("the service's database");
+    eventually(&format!("{service} has delivered every event it holds"), || {
+        let db = db.clone();
+        async move { (kefu_kit::outbox::Entity::find().count(&db).await.ok()? == 0).then_some(()) }
+    })
+    .await;
+    let _ = db.close().await;
+}
+
 /// A complaint a branch office might send.
 pub fn complaint(category: &str, waybill: &str) -> Complaint {
     Complaint {
