@@ -5,6 +5,10 @@
 //! inserts and one commit for many complaints — and every caller is answered only after the
 //! transaction holding its complaint has committed.
 //!
+//! A batch is written on the kit's write path, `kefu_kit::write::create_all` with intake's
+//! [`ComplaintKeeper`]: the same insert, history, effects (replies, webhook deliveries) and outbox
+//! as any change, for many new complaints in one transaction.
+//!
 //! If a batch fails — a unique-key conflict (a retried `request_id`, a case number drawn twice), or
 //! any row the database refuses — it is rolled back and its registrations are written one per
 //! transaction, so that each caller learns of its own failure and no one else's call is lost.

@@ -14,8 +14,10 @@
 //!   [`error`]: failures → statuses.
 //!
 //! Settlement owns the `late_remittance` complaints the routing policy gives it (each a record named
-//! `cases/{case_number}`); it also files them itself, through the gateway like any other complaint,
+//! `cases/{case_number}`); it also files them itself, through the gateway like any branch system,
 //! when a waybill's COD is past its remittance date, and resolves them when the COD is remitted.
+//! Why through the gateway and back by the ordinary handoff, and not by a shorter path of its own:
+//! ARCHITECTURE.md, "Boundaries" (one place routes complaints; no identity skips the handoff).
 //!
 //! Invariant: a change to a waybill, its history, its ledger movement and the resolutions it causes
 //! are one transaction; the ledger moves each origin once.
