@@ -1,14 +1,16 @@
 //! The access requests room (`003 第20条`, `第23条`): asking to read or copy a file, the signatures
 //! that approve or refuse it, the borrowing register, and reading under an approved request.
 
+use chrono::{DateTime, Utc};
 use kefu_kit::{
     caller::Caller,
     error::{FieldViolations, check_request_id, idempotency_key},
     paging,
     time::to_timestamp,
+    write::{self, Applied},
 };
 use kefu_proto::archives::v1 as pb;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
 use super::{ACCESS_REQUESTS, ArchivesApi, FileName, numbered, reason_required, required_text};
 use crate::{
@@ -74,10 +76,112 @@ fn answered(row: &access_request::Model) -> Result<pb::AccessRequest, Error> {
 
 /// What deciding an access request did: the audit entry's action and detail, and the refusal to
 /// record, if it was refused.
+/// What a signatory does to an access request.
+enum Decide {
+    Sign,
+    Refuse { reason: String },
+}
+
+/// An access request as kept: its row as read, the request as the rules see it, and the refusal
+/// a decision records.
+#[derive(Clone)]
+struct Kept {
+    row: access_request::Model,
+    request: access::Request,
+    refusal: Option<Refusal>,
+}
+
+/// The audit entry a decision leaves: archives' history of a request.
 struct Decision {
     action: &'static str,
     detail: String,
-    refusal: Option<Refusal>,
+}
+
+/// How archives keeps an access request on the kit's one write path: read with its version,
+/// signed or refused by `access::Request`'s rules (pure), saved over the version read (`ABORTED`
+/// on a race), and its entry in the sealed audit log — archives' history — written in the same
+/// transaction. The decision leaves no `case_steps`: the audit log is where archives records what
+/// was done, and by whom.
+struct AccessRequestKeeper<'a> {
+    audit_key: &'a crate::audit::AuditKey,
+    seq: i64,
+}
+
+impl write::Keeper for AccessRequestKeeper<'_> {
+    type Aggregate = Kept;
+    type Version = i32;
+    type Command = Decide;
+    type Effects = Decision;
+    type Error = Error;
+
+    async fn load(&self, tx: &DatabaseTransaction, key: &str) -> Result<(Kept, Option<i32>), Error> {
+        let row = store::access_requests::access_request(tx, self.seq)
+            .await
+            .map_err(db("reading an access request"))?
+            .ok_or_else(|| Error::NotFound(format!("no access request named {key}")))?;
+        let request = access_from_row(&row)?;
+        let version = row.version;
+        Ok((Kept { row, request, refusal: None }, Some(version)))
+    }
+
+    fn apply(
+        &self,
+        kept: &mut Kept,
+        command: Decide,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<Applied<Decision>, Error> {
+        let decision = match command {
+            Decide::Sign => {
+                let signed = kept.request.sign(caller, now)?;
+                let signed: Vec<&str> = signed.iter().map(|signature| signature.as_str()).collect();
+                let outcome = match kept.request.state {
+                    access::State::Approved => format!(
+                        "; approved until {}",
+                        kept.request.expire_time.map(|time| time.to_rfc3339()).unwrap_or_default()
+                    ),
+                    _ => String::new(),
+                };
+                Decision { action: "approved", detail: format!("signed as {}{outcome}", signed.join(", ")) }
+            }
+            Decide::Refuse { reason } => {
+                kept.request.refuse(caller)?;
+                kept.refusal = Some(Refusal { reason: reason.clone(), refused_by: caller.user.clone() });
+                Decision { action: "refused", detail: reason }
+            }
+        };
+        Ok(Applied { steps: Vec::new(), effects: decision })
+    }
+
+    async fn save(
+        &self,
+        tx: &DatabaseTransaction,
+        kept: &Kept,
+        _version: Option<i32>,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        store::access_requests::record_decision(tx, &kept.row, &kept.request, kept.refusal.clone()).await
+    }
+
+    async fn record(
+        &self,
+        tx: &DatabaseTransaction,
+        change: write::Change<'_, Kept>,
+        decision: Decision,
+    ) -> Result<Vec<write::Message>, Error> {
+        let record = Record {
+            actor: &change.caller.user,
+            action: decision.action,
+            subject: change.key,
+            detail: decision.detail,
+        };
+        crate::audit::append(tx, self.audit_key, record, change.now).await.map_err(db("auditing a decision"))?;
+        Ok(Vec::new())
+    }
+
+    fn describe(&self, key: &str) -> String {
+        format!("the access request {key}")
+    }
 }
 
 impl ArchivesApi {
@@ -185,23 +289,7 @@ impl ArchivesApi {
         caller: &Caller,
         request: pb::ApproveAccessRequestRequest,
     ) -> Result<pb::AccessRequest, Error> {
-        let now = self.now();
-        self.decide(caller, &request.name, |asked| {
-            let signed = asked.sign(caller, now)?;
-            let signed: Vec<&str> = signed.iter().map(|signature| signature.as_str()).collect();
-            let outcome = match asked.state {
-                access::State::Approved => {
-                    format!("; approved until {}", asked.expire_time.map(|time| time.to_rfc3339()).unwrap_or_default())
-                }
-                _ => String::new(),
-            };
-            Ok(Decision {
-                action: "approved",
-                detail: format!("signed as {}{outcome}", signed.join(", ")),
-                refusal: None,
-            })
-        })
-        .await
+        self.decide(caller, &request.name, Decide::Sign).await
     }
 
     pub(super) async fn refuse_access_request(
@@ -210,13 +298,7 @@ impl ArchivesApi {
         request: pb::RefuseAccessRequestRequest,
     ) -> Result<pb::AccessRequest, Error> {
         reason_required(&request.reason)?;
-        let reason = request.reason.trim().to_owned();
-        self.decide(caller, &request.name, |asked| {
-            asked.refuse(caller)?;
-            let refusal = Refusal { reason: reason.clone(), refused_by: caller.user.clone() };
-            Ok(Decision { action: "refused", detail: reason.clone(), refusal: Some(refusal) })
-        })
-        .await
+        self.decide(caller, &request.name, Decide::Refuse { reason: request.reason.trim().to_owned() }).await
     }
 
     pub(super) async fn list_borrowing_register(
@@ -250,35 +332,17 @@ impl ArchivesApi {
         })
     }
 
-    /// Changes an access request with `change` (sign or refuse), once, from the state read.
-    async fn decide(
-        &self,
-        caller: &Caller,
-        name: &str,
-        change: impl FnOnce(&mut access::Request) -> Result<Decision, Error>,
-    ) -> Result<pb::AccessRequest, Error> {
+    /// Signs or refuses access request `name` on the kit's write path (see [`AccessRequestKeeper`]).
+    async fn decide(&self, caller: &Caller, name: &str, command: Decide) -> Result<pb::AccessRequest, Error> {
         let seq = numbered(name, ACCESS_REQUESTS, "name")?;
-        let missing = || Error::NotFound(format!("no access request named {name}"));
-        let tx = self.begin().await?;
-        let row = store::access_requests::access_request(&tx, seq)
-            .await
-            .map_err(db("reading an access request"))?
-            .ok_or_else(missing)?;
-        let mut request = access_from_row(&row)?;
-        let Decision { action, detail, refusal } = change(&mut request)?;
-        let written = store::access_requests::record_decision(&tx, &row, &request, refusal)
-            .await
-            .map_err(db("deciding an access request"))?;
-        if !written {
-            return Err(Error::Conflict);
-        }
-        let record = Record { actor: &caller.user, action, subject: name, detail };
-        self.audit(&tx, record, self.now(), "auditing a decision").await?;
-        tx.commit().await.map_err(db("deciding an access request"))?;
+        let keeper = AccessRequestKeeper { audit_key: &self.audit_key, seq };
+        let trace = kefu_kit::trace::TraceContext::new_root();
+        let request = write::Request { caller, trace: &trace, request_id: None };
+        write::act(&keeper, &self.context, name, request, command).await?;
         let row = store::access_requests::access_request(&self.context.db, seq)
             .await
             .map_err(db("reading an access request"))?
-            .ok_or_else(missing)?;
+            .ok_or_else(|| Error::NotFound(format!("no access request named {name}")))?;
         answered(&row)
     }
 
