@@ -22,6 +22,9 @@ pub enum Error {
     RequestIdTaken,
     /// `UNAVAILABLE`: no unused case number could be drawn, or intake is shutting down.
     Unavailable(&'static str),
+    /// `INTERNAL`: kefu could not do its own part (sealing a webhook's secret); logged with the
+    /// cause, answered without it.
+    Internal(String),
     /// A failure of kefu's machinery (the database, a lost race), mapped by the kit.
     Failure(Failure),
 }
@@ -56,6 +59,10 @@ impl From<Error> for Status {
                 Status::already_exists("this request_id was used before, for another case: send a fresh one (a UUID)")
             }
             Error::Unavailable(message) => Status::unavailable(message),
+            Error::Internal(cause) => {
+                tracing::error!(%cause, "intake failed");
+                Status::internal("intake could not complete the request; the cause is in its log")
+            }
             Error::Failure(failure) => failure.into(),
         }
     }

@@ -237,17 +237,17 @@ impl intake_server::Intake for IntakeApi {
 
     async fn register_webhook(&self, request: Request<pb::RegisterWebhookRequest>) -> Reply<pb::Webhook> {
         let (caller, _, request) = parts(request);
-        webhooks::api::register(&self.context, &self.webhook_rules, &caller, request).await.map(Response::new)
+        Ok(Response::new(webhooks::api::register(&self.context, &self.webhook_rules, &caller, request).await?))
     }
 
     async fn list_webhooks(&self, request: Request<pb::ListWebhooksRequest>) -> Reply<pb::ListWebhooksResponse> {
         let (caller, _, request) = parts(request);
-        webhooks::api::list(&self.context, &caller, request).await.map(Response::new)
+        Ok(Response::new(webhooks::api::list(&self.context, &caller, request).await?))
     }
 
     async fn disable_webhook(&self, request: Request<pb::DisableWebhookRequest>) -> Reply<pb::Webhook> {
         let (caller, _, request) = parts(request);
-        webhooks::api::disable(&self.context, &caller, request).await.map(Response::new)
+        Ok(Response::new(webhooks::api::disable(&self.context, &caller, request).await?))
     }
 
     async fn list_webhook_deliveries(
@@ -255,7 +255,7 @@ impl intake_server::Intake for IntakeApi {
         request: Request<pb::ListWebhookDeliveriesRequest>,
     ) -> Reply<pb::ListWebhookDeliveriesResponse> {
         let (caller, _, request) = parts(request);
-        webhooks::api::list_deliveries(&self.context, &caller, request).await.map(Response::new)
+        Ok(Response::new(webhooks::api::list_deliveries(&self.context, &caller, request).await?))
     }
 
     async fn redeliver_webhook_delivery(
@@ -263,6 +263,6 @@ impl intake_server::Intake for IntakeApi {
         request: Request<pb::RedeliverWebhookDeliveryRequest>,
     ) -> Reply<pb::WebhookDelivery> {
         let (caller, _, request) = parts(request);
-        webhooks::api::redeliver(&self.context, &caller, request).await.map(Response::new)
+        Ok(Response::new(webhooks::api::redeliver(&self.context, &caller, request).await?))
     }
 }

@@ -4,16 +4,16 @@
 
 use kefu_kit::{
     caller::Caller,
-    error::{self, FieldViolations},
+    error::{self, Failure, FieldViolations},
     paging,
     server::ServiceContext,
     text,
     time::{to_duration, to_micros, to_timestamp},
 };
 use kefu_proto::intake::v1 as pb;
-use tonic::Status;
 
 use super::{CaseEvent, RETRY_FOR, store};
+use crate::error::{Error, db};
 
 /// The shortest and longest shared secret accepted.
 const SECRET_CHARS: std::ops::RangeInclusive<usize> = 16..=256;
@@ -24,7 +24,7 @@ pub async fn register(
     rules: &super::Rules,
     caller: &Caller,
     request: pb::RegisterWebhookRequest,
-) -> Result<pb::Webhook, Status> {
+) -> Result<pb::Webhook, Error> {
     let webhook = request.webhook.unwrap_or_default();
     let mut violations = FieldViolations::new();
     error::check_request_id(&mut violations, "request_id", &request.request_id);
@@ -52,29 +52,28 @@ pub async fn register(
     }
     violations.into_result()?;
     may_manage(caller, branch)?;
-    let db = &context.db;
-    let db_error = |context: &'static str| move |e| error::from_db(context, e);
+    let connection = &context.db;
     let request_id = error::idempotency_key(request.request_id.trim());
     if let Some(request_id) = request_id
         && let Some(earlier) =
-            store::endpoint_by_request_id(db, request_id).await.map_err(db_error("reading webhooks"))?
+            store::endpoint_by_request_id(connection, request_id).await.map_err(db("reading webhooks"))?
     {
         return Ok(to_proto(earlier));
     }
     // One branch's endpoints are bounded, so they cannot slow the writing of every complaint.
-    let active = store::endpoints(db, Some(branch))
+    let active = store::endpoints(connection, Some(branch))
         .await
-        .map_err(db_error("reading webhooks"))?
+        .map_err(db("reading webhooks"))?
         .into_iter()
         .filter(|endpoint| endpoint.active)
         .count();
     if active >= rules.max_per_branch {
-        return Err(Status::failed_precondition(format!(
+        return Err(Error::Precondition(format!(
             "branch {branch} has {active} active endpoints, the most a branch may have (KEFU_WEBHOOK_MAX_PER_BRANCH): disable one first"
         )));
     }
     let id = uuid::Uuid::now_v7().to_string();
-    let sealed = rules.secrets.seal(&id, &request.secret).map_err(Status::internal)?;
+    let sealed = rules.secrets.seal(&id, &request.secret).map_err(Error::Internal)?;
     let endpoint = store::endpoint::Model {
         id,
         request_id: request_id.map(str::to_owned),
@@ -87,7 +86,7 @@ pub async fn register(
         created_by: caller.user.clone(),
         disable_reason: String::new(),
     };
-    match store::insert_endpoint(db, endpoint.clone()).await {
+    match store::insert_endpoint(connection, endpoint.clone()).await {
         Ok(()) => {
             tracing::info!(webhook = %endpoint.id, branch = %endpoint.branch, "webhook registered");
             Ok(to_proto(endpoint))
@@ -95,13 +94,13 @@ pub async fn register(
         // The same request at the same moment: its endpoint is the answer.
         Err(conflict) if error::is_unique_violation(&conflict) => {
             let request_id = request_id.unwrap_or_default();
-            store::endpoint_by_request_id(db, request_id)
+            store::endpoint_by_request_id(connection, request_id)
                 .await
-                .map_err(db_error("reading webhooks"))?
+                .map_err(db("reading webhooks"))?
                 .map(to_proto)
-                .ok_or_else(|| Status::aborted("a webhook was registered at the same moment; retry"))
+                .ok_or_else(|| Failure::Conflict { what: "a webhook registered at the same moment".into() }.into())
         }
-        Err(failure) => Err(error::from_db("registering a webhook", failure)),
+        Err(failure) => Err(db("registering a webhook")(failure)),
     }
 }
 
@@ -109,7 +108,7 @@ pub async fn list(
     context: &ServiceContext,
     caller: &Caller,
     request: pb::ListWebhooksRequest,
-) -> Result<pb::ListWebhooksResponse, Status> {
+) -> Result<pb::ListWebhooksResponse, Error> {
     let branch = request.branch.trim();
     let branch = match (branch, caller.branch.as_str()) {
         ("", "") => None,
@@ -119,7 +118,7 @@ pub async fn list(
             Some(branch)
         }
     };
-    let endpoints = store::endpoints(&context.db, branch).await.map_err(|e| error::from_db("listing webhooks", e))?;
+    let endpoints = store::endpoints(&context.db, branch).await.map_err(db("listing webhooks"))?;
     Ok(pb::ListWebhooksResponse { webhooks: endpoints.into_iter().map(to_proto).collect() })
 }
 
@@ -127,7 +126,7 @@ pub async fn disable(
     context: &ServiceContext,
     caller: &Caller,
     request: pb::DisableWebhookRequest,
-) -> Result<pb::Webhook, Status> {
+) -> Result<pb::Webhook, Error> {
     let mut violations = FieldViolations::new();
     let id = parse_name(&request.name).map_err(|problem| violations.add("name", problem)).ok();
     let reason = request.reason.trim();
@@ -140,10 +139,9 @@ pub async fn disable(
     if !endpoint.active {
         return Ok(to_proto(endpoint));
     }
-    let db_error = |e| error::from_db("disabling a webhook", e);
-    let tx = sea_orm::TransactionTrait::begin(&context.db).await.map_err(db_error)?;
-    store::disable_endpoint(&tx, id, reason).await.map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
+    let tx = sea_orm::TransactionTrait::begin(&context.db).await.map_err(db("disabling a webhook"))?;
+    store::disable_endpoint(&tx, id, reason).await.map_err(db("disabling a webhook"))?;
+    tx.commit().await.map_err(db("disabling a webhook"))?;
     tracing::info!(webhook = %id, by = %caller.user, "webhook disabled");
     Ok(to_proto(store::endpoint::Model { active: false, disable_reason: reason.into(), ..endpoint }))
 }
@@ -152,7 +150,7 @@ pub async fn list_deliveries(
     context: &ServiceContext,
     caller: &Caller,
     request: pb::ListWebhookDeliveriesRequest,
-) -> Result<pb::ListWebhookDeliveriesResponse, Status> {
+) -> Result<pb::ListWebhookDeliveriesResponse, Error> {
     let page_size = paging::page_size(request.page_size)?;
     let mut violations = FieldViolations::new();
     let webhook_id = match request.webhook.trim() {
@@ -169,19 +167,21 @@ pub async fn list_deliveries(
     match webhook_id {
         Some(id) => drop(endpoint(context, caller, id).await?),
         None if !caller.branch.is_empty() => {
-            return Err(error::invalid_field("webhook", "required for a branch: one of its own webhooks/{id}"));
+            return Err(Error::Invalid(FieldViolations::of(
+                "webhook",
+                "required for a branch: one of its own webhooks/{id}",
+            )));
         }
         None => {}
     }
     let filter = format!("{}|{}", request.webhook.trim(), request.complaint.trim());
     let before = paging::decode_token(&request.page_token, &filter)?;
-    let db_error = |context: &'static str| move |e| error::from_db(context, e);
     let (deliveries, next) = store::deliveries(&context.db, webhook_id, case_number, page_size, before)
         .await
-        .map_err(db_error("listing webhook deliveries"))?;
+        .map_err(db("listing webhook deliveries"))?;
     let seqs: Vec<i64> = deliveries.iter().map(|delivery| delivery.seq).collect();
     let mut attempts: std::collections::HashMap<i64, Vec<store::attempt::Model>> = std::collections::HashMap::new();
-    for attempt in store::attempts_of(&context.db, &seqs).await.map_err(db_error("listing webhook attempts"))? {
+    for attempt in store::attempts_of(&context.db, &seqs).await.map_err(db("listing webhook attempts"))? {
         attempts.entry(attempt.delivery_seq).or_default().push(attempt);
     }
     Ok(pb::ListWebhookDeliveriesResponse {
@@ -200,25 +200,24 @@ pub async fn redeliver(
     context: &ServiceContext,
     caller: &Caller,
     request: pb::RedeliverWebhookDeliveryRequest,
-) -> Result<pb::WebhookDelivery, Status> {
+) -> Result<pb::WebhookDelivery, Error> {
     let problem = "expected webhooks/{id}/deliveries/{delivery_id}";
     let (webhook, delivery_id) = request
         .name
         .trim()
         .split_once("/deliveries/")
         .filter(|(_, delivery_id)| !delivery_id.is_empty())
-        .ok_or_else(|| error::invalid_field("name", problem))?;
-    let id = parse_name(webhook).map_err(|_| error::invalid_field("name", problem))?;
+        .ok_or_else(|| FieldViolations::of("name", problem))?;
+    let id = parse_name(webhook).map_err(|_| FieldViolations::of("name", problem))?;
     let endpoint = endpoint(context, caller, id).await?;
-    let db_error = |context: &'static str| move |e| error::from_db(context, e);
-    let not_found = || Status::not_found(format!("no delivery named {}", request.name.trim()));
+    let not_found = || Error::NotFound(format!("no delivery named {}", request.name.trim()));
     let delivery = store::delivery_by_id(&context.db, delivery_id)
         .await
-        .map_err(db_error("reading a webhook delivery"))?
+        .map_err(db("reading a webhook delivery"))?
         .filter(|delivery| delivery.webhook_id == endpoint.id)
         .ok_or_else(not_found)?;
     if !endpoint.active {
-        return Err(Status::failed_precondition(format!(
+        return Err(Error::Precondition(format!(
             "webhooks/{} is disabled ({}): register the endpoint again to receive deliveries",
             endpoint.id, endpoint.disable_reason
         )));
@@ -226,7 +225,7 @@ pub async fn redeliver(
     let now = to_micros(context.clock.now());
     store::redeliver(&context.db, delivery.seq, now, now + RETRY_FOR)
         .await
-        .map_err(db_error("redelivering a webhook delivery"))?;
+        .map_err(db("redelivering a webhook delivery"))?;
     tracing::info!(webhook = %endpoint.id, delivery = %delivery.delivery_id, by = %caller.user, "webhook delivery sent again");
     let delivery = store::delivery::Model {
         state: store::PENDING.into(),
@@ -234,8 +233,7 @@ pub async fn redeliver(
         retry_until: now + RETRY_FOR,
         ..delivery
     };
-    let attempts =
-        store::attempts_of(&context.db, &[delivery.seq]).await.map_err(db_error("listing webhook attempts"))?;
+    let attempts = store::attempts_of(&context.db, &[delivery.seq]).await.map_err(db("listing webhook attempts"))?;
     Ok(delivery_to_proto(delivery, attempts))
 }
 
@@ -268,22 +266,19 @@ fn check_url(url: &str, allowed: &super::address::Allowed) -> Result<(), &'stati
 }
 
 /// A branch manages its own endpoints; the service center's staff any branch's.
-fn may_manage(caller: &Caller, branch: &str) -> Result<(), Status> {
+fn may_manage(caller: &Caller, branch: &str) -> Result<(), Error> {
     if caller.branch.is_empty() || caller.branch == branch {
         Ok(())
     } else {
-        Err(Status::permission_denied(format!(
-            "branch {} manages its own webhooks only, not branch {branch}'s",
-            caller.branch
-        )))
+        Err(Error::NotAllowed(format!("branch {} manages its own webhooks only, not branch {branch}'s", caller.branch)))
     }
 }
 
-async fn endpoint(context: &ServiceContext, caller: &Caller, id: &str) -> Result<store::endpoint::Model, Status> {
+async fn endpoint(context: &ServiceContext, caller: &Caller, id: &str) -> Result<store::endpoint::Model, Error> {
     let endpoint = store::endpoint_by_id(&context.db, id)
         .await
-        .map_err(|e| error::from_db("reading a webhook", e))?
-        .ok_or_else(|| Status::not_found(format!("no webhook named webhooks/{id}")))?;
+        .map_err(db("reading a webhook"))?
+        .ok_or_else(|| Error::NotFound(format!("no webhook named webhooks/{id}")))?;
     may_manage(caller, &endpoint.branch)?;
     Ok(endpoint)
 }
