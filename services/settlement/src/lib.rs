@@ -10,7 +10,7 @@
 //!   ledger must hold for it in [`waybill::Waybill::footprint`];
 //! - [`reconcile`]: the checks that every event received has exactly one effect and that the
 //!   ledger holds what the waybills say;
-//! - [`store`]: waybills, receipts, case outcomes; [`api`]: `kefu.settlement.v1.Settlement`;
+//! - [`store`]: waybills, receipts, case outcomes; [`api`]: `kefu.settlement.v1.Settlement`, by room;
 //!   [`error`]: failures → statuses.
 //!
 //! Settlement owns the `late_remittance` complaints the routing policy gives it (each a record named

@@ -1,0 +1,399 @@
+//! Waybills: recording one, and every change after — COD collected and remitted, change requests
+//! asked, approved and rejected, seizures — on the kit's one write path with [`WaybillKeeper`]:
+//! read at a version, `Waybill::apply`, saved over the version read, the step recorded under the
+//! request id, the difference of the waybill's footprint posted to the ledger, and the cases a
+//! remittance answers resolved — one transaction.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kefu_kit::{
+    caller::Caller,
+    error::{FieldViolations, collect_violations, idempotency_key},
+    history,
+    time::{to_micros, to_timestamp},
+    trace::TraceContext,
+    write::{self, Acted, Applied},
+};
+use kefu_proto::settlement::v1 as pb;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
+use tonic::{Request, Response, metadata::MetadataMap};
+
+use super::{Reply, SettlementApi, cases::resolve, check_request_id, time};
+use crate::{
+    error::{Error, db as db_error},
+    ledger, store,
+    waybill::{Command, Field, Movement, SeizureFacts, Waybill, WaybillFields, difference, yuan},
+};
+
+/// The waybill number in `waybills/{number}`.
+fn waybill_number(name: &str) -> Result<&str, Error> {
+    name.strip_prefix("waybills/")
+        .filter(|number| !number.is_empty() && !number.contains('/'))
+        .ok_or_else(|| Error::Invalid(FieldViolations::of("name", "expected waybills/{number}")))
+}
+
+/// The waybill number and the change request's index in `waybills/{number}/changeRequests/{n}`.
+fn change_request(name: &str) -> Result<(&str, usize), Error> {
+    let refuse = || Error::Invalid(FieldViolations::of("name", "expected waybills/{number}/changeRequests/{n}"));
+    let (waybill, n) = name.rsplit_once("/changeRequests/").ok_or_else(refuse)?;
+    let n: usize = n.parse().ok().filter(|n| *n >= 1).ok_or_else(refuse)?;
+    Ok((waybill_number(waybill)?, n - 1))
+}
+
+pub(super) fn history_key(number: &str) -> String {
+    format!("waybills/{number}")
+}
+
+/// How settlement keeps a waybill: in `waybills`, its history under `waybills/{number}`; what a step
+/// moves is posted to the ledger, and a remittance answers the waybill's open complaints.
+struct WaybillKeeper {
+    time_zone: chrono_tz::Tz,
+}
+
+impl write::Keeper for WaybillKeeper {
+    type Aggregate = Waybill;
+    type Version = i32;
+    type Command = Command;
+    type Effects = Option<Movement>;
+    type Error = Error;
+
+    async fn load(&self, tx: &DatabaseTransaction, key: &str) -> Result<(Waybill, Option<i32>), Error> {
+        let number = key.strip_prefix("waybills/").unwrap_or(key);
+        let stored = store::load(tx, number)
+            .await
+            .map_err(db_error("reading a waybill"))?
+            .ok_or_else(|| Error::NotFound(format!("no waybill named waybills/{number}; record it first")))?;
+        Ok((stored.waybill, Some(stored.version)))
+    }
+
+    fn apply(
+        &self,
+        waybill: &mut Waybill,
+        command: Command,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<Applied<Option<Movement>>, Error> {
+        let applied = waybill.apply(command, caller, now, self.time_zone)?;
+        Ok(Applied { steps: vec![applied.step], effects: applied.movement })
+    }
+
+    async fn save(
+        &self,
+        tx: &DatabaseTransaction,
+        waybill: &Waybill,
+        version: Option<i32>,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        match version {
+            Some(version) => store::save(tx, waybill, version).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn record(
+        &self,
+        tx: &DatabaseTransaction,
+        change: write::Change<'_, Waybill>,
+        movement: Option<Movement>,
+    ) -> Result<Vec<write::Message>, Error> {
+        let (waybill, now) = (change.after, change.now);
+        let Some(step) = change.steps.first() else { return Ok(Vec::new()) };
+        if let Some(movement) = &movement {
+            let origin = format!("{}/{}", change.key, movement.origin);
+            post_difference(tx, origin, movement.kind, &step.detail, &change.before.footprint(), waybill, now).await?;
+        }
+        let mut messages = Vec::new();
+        if step.action == "cod_remitted" {
+            let answer = format!("{}; settlement considers the complaint answered", step.detail);
+            for case_number in
+                store::open_cases_of(tx, &waybill.number).await.map_err(db_error("finding the waybill's cases"))?
+            {
+                messages.extend(resolve(tx, &case_number, &answer, change.caller, now).await?);
+            }
+        }
+        Ok(messages)
+    }
+
+    fn describe(&self, key: &str) -> String {
+        key.to_owned()
+    }
+}
+
+/// Posts what a waybill's step moved — its footprint now less `before` — under `origin`, if anything.
+async fn post_difference(
+    tx: &impl ConnectionTrait,
+    origin: String,
+    kind: &'static str,
+    memo: &str,
+    before: &BTreeMap<String, i64>,
+    waybill: &Waybill,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let postings = difference(before, &waybill.footprint());
+    if !postings.is_empty() {
+        let entry = ledger::NewEntry { origin, kind, memo: memo.to_owned(), postings };
+        ledger::post(tx, &entry, "", now).await.map_err(db_error("posting to the ledger"))?;
+    }
+    Ok(())
+}
+
+pub(super) fn waybill_to_proto(stored: &store::Stored, steps: Vec<history::Model>) -> pb::Waybill {
+    let waybill = &stored.waybill;
+    let stamp = |time: Option<DateTime<Utc>>| time.map(to_timestamp);
+    pb::Waybill {
+        name: waybill.name(),
+        shipper: waybill.shipper.clone(),
+        branch: waybill.branch.clone(),
+        freight_fen: waybill.freight_fen,
+        payment_method: waybill.payment_method.as_str().into(),
+        cod_amount_fen: waybill.cod_amount_fen,
+        cod_remit_days: i32::try_from(waybill.cod_remit_days).unwrap_or(i32::MAX),
+        consignee: waybill.consignee.clone(),
+        consignee_phone: waybill.consignee_phone.clone(),
+        cod: Some(pb::CashOnDelivery {
+            collect_time: stamp(waybill.cod.collect_time),
+            remit_due_time: stamp(waybill.cod.remit_due_time),
+            remit_time: stamp(waybill.cod.remit_time),
+            late_complaint: stored.late_complaint.clone().unwrap_or_default(),
+        }),
+        seizure: waybill.seizure.as_ref().map(|seizure| pb::Seizure {
+            authority: seizure.authority.clone(),
+            certificate_number: seizure.certificate_number.clone(),
+            seize_time: Some(to_timestamp(seizure.seize_time)),
+            cause: if seizure.by_branch_fault { "branch" } else { "customer" }.into(),
+            shipper_notify_time: stamp(seizure.shipper_notify_time),
+            notified_by: seizure.notified_by.clone(),
+            problem: seizure.problem.clone().unwrap_or_default(),
+            branch_bears_loss: seizure.branch_bears_loss.clone().unwrap_or_default(),
+            write_off_from: Some(to_timestamp(seizure.write_off_from)),
+            write_off_time: stamp(seizure.write_off_time),
+        }),
+        change_requests: waybill
+            .change_requests
+            .iter()
+            .enumerate()
+            .map(|(index, request)| pb::ChangeRequest {
+                name: format!("{}/changeRequests/{}", waybill.name(), index + 1),
+                state: request.state.as_str().into(),
+                changes: request
+                    .changes
+                    .iter()
+                    .map(|change| pb::FieldChange {
+                        field: change.field.as_str().into(),
+                        before: change.before.clone(),
+                        after: change.after.clone(),
+                    })
+                    .collect(),
+                reason: request.reason.clone(),
+                requested_by: request.requested_by.clone(),
+                request_time: Some(to_timestamp(request.request_time)),
+                decided_by: request.decided_by.clone(),
+                decision_reason: request.decision_reason.clone(),
+                decide_time: stamp(request.decide_time),
+            })
+            .collect(),
+        balances: waybill
+            .footprint()
+            .into_iter()
+            .map(|(account, amount_fen)| pb::Posting { account, amount_fen })
+            .collect(),
+        history: steps
+            .into_iter()
+            .map(|step| pb::Step {
+                action: step.action,
+                actor: step.actor,
+                time: Some(to_timestamp(step.time)),
+                detail: step.detail,
+            })
+            .collect(),
+        create_time: Some(to_timestamp(waybill.create_time)),
+    }
+}
+
+impl SettlementApi {
+    /// Changes waybill `name` by `command`, once per `request_id`, and returns it as it now is.
+    async fn act(
+        &self,
+        metadata: &MetadataMap,
+        name: &str,
+        request_id: &str,
+        command: Command,
+    ) -> Result<pb::Waybill, Error> {
+        check_request_id(request_id)?;
+        let number = waybill_number(name)?;
+        let caller = Caller::from_metadata(metadata);
+        let trace = TraceContext::from_metadata(metadata).unwrap_or_else(TraceContext::new_root);
+        let request = write::Request { caller: &caller, trace: &trace, request_id: idempotency_key(request_id) };
+        let keeper = WaybillKeeper { time_zone: self.context.time_zone };
+        if let Acted::Changed(waybill) =
+            write::act(&keeper, &self.context, &history_key(number), request, command).await?
+        {
+            tracing::info!(waybill = %waybill.number, "waybill changed");
+        }
+        self.view(number).await
+    }
+
+    async fn view(&self, number: &str) -> Result<pb::Waybill, Error> {
+        let db = &self.context.db;
+        let stored = store::load(db, number)
+            .await
+            .map_err(db_error("reading a waybill"))?
+            .ok_or_else(|| Error::NotFound(format!("no waybill named waybills/{number}")))?;
+        let steps = history::list(db, &history_key(number)).await.map_err(db_error("reading a waybill's history"))?;
+        Ok(waybill_to_proto(&stored, steps))
+    }
+
+    async fn record_waybill_inner(
+        &self,
+        metadata: &MetadataMap,
+        request: pb::RecordWaybillRequest,
+    ) -> Result<pb::Waybill, Error> {
+        let given = request.waybill.unwrap_or_default();
+        let number = given.name.strip_prefix("waybills/").unwrap_or("");
+        let now = to_micros(self.context.clock.now());
+        let fields = WaybillFields {
+            number,
+            shipper: &given.shipper,
+            branch: &given.branch,
+            freight_fen: given.freight_fen,
+            payment_method: &given.payment_method,
+            cod_amount_fen: given.cod_amount_fen,
+            cod_remit_days: given.cod_remit_days,
+            consignee: &given.consignee,
+            consignee_phone: &given.consignee_phone,
+        };
+        let waybill = collect_violations(FieldViolations::new(), Waybill::new(&fields, now), &request.request_id)?;
+        let caller = Caller::from_metadata(metadata);
+        let key = history_key(number);
+        let request_id = idempotency_key(&request.request_id);
+        let db = &self.context.db;
+        if let Some(request_id) = request_id
+            && history::has_request(db, &key, request_id).await.map_err(db_error("reading a waybill"))?
+        {
+            return self.view(number).await;
+        }
+        let tx = db.begin().await.map_err(db_error("recording a waybill"))?;
+        if !store::insert(&tx, &waybill).await.map_err(db_error("recording a waybill"))? {
+            return Err(Error::AlreadyExists(format!(
+                "waybills/{number} is already recorded; change it with RequestChange"
+            )));
+        }
+        let detail = format!(
+            "recorded: shipper {}, branch {}, freight {} ({}), COD {}",
+            waybill.shipper,
+            waybill.branch,
+            yuan(waybill.freight_fen),
+            waybill.payment_method.as_str(),
+            yuan(waybill.cod_amount_fen)
+        );
+        let step = history::Step { action: "recorded", actor: caller.user.clone(), time: now, detail: detail.clone() };
+        history::record(&tx, &key, request_id, &[step]).await.map_err(db_error("recording a waybill's history"))?;
+        post_difference(&tx, format!("{key}/charges"), "waybill_charges", &detail, &BTreeMap::new(), &waybill, now)
+            .await?;
+        tx.commit().await.map_err(db_error("recording a waybill"))?;
+        tracing::info!(waybill = number, "waybill recorded");
+        self.view(number).await
+    }
+
+    pub(super) async fn record_waybill(&self, request: Request<pb::RecordWaybillRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        Ok(Response::new(self.record_waybill_inner(&metadata, request).await?))
+    }
+
+    pub(super) async fn get_waybill(&self, request: Request<pb::GetWaybillRequest>) -> Reply<pb::Waybill> {
+        let number = waybill_number(&request.get_ref().name)?;
+        Ok(Response::new(self.view(number).await?))
+    }
+
+    pub(super) async fn record_cod_collection(
+        &self,
+        request: Request<pb::RecordCodCollectionRequest>,
+    ) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let command = Command::CollectCod { time: time(request.collect_time.as_ref(), "collect_time")? };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
+    }
+
+    pub(super) async fn record_cod_remittance(
+        &self,
+        request: Request<pb::RecordCodRemittanceRequest>,
+    ) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let command = Command::RemitCod { time: time(request.remit_time.as_ref(), "remit_time")? };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
+    }
+
+    pub(super) async fn request_change(&self, request: Request<pb::RequestChangeRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let mut violations = FieldViolations::new();
+        let mut changes = Vec::with_capacity(request.changes.len());
+        for (i, change) in request.changes.iter().enumerate() {
+            match Field::parse(&change.field) {
+                Some(field) => changes.push((field, change.after.clone())),
+                None => violations.add(
+                    format!("changes[{i}].field"),
+                    "shipper, cod_amount_fen, freight_fen, payment_method, consignee or consignee_phone",
+                ),
+            }
+        }
+        collect_violations(violations, Ok(()), &request.request_id).map_err(Error::Invalid)?;
+        let command = Command::RequestChange { changes, reason: request.reason };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
+    }
+
+    pub(super) async fn approve_change(&self, request: Request<pb::ApproveChangeRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let (number, index) = change_request(&request.name)?;
+        let command = Command::ApproveChange { index, reason: request.reason };
+        Ok(Response::new(self.act(&metadata, &history_key(number), &request.request_id, command).await?))
+    }
+
+    pub(super) async fn reject_change(&self, request: Request<pb::RejectChangeRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let (number, index) = change_request(&request.name)?;
+        let command = Command::RejectChange { index, reason: request.reason };
+        Ok(Response::new(self.act(&metadata, &history_key(number), &request.request_id, command).await?))
+    }
+
+    pub(super) async fn record_seizure(&self, request: Request<pb::RecordSeizureRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let given = request.seizure.unwrap_or_default();
+        let facts = SeizureFacts {
+            authority: given.authority,
+            certificate_number: given.certificate_number,
+            seize_time: time(given.seize_time.as_ref(), "seizure.seize_time")?,
+            cause: given.cause,
+            shipper_notify_time: time(given.shipper_notify_time.as_ref(), "seizure.shipper_notify_time")?,
+            notified_by: given.notified_by,
+        };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, Command::Seize(facts)).await?))
+    }
+
+    pub(super) async fn record_shipper_notified(
+        &self,
+        request: Request<pb::RecordShipperNotifiedRequest>,
+    ) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let command = Command::NotifyShipper {
+            time: time(request.notify_time.as_ref(), "notify_time")?,
+            by: request.notified_by,
+        };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
+    }
+
+    pub(super) async fn report_seizure_problem(
+        &self,
+        request: Request<pb::ReportSeizureProblemRequest>,
+    ) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let command = Command::ReportProblem { problem: request.problem };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
+    }
+
+    pub(super) async fn write_off_seizure(&self, request: Request<pb::WriteOffSeizureRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
+        let command = Command::WriteOff { original_certificate: request.original_certificate };
+        Ok(Response::new(self.act(&metadata, &request.name, &request.request_id, command).await?))
+    }
+}
