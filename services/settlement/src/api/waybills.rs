@@ -16,7 +16,7 @@ use kefu_kit::{
     write::{self, Acted, Applied},
 };
 use kefu_proto::settlement::v1 as pb;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use tonic::{Request, Response, metadata::MetadataMap};
 
 use super::{Reply, SettlementApi, cases::resolve, check_request_id, time};
@@ -45,63 +45,101 @@ pub(super) fn history_key(number: &str) -> String {
     format!("waybills/{number}")
 }
 
-/// How settlement keeps a waybill: in `waybills`, its history under `waybills/{number}`; what a step
-/// moves is posted to the ledger, and a remittance answers the waybill's open complaints.
-struct WaybillKeeper {
-    time_zone: chrono_tz::Tz,
+/// What the keeper is asked: to record a new waybill, or to change one by its rules.
+enum Order {
+    Record(Box<Waybill>),
+    Change(Command),
 }
 
-impl write::Keeper for WaybillKeeper {
-    type Aggregate = Waybill;
+/// How settlement keeps a waybill: in `waybills`, its history under `waybills/{number}`; recording
+/// one inserts it and posts its charges, and what a later step moves is posted to the ledger; a
+/// remittance answers the waybill's open complaints.
+struct WaybillKeeper<'a> {
+    time_zone: chrono_tz::Tz,
+    /// `waybills/{number}`.
+    name: &'a str,
+}
+
+impl write::Keeper for WaybillKeeper<'_> {
+    /// `None` until the waybill is recorded.
+    type Aggregate = Option<Waybill>;
     type Version = i32;
-    type Command = Command;
+    type Command = Order;
     type Effects = Option<Movement>;
     type Error = Error;
 
-    async fn load(&self, tx: &DatabaseTransaction, key: &str) -> Result<(Waybill, Option<i32>), Error> {
+    async fn load(&self, tx: &DatabaseTransaction, key: &str) -> Result<(Option<Waybill>, Option<i32>), Error> {
         let number = key.strip_prefix("waybills/").unwrap_or(key);
-        let stored = store::load(tx, number)
-            .await
-            .map_err(db_error("reading a waybill"))?
-            .ok_or_else(|| Error::NotFound(format!("no waybill named waybills/{number}; record it first")))?;
-        Ok((stored.waybill, Some(stored.version)))
+        let stored = store::load(tx, number).await.map_err(db_error("reading a waybill"))?;
+        Ok(match stored {
+            Some(stored) => (Some(stored.waybill), Some(stored.version)),
+            None => (None, None),
+        })
     }
 
     fn apply(
         &self,
-        waybill: &mut Waybill,
-        command: Command,
+        waybill: &mut Option<Waybill>,
+        order: Order,
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Result<Applied<Option<Movement>>, Error> {
-        let applied = waybill.apply(command, caller, now, self.time_zone)?;
-        Ok(Applied { steps: vec![applied.step], effects: applied.movement })
+        match (waybill.as_mut(), order) {
+            (None, Order::Record(recorded)) => {
+                let detail = format!(
+                    "recorded: shipper {}, branch {}, freight {} ({}), COD {}",
+                    recorded.shipper,
+                    recorded.branch,
+                    yuan(recorded.freight_fen),
+                    recorded.payment_method.as_str(),
+                    yuan(recorded.cod_amount_fen)
+                );
+                let step = history::Step { action: "recorded", actor: caller.user.clone(), time: now, detail };
+                *waybill = Some(*recorded);
+                let charges = Movement { kind: "waybill_charges", origin: "charges".into() };
+                Ok(Applied { steps: vec![step], effects: Some(charges) })
+            }
+            (Some(existing), Order::Record(_)) => Err(Error::AlreadyExists(format!(
+                "{} is already recorded; change it with RequestChange",
+                existing.name()
+            ))),
+            (None, Order::Change(_)) => {
+                Err(Error::NotFound(format!("no waybill named {}; record it first", self.name)))
+            }
+            (Some(existing), Order::Change(command)) => {
+                let applied = existing.apply(command, caller, now, self.time_zone)?;
+                Ok(Applied { steps: vec![applied.step], effects: applied.movement })
+            }
+        }
     }
 
     async fn save(
         &self,
         tx: &DatabaseTransaction,
-        waybill: &Waybill,
+        waybill: &Option<Waybill>,
         version: Option<i32>,
         _now: DateTime<Utc>,
     ) -> Result<bool, DbErr> {
-        match version {
-            Some(version) => store::save(tx, waybill, version).await,
-            None => Ok(false),
+        match (waybill, version) {
+            (Some(waybill), Some(version)) => store::save(tx, waybill, version).await,
+            // A waybill recorded at the same moment by another request: this one lost the race.
+            (Some(waybill), None) => store::insert(tx, waybill).await,
+            (None, _) => Ok(false),
         }
     }
 
     async fn record(
         &self,
         tx: &DatabaseTransaction,
-        change: write::Change<'_, Waybill>,
+        change: write::Change<'_, Option<Waybill>>,
         movement: Option<Movement>,
     ) -> Result<Vec<write::Message>, Error> {
-        let (waybill, now) = (change.after, change.now);
-        let Some(step) = change.steps.first() else { return Ok(Vec::new()) };
+        let now = change.now;
+        let (Some(waybill), Some(step)) = (change.after, change.steps.first()) else { return Ok(Vec::new()) };
         if let Some(movement) = &movement {
             let origin = format!("{}/{}", change.key, movement.origin);
-            post_difference(tx, origin, movement.kind, &step.detail, &change.before.footprint(), waybill, now).await?;
+            let before = change.before.as_ref().map(Waybill::footprint).unwrap_or_default();
+            post_difference(tx, origin, movement.kind, &step.detail, &before, waybill, now).await?;
         }
         let mut messages = Vec::new();
         if step.action == "cod_remitted" {
@@ -220,15 +258,26 @@ impl SettlementApi {
         request_id: &str,
         command: Command,
     ) -> Result<pb::Waybill, Error> {
+        self.order(metadata, name, request_id, Order::Change(command)).await
+    }
+
+    /// Gives `order` about waybill `name` to the keeper, once per `request_id`; the waybill as it now is.
+    async fn order(
+        &self,
+        metadata: &MetadataMap,
+        name: &str,
+        request_id: &str,
+        order: Order,
+    ) -> Result<pb::Waybill, Error> {
         check_request_id(request_id)?;
         let number = waybill_number(name)?;
         let caller = Caller::from_metadata(metadata);
         let trace = TraceContext::from_metadata(metadata).unwrap_or_else(TraceContext::new_root);
         let request = write::Request { caller: &caller, trace: &trace, request_id: idempotency_key(request_id) };
-        let keeper = WaybillKeeper { time_zone: self.context.time_zone };
-        if let Acted::Changed(waybill) =
-            write::act(&keeper, &self.context, &history_key(number), request, command).await?
-        {
+        let key = history_key(number);
+        let keeper = WaybillKeeper { time_zone: self.context.time_zone, name: &key };
+        let acted = write::act(&keeper, &self.context, &key, request, order).await?;
+        if let Acted::Changed(Some(waybill)) = acted {
             tracing::info!(waybill = %waybill.number, "waybill changed");
         }
         self.view(number).await
@@ -244,11 +293,8 @@ impl SettlementApi {
         Ok(waybill_to_proto(&stored, steps))
     }
 
-    async fn record_waybill_inner(
-        &self,
-        metadata: &MetadataMap,
-        request: pb::RecordWaybillRequest,
-    ) -> Result<pb::Waybill, Error> {
+    pub(super) async fn record_waybill(&self, request: Request<pb::RecordWaybillRequest>) -> Reply<pb::Waybill> {
+        let (metadata, _, request) = request.into_parts();
         let given = request.waybill.unwrap_or_default();
         let number = given.name.strip_prefix("waybills/").unwrap_or("");
         let now = to_micros(self.context.clock.now());
@@ -263,42 +309,10 @@ impl SettlementApi {
             consignee: &given.consignee,
             consignee_phone: &given.consignee_phone,
         };
-        let waybill = collect_violations(FieldViolations::new(), Waybill::new(&fields, now), &request.request_id)?;
-        let caller = Caller::from_metadata(metadata);
-        let key = history_key(number);
-        let request_id = idempotency_key(&request.request_id);
-        let db = &self.context.db;
-        if let Some(request_id) = request_id
-            && history::has_request(db, &key, request_id).await.map_err(db_error("reading a waybill"))?
-        {
-            return self.view(number).await;
-        }
-        let tx = db.begin().await.map_err(db_error("recording a waybill"))?;
-        if !store::insert(&tx, &waybill).await.map_err(db_error("recording a waybill"))? {
-            return Err(Error::AlreadyExists(format!(
-                "waybills/{number} is already recorded; change it with RequestChange"
-            )));
-        }
-        let detail = format!(
-            "recorded: shipper {}, branch {}, freight {} ({}), COD {}",
-            waybill.shipper,
-            waybill.branch,
-            yuan(waybill.freight_fen),
-            waybill.payment_method.as_str(),
-            yuan(waybill.cod_amount_fen)
-        );
-        let step = history::Step { action: "recorded", actor: caller.user.clone(), time: now, detail: detail.clone() };
-        history::record(&tx, &key, request_id, &[step]).await.map_err(db_error("recording a waybill's history"))?;
-        post_difference(&tx, format!("{key}/charges"), "waybill_charges", &detail, &BTreeMap::new(), &waybill, now)
-            .await?;
-        tx.commit().await.map_err(db_error("recording a waybill"))?;
-        tracing::info!(waybill = number, "waybill recorded");
-        self.view(number).await
-    }
-
-    pub(super) async fn record_waybill(&self, request: Request<pb::RecordWaybillRequest>) -> Reply<pb::Waybill> {
-        let (metadata, _, request) = request.into_parts();
-        Ok(Response::new(self.record_waybill_inner(&metadata, request).await?))
+        let waybill = collect_violations(FieldViolations::new(), Waybill::new(&fields, now), &request.request_id)
+            .map_err(Error::from)?;
+        let order = Order::Record(Box::new(waybill));
+        Ok(Response::new(self.order(&metadata, &history_key(number), &request.request_id, order).await?))
     }
 
     pub(super) async fn get_waybill(&self, request: Request<pb::GetWaybillRequest>) -> Reply<pb::Waybill> {
