@@ -109,7 +109,7 @@ pub enum Command {
         to: Severity,
         reason: String,
     },
-    /// The same complaint as `original` (read by the keeper), by another channel.
+    /// The same complaint as `original` (read by the handler), by another channel.
     LinkDuplicate {
         original: Box<Complaint>,
         reason: String,
@@ -131,7 +131,7 @@ pub enum Command {
     PlanVisit {
         visit: NewVisit,
     },
-    /// A planned visit (read by the keeper) is recorded.
+    /// A planned visit (read by the handler) is recorded.
     RecordVisit {
         visit: Box<visits::Model>,
         service: &'static str,
@@ -139,7 +139,7 @@ pub enum Command {
         opinions: String,
         counter_measures: String,
     },
-    /// An attempt to deliver a reply (read by the keeper); a result that reached the customer tells them.
+    /// An attempt to deliver a reply (read by the handler); a result that reached the customer tells them.
     RecordReplyAttempt {
         reply: Box<replies::Model>,
         reached: bool,

@@ -1,5 +1,5 @@
 //! The one write path. Every change any service makes to what it keeps — a claim, an inspection
-//! case, a waybill, a complaint — takes the same steps, here, once:
+//! case, a waybill, a complaint, an access request — takes the same steps, here, once:
 //!
 //! 1. a request whose id is already in the aggregate's history is a retry, and changes nothing
 //!    ([`Acted::Repeated`]);
