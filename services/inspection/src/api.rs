@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use kefu_kit::{
     caller::Caller,
     case_number,
-    error::{Failure, FieldViolations, collect_violations, idempotency_key as request_id, is_unique_violation},
+    error::{Failure, FieldViolations, collect_violations, idempotency_key as request_id},
     history, paging, routed,
     server::ServiceContext,
     time::{to_micros, to_timestamp},
@@ -155,22 +155,22 @@ impl InspectionApi {
             return self.view(&existing.case_number.clone(), Some(existing)).await;
         }
         let now = to_micros(self.context.clock.now());
+        let keeper = CaseKeeper { policy: &self.policy };
+        let trace = TraceContext::new_root();
         for _ in 0..CASE_NUMBER_DRAWS {
             let number = case_number::generate(now, self.context.time_zone);
             let (case, steps) = Case::audit(&number, &branch, audit.clone(), caller, &self.policy, now);
+            let applied = Applied { steps, effects: Vec::new() };
+            let request = write::Request { caller, trace: &trace, request_id };
+            let created = [write::Created { key: &number, aggregate: &case, applied: &applied, request, now }];
             let tx = db.begin().await.map_err(db_error("opening an audit"))?;
-            let written = async {
-                store::insert(&tx, &[&case], request_id, now).await?;
-                history::record(&tx, &number, None, &steps).await
-            }
-            .await;
-            match written {
-                Ok(()) => {
+            match write::create_all(&keeper, &tx, crate::NAME, &created).await {
+                Ok(_) => {
                     tx.commit().await.map_err(db_error("opening an audit"))?;
                     tracing::info!(case_number = number, kind = audit.kind.as_str(), "audit recorded");
                     return self.view(&number, Some(case)).await;
                 }
-                Err(error) if is_unique_violation(&error) => {
+                Err(Error::Failure(failure)) if failure.is_unique_violation() => {
                     drop(tx);
                     if let Some(request_id) = request_id
                         && let Some(existing) =
@@ -179,7 +179,7 @@ impl InspectionApi {
                         return self.view(&existing.case_number.clone(), Some(existing)).await;
                     }
                 }
-                Err(error) => return Err(db_error("opening an audit")(error)),
+                Err(error) => return Err(error),
             }
         }
         Err(Error::Unavailable("could not draw an unused case number; retry with the same request_id"))
@@ -439,6 +439,25 @@ impl write::Keeper for CaseKeeper<'_> {
 
     fn describe(&self, key: &str) -> String {
         format!("{COLLECTION}/{key}")
+    }
+}
+
+/// An audit opened by inspection itself is a new case, written on the kit's path for new
+/// aggregates; it sends nothing.
+impl write::Batch for CaseKeeper<'_> {
+    async fn insert_all(&self, tx: &DatabaseTransaction, created: &[write::Created<'_, Self>]) -> Result<(), DbErr> {
+        for item in created {
+            store::insert(tx, &[item.aggregate], item.request.request_id, item.now).await?;
+        }
+        Ok(())
+    }
+
+    async fn record_all(
+        &self,
+        _tx: &DatabaseTransaction,
+        created: &[write::Created<'_, Self>],
+    ) -> Result<Vec<Vec<write::Message>>, Error> {
+        Ok(created.iter().map(|_| Vec::new()).collect())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Every way an intake request can fail, and the one mapping to a gRPC status.
 
-use kefu_kit::error::{Failure, FieldViolations, is_unique_violation};
+use kefu_kit::error::{Failure, FieldViolations};
 use tonic::Status;
 
 use crate::domain::State;
@@ -41,7 +41,7 @@ impl Error {
 
     /// Whether the database refused a row for a unique key (a request id or case number taken).
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, Error::Failure(Failure::Database { error, .. }) if is_unique_violation(error))
+        matches!(self, Error::Failure(failure) if failure.is_unique_violation())
     }
 }
 

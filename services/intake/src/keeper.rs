@@ -131,8 +131,9 @@ impl write::Keeper for ComplaintKeeper {
 }
 
 impl write::Batch for ComplaintKeeper {
-    async fn insert_all(&self, tx: &DatabaseTransaction, complaints: &[&Complaint]) -> Result<(), DbErr> {
-        self.insert(tx, complaints).await
+    async fn insert_all(&self, tx: &DatabaseTransaction, created: &[write::Created<'_, Self>]) -> Result<(), DbErr> {
+        let complaints: Vec<&Complaint> = created.iter().map(|item| item.aggregate).collect();
+        self.insert(tx, &complaints).await
     }
 
     async fn record_all(

@@ -215,6 +215,13 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// Whether the database refused a row for a unique key (a key or request id taken).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Failure::Database { error, .. } if is_unique_violation(error))
+    }
+}
+
 impl From<Failure> for Status {
     fn from(failure: Failure) -> Status {
         match failure {

@@ -17,7 +17,7 @@
 //! A service describes its aggregate by implementing [`Keeper`]; its API calls [`act`], its inbox
 //! [`act_in`] (inside the transaction that applies an event). New aggregates arriving together
 //! (intake's registrations) are written many to a transaction by [`create_all`], through the same
-//! keeper's [`Batch`] methods. Settlement's resolutions, which change no aggregate of its own, send
+//! keeper's [`Batch`] methods (also inspection's own audits, one at a time). Settlement's resolutions, which change no aggregate of its own, send
 //! their events through [`send`].
 //!
 //! Invariant: an aggregate, its history, its events and whatever else its effects write are
@@ -125,8 +125,10 @@ pub trait Batch: Keeper {
     fn insert_all(
         &self,
         tx: &DatabaseTransaction,
-        aggregates: &[&Self::Aggregate],
-    ) -> impl Future<Output = Result<(), DbErr>> + Send;
+        created: &[Created<'_, Self>],
+    ) -> impl Future<Output = Result<(), DbErr>> + Send
+    where
+        Self: Sized;
 
     /// Records what new aggregates' effects imply ([`create_all`]), in few statements, and returns
     /// each one's events, in order.
@@ -246,8 +248,7 @@ pub async fn create_all<K: Batch>(
     source: ServiceName,
     created: &[Created<'_, K>],
 ) -> Result<bool, K::Error> {
-    let aggregates: Vec<&K::Aggregate> = created.iter().map(|item| item.aggregate).collect();
-    keeper.insert_all(tx, &aggregates).await.map_err(Failure::db("saving new records"))?;
+    keeper.insert_all(tx, created).await.map_err(Failure::db("saving new records"))?;
     let steps: Vec<(&str, &Step)> =
         created.iter().flat_map(|item| item.applied.steps.iter().map(|step| (item.key, step))).collect();
     history::record_many(tx, &steps).await.map_err(Failure::db("recording a history"))?;
