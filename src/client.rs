@@ -42,7 +42,7 @@ impl GatewayArgs {
         )?;
         let bearer = MetadataValue::try_from(format!("Bearer {token}"))
             .map_err(|_| "KEFU_TOKEN has characters a token cannot have; copy it again".to_owned())?;
-        let channel = Channel::from_shared(self.gateway.clone())
+        let channel = kefu_kit::server::endpoint(&self.gateway)
             .map_err(|error| format!("--gateway {}: {error}", self.gateway))?
             .connect()
             .await

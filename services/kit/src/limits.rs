@@ -151,3 +151,30 @@ impl tonic::transport::server::Connected for Guarded {
         self.stream.connect_info()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    /// Nagle's algorithm holds a small response until the peer's delayed ACK (about 40 ms): every
+    /// connection a kefu server accepts turns it off. Checked on a real socket.
+    #[tokio::test]
+    async fn every_accepted_connection_sends_without_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let address = listener.local_addr().expect("its address");
+        let accepted = incoming(listener, &Limits::default());
+        let mut accepted = std::pin::pin!(accepted);
+        let _client = TcpStream::connect(address).await.expect("connected");
+        let guarded = accepted.next().await.expect("a connection").expect("accepted");
+        assert!(guarded.stream.nodelay().expect("the socket option"), "TCP_NODELAY is set");
+    }
+
+    /// Every channel kefu dials (to a service, to the gateway) is built with TCP_NODELAY.
+    #[test]
+    fn every_dialled_channel_sends_without_delay() {
+        let endpoint = crate::server::endpoint("http://127.0.0.1:1").expect("a URL");
+        assert!(endpoint.get_tcp_nodelay());
+    }
+}

@@ -8,7 +8,9 @@
 //! - with several replicas on PostgreSQL, a relay claims rows with `FOR UPDATE SKIP LOCKED` and a
 //!   short lease, so replicas share the work without delivering the same row at the same time;
 //! - the relay wakes when its service commits an outbox row, and polls besides, to pick up rows
-//!   left by a crash, by another replica, or due for a retry.
+//!   left by a crash, by another replica, or due for a retry — every half second while it finds
+//!   work, less often the longer it finds none (up to every [`IDLE_POLL_MAX`]), so an idle suite
+//!   is idle.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -46,8 +48,12 @@ const POSTGRES_WORKERS: usize = 4;
 const LEASE: chrono::Duration = chrono::Duration::seconds(15);
 /// How long one delivery may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the relay looks without being woken.
+/// How soon the relay looks again, without being woken, after a round that found work.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long an idle relay waits at most before it looks again: each empty round doubles the wait
+/// from [`POLL_INTERVAL`] up to this. A commit in this process wakes it at once (`RelayWaker`);
+/// the polls are for rows due for a retry and rows left by a crash or another replica.
+const IDLE_POLL_MAX: Duration = Duration::from_secs(5);
 /// How often receivers that could not be reached are asked, by an empty delivery, whether they
 /// answer again — so a backlog waiting out a long backoff goes as soon as its receiver is up.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -105,7 +111,9 @@ impl Relay {
 
     /// One worker: drains what is due, then waits to be woken or for the next poll.
     async fn work(&self, shutdown: Shutdown) {
+        let mut wait = POLL_INTERVAL;
         loop {
+            let mut found = false;
             loop {
                 match self.deliver_batch().await {
                     Ok(0) => {
@@ -114,19 +122,28 @@ impl Relay {
                         }
                         break;
                     }
-                    Ok(_) => continue,
+                    Ok(_) => {
+                        found = true;
+                        continue;
+                    }
                     Err(error) => {
                         tracing::error!(source = %self.source, %error, "outbox relay: database error; will retry");
                         break;
                     }
                 }
             }
+            wait = next_wait(wait, found, self.has_unreachable());
             tokio::select! {
                 _ = shutdown.clone().wait() => return,
-                _ = self.waker.woken() => {}
-                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = self.waker.woken() => wait = POLL_INTERVAL,
+                _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// Whether some receiver could not be reached since it last answered.
+    fn has_unreachable(&self) -> bool {
+        !self.unreachable.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
     }
 
     /// Claims one batch of due rows and delivers them; returns how many rows it claimed.
@@ -336,6 +353,14 @@ const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_until = ? WHERE seq IN (\
     RETURNING seq, event_id, destination, payload, attempts, next_attempt_at, lease_until, last_error, create_time";
 
 /// 250 ms, doubling with each failed attempt, at most one minute.
+/// How long a worker waits before it looks again: the base interval after a round that found work,
+/// twice the last wait after an empty one, at most [`IDLE_POLL_MAX`] — and while a receiver is
+/// unreachable, at most [`PROBE_INTERVAL`], so its backlog goes as soon as it answers.
+fn next_wait(last: Duration, found: bool, unreachable: bool) -> Duration {
+    let wait = if found { POLL_INTERVAL } else { (last * 2).min(IDLE_POLL_MAX) };
+    if unreachable { wait.min(PROBE_INTERVAL) } else { wait }
+}
+
 fn backoff(attempts: i32) -> chrono::Duration {
     let exponent = attempts.clamp(0, 16) as u32;
     let millis = 250_i64.saturating_mul(1_i64 << exponent).min(60_000);
@@ -345,6 +370,19 @@ fn backoff(attempts: i32) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_relay_looks_less_often_but_never_lets_an_unreachable_receiver_wait() {
+        let mut wait = POLL_INTERVAL;
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            wait = next_wait(wait, false, false);
+            waits.push(wait.as_millis());
+        }
+        assert_eq!(waits, [1_000, 2_000, 4_000, 5_000, 5_000, 5_000]);
+        assert_eq!(next_wait(IDLE_POLL_MAX, true, false), POLL_INTERVAL, "work found: look again soon");
+        assert_eq!(next_wait(IDLE_POLL_MAX, false, true), PROBE_INTERVAL, "a receiver down is asked every second");
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -88,16 +88,22 @@ impl ServiceContext {
     }
 }
 
+/// How kefu dials any of its parts (a service, the gateway): TCP_NODELAY, so a small request or
+/// answer is never held for the peer's delayed ACK, and a 2-second connect timeout.
+pub fn endpoint(url: &str) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true))
+}
+
 /// A channel to `service` where `config` says it is; connects on first use and reconnects as needed.
 pub fn channel_to(config: &Config, service: ServiceName) -> Result<tonic::transport::Channel, StartError> {
     let url = &config.endpoint(service).url;
-    Ok(tonic::transport::Channel::from_shared(url.clone())
+    Ok(endpoint(url)
         .map_err(|error| StartError::Config {
             service,
             message: format!("KEFU_{}_URL={url:?} is not a URL: {error}", service.as_str().to_uppercase()),
         })?
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
         .connect_lazy())
 }
 

@@ -49,7 +49,7 @@ use kefu_proto::{
 };
 use sea_orm::DatabaseTransaction;
 use tokio::net::TcpListener;
-use tonic::{Status, service::Routes, transport::Endpoint};
+use tonic::{Status, service::Routes};
 
 pub const NAME: ServiceName = ServiceName::Settlement;
 pub const SERVICE_NAME: &str = "kefu.settlement.v1.Settlement";
@@ -77,7 +77,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
-    let gateway = Endpoint::from_shared(config.gateway_url.clone())
+    let gateway = kefu_kit::server::endpoint(&config.gateway_url)
         .map_err(|error| StartError::Config { service: NAME, message: format!("KEFU_GATEWAY_URL: {error}") })?
         .connect_lazy();
     // Settlement files late remittances at the gateway as itself: `service:settlement`.
