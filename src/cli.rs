@@ -11,6 +11,8 @@ const CONFIGURATION: &str = "\
 Configuration comes from environment variables only:
   KEFU_DATABASE_URL    postgres://user@host:5432/db — every service in its own schema;
                        unset: SQLite files under KEFU_DATA_DIR (default ./data)
+  KEFU_DATABASE_POOL   PostgreSQL connections per service (default intake 10, the
+                       others 2: 20 in all for `kefu up`)
   KEFU_GATEWAY_ADDR    where the gateway listens (default 127.0.0.1:50051)
   KEFU_<SERVICE>_ADDR  where a service listens (intake 127.0.0.1:50061, inspection …62,
                        claims …63, settlement …64, archives …65)

@@ -150,6 +150,37 @@ async fn bad_input_is_refused_naming_every_field_and_nothing_is_stored(backend: 
     suite.stop().await;
 }
 
+/// `kefu up` on PostgreSQL holds at most 20 connections in all, also under load, so that two
+/// replicas of the suite and `bench/ceiling.sh 64` fit under PostgreSQL's default of 100.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_holds_at_most_twenty_postgresql_connections_under_load() {
+    let suite = TestSuite::start(Backend::Postgres, system_clock()).await;
+    let calls = (0..64).map(|i| {
+        let mut client = suite.complaints();
+        tokio::spawn(async move {
+            client.create_complaint(create(&format!("pool-{i}"), complaint("attitude", "YD-POOL"))).await
+        })
+    });
+    for call in calls {
+        call.await.expect("joined").expect("created");
+    }
+    // Every complaint reaches its owner and the owner's acceptance comes back: every pool was used.
+    let client = suite.complaints();
+    eventually("the owner accepts all 64", || {
+        let mut client = client.clone();
+        async move {
+            let filter = r#"waybill_number = "YD-POOL" AND state = ACCEPTED"#.to_owned();
+            let request = ListComplaintsRequest { page_size: 100, filter, ..Default::default() };
+            let accepted = client.list_complaints(request).await.ok()?.into_inner().complaints.len();
+            (accepted == 64).then_some(())
+        }
+    })
+    .await;
+    let held = suite.postgres_connections().await;
+    assert!((1..=20).contains(&held), "the suite holds {held} connections");
+    suite.stop().await;
+}
+
 on_both_backends!(retries_with_one_request_id_make_one_complaint_and_case_numbers_never_collide);
 async fn retries_with_one_request_id_make_one_complaint_and_case_numbers_never_collide(backend: Backend) {
     let suite = TestSuite::start(backend, system_clock()).await;

@@ -311,6 +311,21 @@ impl TestSuite {
         suite
     }
 
+    /// The connections the suite holds to its PostgreSQL database now (none on SQLite).
+    pub async fn postgres_connections(&self) -> i64 {
+        let Some(database) = &self.database else { return 0 };
+        let admin = Database::connect(&postgres_admin_url()).await.expect("PostgreSQL");
+        let count = format!("SELECT count(*) AS held FROM pg_stat_activity WHERE datname = '{}'", database.name);
+        let row = admin
+            .query_one(Statement::from_string(DbBackend::Postgres, count))
+            .await
+            .expect("pg_stat_activity")
+            .expect("a row");
+        let held: i64 = row.try_get("", "held").expect("a count");
+        let _ = admin.close().await;
+        held
+    }
+
     pub fn complaints(&self) -> ComplaintsClient<Gateway> {
         ComplaintsClient::new(self.gateway.clone())
     }

@@ -4,6 +4,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `KEFU_DATABASE_URL` | unset: SQLite files `<data dir>/<service>.db` | `postgres://user@host:port/db`: every service uses this database, each in its own schema named after it |
+//! | `KEFU_DATABASE_POOL` | per service: intake 10, every other service and the gateway 2 (20 in all for `kefu up`) | PostgreSQL connections each service's pool holds at most, the same for every service (1–100) |
 //! | `KEFU_DATA_DIR` | `./data` | where the SQLite files live |
 //! | `KEFU_TIME_ZONE` | `Asia/Shanghai` | the company's time zone (IANA name): case-number dates, deadlines |
 //! | `KEFU_GATEWAY_ADDR` | `127.0.0.1:50051` | where the gateway listens |
@@ -101,6 +102,9 @@ pub struct Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub database_url: Option<String>,
+    /// Connections each service's PostgreSQL pool holds at most, if set (`KEFU_DATABASE_POOL`);
+    /// otherwise each service's own default (`crate::db::pool_size`).
+    pub database_pool: Option<u32>,
     pub data_dir: PathBuf,
     pub time_zone: Tz,
     pub gateway_addr: SocketAddr,
@@ -355,8 +359,13 @@ impl Config {
         let keepalive = seconds(number("KEFU_KEEPALIVE", 3..=3_600, limits.keepalive_interval.as_secs())?);
         let limits =
             crate::limits::Limits { keepalive_interval: keepalive, keepalive_timeout: keepalive * 2 / 3, ..limits };
+        let database_pool = match get("KEFU_DATABASE_POOL") {
+            None => None,
+            Some(_) => Some(number("KEFU_DATABASE_POOL", 1..=100, 0)? as u32),
+        };
         Ok(Config {
             database_url,
+            database_pool,
             data_dir: get("KEFU_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data")),
             time_zone,
             gateway_addr,

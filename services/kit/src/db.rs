@@ -14,14 +14,24 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 
 use crate::config::{Config, redact_password};
 
-/// Connections a service keeps to PostgreSQL at most.
-const POSTGRES_POOL_SIZE: u32 = 16;
+/// The connections a part of kefu keeps to PostgreSQL at most, unless `KEFU_DATABASE_POOL` says:
+/// intake, where every registration reads the customer's earlier complaints and grade besides four
+/// group-commit writers, its relay and its inbox, 10; every other service, whose inbox and relay
+/// batch their work, 2; the gateway, which only reloads its tokens and writes new ones, 2. So
+/// `kefu up` holds at most 20, and two replicas of the suite and `bench/ceiling.sh 64` fit under PostgreSQL's
+/// default of 100 connections.
+pub fn pool_size(config: &Config, part: &str) -> u32 {
+    config.database_pool.unwrap_or(match part {
+        "intake" => 10,
+        _ => 2,
+    })
+}
 
 /// Connects `service` (a service's name, or `gateway`) to its database as `config` says, and makes sure its schema exists.
 pub async fn connect(config: &Config, service: &str) -> Result<DatabaseConnection, DbErr> {
     match &config.database_url {
         None => connect_sqlite(config, service).await,
-        Some(url) => connect_postgres(url, service).await,
+        Some(url) => connect_postgres(url, service, pool_size(config, service)).await,
     }
 }
 
@@ -44,7 +54,7 @@ async fn connect_sqlite(config: &Config, service: &str) -> Result<DatabaseConnec
     Ok(db)
 }
 
-async fn connect_postgres(url: &str, service: &str) -> Result<DatabaseConnection, DbErr> {
+async fn connect_postgres(url: &str, service: &str, pool: u32) -> Result<DatabaseConnection, DbErr> {
     let unreachable = |error: DbErr| {
         DbErr::Custom(format!(
             "cannot connect to PostgreSQL at {}: {error}. Is the server running (pg_ctlcluster 15 main start) and does the database exist?",
@@ -66,7 +76,7 @@ async fn connect_postgres(url: &str, service: &str) -> Result<DatabaseConnection
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .max_connections(POSTGRES_POOL_SIZE)
+        .max_connections(pool)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30))
