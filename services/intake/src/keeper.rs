@@ -28,7 +28,9 @@ use crate::{
     replies, store, visits, webhooks,
 };
 
-/// Intake's keeper of complaints.
+/// Intake's keeper of complaints: it holds only the company's time zone, so every part that
+/// writes complaints (the API, the inbox, the chaser) has its own copy.
+#[derive(Clone, Copy)]
 pub struct ComplaintKeeper {
     pub time_zone: Tz,
 }

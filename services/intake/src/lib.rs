@@ -108,15 +108,14 @@ pub async fn run(
         let events = events::IntakeEvents { keeper, clock: context.clock.clone() };
         let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
         let chaser = context.clone();
-        let chasing = std::sync::Arc::new(keeper::ComplaintKeeper { time_zone: context.time_zone });
         let sender = webhooks::sender::Sender::new(context.clone(), config.webhook_timeout, tls.clone(), rules.clone());
         Served::new(
             Routes::new(api::IntakeApi::new(context.clone(), rules.clone()).into_server())
                 .add_service(inbox.into_server()),
         )
         .every(CHASE_EVERY, "chasing overdue cases", move || {
-            let (chaser, chasing) = (chaser.clone(), chasing.clone());
-            async move { chasing.chase_overdue(&chaser).await.map(drop).map_err(tonic::Status::from) }
+            let chaser = chaser.clone();
+            async move { keeper.chase_overdue(&chaser).await.map(drop).map_err(tonic::Status::from) }
         })
         .every(webhooks::sender::POLL_EVERY, "sending webhooks", move || {
             let sender = sender.clone();

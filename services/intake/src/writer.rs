@@ -66,11 +66,11 @@ pub struct Writers {
 
 impl Writers {
     /// Starts `count` writers on `db`. They stop when every handle is dropped.
-    pub fn start(db: DatabaseConnection, count: usize, keeper: Arc<ComplaintKeeper>) -> Writers {
+    pub fn start(db: DatabaseConnection, count: usize, keeper: ComplaintKeeper) -> Writers {
         let mut queues = Vec::with_capacity(count);
         for _ in 0..count.max(1) {
             let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
-            tokio::spawn(write_batches(db.clone(), receiver, keeper.clone()));
+            tokio::spawn(write_batches(db.clone(), receiver, keeper));
             queues.push(sender);
         }
         Writers { queues: Arc::new(queues), next: Arc::new(AtomicUsize::new(0)) }
@@ -86,11 +86,7 @@ impl Writers {
     }
 }
 
-async fn write_batches(
-    db: DatabaseConnection,
-    mut receiver: mpsc::Receiver<(New, Reply)>,
-    keeper: Arc<ComplaintKeeper>,
-) {
+async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<(New, Reply)>, keeper: ComplaintKeeper) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         match write(&db, &keeper, batch.iter().map(|(new, _)| new)).await {

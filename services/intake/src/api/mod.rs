@@ -17,8 +17,6 @@ mod replies;
 mod reports;
 mod visits;
 
-use std::sync::Arc;
-
 use kefu_kit::{
     caller::Caller,
     error::{self, FieldViolations},
@@ -39,20 +37,20 @@ type Reply<T> = Result<Response<T>, Status>;
 
 pub struct IntakeApi {
     context: ServiceContext,
-    keeper: Arc<ComplaintKeeper>,
+    keeper: ComplaintKeeper,
     writers: Writers,
     webhook_rules: webhooks::Rules,
 }
 
 impl IntakeApi {
     pub fn new(context: ServiceContext, webhook_rules: webhooks::Rules) -> Self {
-        let keeper = Arc::new(ComplaintKeeper { time_zone: context.time_zone });
+        let keeper = ComplaintKeeper { time_zone: context.time_zone };
         // SQLite has one connection; PostgreSQL gains from a few transactions in flight.
         let writers = match context.db.get_database_backend() {
             DbBackend::Sqlite => 1,
             _ => 4,
         };
-        let writers = Writers::start(context.db.clone(), writers, keeper.clone());
+        let writers = Writers::start(context.db.clone(), writers, keeper);
         Self { context, keeper, writers, webhook_rules }
     }
 
