@@ -16,6 +16,7 @@
 //! - `identity`: tokens, single sign-on, branch isolation, refusals;
 //! - `events`: the event inbox of a service, spoken to directly as a sender's relay does, and the
 //!   service ports refusing whatever kefu did not sign;
+//! - `upkeep`: pruning what grows with traffic, and vacuuming without autovacuum;
 //! - `processes`: the real `kefu` binary as separate processes: `kill -9`, restart, and a bad
 //!   routing policy.
 //!
@@ -34,4 +35,5 @@ mod intake;
 mod processes;
 mod settlement;
 mod support;
+mod upkeep;
 mod webhooks;

@@ -72,6 +72,7 @@ pub async fn run(
         name: NAME,
         migrations: MIGRATIONS,
         service_names: &[api::SERVICE_NAME, "kefu.events.v1.EventInbox"],
+        retentions: &[],
     };
     let audit_key = audit::AuditKey::load(config).map_err(|message| StartError::Config { service: NAME, message })?;
     run_service(spec, config, clock, listener, shutdown, |context| {

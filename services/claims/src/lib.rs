@@ -63,8 +63,12 @@ pub async fn run(
     let policy = CompensationPolicy::load(config.claims_policy.as_deref())
         .map_err(|error| StartError::Config { service: NAME, message: error.to_string() })?;
     let policy = Arc::new(policy);
-    let spec =
-        ServiceSpec { name: NAME, migrations: MIGRATIONS, service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"] };
+    let spec = ServiceSpec {
+        name: NAME,
+        migrations: MIGRATIONS,
+        service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"],
+        retentions: &[],
+    };
     run_service(spec, config, clock, listener, shutdown, |context| {
         let api = api::ClaimsApi { context: context.clone(), policy };
         Routes::new(

@@ -62,8 +62,12 @@ pub async fn run(
     let policy = InspectionPolicy::load(config.inspection_policy.as_deref())
         .map_err(|error| StartError::Config { service: NAME, message: error.to_string() })?;
     let policy = Arc::new(policy);
-    let spec =
-        ServiceSpec { name: NAME, migrations: MIGRATIONS, service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"] };
+    let spec = ServiceSpec {
+        name: NAME,
+        migrations: MIGRATIONS,
+        service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"],
+        retentions: &[],
+    };
     run_service(spec, config, clock, listener, shutdown, |context| {
         let events = events::InspectionEvents {
             routed: AcceptRoutedCases { owner: NAME, collection: COLLECTION, clock: context.clock.clone() },

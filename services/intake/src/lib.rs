@@ -67,7 +67,12 @@ pub static MIGRATIONS: &[&Migration] = &[
     &grades::MIGRATION,
     &visits::MIGRATION,
     &webhooks::MIGRATION,
+    &store::MIGRATION_SAME_EVENT,
+    &webhooks::store::MIGRATION_PRUNING,
 ];
+
+/// What intake prunes besides its inbox ([`kefu_kit::upkeep`]).
+pub static RETENTIONS: &[&kefu_kit::upkeep::Retention] = &[&webhooks::store::RETENTION];
 
 /// How often intake looks for overdue cases to chase.
 const CHASE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -83,6 +88,7 @@ pub async fn run(
         name: NAME,
         migrations: MIGRATIONS,
         service_names: &[api::SERVICE_NAME, "kefu.events.v1.EventInbox"],
+        retentions: RETENTIONS,
     };
     let tls = webhooks::sender::tls_config(config.webhook_ca_file.as_deref())
         .map_err(|message| StartError::Config { service: NAME, message })?;

@@ -20,11 +20,18 @@ use kefu_proto::events::v1::{
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait,
     entity::prelude::*,
-    sea_query::{OnConflict, Query},
+    sea_query::{Index, OnConflict, Query},
 };
 use tonic::{Request, Response, Status};
 
-use crate::{clock::SharedClock, config::ServiceName, error, outbox::RelayWaker, trust::Issuer};
+use crate::{
+    clock::SharedClock,
+    config::ServiceName,
+    error,
+    migrate::{Migration, SchemaStatement},
+    outbox::RelayWaker,
+    trust::Issuer,
+};
 
 /// Events in one delivery at most.
 pub const MAX_BATCH: usize = 256;
@@ -42,6 +49,21 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// The index upkeep prunes the inbox by ([`crate::upkeep::INBOX`]).
+pub static MIGRATION_RECEIVE_TIME: Migration = Migration {
+    name: "kit_0002_inbox_receive_time",
+    statements: || {
+        vec![SchemaStatement::Index(
+            Index::create()
+                .if_not_exists()
+                .name("inbox_receive_time")
+                .table(Entity)
+                .col(Column::ReceiveTime)
+                .to_owned(),
+        )]
+    },
+};
 
 /// Records `events` as received within `tx`, in one statement; for each, whether it is new.
 /// An event received before (or twice in this batch) is not new: its effect is already committed,

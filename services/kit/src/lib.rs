@@ -50,6 +50,7 @@ pub mod text;
 pub mod time;
 pub mod trace;
 pub mod trust;
+pub mod upkeep;
 pub mod write;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -4,7 +4,9 @@
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait,
-    sea_query::{IndexCreateStatement, TableAlterStatement, TableCreateStatement, TableRenameStatement},
+    sea_query::{
+        IndexCreateStatement, IndexDropStatement, TableAlterStatement, TableCreateStatement, TableRenameStatement,
+    },
 };
 
 /// One step of a schema, written once and never changed after it has shipped.
@@ -22,6 +24,8 @@ pub enum SchemaStatement {
     /// One change to a table (SQLite alters one column per statement).
     Alter(TableAlterStatement),
     Rename(TableRenameStatement),
+    /// An index another one now serves.
+    DropIndex(IndexDropStatement),
 }
 
 impl SchemaStatement {
@@ -31,6 +35,7 @@ impl SchemaStatement {
             SchemaStatement::Index(index) => backend.build(index),
             SchemaStatement::Alter(alter) => backend.build(alter),
             SchemaStatement::Rename(rename) => backend.build(rename),
+            SchemaStatement::DropIndex(drop) => backend.build(drop),
         }
     }
 }

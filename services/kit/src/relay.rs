@@ -10,11 +10,17 @@
 //! - the relay wakes when its service commits an outbox row, and polls besides, to pick up rows
 //!   left by a crash, by another replica, or due for a retry — every half second while it finds
 //!   work, less often the longer it finds none (up to every [`IDLE_POLL_MAX`]), so an idle suite
-//!   is idle.
+//!   is idle;
+//! - on PostgreSQL the relay vacuums the outbox after every [`VACUUM_AFTER`] rows it deleted: each
+//!   row leaves two dead versions (its lease, its deletion), and a claim that walks over thousands
+//!   of them costs milliseconds (see [`crate::upkeep`]).
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -57,6 +63,9 @@ const IDLE_POLL_MAX: Duration = Duration::from_secs(5);
 /// How often receivers that could not be reached are asked, by an empty delivery, whether they
 /// answer again — so a backlog waiting out a long backoff goes as soon as its receiver is up.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// Rows deleted from the outbox between two vacuums of it (PostgreSQL): the dead rows a claim may
+/// meet stay under about twice this.
+pub const VACUUM_AFTER: u64 = 1_000;
 
 pub struct Relay {
     source: ServiceName,
@@ -71,6 +80,8 @@ pub struct Relay {
     unreachable: Mutex<HashSet<String>>,
     /// When unreachable receivers were last probed.
     last_probe: Mutex<Option<std::time::Instant>>,
+    /// Rows deleted since the outbox was last vacuumed.
+    deleted_since_vacuum: AtomicU64,
 }
 
 enum Outcome {
@@ -92,7 +103,16 @@ impl Relay {
             .map(|(service, channel)| (service.as_str().to_owned(), EventInboxClient::new(channel)))
             .collect();
         let unreachable = Mutex::new(receivers.keys().cloned().collect());
-        Relay { source, db, clock, waker, receivers, unreachable, last_probe: Mutex::new(None) }
+        Relay {
+            source,
+            db,
+            clock,
+            waker,
+            receivers,
+            unreachable,
+            last_probe: Mutex::new(None),
+            deleted_since_vacuum: AtomicU64::new(0),
+        }
     }
 
     /// Delivers until `shutdown` fires.
@@ -190,7 +210,9 @@ impl Relay {
             })
             .collect();
         if !delivered.is_empty() {
-            outbox::Entity::delete_many().filter(outbox::Column::Seq.is_in(delivered)).exec(&self.db).await?;
+            let deleted =
+                outbox::Entity::delete_many().filter(outbox::Column::Seq.is_in(delivered)).exec(&self.db).await?;
+            self.vacuum_now_and_then(deleted.rows_affected).await;
         }
         for outcome in outcomes {
             if let Outcome::Failed { seq, attempts, error } = outcome {
@@ -207,6 +229,23 @@ impl Relay {
         }
         self.due_again(back).await?;
         Ok(claimed)
+    }
+
+    /// Vacuums the outbox once [`VACUUM_AFTER`] rows have left it since the last time (PostgreSQL).
+    async fn vacuum_now_and_then(&self, deleted: u64) {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return;
+        }
+        let due = |since: u64| since.saturating_add(deleted) >= VACUUM_AFTER;
+        let before = self.deleted_since_vacuum.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |since| {
+            Some(if due(since) { 0 } else { since + deleted })
+        });
+        if !before.is_ok_and(due) {
+            return;
+        }
+        if let Err(error) = crate::upkeep::vacuum(&self.db, "outbox").await {
+            tracing::warn!(source = %self.source, %error, "cannot vacuum the outbox; will try again");
+        }
     }
 
     /// Makes the waiting rows of receivers that answer again due now.

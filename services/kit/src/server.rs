@@ -3,7 +3,7 @@
 //! (`grpc.reflection.v1`, and v1alpha for older clients), a tracing span per call, and graceful
 //! shutdown with a time limit ([`serve`]).
 
-use std::{convert::Infallible, time::Duration};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use chrono_tz::Tz;
 use http::{Request, Response};
@@ -23,6 +23,7 @@ use crate::{
     relay::Relay,
     shutdown::Shutdown,
     trust::{InternalKey, SignedChannel, Verify},
+    upkeep::{self, Retention, Upkeep},
 };
 
 /// The largest request message any kefu service takes (claims' evidence: up to 4 MiB of content,
@@ -69,7 +70,7 @@ impl ServiceContext {
     ) -> Result<Self, StartError> {
         let database = |source| StartError::Database { service: name, source };
         let db = db::connect(config, name.as_str()).await.map_err(database)?;
-        let mut all = vec![&crate::outbox::MIGRATION];
+        let mut all = vec![&crate::outbox::MIGRATION, &crate::inbox::MIGRATION_RECEIVE_TIME];
         all.extend_from_slice(migrations);
         let applied = migrate::run(&db, name.as_str(), &all).await.map_err(database)?;
         if !applied.is_empty() {
@@ -295,6 +296,8 @@ pub struct ServiceSpec {
     pub migrations: &'static [&'static Migration],
     /// The fully qualified names its health and reflection report.
     pub service_names: &'static [&'static str],
+    /// What it prunes besides the inbox ([`crate::upkeep`]).
+    pub retentions: &'static [&'static Retention],
 }
 
 /// What a service serves, and the jobs it runs beside its routes until shutdown (chasing overdue
@@ -350,7 +353,14 @@ pub async fn run_service<S: Into<Served>>(
     let context = ServiceContext::open(spec.name, config, clock, spec.migrations).await?;
     let Served { routes, jobs } = serves(&context).into();
     let relay = context.relay(config)?;
-    let mut tasks = vec![tokio::spawn(relay.run(shutdown.clone()))];
+    let upkeep = Arc::new(Upkeep::new(context.db.clone(), context.clock.clone(), spec.retentions));
+    let mut tasks = vec![
+        tokio::spawn(relay.run(shutdown.clone())),
+        tokio::spawn(crate::shutdown::every(upkeep::EVERY, shutdown.clone(), "upkeep", move || {
+            let upkeep = upkeep.clone();
+            async move { upkeep.round().await.map_err(|error| tonic::Status::internal(error.to_string())) }
+        })),
+    ];
     tasks.extend(jobs.into_iter().map(|job| tokio::spawn(job(shutdown.clone()))));
     let routes = standard_routes(routes, spec.service_names).await?.prepare();
     let served = serve(Verify::new(routes, key, spec.name), listener, &config.limits, None, shutdown).await;
@@ -392,7 +402,7 @@ mod tests {
                 finished.store(true, Ordering::SeqCst);
             }
         };
-        let spec = ServiceSpec { name: ServiceName::Claims, migrations: &[], service_names: &[] };
+        let spec = ServiceSpec { name: ServiceName::Claims, migrations: &[], service_names: &[], retentions: &[] };
         let clock: SharedClock = Arc::new(SystemClock);
         let service = tokio::spawn(async move {
             run_service(spec, &config, clock, listener, shutdown, |_| Served::new(Routes::default()).once(job)).await

@@ -82,8 +82,12 @@ pub async fn run(
         .connect_lazy();
     // Settlement files late remittances at the gateway as itself: `service:settlement`.
     let gateway = SignedChannel::new(gateway, internal_key(config, NAME.as_str())?, NAME.as_str());
-    let spec =
-        ServiceSpec { name: NAME, migrations: MIGRATIONS, service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"] };
+    let spec = ServiceSpec {
+        name: NAME,
+        migrations: MIGRATIONS,
+        service_names: &[SERVICE_NAME, "kefu.events.v1.EventInbox"],
+        retentions: &[],
+    };
     run_service(spec, config, clock, listener, shutdown, |context| {
         let events = SettlementEvents {
             routed: AcceptRoutedCases { owner: NAME, collection: COLLECTION, clock: context.clock.clone() },

@@ -7,10 +7,13 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{ColumnDef, Index, Table},
+    sea_query::{ColumnDef, Expr, Index, Query, Table},
 };
 
-use kefu_kit::migrate::{Migration, SchemaStatement};
+use kefu_kit::{
+    migrate::{Migration, SchemaStatement},
+    upkeep::Retention,
+};
 
 pub mod endpoint {
     use sea_orm::entity::prelude::*;
@@ -192,6 +195,49 @@ pub static MIGRATION: Migration = Migration {
                     .to_owned(),
             ),
         ]
+    },
+};
+
+/// How long a delivery that is done (succeeded, or failed for good) is kept, with its attempts:
+/// `ListWebhookDeliveries` shows the last 30 days. A pending one is never pruned.
+pub const KEEP_DONE: chrono::Duration = chrono::Duration::days(30);
+
+/// The index pruning finds old deliveries by.
+pub static MIGRATION_PRUNING: Migration = Migration {
+    name: "intake_0011_webhook_delivery_create_time",
+    statements: || {
+        vec![SchemaStatement::Index(
+            Index::create()
+                .if_not_exists()
+                .name("intake_webhook_deliveries_create_time")
+                .table(delivery::Entity)
+                .col(delivery::Column::CreateTime)
+                .to_owned(),
+        )]
+    },
+};
+
+/// Deliveries that are done and older than [`KEEP_DONE`] go, their attempts first ([`kefu_kit::upkeep`]).
+pub static RETENTION: Retention = Retention {
+    what: "webhook deliveries",
+    keep: KEEP_DONE,
+    statements: |backend, cutoff, limit| {
+        let old = Query::select()
+            .column(delivery::Column::Seq)
+            .from(delivery::Entity)
+            .and_where(Expr::col(delivery::Column::CreateTime).lt(cutoff))
+            .and_where(Expr::col(delivery::Column::State).ne(PENDING))
+            .limit(limit)
+            .to_owned();
+        let attempts = Query::delete()
+            .from_table(attempt::Entity)
+            .and_where(Expr::col(attempt::Column::DeliverySeq).in_subquery(old.clone()))
+            .to_owned();
+        let deliveries = Query::delete()
+            .from_table(delivery::Entity)
+            .and_where(Expr::col(delivery::Column::Seq).in_subquery(old))
+            .to_owned();
+        vec![backend.build(&attempts), backend.build(&deliveries)]
     },
 };
 

@@ -1,0 +1,200 @@
+//! Upkeep (`kefu_kit::upkeep`): what grows with traffic is pruned on its schedule and business data
+//! is not; on PostgreSQL every table is vacuumed and analyzed, and the relay keeps its outbox free
+//! of dead rows — without autovacuum, which this machine's PostgreSQL runs without.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use kefu_intake::webhooks::store::{attempt, delivery};
+use kefu_kit::{
+    ManualClock,
+    clock::SharedClock,
+    config::ServiceName,
+    inbox,
+    server::ServiceContext,
+    upkeep::{PRUNE_BATCH, Upkeep, tend_tables},
+};
+use kefu_proto::events::v1::Event;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait, DbBackend, EntityTrait, QueryOrder, Statement,
+};
+
+use crate::support::{
+    Backend, TestDatabase, TestSuite, complaint, create, on_both_backends, system_clock, test_config,
+};
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 2, 0, 0).single().expect("a time")
+}
+
+fn event(id: &str) -> Event {
+    Event { id: id.into(), source: "claims".into(), ..Default::default() }
+}
+
+fn delivery_at(id: &str, state: &str, created: DateTime<Utc>) -> delivery::ActiveModel {
+    delivery::ActiveModel {
+        seq: NotSet,
+        delivery_id: Set(id.into()),
+        webhook_id: Set("w".into()),
+        event: Set("registered".into()),
+        case_number: Set("20261120-AAAAAA".into()),
+        body: Set("{}".into()),
+        state: Set(state.into()),
+        attempts: Set(1),
+        next_attempt_time: Set(created),
+        retry_until: Set(created + Duration::days(1)),
+        create_time: Set(created),
+        deliver_time: Set(None),
+    }
+}
+
+on_both_backends!(upkeep_prunes_what_grows_with_traffic_after_its_retention_and_nothing_sooner);
+async fn upkeep_prunes_what_grows_with_traffic_after_its_retention_and_nothing_sooner(backend: Backend) {
+    let dir = tempfile::tempdir().expect("a directory");
+    let database = match backend {
+        Backend::Postgres => Some(TestDatabase::create().await),
+        Backend::Sqlite => None,
+    };
+    let config = test_config(dir.path(), database.as_ref());
+    let clock = Arc::new(ManualClock::new(start()));
+    let shared: SharedClock = clock.clone();
+    let context = ServiceContext::open(ServiceName::Intake, &config, shared.clone(), kefu_intake::MIGRATIONS)
+        .await
+        .expect("intake's database");
+    let db = &context.db;
+
+    // Event ids received eight days, six days and a moment ago: seven days are kept.
+    for (id, age) in [("old", Duration::days(8)), ("six-days", Duration::days(6)), ("new", Duration::zero())] {
+        inbox::record(db, &[event(id)], start() - age).await.expect("recorded");
+    }
+    // More old ids than one pruning statement deletes: the round goes on until none is left.
+    let many: Vec<Event> = (0..PRUNE_BATCH + 7).map(|n| event(&format!("old-{n}"))).collect();
+    for chunk in many.chunks(1_000) {
+        inbox::record(db, chunk, start() - Duration::days(10)).await.expect("recorded");
+    }
+    // Webhook deliveries: done ones 31 days old go with their attempts; a pending one and a
+    // recent one stay.
+    let old = start() - Duration::days(31);
+    for (id, state, created) in [
+        ("done-old", "succeeded", old),
+        ("failed-old", "failed", old),
+        ("pending-old", "pending", old),
+        ("done-recent", "succeeded", start() - Duration::days(29)),
+    ] {
+        let seq = delivery::Entity::insert(delivery_at(id, state, created))
+            .exec(db)
+            .await
+            .expect("a delivery")
+            .last_insert_id;
+        let attempt = attempt::ActiveModel {
+            seq: NotSet,
+            delivery_seq: Set(seq),
+            number: Set(1),
+            attempt_time: Set(created),
+            status_code: Set(200),
+            error: Set(String::new()),
+            duration_ms: Set(3),
+        };
+        attempt::Entity::insert(attempt).exec(db).await.expect("an attempt");
+    }
+
+    let upkeep = Upkeep::new(db.clone(), shared, kefu_intake::RETENTIONS);
+    let pruned = upkeep.prune_all().await.expect("pruned");
+    assert_eq!(pruned, [("inbox event ids", PRUNE_BATCH + 8), ("webhook deliveries", 2)]);
+
+    let kept: BTreeSet<String> =
+        inbox::Entity::find().all(db).await.expect("the inbox").into_iter().map(|row| row.event_id).collect();
+    assert_eq!(kept, BTreeSet::from(["new".to_owned(), "six-days".to_owned()]));
+    let deliveries: Vec<String> = delivery::Entity::find()
+        .order_by_asc(delivery::Column::Seq)
+        .all(db)
+        .await
+        .expect("the deliveries")
+        .into_iter()
+        .map(|row| row.delivery_id)
+        .collect();
+    assert_eq!(deliveries, ["pending-old", "done-recent"]);
+    assert_eq!(
+        attempt::Entity::find().all(db).await.expect("the attempts").len(),
+        2,
+        "the pruned deliveries' attempts go too"
+    );
+
+    // Just over a day later the six-day-old id is past its week.
+    clock.advance(Duration::days(1) + Duration::minutes(1));
+    assert_eq!(upkeep.prune_all().await.expect("pruned")[0], ("inbox event ids", 1));
+
+    if backend == Backend::Postgres {
+        // Thousands of ids written and pruned: the inbox is vacuumed and analyzed as autovacuum
+        // would (its statistics reach the view within a second or so, hence the rounds).
+        crate::support::eventually("the inbox vacuumed and analyzed", || async {
+            tend_tables(db).await.expect("tended");
+            let row = db
+                .query_one(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT pg_stat_get_last_vacuum_time('inbox'::regclass) IS NOT NULL AS vacuumed, \
+                            pg_stat_get_last_analyze_time('inbox'::regclass) IS NOT NULL AS analyzed",
+                ))
+                .await
+                .expect("the statistics")
+                .expect("a row");
+            let done = |column| row.try_get::<bool>("", column).expect("a flag");
+            (done("vacuumed") && done("analyzed")).then_some(())
+        })
+        .await;
+        // Then nothing needs it until enough changes again.
+        let (vacuumed, analyzed) = tend_tables(db).await.expect("tended");
+        assert!(!vacuumed.contains(&"\"inbox\"".to_owned()) && !analyzed.contains(&"\"inbox\"".to_owned()));
+    }
+    let _ = context.db.close().await;
+    if let Some(database) = database {
+        database.drop_database().await;
+    }
+}
+
+/// Every complaint leaves two dead versions of an outbox row behind (its lease, its deletion). The
+/// outbox is vacuumed as it goes (by the relay after every thousand deletions, and by upkeep), so
+/// claims do not slow down as traffic goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_vacuums_its_outbox_as_it_delivers_on_postgresql() {
+    let suite = TestSuite::start(Backend::Postgres, system_clock()).await;
+    let vacuums = || async {
+        let db = kefu_kit::db::connect(&suite.config, "intake").await.expect("intake's database");
+        let row = db
+            .query_one(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_stat_get_vacuum_count('outbox'::regclass) AS vacuum_count",
+            ))
+            .await
+            .expect("the statistics")
+            .expect("the outbox");
+        let _ = db.close().await;
+        row.try_get::<i64>("", "vacuum_count").expect("a count")
+    };
+    // One complaint first: intake is up and its tables are there.
+    suite.complaints().create_complaint(create("vacuum-first", complaint("attitude", "YDV"))).await.expect("created");
+    let at_start = vacuums().await;
+    // 1,100 complaints: intake's relay deletes 1,100 outbox rows as their owners take them.
+    let calls = (0..64).map(|caller| {
+        let mut client = suite.complaints();
+        tokio::spawn(async move {
+            for n in 0..(1_100 / 64 + 1) {
+                let request =
+                    create(&format!("vacuum-{caller}-{n}"), complaint("attitude", &format!("YDV{caller}-{n}")));
+                client.create_complaint(request).await.expect("created");
+            }
+        })
+    });
+    for call in calls {
+        call.await.expect("joined");
+    }
+    crate::support::delivered_everything(&suite.config, "intake").await;
+    let after = crate::support::eventually("the outbox vacuumed", || async {
+        let now = vacuums().await;
+        (now > at_start).then_some(now)
+    })
+    .await;
+    assert!(after > at_start);
+    suite.stop().await;
+}
