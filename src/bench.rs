@@ -3,12 +3,15 @@
 //! PostgreSQL) spent per complaint, the suite's resident memory, and whether the handoff to the
 //! owners kept up (complaints still waiting for their owner at the end, and how long they took to
 //! drain). CPU and memory are read from /proc, so pass the suite's pid.
+//!
+//! `--mix day` drives a service center's day instead of registrations alone: each caller, in every
+//! ten calls, files four complaints through the gateway and one inquiry at intake, reads two
+//! complaints back, reads a timeline, resolves the inquiry it filed, and asks for the overdue cases
+//! (`ChaseOverdue`, which finds them by their deadline's index and chases them); the report gives
+//! each call's count, rate and latency.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -35,14 +38,34 @@ pub struct BenchArgs {
     /// Also measure the CPU time of every PostgreSQL process on this machine.
     #[arg(long)]
     postgres: bool,
+    /// Also print, every this many seconds of a run, its registrations per second, the suite's CPU
+    /// per complaint and its resident memory in that interval: for long runs (`--seconds 600
+    /// --interval 60` shows whether the last minute is as fast as the first, and memory flat).
+    #[arg(long, default_value_t = 0)]
+    interval: u64,
     /// How long to wait, after a run, for every complaint to reach its owner.
     #[arg(long, default_value_t = 60)]
     drain_seconds: u64,
+    /// What each caller does: `create` (registrations only) or `day` (registrations with the reads
+    /// and updates staff make: get, timeline, resolve, overdue; see the module's doc).
+    #[arg(long, value_enum, default_value_t = Mix::Create)]
+    mix: Mix,
     /// Register this URL as the webhook of every branch the load uses (B00–B19), so that every
     /// complaint is also posted to it (e.g. `python3 bench/webhook-sink.py 8099`).
     #[arg(long)]
     webhook_url: Option<String>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mix {
+    /// `CreateComplaint` only.
+    Create,
+    /// A service center's day: creates, reads and updates (see the module's doc).
+    Day,
+}
+
+/// Complaints registered so far, for `--interval`.
+static REGISTERED: AtomicU64 = AtomicU64::new(0);
 
 /// The branches the load files complaints for.
 const BRANCHES: usize = 20;
@@ -52,7 +75,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     let client = ComplaintsClient::new(channel.clone());
     println!("kefu bench against {} ({} s per run)", args.gateway.gateway, args.seconds);
     if let Some(url) = &args.webhook_url {
-        register_webhooks(channel, url).await?;
+        register_webhooks(channel.clone(), url).await?;
         println!("webhooks: every branch's events posted to {url}");
     }
     if let Some(pid) = args.suite_pid {
@@ -67,17 +90,22 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     );
     for &concurrency in &args.concurrency {
         let concurrency = concurrency.max(1);
-        drive(&client, concurrency, Duration::from_secs(2)).await;
+        drive(&channel, args.mix, concurrency, Duration::from_secs(2)).await;
         let suite_before = args.suite_pid.and_then(cpu_ticks);
         let postgres_before = args.postgres.then(postgres_ticks);
         let started = Instant::now();
-        let result = drive(&client, concurrency, Duration::from_secs(args.seconds)).await;
+        let reporter = (args.interval > 0).then(|| tokio::spawn(report_intervals(args.interval, args.suite_pid)));
+        let result = drive(&channel, args.mix, concurrency, Duration::from_secs(args.seconds)).await;
+        if let Some(reporter) = reporter {
+            reporter.abort();
+        }
         let elapsed = started.elapsed().as_secs_f64();
         let suite_after = args.suite_pid.and_then(cpu_ticks);
         let postgres_after = args.postgres.then(postgres_ticks);
         let rss_loaded = args.suite_pid.and_then(rss);
         let backlog_at_end = backlog(&client).await;
         let ok = result.latencies_us.len() as u64;
+        let calls = result.calls;
         let per_complaint = |before: Option<u64>, after: Option<u64>| match (before, after) {
             (Some(before), Some(after)) if ok > 0 => format!("{:.3}", (after - before) as f64 * 10.0 / ok as f64),
             _ => "-".into(),
@@ -97,6 +125,9 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             rss_loaded.map(format_kib).unwrap_or_else(|| "-".into()),
             backlog_at_end.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
         );
+        if args.mix == Mix::Day {
+            print_calls(calls, elapsed);
+        }
         let drain_started = Instant::now();
         loop {
             match backlog(&client).await {
@@ -122,7 +153,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         );
     }
     println!(
-        "suite_cpu_ms and pg_cpu_ms are CPU milliseconds per complaint; backlog counts complaints not yet accepted by their owner when the run ended."
+        "suite_cpu_ms and pg_cpu_ms are CPU milliseconds per complaint (in a mixed day, every call's CPU over the complaints filed); backlog counts complaints not yet accepted by their owner when the run ended."
     );
     Ok(())
 }
@@ -146,55 +177,260 @@ async fn register_webhooks(channel: Channel, url: &str) -> Result<(), String> {
 }
 
 struct RunResult {
+    /// The latencies of `CreateComplaint`, the registrations every row counts.
     latencies_us: Vec<u64>,
     errors: u64,
+    /// Every call of a mixed day, by kind.
+    calls: Vec<(Call, Vec<u64>, u64)>,
 }
 
-async fn drive(client: &ComplaintsClient<Channel>, concurrency: usize, duration: Duration) -> RunResult {
-    let deadline = Instant::now() + duration;
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for worker in 0..concurrency {
-        let mut client = client.clone();
-        let errors = errors.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let categories = ["late_delivery", "cargo_damage", "late_remittance", "attitude", "mis_sort"];
-            let mut n = 0usize;
-            while Instant::now() < deadline {
-                n += 1;
-                let request = CreateComplaintRequest {
-                    request_id: uuid::Uuid::new_v4().to_string(),
-                    complaint: Some(Complaint {
-                        category: categories[(worker + n) % categories.len()].into(),
-                        waybill_number: format!("YD{worker:03}{n:08}"),
-                        channel: ComplaintChannel::Phone as i32,
-                        description: "货物延误三天未到,客户多次查询无果".into(),
-                        customer_request: "尽快送达并说明原因".into(),
-                        contact: Some(Contact { name: "测试客户".into(), phone: "13800000000".into() }),
-                        branch: format!("B{:02}", worker % BRANCHES),
-                        ..Default::default()
-                    }),
-                    from_request: String::new(),
-                };
-                let started = Instant::now();
-                match client.create_complaint(request).await {
-                    Ok(_) => latencies.push(started.elapsed().as_micros() as u64),
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            latencies
-        }));
-    }
-    let mut latencies_us = Vec::new();
-    for task in tasks {
-        if let Ok(mut latencies) = task.await {
-            latencies_us.append(&mut latencies);
+/// The calls of a mixed day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    CreateComplaint,
+    CreateInquiry,
+    GetComplaint,
+    GetTimeline,
+    ResolveInquiry,
+    ChaseOverdue,
+}
+
+impl Call {
+    const ALL: [Call; 6] = [
+        Call::CreateComplaint,
+        Call::CreateInquiry,
+        Call::GetComplaint,
+        Call::GetTimeline,
+        Call::ResolveInquiry,
+        Call::ChaseOverdue,
+    ];
+
+    /// Ten calls of a caller's day, in order.
+    const DAY: [Call; 10] = [
+        Call::CreateComplaint,
+        Call::GetComplaint,
+        Call::CreateComplaint,
+        Call::CreateInquiry,
+        Call::GetTimeline,
+        Call::CreateComplaint,
+        Call::GetComplaint,
+        Call::ResolveInquiry,
+        Call::CreateComplaint,
+        Call::ChaseOverdue,
+    ];
+
+    fn rpc(self) -> &'static str {
+        match self {
+            Call::CreateComplaint => "gateway CreateComplaint",
+            Call::CreateInquiry => "intake CreateRequest (inquiry)",
+            Call::GetComplaint => "gateway GetComplaint",
+            Call::GetTimeline => "intake GetComplaintTimeline",
+            Call::ResolveInquiry => "intake ResolveComplaint",
+            Call::ChaseOverdue => "intake ChaseOverdue",
         }
     }
-    RunResult { latencies_us, errors: errors.load(Ordering::Relaxed) }
+}
+
+/// Prints, every `seconds`, what the interval registered, the suite's CPU per complaint and its memory.
+async fn report_intervals(seconds: u64, suite_pid: Option<u32>) {
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval(Duration::from_secs(seconds));
+    ticks.tick().await;
+    let (mut count, mut cpu) = (REGISTERED.load(Ordering::Relaxed), suite_pid.and_then(cpu_ticks));
+    loop {
+        ticks.tick().await;
+        let (now_count, now_cpu) = (REGISTERED.load(Ordering::Relaxed), suite_pid.and_then(cpu_ticks));
+        let done = now_count - count;
+        let per_complaint = match (cpu, now_cpu) {
+            (Some(before), Some(after)) if done > 0 => format!("{:.3}", (after - before) as f64 * 10.0 / done as f64),
+            _ => "-".into(),
+        };
+        println!(
+            "      at {:>5} s: {:>6.0} complaints/s, suite {} CPU ms per complaint, resident {}",
+            started.elapsed().as_secs(),
+            done as f64 / seconds as f64,
+            per_complaint,
+            suite_pid.and_then(rss).map(format_kib).unwrap_or_else(|| "-".into())
+        );
+        (count, cpu) = (now_count, now_cpu);
+    }
+}
+
+fn print_calls(calls: Vec<(Call, Vec<u64>, u64)>, elapsed: f64) {
+    println!("      {:<32} {:>7} {:>8} {:>8} {:>8} {:>7}", "call", "ok", "per_sec", "p50_ms", "p99_ms", "errors");
+    for (call, mut latencies, errors) in calls {
+        latencies.sort_unstable();
+        println!(
+            "      {:<32} {:>7} {:>8.0} {:>8.2} {:>8.2} {:>7}",
+            call.rpc(),
+            latencies.len(),
+            latencies.len() as f64 / elapsed,
+            percentile(&latencies, 0.50) as f64 / 1000.0,
+            percentile(&latencies, 0.99) as f64 / 1000.0,
+            errors
+        );
+    }
+}
+
+/// A new complaint of caller `worker`, its `n`th.
+fn new_complaint(worker: usize, n: usize) -> CreateComplaintRequest {
+    let categories = ["late_delivery", "cargo_damage", "late_remittance", "attitude", "mis_sort"];
+    CreateComplaintRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        complaint: Some(Complaint {
+            category: categories[(worker + n) % categories.len()].into(),
+            waybill_number: format!("YD{worker:03}{n:08}"),
+            channel: ComplaintChannel::Phone as i32,
+            description: "货物延误三天未到,客户多次查询无果".into(),
+            customer_request: "尽快送达并说明原因".into(),
+            contact: Some(Contact { name: "测试客户".into(), phone: "13800000000".into() }),
+            branch: format!("B{:02}", worker % BRANCHES),
+            ..Default::default()
+        }),
+        from_request: String::new(),
+    }
+}
+
+async fn drive(channel: &Channel, mix: Mix, concurrency: usize, duration: Duration) -> RunResult {
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let channel = channel.clone();
+        tasks.push(tokio::spawn(async move {
+            match mix {
+                Mix::Create => create_only(channel, worker, deadline).await,
+                Mix::Day => day(channel, worker, deadline).await,
+            }
+        }));
+    }
+    let mut result = RunResult { latencies_us: Vec::new(), errors: 0, calls: Vec::new() };
+    for call in Call::ALL {
+        result.calls.push((call, Vec::new(), 0));
+    }
+    for task in tasks {
+        let Ok(calls) = task.await else { continue };
+        for (call, mut latencies, errors) in calls {
+            if call == Call::CreateComplaint {
+                result.latencies_us.extend_from_slice(&latencies);
+                result.errors += errors;
+            }
+            if let Some(entry) = result.calls.iter_mut().find(|(kind, _, _)| *kind == call) {
+                entry.1.append(&mut latencies);
+                entry.2 += errors;
+            }
+        }
+    }
+    result.calls.retain(|(_, latencies, errors)| !latencies.is_empty() || *errors > 0);
+    result
+}
+
+/// One caller registering complaints until `deadline`.
+async fn create_only(channel: Channel, worker: usize, deadline: Instant) -> Vec<(Call, Vec<u64>, u64)> {
+    let mut client = ComplaintsClient::new(channel);
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    let mut n = 0usize;
+    while Instant::now() < deadline {
+        n += 1;
+        let started = Instant::now();
+        match client.create_complaint(new_complaint(worker, n)).await {
+            Ok(_) => {
+                latencies.push(started.elapsed().as_micros() as u64);
+                REGISTERED.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    vec![(Call::CreateComplaint, latencies, errors)]
+}
+
+/// One caller's day until `deadline` ([`Call::DAY`], over and over).
+async fn day(channel: Channel, worker: usize, deadline: Instant) -> Vec<(Call, Vec<u64>, u64)> {
+    use kefu_proto::gateway::v1::GetComplaintRequest;
+    use kefu_proto::intake::v1::{
+        self as intake, ChaseOverdueRequest, CreateRequestRequest, GetComplaintTimelineRequest,
+        ResolveComplaintRequest, intake_client::IntakeClient,
+    };
+    let mut complaints = ComplaintsClient::new(channel.clone());
+    let mut intake = IntakeClient::new(channel);
+    let mut results: Vec<(Call, Vec<u64>, u64)> = Call::ALL.iter().map(|call| (*call, Vec::new(), 0)).collect();
+    let (mut filed, mut inquiries): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    let mut n = 0usize;
+    while Instant::now() < deadline {
+        for call in Call::DAY {
+            n += 1;
+            let started = Instant::now();
+            let ok = match call {
+                Call::CreateComplaint => match complaints.create_complaint(new_complaint(worker, n)).await {
+                    Ok(created) => {
+                        filed.push(created.into_inner().name);
+                        REGISTERED.fetch_add(1, Ordering::Relaxed);
+                        true
+                    }
+                    Err(_) => false,
+                },
+                Call::CreateInquiry => {
+                    let request = CreateRequestRequest {
+                        request_id: uuid::Uuid::new_v4().to_string(),
+                        request: Some(intake::Complaint {
+                            kind: intake::Kind::Inquiry as i32,
+                            waybill_number: format!("YQ{worker:03}{n:08}"),
+                            channel: intake::Channel::Phone as i32,
+                            description: "货物现在到哪里了".into(),
+                            contact: Some(intake::Contact { name: "测试客户".into(), phone: "13800000001".into() }),
+                            branch: format!("B{:02}", worker % BRANCHES),
+                            ..Default::default()
+                        }),
+                    };
+                    match intake.create_request(request).await {
+                        Ok(created) => {
+                            inquiries.push(created.into_inner().name);
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                }
+                Call::GetComplaint => match filed.last() {
+                    Some(name) => complaints.get_complaint(GetComplaintRequest { name: name.clone() }).await.is_ok(),
+                    None => continue,
+                },
+                Call::GetTimeline => match filed.first() {
+                    Some(name) => {
+                        intake.get_complaint_timeline(GetComplaintTimelineRequest { name: name.clone() }).await.is_ok()
+                    }
+                    None => continue,
+                },
+                Call::ResolveInquiry => match inquiries.pop() {
+                    Some(name) => {
+                        let request = ResolveComplaintRequest {
+                            name,
+                            request_id: uuid::Uuid::new_v4().to_string(),
+                            resolution: "已告知客户货物位置".into(),
+                            cause: String::new(),
+                        };
+                        intake.resolve_complaint(request).await.is_ok()
+                    }
+                    None => continue,
+                },
+                Call::ChaseOverdue => intake.chase_overdue(ChaseOverdueRequest {}).await.is_ok(),
+            };
+            let elapsed = started.elapsed().as_micros() as u64;
+            if let Some(entry) = results.iter_mut().find(|(kind, _, _)| *kind == call) {
+                if ok {
+                    entry.1.push(elapsed);
+                } else {
+                    entry.2 += 1;
+                }
+            }
+            // A caller reads back what it filed lately, not everything it ever filed.
+            if filed.len() > 8 {
+                filed.remove(0);
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+    }
+    results
 }
 
 /// Complaints not yet accepted by their owner.
