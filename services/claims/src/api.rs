@@ -133,6 +133,7 @@ impl write::Keeper for ClaimKeeper<'_> {
     async fn save(
         &self,
         tx: &DatabaseTransaction,
+        _before: &Claim,
         claim: &Claim,
         version: Option<i32>,
         now: DateTime<Utc>,

@@ -400,6 +400,7 @@ impl write::Keeper for CaseKeeper<'_> {
     async fn save(
         &self,
         tx: &DatabaseTransaction,
+        _before: &Case,
         case: &Case,
         version: Option<i32>,
         now: DateTime<Utc>,

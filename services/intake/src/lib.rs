@@ -69,6 +69,7 @@ pub static MIGRATIONS: &[&Migration] = &[
     &webhooks::MIGRATION,
     &store::MIGRATION_SAME_EVENT,
     &webhooks::store::MIGRATION_PRUNING,
+    &store::MIGRATION_FILLFACTOR,
 ];
 
 /// What intake prunes besides its inbox ([`kefu_kit::upkeep`]).

@@ -159,6 +159,17 @@ pub static MIGRATION_SAME_EVENT: Migration = Migration {
     },
 };
 
+/// Room on every page of `complaints` for the new version of a row an event updates (PostgreSQL):
+/// an update that finds room on the row's own page and changes no indexed column is "HOT" and
+/// touches no index; one that does not writes an entry into each of the table's eight indexes.
+/// With pages packed full by registration (the default fillfactor, 100) half the owners'
+/// acceptances were not HOT, and they were the largest cost in PostgreSQL under load (0.27 ms each;
+/// 0.09 with this). Pages written before keep their layout.
+pub static MIGRATION_FILLFACTOR: Migration = Migration {
+    name: "intake_0012_complaints_fillfactor",
+    statements: || vec![SchemaStatement::PostgresOnly("ALTER TABLE complaints SET (fillfactor = 80)")],
+};
+
 /// The owners' outcomes: what the customer is told once the owner has handled the case.
 pub static MIGRATION_RESOLUTION: Migration = Migration {
     name: "intake_0002_resolution",

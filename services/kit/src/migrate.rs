@@ -26,17 +26,23 @@ pub enum SchemaStatement {
     Rename(TableRenameStatement),
     /// An index another one now serves.
     DropIndex(IndexDropStatement),
+    /// A setting only PostgreSQL has (a table's fillfactor); nothing on SQLite.
+    PostgresOnly(&'static str),
 }
 
 impl SchemaStatement {
-    fn build(&self, backend: DbBackend) -> Statement {
-        match self {
+    fn build(&self, backend: DbBackend) -> Option<Statement> {
+        Some(match self {
             SchemaStatement::Table(table) => backend.build(table),
             SchemaStatement::Index(index) => backend.build(index),
             SchemaStatement::Alter(alter) => backend.build(alter),
             SchemaStatement::Rename(rename) => backend.build(rename),
             SchemaStatement::DropIndex(drop) => backend.build(drop),
-        }
+            SchemaStatement::PostgresOnly(sql) if backend == DbBackend::Postgres => {
+                Statement::from_string(backend, *sql)
+            }
+            SchemaStatement::PostgresOnly(_) => return None,
+        })
     }
 }
 
@@ -68,8 +74,8 @@ pub async fn run(
         if applied.iter().any(|name| name == migration.name) {
             continue;
         }
-        for statement in (migration.statements)() {
-            tx.execute(statement.build(backend)).await?;
+        for statement in (migration.statements)().iter().filter_map(|statement| statement.build(backend)) {
+            tx.execute(statement).await?;
         }
         tx.execute(Statement::from_sql_and_values(
             backend,

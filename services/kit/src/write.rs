@@ -96,9 +96,11 @@ pub trait Keeper: Sync {
     ) -> Result<Applied<Self::Effects>, Self::Error>;
 
     /// Writes `aggregate` over `version` (inserts it when `None`); false when the version moved.
+    /// `before` is the aggregate as it was read, so that a keeper may write only what changed.
     fn save(
         &self,
         tx: &DatabaseTransaction,
+        before: &Self::Aggregate,
         aggregate: &Self::Aggregate,
         version: Option<Self::Version>,
         now: DateTime<Utc>,
@@ -212,7 +214,7 @@ pub async fn act_in<K: Keeper>(
     let command = keeper.prepare(tx, &aggregate, command, now).await?;
     let before = aggregate.clone();
     let applied = keeper.apply(&mut aggregate, command, request.caller, now)?;
-    if !keeper.save(tx, &aggregate, version, now).await.map_err(Failure::db("saving a change"))? {
+    if !keeper.save(tx, &before, &aggregate, version, now).await.map_err(Failure::db("saving a change"))? {
         return Err(Failure::Conflict { what: keeper.describe(key) }.into());
     }
     match history::record(tx, key, request.request_id, &applied.steps).await {

@@ -156,6 +156,7 @@ impl write::Keeper for AccessRequestKeeper<'_> {
     async fn save(
         &self,
         tx: &DatabaseTransaction,
+        _before: &Kept,
         kept: &Kept,
         _version: Option<i32>,
         _now: DateTime<Utc>,

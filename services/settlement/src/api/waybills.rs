@@ -116,6 +116,7 @@ impl write::Keeper for WaybillKeeper<'_> {
     async fn save(
         &self,
         tx: &DatabaseTransaction,
+        _before: &Option<Waybill>,
         waybill: &Option<Waybill>,
         version: Option<i32>,
         _now: DateTime<Utc>,
