@@ -272,14 +272,16 @@ fn print_calls(calls: Vec<(Call, Vec<u64>, u64)>, elapsed: f64) {
     }
 }
 
-/// A new complaint of caller `worker`, its `n`th.
-fn new_complaint(worker: usize, n: usize) -> CreateComplaintRequest {
+/// A new complaint of caller `worker`, its `n`th, about a waybill no complaint named before: runs
+/// (and the warm-up before each) have their own `run` tag, so a run's first complaints are not
+/// second complaints about the warm-up's waybills — incidents, which lock the first complaint.
+fn new_complaint(run: &str, worker: usize, n: usize) -> CreateComplaintRequest {
     let categories = ["late_delivery", "cargo_damage", "late_remittance", "attitude", "mis_sort"];
     CreateComplaintRequest {
         request_id: uuid::Uuid::new_v4().to_string(),
         complaint: Some(Complaint {
             category: categories[(worker + n) % categories.len()].into(),
-            waybill_number: format!("YD{worker:03}{n:08}"),
+            waybill_number: format!("YD{run}{worker:03}{n:08}"),
             channel: ComplaintChannel::Phone as i32,
             description: "货物延误三天未到,客户多次查询无果".into(),
             customer_request: "尽快送达并说明原因".into(),
@@ -293,13 +295,14 @@ fn new_complaint(worker: usize, n: usize) -> CreateComplaintRequest {
 
 async fn drive(channel: &Channel, mix: Mix, concurrency: usize, duration: Duration) -> RunResult {
     let deadline = Instant::now() + duration;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
-        let channel = channel.clone();
+        let (channel, run) = (channel.clone(), run.clone());
         tasks.push(tokio::spawn(async move {
             match mix {
-                Mix::Create => create_only(channel, worker, deadline).await,
-                Mix::Day => day(channel, worker, deadline).await,
+                Mix::Create => create_only(channel, run, worker, deadline).await,
+                Mix::Day => day(channel, run, worker, deadline).await,
             }
         }));
     }
@@ -325,14 +328,14 @@ async fn drive(channel: &Channel, mix: Mix, concurrency: usize, duration: Durati
 }
 
 /// One caller registering complaints until `deadline`.
-async fn create_only(channel: Channel, worker: usize, deadline: Instant) -> Vec<(Call, Vec<u64>, u64)> {
+async fn create_only(channel: Channel, run: String, worker: usize, deadline: Instant) -> Vec<(Call, Vec<u64>, u64)> {
     let mut client = ComplaintsClient::new(channel);
     let (mut latencies, mut errors) = (Vec::new(), 0);
     let mut n = 0usize;
     while Instant::now() < deadline {
         n += 1;
         let started = Instant::now();
-        match client.create_complaint(new_complaint(worker, n)).await {
+        match client.create_complaint(new_complaint(&run, worker, n)).await {
             Ok(_) => {
                 latencies.push(started.elapsed().as_micros() as u64);
                 REGISTERED.fetch_add(1, Ordering::Relaxed);
@@ -344,7 +347,7 @@ async fn create_only(channel: Channel, worker: usize, deadline: Instant) -> Vec<
 }
 
 /// One caller's day until `deadline` ([`Call::DAY`], over and over).
-async fn day(channel: Channel, worker: usize, deadline: Instant) -> Vec<(Call, Vec<u64>, u64)> {
+async fn day(channel: Channel, run: String, worker: usize, deadline: Instant) -> Vec<(Call, Vec<u64>, u64)> {
     use kefu_proto::gateway::v1::GetComplaintRequest;
     use kefu_proto::intake::v1::{
         self as intake, ChaseOverdueRequest, CreateRequestRequest, GetComplaintTimelineRequest,
@@ -360,7 +363,7 @@ async fn day(channel: Channel, worker: usize, deadline: Instant) -> Vec<(Call, V
             n += 1;
             let started = Instant::now();
             let ok = match call {
-                Call::CreateComplaint => match complaints.create_complaint(new_complaint(worker, n)).await {
+                Call::CreateComplaint => match complaints.create_complaint(new_complaint(&run, worker, n)).await {
                     Ok(created) => {
                         filed.push(created.into_inner().name);
                         REGISTERED.fetch_add(1, Ordering::Relaxed);
@@ -373,7 +376,7 @@ async fn day(channel: Channel, worker: usize, deadline: Instant) -> Vec<(Call, V
                         request_id: uuid::Uuid::new_v4().to_string(),
                         request: Some(intake::Complaint {
                             kind: intake::Kind::Inquiry as i32,
-                            waybill_number: format!("YQ{worker:03}{n:08}"),
+                            waybill_number: format!("YQ{run}{worker:03}{n:08}"),
                             channel: intake::Channel::Phone as i32,
                             description: "货物现在到哪里了".into(),
                             contact: Some(intake::Contact { name: "测试客户".into(), phone: "13800000001".into() }),
