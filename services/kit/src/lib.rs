@@ -8,6 +8,8 @@
 //! - [`db`] and [`migrate`]: connecting to SQLite or PostgreSQL and running migrations;
 //! - [`outbox`], [`relay`] and [`inbox`]: events between services — written in the same
 //!   transaction as the change that caused them, delivered with retries, applied at most once;
+//! - [`upkeep`]: pruning what grows with traffic, and vacuuming and analyzing on PostgreSQL without
+//!   counting on autovacuum;
 //! - [`routed`]: the record an owning department keeps of a complaint routed to it;
 //! - [`history`]: the steps taken on a case — who, when, what — and the requests that took them;
 //! - [`caller`] and [`trace`]: who is calling, and the W3C trace context, carried on every hop;
