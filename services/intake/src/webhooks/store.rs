@@ -7,7 +7,7 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{ColumnDef, Expr, Index, Query, Table},
+    sea_query::{ColumnDef, Expr, Index, Order, Query, Table},
 };
 
 use kefu_kit::{
@@ -227,6 +227,9 @@ pub static RETENTION: Retention = Retention {
             .from(delivery::Entity)
             .and_where(Expr::col(delivery::Column::CreateTime).lt(cutoff))
             .and_where(Expr::col(delivery::Column::State).ne(PENDING))
+            // Ordered, so that both statements pick the same deliveries: no attempt outlives its
+            // delivery.
+            .order_by(delivery::Column::Seq, Order::Asc)
             .limit(limit)
             .to_owned();
         let attempts = Query::delete()
