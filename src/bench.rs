@@ -106,10 +106,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         let backlog_at_end = backlog(&client).await;
         let ok = result.latencies_us.len() as u64;
         let calls = result.calls;
-        let per_complaint = |before: Option<u64>, after: Option<u64>| match (before, after) {
-            (Some(before), Some(after)) if ok > 0 => format!("{:.3}", (after - before) as f64 * 10.0 / ok as f64),
-            _ => "-".into(),
-        };
+        let per_complaint = |before, after| cpu_ms_per(before, after, ok);
         let mut latencies = result.latencies_us;
         latencies.sort_unstable();
         println!(
@@ -241,10 +238,7 @@ async fn report_intervals(seconds: u64, suite_pid: Option<u32>) {
         ticks.tick().await;
         let (now_count, now_cpu) = (REGISTERED.load(Ordering::Relaxed), suite_pid.and_then(cpu_ticks));
         let done = now_count - count;
-        let per_complaint = match (cpu, now_cpu) {
-            (Some(before), Some(after)) if done > 0 => format!("{:.3}", (after - before) as f64 * 10.0 / done as f64),
-            _ => "-".into(),
-        };
+        let per_complaint = cpu_ms_per(cpu, now_cpu, done);
         println!(
             "      at {:>5} s: {:>6.0} complaints/s, suite {} CPU ms per complaint, resident {}",
             started.elapsed().as_secs(),
@@ -460,6 +454,17 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
         return 0;
     }
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// CPU milliseconds per complaint between two readings of [`cpu_ticks`] (or of
+/// [`postgres_ticks`]), over `complaints`; "-" when either reading is missing.
+fn cpu_ms_per(before: Option<u64>, after: Option<u64>, complaints: u64) -> String {
+    match (before, after) {
+        (Some(before), Some(after)) if complaints > 0 => {
+            format!("{:.3}", after.saturating_sub(before) as f64 * 10.0 / complaints as f64)
+        }
+        _ => "-".into(),
+    }
 }
 
 /// utime + stime of a process, in clock ticks (1/100 s on Linux).

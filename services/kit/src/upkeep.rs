@@ -160,7 +160,7 @@ pub async fn tend_tables(db: &DatabaseConnection) -> Result<(Vec<String>, Vec<St
         .await?;
     let (mut vacuum, mut analyze) = (Vec::new(), Vec::new());
     for row in rows {
-        let name = format!("\"{}\"", row.try_get::<String>("", "name")?.replace('"', "\"\""));
+        let name = quoted(&row.try_get::<String>("", "name")?);
         if row.try_get::<bool>("", "vacuum")? {
             vacuum.push(name.clone());
         }
@@ -182,6 +182,11 @@ pub async fn tend_tables(db: &DatabaseConnection) -> Result<(Vec<String>, Vec<St
 
 /// `VACUUM` of one of the connection's tables (PostgreSQL), skipped if another replica is at it.
 pub async fn vacuum(db: &DatabaseConnection, table: &str) -> Result<(), DbErr> {
-    db.execute_unprepared(&format!("VACUUM (SKIP_LOCKED) \"{}\"", table.replace('"', "\"\""))).await?;
+    db.execute_unprepared(&format!("VACUUM (SKIP_LOCKED) {}", quoted(table))).await?;
     Ok(())
+}
+
+/// A table's name as a PostgreSQL identifier.
+fn quoted(table: &str) -> String {
+    format!("\"{}\"", table.replace('"', "\"\""))
 }
