@@ -143,7 +143,9 @@ impl Guard {
         let mut seen: HashMap<u32, usize> = HashMap::new();
         while !bytes.is_empty() {
             let key = varint(&mut bytes)?;
-            let (number, wire_type) = ((key >> 3) as u32, key & 7);
+            // A key is 32 bits at most (field numbers up to 2^29 - 1), as the services' decoder reads it.
+            let key = u32::try_from(key).map_err(|_| Refusal::Malformed)?;
+            let (number, wire_type) = (key >> 3, u64::from(key & 7));
             if number == 0 {
                 return Err(Refusal::Malformed);
             }
@@ -302,6 +304,9 @@ mod tests {
         assert_eq!(guard.check(CREATE, &whole[..whole.len() - 1]), Err(Refusal::Malformed), "frame length lies");
         assert_eq!(guard.check(CREATE, &[]), Err(Refusal::Malformed));
         assert_eq!(guard.check(CREATE, &[1, 0, 0, 0, 0]), Err(Refusal::Malformed), "compressed");
+        // A key of more than 32 bits (field 2^29, fixed32), which the services' decoder refuses.
+        let too_wide = [0, 0, 0, 0, 9, 133, 128, 128, 128, 16, 0, 0, 0, 0];
+        assert_eq!(guard.check(CREATE, &too_wide), Err(Refusal::Malformed), "a key wider than 32 bits");
         assert_eq!(guard.check("/grpc.health.v1.Health/Check", &[9, 9]), Ok(()), "not a kefu method: not the guard's");
     }
 
