@@ -9,13 +9,20 @@ use kefu_kit::{
 };
 use kefu_proto::{
     claims::v1::{ApproveClaimRequest, claims_client::ClaimsClient},
-    events::v1::{CaseRouted, DeliverRequest, Event, event::Payload, event_inbox_client::EventInboxClient},
+    events::v1::{
+        CaseDeadlineChanged, CaseRouted, DeliverRequest, Event, event::Payload, event_inbox_client::EventInboxClient,
+    },
+    gateway::v1::GetComplaintRequest,
     inspection::v1::{ListCasesRequest, inspection_client::InspectionClient},
+    intake::v1::{GetComplaintTimelineRequest, intake_client::IntakeClient},
     types::v1::RoutedComplaint,
 };
+use chrono::Timelike;
 use tonic::{Code, transport::Channel};
 
-use crate::support::{Backend, INTERNAL_KEY, TestSuite, on_both_backends, system_clock};
+use crate::support::{
+    Backend, INTERNAL_KEY, TestSuite, as_user, complaint, create, eventually, on_both_backends, system_clock,
+};
 
 /// A channel to `service`'s own port, signing as `issuer` with `key`.
 pub(crate) fn signed(suite: &TestSuite, service: ServiceName, issuer: &'static str, key: &str) -> SignedChannel {
@@ -76,6 +83,79 @@ async fn a_batch_applies_each_event_once_and_isolates_a_bad_one(backend: Backend
     let mut names: Vec<String> = cases.into_inner().cases.into_iter().map(|case| case.name).collect();
     names.sort();
     assert_eq!(names, ["cases/20261122-AAAAAA", "cases/20261122-CCCCCC", "cases/20261122-DDDDDD"]);
+    suite.stop().await;
+}
+
+/// Inspection moving a complaint's deadline, as its relay would tell intake.
+fn deadline_moved(id: &str, complaint: &str, deadline: chrono::DateTime<chrono::Utc>, reason: &str) -> Event {
+    Event {
+        id: id.into(),
+        source: "inspection".into(),
+        create_time: Some(to_timestamp(chrono::Utc::now())),
+        payload: Some(Payload::CaseDeadlineChanged(CaseDeadlineChanged {
+            complaint: complaint.into(),
+            owner: "inspection".into(),
+            deadline: Some(to_timestamp(deadline)),
+            reason: reason.into(),
+        })),
+        ..Default::default()
+    }
+}
+
+on_both_backends!(an_owners_delivery_changes_each_complaint_in_order_and_refuses_only_the_unknown_one);
+async fn an_owners_delivery_changes_each_complaint_in_order_and_refuses_only_the_unknown_one(backend: Backend) {
+    let suite = TestSuite::start(backend, system_clock()).await;
+    let mut names = Vec::new();
+    for (request_id, waybill) in [("moved-a", "YD-MOVED-A"), ("moved-b", "YD-MOVED-B")] {
+        let request = as_user(create(request_id, complaint("attitude", waybill)), "A1024", "intake");
+        names.push(suite.complaints().create_complaint(request).await.expect("registered").into_inner().name);
+    }
+    // Inspection's own acceptance first, so that only this delivery changes the deadlines below.
+    for name in &names {
+        eventually("inspection accepts the case", || {
+            let mut complaints = suite.complaints();
+            let name = name.clone();
+            async move {
+                let found = complaints.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
+                (!found.owner_reference.is_empty()).then_some(())
+            }
+        })
+        .await;
+    }
+
+    // One delivery: a, b, a again (which must find a's first change), and a complaint intake never had.
+    let day = |days: i64| (chrono::Utc::now() + chrono::Duration::days(days)).with_nanosecond(0).expect("a time");
+    let batch = vec![
+        deadline_moved("moved-1", &names[0], day(3), "waiting for the depot's report"),
+        deadline_moved("moved-2", &names[1], day(4), "the driver is on leave"),
+        deadline_moved("moved-3", &names[0], day(5), "the depot's report is late"),
+        deadline_moved("moved-4", "complaints/20261122-7K3M9Q", day(6), "unknown"),
+    ];
+    let mut inbox = EventInboxClient::new(signed(&suite, ServiceName::Intake, "inspection", INTERNAL_KEY));
+    let outcomes = inbox.deliver(DeliverRequest { events: batch }).await.expect("delivered").into_inner().outcomes;
+    let summary: Vec<(bool, bool)> = outcomes.iter().map(|o| (o.applied, o.error.is_empty())).collect();
+    assert_eq!(summary, [(true, true), (true, true), (true, true), (false, false)]);
+    assert!(outcomes[3].error.contains("no complaint complaints/20261122-7K3M9Q"), "{}", outcomes[3].error);
+
+    let deadline = |name: &String| {
+        let mut complaints = suite.complaints();
+        let name = name.clone();
+        async move { complaints.get_complaint(GetComplaintRequest { name }).await.expect("found").into_inner().deadline }
+    };
+    assert_eq!(deadline(&names[0]).await, Some(to_timestamp(day(5))), "the later change of a wins");
+    assert_eq!(deadline(&names[1]).await, Some(to_timestamp(day(4))));
+    let timeline = IntakeClient::new(suite.gateway.clone())
+        .get_complaint_timeline(as_user(GetComplaintTimelineRequest { name: names[0].clone() }, "A1024", "intake"))
+        .await
+        .expect("timeline")
+        .into_inner();
+    let moved: Vec<&str> = timeline
+        .steps
+        .iter()
+        .filter(|step| step.action == "deadline_moved" && step.department == "intake")
+        .map(|step| step.detail.rsplit(": ").next().unwrap_or_default())
+        .collect();
+    assert_eq!(moved, ["waiting for the depot's report", "the depot's report is late"]);
     suite.stop().await;
 }
 

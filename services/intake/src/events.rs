@@ -1,5 +1,6 @@
 //! What intake does with the events it receives: each owner's event is a [`Command`] on the
-//! complaint's write path, inside the inbox's transaction (`kefu_kit::write::act_in`) — an
+//! complaint's write path, a delivery's commands written together inside the inbox's transaction
+//! (`kefu_kit::write::act_all_in`) — an
 //! owner's `case_accepted` sets the complaint's owner reference; its `case_resolved` records the
 //! outcome the customer is told (by the same rule as the service center's own outcomes);
 //! `case_escalated` marks the complaint an incident; `case_deadline_changed` moves its deadline.
@@ -35,16 +36,65 @@ pub struct IntakeEvents {
 }
 
 impl EventHandler for IntakeEvents {
+    /// The owners' events are changes of complaints, written together ([`write::act_all_in`]);
+    /// archives' grades are kept as they come.
     async fn apply(&self, tx: &DatabaseTransaction, events: &[&Event]) -> Result<(), Status> {
+        let mut changes = Vec::with_capacity(events.len());
+        let mut commands = Vec::with_capacity(events.len());
         for event in events {
-            self.apply_one(tx, event).await?;
+            if let Some(Payload::CustomerGraded(graded)) = &event.payload {
+                grade(tx, graded).await?;
+            } else {
+                let (change, command) = self.change(event)?;
+                changes.push(change);
+                commands.push(command);
+            }
+        }
+        let asked = changes
+            .iter()
+            .zip(commands)
+            .map(|(change, command)| write::Asked {
+                key: change.case_number,
+                caller: &change.caller,
+                trace: &change.trace,
+                command,
+                now: change.now,
+            })
+            .collect();
+        if let Err(error) = write::act_all_in(&self.keeper, tx, ServiceName::Intake, asked).await {
+            return Err(match (error, &changes[..]) {
+                (Error::NotFound(_), [change]) => {
+                    Error::Precondition(format!("no complaint {} routed to {}", change.name, change.owner))
+                }
+                (other, _) => other,
+            }
+            .into());
+        }
+        for change in &changes {
+            if change.escalated {
+                tracing::warn!(case_number = change.case_number, owner = %change.owner, "incident escalated");
+            } else {
+                tracing::debug!(case_number = change.case_number, owner = %change.owner, "owner reported on the case");
+            }
         }
         Ok(())
     }
 }
 
+/// What an owner's event asks of a complaint.
+struct OwnersChange<'a> {
+    name: &'a str,
+    case_number: &'a str,
+    owner: &'a str,
+    escalated: bool,
+    /// An owner's change of a case: its caller and trace are the event's, its time the event's.
+    caller: Caller,
+    trace: TraceContext,
+    now: DateTime<Utc>,
+}
+
 impl IntakeEvents {
-    async fn apply_one(&self, tx: &DatabaseTransaction, event: &Event) -> Result<(), Error> {
+    fn change<'a>(&self, event: &'a Event) -> Result<(OwnersChange<'a>, Command), Error> {
         let (complaint, owner, command) = match &event.payload {
             Some(Payload::CaseAccepted(accepted)) => (
                 (&accepted.complaint, "event.case_accepted.complaint"),
@@ -90,7 +140,6 @@ impl IntakeEvents {
                     reason: changed.reason.clone(),
                 },
             ),
-            Some(Payload::CustomerGraded(graded)) => return grade(tx, graded).await,
             _ => {
                 return Err(Error::Invalid(FieldViolations::of(
                     "event.payload",
@@ -99,24 +148,16 @@ impl IntakeEvents {
             }
         };
         let (name, field) = complaint;
-        let case_number = kefu_kit::names::complaint(name, field)?;
-        // An owner's change of a case: its caller and trace are the event's, its time the event's.
-        let caller = Caller::from_proto(event.caller.as_ref());
-        let trace = TraceContext { traceparent: event.traceparent.clone(), tracestate: event.tracestate.clone() };
-        let request = write::Request { caller: &caller, trace: &trace, request_id: None };
-        let action = payload_name(event);
-        write::act_in(&self.keeper, tx, ServiceName::Intake, case_number, request, command, self.sent(event))
-            .await
-            .map_err(|error| match error {
-                Error::NotFound(_) => Error::Precondition(format!("no complaint {name} routed to {owner}")),
-                other => other,
-            })?;
-        if action == "escalated" {
-            tracing::warn!(case_number, owner = %owner, "incident escalated");
-        } else {
-            tracing::debug!(case_number, owner = %owner, action, "owner reported on the case");
-        }
-        Ok(())
+        let change = OwnersChange {
+            name,
+            case_number: kefu_kit::names::complaint(name, field)?,
+            owner,
+            escalated: matches!(command, Command::Escalate { .. }),
+            caller: Caller::from_proto(event.caller.as_ref()),
+            trace: TraceContext { traceparent: event.traceparent.clone(), tracestate: event.tracestate.clone() },
+            now: self.sent(event),
+        };
+        Ok((change, command))
     }
 
     /// When the event was made (the clock's now, for an event that does not say).
@@ -127,16 +168,6 @@ impl IntakeEvents {
             .and_then(from_timestamp)
             .map(to_micros)
             .unwrap_or_else(|| to_micros(self.clock.now()))
-    }
-}
-
-fn payload_name(event: &Event) -> &'static str {
-    match &event.payload {
-        Some(Payload::CaseAccepted(_)) => "accepted",
-        Some(Payload::CaseResolved(_)) => "resolved",
-        Some(Payload::CaseEscalated(_)) => "escalated",
-        Some(Payload::CaseDeadlineChanged(_)) => "deadline moved",
-        _ => "other",
     }
 }
 

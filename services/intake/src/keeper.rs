@@ -100,41 +100,81 @@ impl write::Keeper for ComplaintKeeper {
         change: write::Change<'_, Complaint>,
         effects: Effects,
     ) -> Result<Vec<Message>, Error> {
-        let (complaint, now) = (change.after, change.now);
-        let mut events = effects.events;
-        for (case_number, step) in &effects.other_steps {
-            history::record(tx, case_number, None, std::slice::from_ref(step))
-                .await
-                .map_err(db("recording the case's history"))?;
-        }
-        let replies: Vec<_> =
-            effects.replies.iter().map(|reply| (complaint.case_number.as_str(), reply, now)).collect();
+        Ok(self.record_many(tx, vec![(change, effects)]).await?.pop().unwrap_or_default())
+    }
+
+    /// One statement for each kind of row every change writes (the steps on other cases, replies,
+    /// webhook deliveries); visits, reply attempts and the closing story, which come one at a time
+    /// in a staff member's call, each on its own.
+    async fn record_many(
+        &self,
+        tx: &DatabaseTransaction,
+        changes: Vec<(write::Change<'_, Complaint>, Effects)>,
+    ) -> Result<Vec<Vec<Message>>, Error> {
+        let other_steps: Vec<(&str, &history::Step)> = changes
+            .iter()
+            .flat_map(|(_, effects)| effects.other_steps.iter().map(|(case_number, step)| (case_number.as_str(), step)))
+            .collect();
+        history::record_many(tx, &other_steps).await.map_err(db("recording the case's history"))?;
+        let replies: Vec<_> = changes
+            .iter()
+            .flat_map(|(change, effects)| {
+                effects.replies.iter().map(move |reply| (change.after.case_number.as_str(), reply, change.now))
+            })
+            .collect();
         replies::insert(tx, &replies).await.map_err(db("recording replies"))?;
-        visits::insert(tx, &complaint.case_number, &effects.visits, now).await.map_err(db("planning a visit"))?;
-        if let Some(recorded) = &effects.recorded_visit
-            && !visits::update(tx, recorded, visits::PLANNED).await.map_err(db("recording a visit"))?
-        {
-            let what = format!("{}/visits/{}", complaint.name(), recorded.seq);
-            return Err(Failure::Conflict { what }.into());
-        }
-        if let Some((reply, reached, note)) = &effects.reply_attempt {
-            replies::record_attempt(tx, reply, *reached, note, now, self.time_zone)
-                .await
-                .map_err(db("recording a reply attempt"))?;
-        }
-        let signals: Vec<_> = webhooks::signals(change.before, complaint, change.steps)
-            .into_iter()
-            .map(|signal| (complaint, signal, now))
+        let signals: Vec<_> = changes
+            .iter()
+            .flat_map(|(change, _)| {
+                webhooks::signals(change.before, change.after, change.steps)
+                    .into_iter()
+                    .map(move |signal| (change.after, signal, change.now))
+            })
             .collect();
         webhooks::enqueue(tx, &signals, self.time_zone).await.map_err(db("queueing webhook deliveries"))?;
-        if effects.story_to_archives {
-            // The story archives files: everything recorded, this change's steps included.
-            let recorded =
-                history::story(tx, change.key, ServiceName::Intake).await.map_err(db("reading the case's history"))?;
-            let (steps, payments) = closing::merge(recorded, complaint);
-            events.push((ServiceName::Archives, Payload::CaseClosed(closing::story(complaint, steps, payments))));
+        let mut messages = Vec::with_capacity(changes.len());
+        for (change, effects) in changes {
+            let (complaint, now) = (change.after, change.now);
+            visits::insert(tx, &complaint.case_number, &effects.visits, now).await.map_err(db("planning a visit"))?;
+            if let Some(recorded) = &effects.recorded_visit
+                && !visits::update(tx, recorded, visits::PLANNED).await.map_err(db("recording a visit"))?
+            {
+                let what = format!("{}/visits/{}", complaint.name(), recorded.seq);
+                return Err(Failure::Conflict { what }.into());
+            }
+            if let Some((reply, reached, note)) = &effects.reply_attempt {
+                replies::record_attempt(tx, reply, *reached, note, now, self.time_zone)
+                    .await
+                    .map_err(db("recording a reply attempt"))?;
+            }
+            let mut events = effects.events;
+            if effects.story_to_archives {
+                // The story archives files: everything recorded, this change's steps included.
+                let recorded = history::story(tx, change.key, ServiceName::Intake)
+                    .await
+                    .map_err(db("reading the case's history"))?;
+                let (steps, payments) = closing::merge(recorded, complaint);
+                events.push((ServiceName::Archives, Payload::CaseClosed(closing::story(complaint, steps, payments))));
+            }
+            messages.push(events);
         }
-        Ok(events)
+        Ok(messages)
+    }
+
+    /// In one statement; a case number not found is `NOT_FOUND`, as [`write::Keeper::load`] says.
+    async fn load_many(&self, tx: &DatabaseTransaction, keys: &[&str]) -> Result<Vec<(Complaint, Option<i64>)>, Error> {
+        let mut found = store::by_case_numbers(tx, keys).await.map_err(db("reading complaints"))?;
+        keys.iter()
+            .map(|key| {
+                let at = found
+                    .iter()
+                    .position(|complaint| complaint.case_number == *key)
+                    .ok_or_else(|| Error::no_complaint(&kefu_kit::names::complaint_name(key)))?;
+                let complaint = found.swap_remove(at);
+                let version = complaint.version;
+                Ok((complaint, Some(version)))
+            })
+            .collect()
     }
 
     fn describe(&self, key: &str) -> String {

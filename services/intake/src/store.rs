@@ -303,6 +303,11 @@ pub async fn by_case_number(db: &impl ConnectionTrait, case_number: &str) -> Res
     Entity::find().filter(Column::CaseNumber.eq(case_number)).one(db).await
 }
 
+/// The complaints with these case numbers, in one statement, in no particular order.
+pub async fn by_case_numbers(db: &impl ConnectionTrait, case_numbers: &[&str]) -> Result<Vec<Model>, DbErr> {
+    Entity::find().filter(Column::CaseNumber.is_in(case_numbers.iter().copied())).all(db).await
+}
+
 pub async fn by_request_id(db: &impl ConnectionTrait, request_id: &str) -> Result<Option<Model>, DbErr> {
     Entity::find().filter(Column::RequestId.eq(request_id)).one(db).await
 }

@@ -15,7 +15,8 @@
 //! 7. the events go to the outbox, the transaction commits, and the relay is woken.
 //!
 //! A service describes its aggregate by implementing [`Keeper`]; its API calls [`act`], its inbox
-//! [`act_in`] (inside the transaction that applies an event). New aggregates arriving together
+//! [`act_in`] (inside the transaction that applies an event) or, for a whole delivery of events,
+//! [`act_all_in`], which takes the same steps for many changes in few statements. New aggregates arriving together
 //! (intake's registrations) are written many to a transaction by [`create_all`], through the same
 //! keeper's [`Batch`] methods (also inspection's own audits, one at a time). Settlement's resolutions, which change no aggregate of its own, send
 //! their events through [`send`].
@@ -114,6 +115,39 @@ pub trait Keeper: Sync {
         effects: Self::Effects,
     ) -> impl Future<Output = Result<Vec<Message>, Self::Error>> + Send;
 
+    /// Reads aggregates `keys` (distinct) in `tx`, in their order, as [`Keeper::load`] reads one:
+    /// for [`act_all_in`]. A keeper may read them in one statement; by default, one by one.
+    fn load_many(
+        &self,
+        tx: &DatabaseTransaction,
+        keys: &[&str],
+    ) -> impl Future<Output = Result<Vec<Loaded<Self>>, Self::Error>> + Send {
+        async move {
+            let mut loaded = Vec::with_capacity(keys.len());
+            for key in keys {
+                loaded.push(self.load(tx, key).await?);
+            }
+            Ok(loaded)
+        }
+    }
+
+    /// Writes what many changes' effects imply, as [`Keeper::record`] writes one's, and returns
+    /// each one's events, in order: for [`act_all_in`]. A keeper may write them in few statements;
+    /// by default, one by one.
+    fn record_many(
+        &self,
+        tx: &DatabaseTransaction,
+        changes: Vec<(Change<'_, Self::Aggregate>, Self::Effects)>,
+    ) -> impl Future<Output = Result<Vec<Vec<Message>>, Self::Error>> + Send {
+        async move {
+            let mut messages = Vec::with_capacity(changes.len());
+            for (change, effects) in changes {
+                messages.push(self.record(tx, change, effects).await?);
+            }
+            Ok(messages)
+        }
+    }
+
     /// The aggregate in messages: "the claim", "complaints/20261122-7K3M9Q".
     fn describe(&self, key: &str) -> String {
         key.to_owned()
@@ -210,13 +244,8 @@ pub async fn act_in<K: Keeper>(
     command: K::Command,
     now: DateTime<Utc>,
 ) -> Result<(Acted<K::Aggregate>, bool), K::Error> {
-    let (mut aggregate, version) = keeper.load(tx, key).await?;
-    let command = keeper.prepare(tx, &aggregate, command, now).await?;
-    let before = aggregate.clone();
-    let applied = keeper.apply(&mut aggregate, command, request.caller, now)?;
-    if !keeper.save(tx, &before, &aggregate, version, now).await.map_err(Failure::db("saving a change"))? {
-        return Err(Failure::Conflict { what: keeper.describe(key) }.into());
-    }
+    let loaded = keeper.load(tx, key).await?;
+    let (before, aggregate, applied) = change(keeper, tx, key, loaded, command, request.caller, now).await?;
     match history::record(tx, key, request.request_id, &applied.steps).await {
         Ok(()) => {}
         // The same request, retried while the first was being written: the first one counts.
@@ -227,6 +256,105 @@ pub async fn act_in<K: Keeper>(
     let messages = keeper.record(tx, change, applied.effects).await?;
     let sent = send(tx, source, &messages, request, now).await?;
     Ok((Acted::Changed(aggregate), sent))
+}
+
+/// Steps 2–4 of the write path for aggregate `key`, read as `loaded`: the command completed,
+/// applied and the aggregate saved over the version read. The aggregate before and after, and what
+/// the command did.
+async fn change<K: Keeper>(
+    keeper: &K,
+    tx: &DatabaseTransaction,
+    key: &str,
+    (mut aggregate, version): Loaded<K>,
+    command: K::Command,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<(K::Aggregate, K::Aggregate, Applied<K::Effects>), K::Error> {
+    let command = keeper.prepare(tx, &aggregate, command, now).await?;
+    let before = aggregate.clone();
+    let applied = keeper.apply(&mut aggregate, command, caller, now)?;
+    if !keeper.save(tx, &before, &aggregate, version, now).await.map_err(Failure::db("saving a change"))? {
+        return Err(Failure::Conflict { what: keeper.describe(key) }.into());
+    }
+    Ok((before, aggregate, applied))
+}
+
+/// A change that an event asks for, applied by [`act_all_in`]. It has no request id: the inbox
+/// keeps the event's id, which makes it happen once.
+pub struct Asked<'a, K: Keeper> {
+    pub key: &'a str,
+    pub caller: &'a Caller,
+    pub trace: &'a TraceContext,
+    pub command: K::Command,
+    /// When the event was made.
+    pub now: DateTime<Utc>,
+}
+
+/// Steps 2–7 of the write path for many changes in `tx`, which the caller commits: an inbox
+/// applying a delivery of events, in few statements rather than several per event. The aggregates
+/// are read together ([`Keeper::load_many`]), each is changed and saved in order, then every step
+/// is recorded, every effect written ([`Keeper::record_many`]) and every event queued, each in one
+/// statement. A key that comes again starts a new round, so that its second change finds the
+/// first's. Any refusal fails the whole, which the caller rolls back (the inbox then applies the
+/// events one at a time). Whether events were sent.
+pub async fn act_all_in<K: Keeper>(
+    keeper: &K,
+    tx: &DatabaseTransaction,
+    source: ServiceName,
+    asked: Vec<Asked<'_, K>>,
+) -> Result<bool, K::Error> {
+    let mut sent = false;
+    let mut asked = asked.into_iter().peekable();
+    while asked.peek().is_some() {
+        let mut keys = Vec::new();
+        let mut round = Vec::new();
+        while let Some(next) = asked.next_if(|next| !keys.contains(&next.key)) {
+            keys.push(next.key);
+            round.push(next);
+        }
+        let loaded = keeper.load_many(tx, &keys).await?;
+        let mut changed = Vec::with_capacity(round.len());
+        let mut effects = Vec::with_capacity(round.len());
+        for (asked, loaded) in round.into_iter().zip(loaded) {
+            let (before, after, applied) =
+                change(keeper, tx, asked.key, loaded, asked.command, asked.caller, asked.now).await?;
+            let request = Request { caller: asked.caller, trace: asked.trace, request_id: None };
+            changed.push(Changed { key: asked.key, request, now: asked.now, before, after, steps: applied.steps });
+            effects.push(applied.effects);
+        }
+        let steps: Vec<(&str, &Step)> =
+            changed.iter().flat_map(|item| item.steps.iter().map(move |step| (item.key, step))).collect();
+        history::record_many(tx, &steps).await.map_err(Failure::db("recording a history"))?;
+        let changes = changed
+            .iter()
+            .zip(effects)
+            .map(|(item, effects)| {
+                let change = Change {
+                    key: item.key,
+                    before: &item.before,
+                    after: &item.after,
+                    steps: &item.steps,
+                    caller: item.request.caller,
+                    now: item.now,
+                };
+                (change, effects)
+            })
+            .collect();
+        let messages = keeper.record_many(tx, changes).await?;
+        let outgoing = changed.iter().zip(&messages).map(|(item, messages)| (item.request, item.now, &messages[..]));
+        sent |= queue(tx, source, outgoing).await?;
+    }
+    Ok(sent)
+}
+
+/// One change of [`act_all_in`], made and saved, its effects not yet written.
+struct Changed<'a, A> {
+    key: &'a str,
+    request: Request<'a>,
+    now: DateTime<Utc>,
+    before: A,
+    after: A,
+    steps: Vec<Step>,
 }
 
 /// A new aggregate, its command already applied, to be written with others.
@@ -255,21 +383,8 @@ pub async fn create_all<K: Batch>(
         created.iter().flat_map(|item| item.applied.steps.iter().map(|step| (item.key, step))).collect();
     history::record_many(tx, &steps).await.map_err(Failure::db("recording a history"))?;
     let messages = keeper.record_all(tx, created).await?;
-    let events: Vec<_> = created
-        .iter()
-        .zip(&messages)
-        .flat_map(|(item, messages)| {
-            let request = item.request;
-            messages.iter().map(move |(destination, payload)| {
-                let event = outbox::new_event(source, item.now, request.trace, request.caller, payload.clone());
-                (*destination, event, item.now)
-            })
-        })
-        .collect();
-    outbox::enqueue_many(tx, events.iter().map(|(destination, event, now)| (*destination, event, *now)))
-        .await
-        .map_err(Failure::db("queueing events"))?;
-    Ok(!events.is_empty())
+    let outgoing = created.iter().zip(&messages).map(|(item, messages)| (item.request, item.now, &messages[..]));
+    Ok(queue(tx, source, outgoing).await?)
 }
 
 /// Writes `messages` to the outbox as events from `source`, in `tx`; whether there were any (the
@@ -281,16 +396,29 @@ pub async fn send(
     request: Request<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool, Failure> {
-    if messages.is_empty() {
-        return Ok(false);
-    }
-    let events: Vec<_> = messages
-        .iter()
-        .map(|(destination, payload)| {
-            (*destination, outbox::new_event(source, now, request.trace, request.caller, payload.clone()))
+    queue(tx, source, [(request, now, messages)]).await
+}
+
+/// Writes each change's messages to the outbox, as events from `source` made at its time, for its
+/// caller, in its trace: in one statement. Whether there were any.
+async fn queue<'a>(
+    tx: &impl ConnectionTrait,
+    source: ServiceName,
+    changes: impl IntoIterator<Item = (Request<'a>, DateTime<Utc>, &'a [Message])>,
+) -> Result<bool, Failure> {
+    let events: Vec<_> = changes
+        .into_iter()
+        .flat_map(|(request, now, messages)| {
+            messages.iter().map(move |(destination, payload)| {
+                let event = outbox::new_event(source, now, request.trace, request.caller, payload.clone());
+                (*destination, event, now)
+            })
         })
         .collect();
-    outbox::enqueue_many(tx, events.iter().map(|(destination, event)| (*destination, event, now)))
+    if events.is_empty() {
+        return Ok(false);
+    }
+    outbox::enqueue_many(tx, events.iter().map(|(destination, event, now)| (*destination, event, *now)))
         .await
         .map_err(Failure::db("queueing events"))?;
     Ok(true)
