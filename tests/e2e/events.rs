@@ -2,6 +2,7 @@
 //! and one bad event does not hold back the others. And the service ports' door: only a call
 //! signed by kefu's gateway or the service that sends an event gets through.
 
+use chrono::Timelike;
 use kefu_kit::{
     config::ServiceName,
     time::to_timestamp,
@@ -17,7 +18,6 @@ use kefu_proto::{
     intake::v1::{GetComplaintTimelineRequest, intake_client::IntakeClient},
     types::v1::RoutedComplaint,
 };
-use chrono::Timelike;
 use tonic::{Code, transport::Channel};
 
 use crate::support::{

@@ -2,6 +2,8 @@
 //! deadlines of the customer's next cases (A first, `000 第3条`). Intake keeps its own copy so that
 //! registering a complaint never waits on archives.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
@@ -41,12 +43,14 @@ pub static MIGRATION: Migration = Migration {
     },
 };
 
-/// The grade of the customer with `phone`, or empty when archives has not graded them.
-pub async fn of_phone(db: &impl ConnectionTrait, phone: &str) -> Result<String, DbErr> {
-    if phone.is_empty() {
-        return Ok(String::new());
+/// The grades of the customers with these phones that archives has graded, by phone.
+pub async fn of_phones(db: &impl ConnectionTrait, phones: &[&str]) -> Result<HashMap<String, String>, DbErr> {
+    let phones: Vec<&str> = phones.iter().copied().filter(|phone| !phone.is_empty()).collect();
+    if phones.is_empty() {
+        return Ok(HashMap::new());
     }
-    Ok(Entity::find_by_id(phone.to_owned()).one(db).await?.map(|row| row.grade).unwrap_or_default())
+    let graded = Entity::find().filter(Column::Phone.is_in(phones)).all(db).await?;
+    Ok(graded.into_iter().map(|row| (row.phone, row.grade)).collect())
 }
 
 /// Records `grade` for each phone, unless a later score is already recorded.

@@ -1,7 +1,7 @@
 //! The `complaints` table: one row per complaint, the case number and request id unique.
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     entity::prelude::*,
     sea_query::{ColumnDef, Index, Table},
 };
@@ -274,21 +274,24 @@ pub static MIGRATION_DEPTH: Migration = Migration {
     },
 };
 
-/// The complaints of the customer with `contact_phone` about `waybill_number` in `category`, oldest first.
-pub async fn same_event(
-    db: &impl ConnectionTrait,
-    waybill_number: &str,
-    category: &str,
-    contact_phone: &str,
-) -> Result<Vec<Model>, DbErr> {
-    // Found by the `complaints_same_event` index; no ORDER BY … LIMIT in SQL, which tempts the
-    // planner into walking the whole table in `seq` order when nothing matches.
-    let mut earlier = Entity::find()
-        .filter(Column::WaybillNumber.eq(waybill_number))
-        .filter(Column::Category.eq(category))
-        .filter(Column::ContactPhone.eq(contact_phone))
-        .all(db)
-        .await?;
+/// The complaints of the customers with these `(waybill_number, category, contact_phone)`, oldest
+/// first: what registration compares a batch of new complaints with (001 §8 4.10).
+pub async fn same_events(db: &impl ConnectionTrait, events: &[(&str, &str, &str)]) -> Result<Vec<Model>, DbErr> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Found by the `complaints_same_event` index, once per term; no ORDER BY … LIMIT in SQL, which
+    // tempts the planner into walking the whole table in `seq` order when nothing matches.
+    let mut any = Condition::any();
+    for (waybill_number, category, contact_phone) in events {
+        any = any.add(
+            Condition::all()
+                .add(Column::WaybillNumber.eq(*waybill_number))
+                .add(Column::Category.eq(*category))
+                .add(Column::ContactPhone.eq(*contact_phone)),
+        );
+    }
+    let mut earlier = Entity::find().filter(any).all(db).await?;
     earlier.sort_by_key(|complaint| complaint.seq);
     Ok(earlier)
 }

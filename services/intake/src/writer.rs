@@ -5,6 +5,12 @@
 //! inserts and one commit for many complaints — and every caller is answered only after the
 //! transaction holding its complaint has committed.
 //!
+//! What registration must know of the customers is read in that same transaction, for the whole
+//! batch at once: their earlier complaints about the same waybills and categories (one statement)
+//! and their grades (one more). Then each case is made by [`Registration::register`], the rule,
+//! which does no I/O. (Complaints being registered at the same moment, in one batch or in two,
+//! do not see each other, as before the look-ups moved here.)
+//!
 //! A batch is written on the kit's write path, `kefu_kit::write::create_all` with intake's
 //! [`ComplaintKeeper`]: the same insert, history, effects (replies, webhook deliveries) and outbox
 //! as any change, for many new complaints in one transaction.
@@ -13,9 +19,12 @@
 //! any row the database refuses — it is rolled back and its registrations are written one per
 //! transaction, so that each caller learns of its own failure and no one else's call is lost.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use chrono::{DateTime, Utc};
@@ -30,18 +39,23 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     complaint::{Complaint, Effects},
+    domain::Kind,
     error::{self, Error},
+    grades,
     keeper::ComplaintKeeper,
+    registration::{Earlier, Registration},
+    store,
 };
 
 /// Registrations in one transaction at most.
 const MAX_BATCH: usize = 128;
 
-/// One new complaint to write, as [`crate::registration::Registration::register`] made it, with
-/// who registered it, in which trace, and when.
+/// One registration to write under a freshly drawn case number, with who registered it, in which
+/// trace, and when.
 pub struct New {
-    pub complaint: Complaint,
-    pub applied: Applied<Effects>,
+    pub registration: Registration,
+    pub case_number: String,
+    pub request_id: Option<String>,
     pub caller: Caller,
     pub trace: TraceContext,
     pub now: DateTime<Utc>,
@@ -50,7 +64,8 @@ pub struct New {
 /// What became of a registration.
 #[derive(Debug)]
 pub enum Written {
-    Committed,
+    /// The case as it was registered.
+    Committed(Box<Complaint>),
     /// A unique key was taken: by an earlier complaint with the same request id, or its case number.
     Conflict,
 }
@@ -90,9 +105,9 @@ async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<(New
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         match write(&db, &keeper, batch.iter().map(|(new, _)| new)).await {
-            Ok(()) => {
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Ok(Written::Committed));
+            Ok(complaints) => {
+                for ((_, reply), complaint) in batch.drain(..).zip(complaints) {
+                    let _ = reply.send(Ok(Written::Committed(Box::new(complaint))));
                 }
             }
             Err(_) if batch.len() > 1 => {
@@ -110,35 +125,106 @@ async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<(New
     }
 }
 
-fn outcome(result: Result<(), Error>) -> Result<Written, Error> {
+fn outcome(result: Result<Vec<Complaint>, Error>) -> Result<Written, Error> {
     match result {
-        Ok(()) => Ok(Written::Committed),
+        Ok(mut complaints) => complaints
+            .pop()
+            .map(|complaint| Written::Committed(Box::new(complaint)))
+            .ok_or(Error::Unavailable("nothing was registered; retry with the same request_id")),
         Err(conflict) if conflict.is_unique_violation() => Ok(Written::Conflict),
         Err(failure) => Err(failure),
     }
 }
 
-/// Writes the new complaints, their histories, replies, webhook deliveries and handoffs in one
-/// transaction, on the kit's write path.
+/// Registers the batch in one transaction, on the kit's write path: reads what is known of its
+/// customers, makes each case, and writes the new complaints, their histories, replies, webhook
+/// deliveries and handoffs. The cases, in the batch's order.
 async fn write<'a>(
     db: &DatabaseConnection,
     keeper: &ComplaintKeeper,
     batch: impl Iterator<Item = &'a New>,
-) -> Result<(), Error> {
+) -> Result<Vec<Complaint>, Error> {
+    let batch: Vec<&New> = batch.collect();
+    let tx = db.begin().await.map_err(error::db("registering a complaint"))?;
+    let known = Customers::read(&tx, &batch).await?;
+    let registered: Vec<(Complaint, Applied<Effects>)> = batch
+        .iter()
+        .map(|new| {
+            let complaint = &new.registration.complaint;
+            let earlier = if Customers::compares(&new.registration) {
+                let same: Vec<Complaint> =
+                    known.earlier.iter().filter(|earlier| same_event(earlier, complaint)).cloned().collect();
+                Earlier::find(&same, complaint.channel, new.now)
+            } else {
+                Earlier::default()
+            };
+            let grade = known.grades.get(&complaint.contact_phone).map(String::as_str).unwrap_or_default();
+            let time_zone = keeper.time_zone;
+            new.registration.register(
+                &new.case_number,
+                new.request_id.clone(),
+                &earlier,
+                grade,
+                &new.caller,
+                new.now,
+                time_zone,
+            )
+        })
+        .collect();
     let created: Vec<_> = batch
-        .map(|new| write::Created {
-            key: &new.complaint.case_number,
-            aggregate: &new.complaint,
-            applied: &new.applied,
+        .iter()
+        .zip(&registered)
+        .map(|(new, (complaint, applied))| write::Created {
+            key: &complaint.case_number,
+            aggregate: complaint,
+            applied,
             request: write::Request {
                 caller: &new.caller,
                 trace: &new.trace,
-                request_id: new.complaint.request_id.as_deref(),
+                request_id: complaint.request_id.as_deref(),
             },
             now: new.now,
         })
         .collect();
-    let tx = db.begin().await.map_err(error::db("registering a complaint"))?;
     write::create_all(keeper, &tx, ServiceName::Intake, &created).await?;
-    tx.commit().await.map_err(error::db("registering a complaint"))
+    tx.commit().await.map_err(error::db("registering a complaint"))?;
+    Ok(registered.into_iter().map(|(complaint, _)| complaint).collect())
+}
+
+/// What registration must know of a batch's customers, read in one statement each.
+struct Customers {
+    /// Their earlier complaints about the same waybill and category, oldest first.
+    earlier: Vec<Complaint>,
+    /// Archives' grade of each phone that has one.
+    grades: HashMap<String, String>,
+}
+
+impl Customers {
+    async fn read(tx: &impl sea_orm::ConnectionTrait, batch: &[&New]) -> Result<Customers, Error> {
+        let compared: Vec<_> = batch
+            .iter()
+            .filter(|new| Customers::compares(&new.registration))
+            .map(|new| {
+                let complaint = &new.registration.complaint;
+                (complaint.waybill_number.as_str(), complaint.category.as_str(), complaint.contact_phone.as_str())
+            })
+            .collect();
+        let earlier = store::same_events(tx, &compared).await.map_err(error::db("looking for an earlier complaint"))?;
+        let phones: Vec<&str> = batch.iter().map(|new| new.registration.complaint.contact_phone.as_str()).collect();
+        let grades = grades::of_phones(tx, &phones).await.map_err(error::db("reading the customer's grade"))?;
+        Ok(Customers { earlier, grades })
+    }
+
+    /// Whether a registration is compared with the customer's earlier complaints (001 §8 4.10):
+    /// a complaint, from a customer who left a phone.
+    fn compares(registration: &Registration) -> bool {
+        registration.kind == Kind::Complaint && !registration.complaint.contact_phone.is_empty()
+    }
+}
+
+/// The same customer about the same waybill and category.
+fn same_event(earlier: &Complaint, new: &crate::domain::NewComplaint) -> bool {
+    earlier.waybill_number == new.waybill_number
+        && earlier.category == new.category
+        && earlier.contact_phone == new.contact_phone
 }

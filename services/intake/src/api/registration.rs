@@ -1,7 +1,8 @@
 //! Taking a call: `RegisterComplaint` (also turning an inquiry or consultation into a complaint,
 //! `from_request`) and `CreateRequest` for the other kinds of request. The rules of a new case are
-//! in `crate::registration`; here the request is checked, the customer's earlier complaints and
-//! grade are read, a case number is drawn, and the case goes to the writers' group commit.
+//! in `crate::registration`; here the request is checked, a case number is drawn, and the
+//! registration goes to the writers' group commit, which reads the customer's earlier complaints
+//! and grade for a whole batch at once (`crate::writer`).
 
 use kefu_kit::{
     caller::Caller,
@@ -21,8 +22,7 @@ use crate::{
     deadline::Rule,
     domain::{ComplaintFields, Kind, NewComplaint, Route, Severity},
     error::{Error, db},
-    grades,
-    registration::{Earlier, Registration},
+    registration::Registration,
     requests, store,
     writer::{New, Written},
 };
@@ -173,8 +173,8 @@ impl IntakeApi {
         Ok(Response::new(to_proto(own_branch(complaint, &caller)?)))
     }
 
-    /// Registers a new case: what intake finds among the customer's earlier complaints, their
-    /// grade, a fresh case number; committed in the writers' next batch. A retried `request_id`
+    /// Registers a new case under a fresh case number, committed in the writers' next batch
+    /// (which also finds the customer's earlier complaints and grade). A retried `request_id`
     /// answers with the case it registered.
     async fn register(
         &self,
@@ -183,44 +183,34 @@ impl IntakeApi {
         caller: &Caller,
         trace: &TraceContext,
     ) -> Result<Complaint, Error> {
-        let connection = &self.context.db;
-        let time_zone = self.context.time_zone;
         let now = to_micros(self.context.clock.now());
-        let complaint = &registration.complaint;
-        // The same customer about the same waybill and category before (001 §8 4.10).
-        let earlier = if complaint.contact_phone.is_empty() || registration.kind != Kind::Complaint {
-            Earlier::default()
-        } else {
-            let earlier =
-                store::same_event(connection, &complaint.waybill_number, &complaint.category, &complaint.contact_phone)
-                    .await
-                    .map_err(db("looking for an earlier complaint"))?;
-            Earlier::find(&earlier, complaint.channel, now)
-        };
-        let grade =
-            grades::of_phone(connection, &complaint.contact_phone).await.map_err(db("reading the customer's grade"))?;
         for _ in 0..CASE_NUMBER_DRAWS {
-            let case_number = case_number::generate(now, time_zone);
-            let (complaint, applied) =
-                registration.register(&case_number, request_id.clone(), &earlier, &grade, caller, now, time_zone);
-            let new = New { complaint: complaint.clone(), applied, caller: caller.clone(), trace: trace.clone(), now };
-            match self.writers.write(new).await? {
-                Written::Committed => {}
+            let new = New {
+                registration: registration.clone(),
+                case_number: case_number::generate(now, self.context.time_zone),
+                request_id: request_id.clone(),
+                caller: caller.clone(),
+                trace: trace.clone(),
+                now,
+            };
+            let complaint = match self.writers.write(new).await? {
+                Written::Committed(complaint) => *complaint,
                 Written::Conflict => {
                     // Either an earlier call with the same request_id won, or the case number
                     // was drawn before: return the earlier complaint, or draw again.
                     if let Some(request_id) = &request_id
-                        && let Some(existing) =
-                            store::by_request_id(connection, request_id).await.map_err(db("looking up request_id"))?
+                        && let Some(existing) = store::by_request_id(&self.context.db, request_id)
+                            .await
+                            .map_err(db("looking up request_id"))?
                     {
                         return Ok(existing);
                     }
                     continue;
                 }
-            }
+            };
             self.context.relay.wake();
             tracing::info!(
-                case_number,
+                case_number = complaint.case_number,
                 kind = %complaint.kind,
                 category = %complaint.category,
                 owner = %complaint.owner,
