@@ -6,10 +6,11 @@
 //! transaction holding its complaint has committed.
 //!
 //! What registration must know of the customers is read in that same transaction, for the whole
-//! batch at once: their earlier complaints about the same waybills and categories (one statement)
-//! and their grades (one more). Then each case is made by [`Registration::register`], the rule,
-//! which does no I/O. (Complaints being registered at the same moment, in one batch or in two,
-//! do not see each other, as before the look-ups moved here.)
+//! batch at once: the complaints about the same waybills, of which each registration keeps its
+//! customer's in the same category (one statement), and their grades (one more). Then each case
+//! is made by [`Registration::register`], the rule, which does no I/O. (Complaints registered at
+//! the same moment, in one batch or in two, do not see each other, as before the look-ups moved
+//! here.)
 //!
 //! A batch is written on the kit's write path, `kefu_kit::write::create_all` with intake's
 //! [`ComplaintKeeper`]: the same insert, history, effects (replies, webhook deliveries) and outbox
@@ -193,7 +194,7 @@ async fn write<'a>(
 
 /// What registration must know of a batch's customers, read in one statement each.
 struct Customers {
-    /// Their earlier complaints about the same waybill and category, oldest first.
+    /// The complaints about their waybills, oldest first (of the same customer and category or not).
     earlier: Vec<Complaint>,
     /// Archives' grade of each phone that has one.
     grades: HashMap<String, String>,
@@ -201,15 +202,15 @@ struct Customers {
 
 impl Customers {
     async fn read(tx: &impl sea_orm::ConnectionTrait, batch: &[&New]) -> Result<Customers, Error> {
-        let compared: Vec<_> = batch
+        let mut waybills: Vec<&str> = batch
             .iter()
             .filter(|new| Customers::compares(&new.registration))
-            .map(|new| {
-                let complaint = &new.registration.complaint;
-                (complaint.waybill_number.as_str(), complaint.category.as_str(), complaint.contact_phone.as_str())
-            })
+            .map(|new| new.registration.complaint.waybill_number.as_str())
             .collect();
-        let earlier = store::same_events(tx, &compared).await.map_err(error::db("looking for an earlier complaint"))?;
+        waybills.sort_unstable();
+        waybills.dedup();
+        let earlier =
+            store::about_waybills(tx, &waybills).await.map_err(error::db("looking for an earlier complaint"))?;
         let phones: Vec<&str> = batch.iter().map(|new| new.registration.complaint.contact_phone.as_str()).collect();
         let grades = grades::of_phones(tx, &phones).await.map_err(error::db("reading the customer's grade"))?;
         Ok(Customers { earlier, grades })
