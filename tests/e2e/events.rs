@@ -1,5 +1,6 @@
 //! The event inbox, spoken to directly as a relay does: a batch is applied at most once per event,
-//! and one bad event does not hold back the others. And the service ports' door: only a call
+//! and one bad event does not hold back the others; intake applies an owner's delivery in order,
+//! saving its complaints together, each over the version it was read at or none. And the service ports' door: only a call
 //! signed by kefu's gateway or the service that sends an event gets through.
 
 use chrono::Timelike;
@@ -124,7 +125,8 @@ async fn an_owners_delivery_changes_each_complaint_in_order_and_refuses_only_the
     }
 
     // One delivery: a, b, a again (which must find a's first change), and a complaint intake never had.
-    let day = |days: i64| (chrono::Utc::now() + chrono::Duration::days(days)).with_nanosecond(0).expect("a time");
+    let now = chrono::Utc::now().with_nanosecond(0).expect("a time");
+    let day = |days: i64| now + chrono::Duration::days(days);
     let batch = vec![
         deadline_moved("moved-1", &names[0], day(3), "waiting for the depot's report"),
         deadline_moved("moved-2", &names[1], day(4), "the driver is on leave"),
@@ -236,5 +238,63 @@ async fn a_service_port_serves_only_calls_signed_by_kefu(backend: Backend) {
         .outcomes;
     assert!(outcomes[0].applied, "{outcomes:?}");
     assert_eq!(case_count(&suite).await, 1);
+    suite.stop().await;
+}
+
+on_both_backends!(complaints_saved_together_are_each_saved_over_the_version_read_or_none_is);
+async fn complaints_saved_together_are_each_saved_over_the_version_read_or_none_is(backend: Backend) {
+    use kefu_intake::store;
+    use sea_orm::TransactionTrait;
+
+    let suite = TestSuite::start(backend, system_clock()).await;
+    let mut case_numbers = Vec::new();
+    for (request_id, waybill) in [("saved-a", "YD-SAVED-A"), ("saved-b", "YD-SAVED-B")] {
+        let request = as_user(create(request_id, complaint("attitude", waybill)), "A1024", "intake");
+        let name = suite.complaints().create_complaint(request).await.expect("registered").into_inner().name;
+        // The owner's acceptance first, so that nothing else writes them below.
+        eventually("inspection accepts the case", || {
+            let mut complaints = suite.complaints();
+            let name = name.clone();
+            async move {
+                let found = complaints.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
+                (!found.owner_reference.is_empty()).then_some(())
+            }
+        })
+        .await;
+        case_numbers.push(name.trim_start_matches("complaints/").to_owned());
+    }
+    let db = kefu_kit::db::connect(&suite.config, "intake").await.expect("intake's database");
+    let keys: Vec<&str> = case_numbers.iter().map(String::as_str).collect();
+    let read = store::by_case_numbers(&db, &keys).await.expect("read");
+    assert_eq!(read.len(), 2);
+    let changed: Vec<store::Model> = read
+        .iter()
+        .map(|row| store::Model { description: format!("{} (amended)", row.description), ..row.clone() })
+        .collect();
+
+    // One of the two read at a version that has since moved: the statement does not save it, says
+    // so, and the caller rolls back, so neither is saved.
+    let tx = db.begin().await.expect("a transaction");
+    let stale = [(&changed[0], read[0].version), (&changed[1], read[1].version - 1)];
+    assert!(!store::save_changed(&tx, &[store::Column::Description], &stale).await.expect("ran"));
+    tx.rollback().await.expect("rolled back");
+    let after = store::by_case_numbers(&db, &keys).await.expect("read");
+    assert!(after.iter().all(|row| !row.description.ends_with("(amended)")), "nothing saved");
+
+    // Both at the versions read: both saved, only the column named, each version one up.
+    let tx = db.begin().await.expect("a transaction");
+    let current = [(&changed[0], read[0].version), (&changed[1], read[1].version)];
+    assert!(store::save_changed(&tx, &[store::Column::Description], &current).await.expect("ran"));
+    tx.commit().await.expect("committed");
+    let mut after = store::by_case_numbers(&db, &keys).await.expect("read");
+    after.sort_by_key(|row| row.seq);
+    let mut before = read.clone();
+    before.sort_by_key(|row| row.seq);
+    for (after, before) in after.iter().zip(&before) {
+        assert_eq!(after.description, format!("{} (amended)", before.description));
+        assert_eq!(after.version, before.version + 1);
+        assert_eq!((&after.state, &after.deadline), (&before.state, &before.deadline), "other columns untouched");
+    }
+    let _ = db.close().await;
     suite.stop().await;
 }

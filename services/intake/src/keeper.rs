@@ -17,10 +17,7 @@ use kefu_kit::{
     write::{self, Acted, Applied, Message},
 };
 use kefu_proto::events::v1::event::Payload;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, Iterable, ModelTrait,
-    QueryFilter,
-};
+use sea_orm::{ActiveValue::NotSet, DatabaseTransaction, DbErr, EntityTrait, Iterable, ModelTrait};
 
 use crate::{
     closing,
@@ -68,30 +65,44 @@ impl write::Keeper for ComplaintKeeper {
         before: &Complaint,
         complaint: &Complaint,
         version: Option<i64>,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<bool, DbErr> {
-        let Some(version) = version else {
-            self.insert(tx, &[complaint]).await?;
-            return Ok(true);
-        };
-        // Only the columns the change touched (an owner's acceptance: its state, times, reference
-        // and deadline), not all fifty: less to encode, send and parse for every event applied.
-        let mut active = <store::ActiveModel as ActiveModelTrait>::default();
-        for column in store::Column::iter() {
-            let value = complaint.get(column);
-            if value != before.get(column) {
-                active.set(column, value);
+        let saved = write::Saved { before, after: complaint, version, now };
+        write::Keeper::save_many(self, tx, std::slice::from_ref(&saved)).await
+    }
+
+    /// New complaints inserted; changed ones written over the versions they were read at, one
+    /// statement for all that changed the same columns (an owner's acceptance: its state, times,
+    /// reference and deadline), and only those columns, not all fifty: less to encode, send and
+    /// parse for every event applied.
+    async fn save_many(&self, tx: &DatabaseTransaction, saved: &[write::Saved<'_, Self>]) -> Result<bool, DbErr> {
+        // Complaints that changed the same columns, each with the version it was read at.
+        type Alike<'a> = (Vec<store::Column>, Vec<(&'a Complaint, i64)>);
+        let mut alike: Vec<Alike> = Vec::new();
+        for item in saved {
+            let Some(version) = item.version else {
+                self.insert(tx, &[item.after]).await?;
+                continue;
+            };
+            let columns: Vec<store::Column> = store::Column::iter()
+                .filter(|column| !matches!(column, store::Column::Seq | store::Column::Version))
+                .filter(|column| item.after.get(*column) != item.before.get(*column))
+                .collect();
+            let same_columns = |other: &[store::Column]| {
+                other.len() == columns.len()
+                    && other.iter().zip(&columns).all(|(a, b)| std::mem::discriminant(a) == std::mem::discriminant(b))
+            };
+            match alike.iter_mut().find(|(other, _)| same_columns(other)) {
+                Some((_, rows)) => rows.push((item.after, version)),
+                None => alike.push((columns, vec![(item.after, version)])),
             }
         }
-        active.set(store::Column::Version, (version + 1).into());
-        active.seq = NotSet;
-        let result = store::Entity::update_many()
-            .set(active)
-            .filter(store::Column::Seq.eq(complaint.seq))
-            .filter(store::Column::Version.eq(version))
-            .exec(tx)
-            .await?;
-        Ok(result.rows_affected == 1)
+        for (columns, rows) in &alike {
+            if !store::save_changed(tx, columns, rows).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn record(

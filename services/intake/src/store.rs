@@ -1,7 +1,7 @@
 //! The `complaints` table: one row per complaint, the case number and request id unique.
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
     entity::prelude::*,
     sea_query::{ColumnDef, Index, Table},
 };
@@ -298,6 +298,43 @@ pub async fn due_for_chase(db: &impl ConnectionTrait, now: DateTimeUtc, limit: u
 
 pub async fn by_case_number(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<Model>, DbErr> {
     Entity::find().filter(Column::CaseNumber.eq(case_number)).one(db).await
+}
+
+/// Saves complaints over the versions they were read at, in one statement, where each changed
+/// exactly `columns` (and is `(row, version read)`); whether every one was saved. A version that
+/// moved saves nothing of that row, and the caller rolls back.
+pub async fn save_changed(
+    db: &impl ConnectionTrait,
+    columns: &[Column],
+    rows: &[(&Model, i64)],
+) -> Result<bool, DbErr> {
+    use std::fmt::Write as _;
+    let backend = db.get_database_backend();
+    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * (columns.len() + 2));
+    let mut list = String::new();
+    for (row, version) in rows {
+        let cells =
+            [Value::from(row.seq), Value::from(*version)].into_iter().chain(columns.iter().map(|c| row.get(*c)));
+        for (index, cell) in cells.enumerate() {
+            values.push(cell);
+            let separator = if index == 0 { if list.is_empty() { "(" } else { ", (" } } else { ", " };
+            match backend {
+                DbBackend::Postgres => write!(list, "{separator}${}", values.len()),
+                _ => write!(list, "{separator}?"),
+            }
+            .map_err(|error| DbErr::Custom(error.to_string()))?;
+        }
+        list.push(')');
+    }
+    let names: String = columns.iter().map(|column| format!(", \"{}\"", column.as_str())).collect();
+    let sets: String = columns.iter().map(|column| format!("\"{0}\" = v.\"{0}\", ", column.as_str())).collect();
+    let sql = format!(
+        "WITH v (\"seq\", \"version\"{names}) AS (VALUES {list}) \
+         UPDATE \"complaints\" SET {sets}\"version\" = v.\"version\" + 1 FROM v \
+         WHERE \"complaints\".\"seq\" = v.\"seq\" AND \"complaints\".\"version\" = v.\"version\""
+    );
+    let result = db.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
+    Ok(result.rows_affected() == rows.len() as u64)
 }
 
 /// The complaints with these case numbers, in one statement, in no particular order.

@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use kefu_kit::{
     caller::Caller,
     config::ServiceName,
+    outbox::RelayWaker,
     trace::TraceContext,
     write::{self, Applied},
 };
@@ -81,12 +82,13 @@ pub struct Writers {
 }
 
 impl Writers {
-    /// Starts `count` writers on `db`. They stop when every handle is dropped.
-    pub fn start(db: DatabaseConnection, count: usize, keeper: ComplaintKeeper) -> Writers {
+    /// Starts `count` writers on `db`, each waking `relay` once a batch has committed. They stop
+    /// when every handle is dropped.
+    pub fn start(db: DatabaseConnection, count: usize, keeper: ComplaintKeeper, relay: RelayWaker) -> Writers {
         let mut queues = Vec::with_capacity(count);
         for _ in 0..count.max(1) {
             let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
-            tokio::spawn(write_batches(db.clone(), receiver, keeper));
+            tokio::spawn(write_batches(db.clone(), receiver, keeper, relay.clone()));
             queues.push(sender);
         }
         Writers { queues: Arc::new(queues), next: Arc::new(AtomicUsize::new(0)) }
@@ -102,7 +104,12 @@ impl Writers {
     }
 }
 
-async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<(New, Reply)>, keeper: ComplaintKeeper) {
+async fn write_batches(
+    db: DatabaseConnection,
+    mut receiver: mpsc::Receiver<(New, Reply)>,
+    keeper: ComplaintKeeper,
+    relay: RelayWaker,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         match write(&db, &keeper, batch.iter().map(|(new, _)| new)).await {
@@ -123,6 +130,8 @@ async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<(New
                 }
             }
         }
+        // The handoffs the batch committed go at once: one wake for the batch, not one per case.
+        relay.wake();
     }
 }
 

@@ -129,7 +129,8 @@ impl Relay {
         futures_util::future::join_all((0..workers).map(|_| self.work(shutdown.clone()))).await;
     }
 
-    /// One worker: drains what is due, then waits to be woken or for the next poll.
+    /// One worker: delivers what is due (claim after claim while claims come back full), then
+    /// waits to be woken or for the next poll.
     async fn work(&self, shutdown: Shutdown) {
         let mut wait = POLL_INTERVAL;
         loop {
@@ -142,9 +143,13 @@ impl Relay {
                         }
                         break;
                     }
-                    Ok(_) => {
+                    Ok(claimed) => {
                         found = true;
-                        continue;
+                        if claimed < CLAIM_LIMIT {
+                            // That was all that was due. What is committed meanwhile wakes a
+                            // worker, so looking again now would mostly find nothing.
+                            break;
+                        }
                     }
                     Err(error) => {
                         tracing::error!(source = %self.source, %error, "outbox relay: database error; will retry");

@@ -115,6 +115,27 @@ pub trait Keeper: Sync {
         effects: Self::Effects,
     ) -> impl Future<Output = Result<Vec<Message>, Self::Error>> + Send;
 
+    /// Saves many changed aggregates (distinct, each read at `version`), as [`Keeper::save`] saves
+    /// one: for [`act_all_in`]. False when any version moved (the caller rolls back). A keeper
+    /// may save them in one statement; by default, one by one.
+    fn save_many(
+        &self,
+        tx: &DatabaseTransaction,
+        saved: &[Saved<'_, Self>],
+    ) -> impl Future<Output = Result<bool, DbErr>> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            for item in saved {
+                if !self.save(tx, item.before, item.after, item.version, item.now).await? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    }
+
     /// Reads aggregates `keys` (distinct) in `tx`, in their order, as [`Keeper::load`] reads one:
     /// for [`act_all_in`]. A keeper may read them in one statement; by default, one by one.
     fn load_many(
@@ -292,9 +313,10 @@ pub struct Asked<'a, K: Keeper> {
 
 /// Steps 2–7 of the write path for many changes in `tx`, which the caller commits: an inbox
 /// applying a delivery of events, in few statements rather than several per event. The aggregates
-/// are read together ([`Keeper::load_many`]), each is changed and saved in order, then every step
-/// is recorded, every effect written ([`Keeper::record_many`]) and every event queued, each in one
-/// statement. A key that comes again starts a new round, so that its second change finds the
+/// are read together ([`Keeper::load_many`]) and changed in order, then saved together
+/// ([`Keeper::save_many`]; so a keeper's `prepare` sees the others as they were read), then every
+/// step is recorded, every effect written ([`Keeper::record_many`]) and every event queued, each in
+/// one statement. A key that comes again starts a new round, so that its second change finds the
 /// first's. Any refusal fails the whole, which the caller rolls back (the inbox then applies the
 /// events one at a time). Whether events were sent.
 pub async fn act_all_in<K: Keeper>(
@@ -315,25 +337,36 @@ pub async fn act_all_in<K: Keeper>(
         let loaded = keeper.load_many(tx, &keys).await?;
         let mut changed = Vec::with_capacity(round.len());
         let mut effects = Vec::with_capacity(round.len());
-        for (asked, loaded) in round.into_iter().zip(loaded) {
-            let (before, after, applied) =
-                change(keeper, tx, asked.key, loaded, asked.command, asked.caller, asked.now).await?;
+        for (asked, (mut aggregate, version)) in round.into_iter().zip(loaded) {
+            let command = keeper.prepare(tx, &aggregate, asked.command, asked.now).await?;
+            let before = aggregate.clone();
+            let applied = keeper.apply(&mut aggregate, command, asked.caller, asked.now)?;
             let request = Request { caller: asked.caller, trace: asked.trace, request_id: None };
-            changed.push(Changed { key: asked.key, request, now: asked.now, before, after, steps: applied.steps });
+            let item: Changed<K> =
+                Changed { key: asked.key, request, now: asked.now, before, after: aggregate, version };
+            changed.push((item, applied.steps));
             effects.push(applied.effects);
         }
+        let saved: Vec<Saved<'_, K>> = changed
+            .iter()
+            .map(|(item, _)| Saved { before: &item.before, after: &item.after, version: item.version, now: item.now })
+            .collect();
+        if !keeper.save_many(tx, &saved).await.map_err(Failure::db("saving changes"))? {
+            let what = keys.iter().map(|key| keeper.describe(key)).collect::<Vec<_>>().join(", ");
+            return Err(Failure::Conflict { what }.into());
+        }
         let steps: Vec<(&str, &Step)> =
-            changed.iter().flat_map(|item| item.steps.iter().map(move |step| (item.key, step))).collect();
+            changed.iter().flat_map(|(item, steps)| steps.iter().map(move |step| (item.key, step))).collect();
         history::record_many(tx, &steps).await.map_err(Failure::db("recording a history"))?;
         let changes = changed
             .iter()
             .zip(effects)
-            .map(|(item, effects)| {
+            .map(|((item, steps), effects)| {
                 let change = Change {
                     key: item.key,
                     before: &item.before,
                     after: &item.after,
-                    steps: &item.steps,
+                    steps,
                     caller: item.request.caller,
                     now: item.now,
                 };
@@ -341,20 +374,29 @@ pub async fn act_all_in<K: Keeper>(
             })
             .collect();
         let messages = keeper.record_many(tx, changes).await?;
-        let outgoing = changed.iter().zip(&messages).map(|(item, messages)| (item.request, item.now, &messages[..]));
+        let outgoing =
+            changed.iter().zip(&messages).map(|((item, _), messages)| (item.request, item.now, &messages[..]));
         sent |= queue(tx, source, outgoing).await?;
     }
     Ok(sent)
 }
 
-/// One change of [`act_all_in`], made and saved, its effects not yet written.
-struct Changed<'a, A> {
+/// One change of [`act_all_in`], made, not yet saved.
+struct Changed<'a, K: Keeper> {
     key: &'a str,
     request: Request<'a>,
     now: DateTime<Utc>,
-    before: A,
-    after: A,
-    steps: Vec<Step>,
+    before: K::Aggregate,
+    after: K::Aggregate,
+    version: Option<K::Version>,
+}
+
+/// An aggregate to save over the version it was read at ([`Keeper::save_many`]).
+pub struct Saved<'a, K: Keeper> {
+    pub before: &'a K::Aggregate,
+    pub after: &'a K::Aggregate,
+    pub version: Option<K::Version>,
+    pub now: DateTime<Utc>,
 }
 
 /// A new aggregate, its command already applied, to be written with others.

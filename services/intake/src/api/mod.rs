@@ -50,7 +50,7 @@ impl IntakeApi {
             DbBackend::Sqlite => 1,
             _ => 4,
         };
-        let writers = Writers::start(context.db.clone(), writers, keeper);
+        let writers = Writers::start(context.db.clone(), writers, keeper, context.relay.clone());
         Self { context, keeper, writers, webhook_rules }
     }
 

@@ -208,7 +208,6 @@ impl IntakeApi {
                     continue;
                 }
             };
-            self.context.relay.wake();
             tracing::info!(
                 case_number = complaint.case_number,
                 kind = %complaint.kind,
