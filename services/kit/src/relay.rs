@@ -6,7 +6,8 @@
 //!   point leaves it to be delivered again (at least once); the receiver's inbox makes the second
 //!   delivery harmless (at most once);
 //! - with several replicas on PostgreSQL, a relay claims rows with `FOR UPDATE SKIP LOCKED` and a
-//!   short lease, so replicas share the work without delivering the same row at the same time;
+//!   short lease, so replicas share the work without delivering the same row at the same time; on
+//!   SQLite, one worker in the one process that owns the file reads its rows without a lease;
 //! - the relay wakes when its service commits an outbox row, and polls besides, to pick up rows
 //!   left by a crash, by another replica, or due for a retry — every half second while it finds
 //!   work, less often the longer it finds none (up to every [`IDLE_POLL_MAX`]), so an idle suite
@@ -302,13 +303,14 @@ impl Relay {
     }
 
     /// Leases the oldest due rows in one statement. On PostgreSQL `FOR UPDATE SKIP LOCKED` lets
-    /// several replicas claim at once without waiting for or taking each other's rows.
+    /// several replicas claim at once without waiting for or taking each other's rows; on SQLite
+    /// the one worker reads them ([`CLAIM_SQLITE`]).
     async fn claim(&self) -> Result<Vec<outbox::Model>, DbErr> {
         let now = self.clock.now();
         let backend = self.db.get_database_backend();
         let (sql, values): (&str, Vec<Value>) = match backend {
             DbBackend::Postgres => (CLAIM_POSTGRES, vec![(now + LEASE).into(), now.into()]),
-            _ => (CLAIM_SQLITE, vec![(now + LEASE).into(), now.into(), now.into()]),
+            _ => (CLAIM_SQLITE, vec![now.into()]),
         };
         let mut rows = outbox::Entity::find()
             .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
@@ -391,10 +393,11 @@ const CLAIM_POSTGRES: &str = "UPDATE outbox SET lease_until = $1 WHERE seq IN (\
     ORDER BY seq LIMIT 128 FOR UPDATE SKIP LOCKED) \
     RETURNING seq, event_id, destination, payload, attempts, next_attempt_at, lease_until, last_error, create_time";
 
-const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_until = ? WHERE seq IN (\
-    SELECT seq FROM outbox WHERE next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?) \
-    ORDER BY seq LIMIT 128) \
-    RETURNING seq, event_id, destination, payload, attempts, next_attempt_at, lease_until, last_error, create_time";
+/// On SQLite one worker of one process delivers, and finishes with every row it read (deleted or
+/// put off) before it reads again: a claim needs no lease, so it writes nothing (and waits for no
+/// fsync).
+const CLAIM_SQLITE: &str = "SELECT seq, event_id, destination, payload, attempts, next_attempt_at, lease_until, \
+    last_error, create_time FROM outbox WHERE next_attempt_at <= ? ORDER BY seq LIMIT 128";
 
 /// 250 ms, doubling with each failed attempt, at most one minute.
 /// How long a worker waits before it looks again: the base interval after a round that found work,
