@@ -590,7 +590,8 @@ async fn a_list_flood_from_one_principal_leaves_others_their_latency(backend: Ba
         paced_caller(suite.gateway.clone(), "alone", "SH01", Duration::from_secs(2), pace).await;
 
     // 32 tasks of one principal, listing as fast as they can; the gateway keeps it to its rate.
-    let until = Instant::now() + Duration::from_secs(3);
+    let flood_start = Instant::now();
+    let until = flood_start + Duration::from_secs(3);
     let flood = (0..32).map(|_| {
         let mut complaints = ComplaintsClient::new(suite.gateway.clone());
         let flooder = flooder.clone();
@@ -632,7 +633,15 @@ async fn a_list_flood_from_one_principal_leaves_others_their_latency(backend: Ba
         p99(beside)
     );
     assert!(alone_errors.is_empty() && errors.is_empty(), "{:?} {:?}", alone_errors.first(), errors.first());
-    assert!(totals.1 > 0, "the flood went over its rate and was refused");
+    // Held to its rate: at most the burst (twice the rate) and the rate for every second it ran.
+    // (On a slow machine the flood may not reach it, and then nothing need be refused.)
+    let rate = f64::from(kefu_kit::limits::Limits::default().rate_per_principal);
+    let allowed = 2.0 * rate + rate * flood_start.elapsed().as_secs_f64();
+    assert!(
+        f64::from(totals.0) <= allowed + 1.0,
+        "the flood was served {} calls, over its rate ({allowed:.0})",
+        totals.0
+    );
     suite.stop().await;
 }
 
