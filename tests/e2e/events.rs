@@ -87,6 +87,22 @@ async fn a_batch_applies_each_event_once_and_isolates_a_bad_one(backend: Backend
     suite.stop().await;
 }
 
+/// A complaint about staff attitude registered and accepted by its owner, inspection; its name.
+async fn accepted_by_inspection(suite: &TestSuite, request_id: &str, waybill: &str) -> String {
+    let request = as_user(create(request_id, complaint("attitude", waybill)), "A1024", "intake");
+    let name = suite.complaints().create_complaint(request).await.expect("registered").into_inner().name;
+    eventually("inspection accepts the case", || {
+        let mut complaints = suite.complaints();
+        let name = name.clone();
+        async move {
+            let found = complaints.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
+            (!found.owner_reference.is_empty()).then_some(())
+        }
+    })
+    .await;
+    name
+}
+
 /// Inspection moving a complaint's deadline, as its relay would tell intake.
 fn deadline_moved(id: &str, complaint: &str, deadline: chrono::DateTime<chrono::Utc>, reason: &str) -> Event {
     Event {
@@ -106,23 +122,11 @@ fn deadline_moved(id: &str, complaint: &str, deadline: chrono::DateTime<chrono::
 on_both_backends!(an_owners_delivery_changes_each_complaint_in_order_and_refuses_only_the_unknown_one);
 async fn an_owners_delivery_changes_each_complaint_in_order_and_refuses_only_the_unknown_one(backend: Backend) {
     let suite = TestSuite::start(backend, system_clock()).await;
-    let mut names = Vec::new();
-    for (request_id, waybill) in [("moved-a", "YD-MOVED-A"), ("moved-b", "YD-MOVED-B")] {
-        let request = as_user(create(request_id, complaint("attitude", waybill)), "A1024", "intake");
-        names.push(suite.complaints().create_complaint(request).await.expect("registered").into_inner().name);
-    }
     // Inspection's own acceptance first, so that only this delivery changes the deadlines below.
-    for name in &names {
-        eventually("inspection accepts the case", || {
-            let mut complaints = suite.complaints();
-            let name = name.clone();
-            async move {
-                let found = complaints.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
-                (!found.owner_reference.is_empty()).then_some(())
-            }
-        })
-        .await;
-    }
+    let names = [
+        accepted_by_inspection(&suite, "moved-a", "YD-MOVED-A").await,
+        accepted_by_inspection(&suite, "moved-b", "YD-MOVED-B").await,
+    ];
 
     // One delivery: a, b, a again (which must find a's first change), and a complaint intake never had.
     let now = chrono::Utc::now().with_nanosecond(0).expect("a time");
@@ -247,20 +251,10 @@ async fn complaints_saved_together_are_each_saved_over_the_version_read_or_none_
     use sea_orm::TransactionTrait;
 
     let suite = TestSuite::start(backend, system_clock()).await;
+    // The owner's acceptance first, so that nothing else writes them below.
     let mut case_numbers = Vec::new();
     for (request_id, waybill) in [("saved-a", "YD-SAVED-A"), ("saved-b", "YD-SAVED-B")] {
-        let request = as_user(create(request_id, complaint("attitude", waybill)), "A1024", "intake");
-        let name = suite.complaints().create_complaint(request).await.expect("registered").into_inner().name;
-        // The owner's acceptance first, so that nothing else writes them below.
-        eventually("inspection accepts the case", || {
-            let mut complaints = suite.complaints();
-            let name = name.clone();
-            async move {
-                let found = complaints.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
-                (!found.owner_reference.is_empty()).then_some(())
-            }
-        })
-        .await;
+        let name = accepted_by_inspection(&suite, request_id, waybill).await;
         case_numbers.push(name.trim_start_matches("complaints/").to_owned());
     }
     let db = kefu_kit::db::connect(&suite.config, "intake").await.expect("intake's database");
