@@ -265,8 +265,11 @@ pub async fn act_in<K: Keeper>(
     command: K::Command,
     now: DateTime<Utc>,
 ) -> Result<(Acted<K::Aggregate>, bool), K::Error> {
-    let loaded = keeper.load(tx, key).await?;
-    let (before, aggregate, applied) = change(keeper, tx, key, loaded, command, request.caller, now).await?;
+    let (mut aggregate, version) = keeper.load(tx, key).await?;
+    let (before, applied) = apply(keeper, tx, &mut aggregate, command, request.caller, now).await?;
+    if !keeper.save(tx, &before, &aggregate, version, now).await.map_err(Failure::db("saving a change"))? {
+        return Err(Failure::Conflict { what: keeper.describe(key) }.into());
+    }
     match history::record(tx, key, request.request_id, &applied.steps).await {
         Ok(()) => {}
         // The same request, retried while the first was being written: the first one counts.
@@ -279,25 +282,20 @@ pub async fn act_in<K: Keeper>(
     Ok((Acted::Changed(aggregate), sent))
 }
 
-/// Steps 2–4 of the write path for aggregate `key`, read as `loaded`: the command completed,
-/// applied and the aggregate saved over the version read. The aggregate before and after, and what
-/// the command did.
-async fn change<K: Keeper>(
+/// Step 3 of the write path: `command`, completed with what only the database knows, applied to
+/// `aggregate` by the keeper's pure rule. The aggregate as it was, and what the command did.
+async fn apply<K: Keeper>(
     keeper: &K,
     tx: &DatabaseTransaction,
-    key: &str,
-    (mut aggregate, version): Loaded<K>,
+    aggregate: &mut K::Aggregate,
     command: K::Command,
     caller: &Caller,
     now: DateTime<Utc>,
-) -> Result<(K::Aggregate, K::Aggregate, Applied<K::Effects>), K::Error> {
-    let command = keeper.prepare(tx, &aggregate, command, now).await?;
+) -> Result<(K::Aggregate, Applied<K::Effects>), K::Error> {
+    let command = keeper.prepare(tx, aggregate, command, now).await?;
     let before = aggregate.clone();
-    let applied = keeper.apply(&mut aggregate, command, caller, now)?;
-    if !keeper.save(tx, &before, &aggregate, version, now).await.map_err(Failure::db("saving a change"))? {
-        return Err(Failure::Conflict { what: keeper.describe(key) }.into());
-    }
-    Ok((before, aggregate, applied))
+    let applied = keeper.apply(aggregate, command, caller, now)?;
+    Ok((before, applied))
 }
 
 /// A change that an event asks for, applied by [`act_all_in`]. It has no request id: the inbox
@@ -338,9 +336,7 @@ pub async fn act_all_in<K: Keeper>(
         let mut changed = Vec::with_capacity(round.len());
         let mut effects = Vec::with_capacity(round.len());
         for (asked, (mut aggregate, version)) in round.into_iter().zip(loaded) {
-            let command = keeper.prepare(tx, &aggregate, asked.command, asked.now).await?;
-            let before = aggregate.clone();
-            let applied = keeper.apply(&mut aggregate, command, asked.caller, asked.now)?;
+            let (before, applied) = apply(keeper, tx, &mut aggregate, asked.command, asked.caller, asked.now).await?;
             let request = Request { caller: asked.caller, trace: asked.trace, request_id: None };
             let item: Changed<K> =
                 Changed { key: asked.key, request, now: asked.now, before, after: aggregate, version };
