@@ -898,7 +898,17 @@ async fn refusals_are_logged_and_counted_without_secrets(backend: Backend) {
     assert_eq!(denied.expect_err("an agent lists no tokens").code(), tonic::Code::PermissionDenied);
     let claims_port =
         Channel::from_shared(format!("http://127.0.0.1:{}", cluster.ports["claims"])).expect("URL").connect_lazy();
-    let direct = ClaimsClient::new(claims_port).list_claims(ListClaimsRequest::default()).await;
+    // The claims process may still be starting: wait until its port answers at all.
+    let direct = eventually("the claims port answers", || {
+        let port = claims_port.clone();
+        async move {
+            match ClaimsClient::new(port).list_claims(ListClaimsRequest::default()).await {
+                Err(status) if status.code() == tonic::Code::Unavailable => None,
+                answered => Some(answered),
+            }
+        }
+    })
+    .await;
     assert_eq!(direct.expect_err("straight to the port").code(), tonic::Code::Unauthenticated);
 
     let gateway_log = eventually("the gateway logs the denial", || async {
