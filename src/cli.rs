@@ -39,6 +39,8 @@ Configuration comes from environment variables only:
   KEFU_MAX_CONNECTIONS, KEFU_HANDSHAKE_TIMEOUT, KEFU_MAX_CALLS_PER_CONNECTION,
   KEFU_CALL_TIMEOUT, KEFU_KEEPALIVE, KEFU_MAX_CONNECTION_AGE, KEFU_RATE_LIMIT  limits
                        (the table is in services/kit/src/limits.rs)
+  KEFU_DRAIN           seconds a server goes on answering after SIGTERM while health
+                       says NOT_SERVING (default 5; Ctrl-C stops at once)
   KEFU_TOKEN, KEFU_GATEWAY_URL  as whom and where client commands call
   KEFU_LOG             log filter (default info)
 The full table is in services/kit/src/config.rs.";
@@ -64,7 +66,9 @@ enum Command {
     Up,
     /// Run one service, or the gateway, alone: what each Kubernetes Deployment runs.
     ///
-    /// The others are found at KEFU_<SERVICE>_URL. Stops on Ctrl-C or SIGTERM.
+    /// The others are found at KEFU_<SERVICE>_URL. On SIGTERM it reports NOT_SERVING and goes
+    /// on answering for KEFU_DRAIN seconds, then finishes the calls in flight and stops; Ctrl-C
+    /// skips the drain.
     Serve {
         /// gateway, intake, inspection, claims, settlement or archives
         target: Target,
@@ -153,11 +157,21 @@ async fn run_targets(mut config: Config, targets: &[Target], announce: bool) -> 
         println!("kefu serving. Storage: {storage}\n{}", lines.join("\n"));
     }
     let (trigger, shutdown) = Shutdown::new();
+    let drain = bound.config.limits.drain;
     tokio::spawn(async move {
-        wait_for_signal().await;
+        if wait_for_signal().await == Signal::Terminate && !drain.is_zero() {
+            // Kubernetes: report NOT_SERVING so no new calls are routed here, and answer those
+            // that still come until the drain is over (or a second signal).
+            eprintln!("kefu: SIGTERM: draining for {drain:?} (not ready, still answering)");
+            trigger.drain();
+            tokio::select! {
+                _ = wait_for_signal() => {}
+                _ = tokio::time::sleep(drain) => {}
+            }
+        }
         eprintln!("kefu: stopping; letting calls in flight finish");
         trigger.trigger();
-        // A second signal, or ten more seconds, and we are gone regardless.
+        // A second signal, or fifteen more seconds, and we are gone regardless.
         tokio::select! {
             _ = wait_for_signal() => {}
             _ = tokio::time::sleep(Duration::from_secs(15)) => {}
@@ -169,7 +183,15 @@ async fn run_targets(mut config: Config, targets: &[Target], announce: bool) -> 
     Ok(())
 }
 
-async fn wait_for_signal() {
+#[derive(Debug, PartialEq, Eq)]
+enum Signal {
+    /// Ctrl-C: a person at a terminal, who wants it stopped now.
+    Interrupt,
+    /// SIGTERM: Kubernetes (or an init system) asking for a graceful stop.
+    Terminate,
+}
+
+async fn wait_for_signal() -> Signal {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -177,14 +199,17 @@ async fn wait_for_signal() {
             Ok(signal) => signal,
             Err(_) => {
                 let _ = ctrl_c.await;
-                return;
+                return Signal::Interrupt;
             }
         };
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = terminate.recv() => {}
+            _ = ctrl_c => Signal::Interrupt,
+            _ = terminate.recv() => Signal::Terminate,
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        let _ = ctrl_c.await;
+        Signal::Interrupt
+    }
 }

@@ -136,10 +136,11 @@ pub async fn run(bound: Bound, clock: SharedClock, shutdown: Shutdown) -> Result
         });
     }
     let mut first_error = None;
-    let mut shutdown = std::pin::pin!(shutdown.wait());
+    // The targets drain and stop when the process does, or stop when one of them fails.
+    let mut following = std::pin::pin!(stop_all.follow(shutdown));
     loop {
         tokio::select! {
-            _ = &mut shutdown, if !stop_all.is_triggered() => stop_all.trigger(),
+            _ = &mut following, if !stop_all.is_triggered() => {}
             joined = tasks.join_next() => match joined {
                 None => break,
                 Some(Ok((target, Err(error)))) => {

@@ -91,18 +91,22 @@ pub async fn run(
         real_time.clone(),
     );
     let complaints = complaints::ComplaintsApi::new(policy, IntakeClient::new(intake));
+    let db_for_readiness = db.clone();
     let tokens_api = tokens::TokensApi::new(db, cache.clone(), real_time);
     let routes = Routes::new(complaints.into_server()).add_service(tokens_api.into_server());
-    let local = standard_routes(routes, PUBLIC_SERVICES).await?.prepare();
+    let (local, readiness) = standard_routes(routes, PUBLIC_SERVICES).await?;
     // Every replica rereads the tokens, and the issuer's keys if they changed, in the background.
     let mut refreshers = vec![tokio::spawn(cache.keep_fresh(shutdown.clone()))];
+    if config.database_url.is_some() {
+        refreshers.push(tokio::spawn(readiness.clone().watch_database(db_for_readiness, "gateway", shutdown.clone())));
+    }
     if let Some(oidc) = oidc {
         refreshers.push(tokio::spawn(oidc.keep_fresh(shutdown.clone())));
     }
     let limiter = rate::RateLimiter::new(config.limits.rate_per_principal);
     let dispatch =
-        forward::Dispatch::new(local, backends, Arc::new(authenticator), Arc::new(access), Arc::new(limiter));
-    let served = serve(dispatch, listener, &config.limits, tls, shutdown).await;
+        forward::Dispatch::new(local.prepare(), backends, Arc::new(authenticator), Arc::new(access), Arc::new(limiter));
+    let served = serve(dispatch, listener, &config.limits, tls, readiness, shutdown).await;
     futures_util::future::join_all(refreshers).await;
     served
 }

@@ -164,7 +164,7 @@ impl TokenCache {
                 _ = tokio::time::sleep(REFRESH_INTERVAL) => {}
             }
             if let Err(error) = self.refresh().await {
-                tracing::error!(%error, "cannot reload the tokens; the ones known still serve");
+                kefu_kit::error::log_db("cannot reload the tokens; the ones known still serve", &error);
             }
         }
     }

@@ -18,7 +18,9 @@
 //!   service ports refusing whatever kefu did not sign;
 //! - `upkeep`: pruning what grows with traffic, and vacuuming without autovacuum;
 //! - `processes`: the real `kefu` binary as separate processes: `kill -9`, restart, and a bad
-//!   routing policy.
+//!   routing policy;
+//! - `operations`: what an operator relies on: the drain on SIGTERM, and PostgreSQL going away
+//!   under load (a private PostgreSQL server the test stops and starts).
 //!
 //! PostgreSQL tests create a fresh database per test on `KEFU_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and fail loudly if it cannot be reached.
@@ -32,6 +34,7 @@ mod flow;
 mod identity;
 mod inspection;
 mod intake;
+mod operations;
 mod processes;
 mod settlement;
 mod support;

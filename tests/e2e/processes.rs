@@ -25,15 +25,15 @@ use crate::support::{
 const TARGETS: [&str; 6] = ["gateway", "intake", "inspection", "claims", "settlement", "archives"];
 
 /// Free loopback ports for every target, and the environment that tells each process of the others.
-struct Cluster {
+pub(crate) struct Cluster {
     dir: PathBuf,
-    env: Vec<(String, String)>,
-    ports: HashMap<&'static str, u16>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) ports: HashMap<&'static str, u16>,
     children: HashMap<&'static str, Child>,
 }
 
 impl Cluster {
-    fn new(dir: &Path, database: Option<&TestDatabase>) -> Cluster {
+    pub(crate) fn new(dir: &Path, database: Option<&TestDatabase>) -> Cluster {
         let mut env = vec![
             ("KEFU_DATA_DIR".to_owned(), dir.join("data").display().to_string()),
             ("KEFU_LOG".into(), "info".into()),
@@ -75,6 +75,44 @@ impl Cluster {
         self.children.insert(name, child);
     }
 
+    /// Starts the whole suite as one process (`kefu up`), named `up`, with `extra` environment.
+    pub(crate) fn up(&mut self, extra: &[(&str, &str)]) {
+        let log = std::fs::File::create(self.dir.join("up.log")).expect("a log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .arg("up")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start kefu up");
+        self.children.insert("up", child);
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) to the process named `name`.
+    pub(crate) fn signal(&self, name: &str, signal: &str) {
+        let pid = self.children[name].id().to_string();
+        let sent = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill");
+        assert!(sent.success(), "kill -{signal} {pid}");
+    }
+
+    /// Waits for the process named `name` to exit, at most `limit`.
+    pub(crate) async fn exit_of(&mut self, name: &str, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.children.remove(name).expect("a process of that name");
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("its status") {
+                return status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{name} did not exit within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGKILL: no shutdown, no flush, no goodbye.
     fn kill_9(&mut self, target: &str) {
         if let Some(mut child) = self.children.remove(target) {
@@ -83,13 +121,13 @@ impl Cluster {
         }
     }
 
-    fn gateway(&self) -> Gateway {
+    pub(crate) fn gateway(&self) -> Gateway {
         TokenChannel::new(
             Channel::from_shared(format!("http://127.0.0.1:{}", self.ports["gateway"])).expect("a URL").connect_lazy(),
         )
     }
 
-    fn log(&self, target: &str) -> String {
+    pub(crate) fn log(&self, target: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{target}.log"))).unwrap_or_default()
     }
 }

@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use kefu_kit::{
     caller::Caller,
     config::ServiceName,
+    error::Failure,
     outbox::RelayWaker,
     trace::TraceContext,
     write::{self, Applied},
@@ -116,6 +117,21 @@ async fn write_batches(
             Ok(complaints) => {
                 for ((_, reply), complaint) in batch.drain(..).zip(complaints) {
                     let _ = reply.send(Ok(Written::Committed(Box::new(complaint))));
+                }
+            }
+            Err(Error::Failure(failure)) if failure.is_unreachable() => {
+                // Each alone would wait as long again, and so would what queued meanwhile: all of
+                // them hear now, so no caller waits more than one wait for a connection.
+                if let Failure::Database { context, error } = &failure {
+                    kefu_kit::error::log_unreachable(context, error);
+                }
+                while let Ok(queued) = receiver.try_recv() {
+                    batch.push(queued);
+                }
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(Error::Unavailable(
+                        "intake's database is unreachable; retry in a few seconds with the same request_id",
+                    )));
                 }
             }
             Err(_) if batch.len() > 1 => {

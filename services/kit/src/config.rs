@@ -27,7 +27,7 @@
 //! | `KEFU_ACCESS_POLICY` | unset: the built-in table | the access table: who may call which RPC (see `gateway/src/access-policy.txt`) |
 //! | `KEFU_OIDC_ISSUER`, `KEFU_OIDC_AUDIENCE`, `KEFU_OIDC_JWKS_FILE` | unset: no single sign-on | staff's OIDC bearer JWTs are verified against the keys in the JWKS file (re-read within 5 seconds of a change), with this `iss` and `aud`; all three or none |
 //! | `KEFU_OIDC_SUBJECT_CLAIM`, `KEFU_OIDC_DEPARTMENT_CLAIM`, `KEFU_OIDC_BRANCH_CLAIM`, `KEFU_OIDC_ROLES_CLAIM`, `KEFU_OIDC_CLEARANCE_CLAIM` | `sub`, `department`, `branch`, `roles`, `clearance` | which JWT claims carry the staff member's id, department, branch, roles (an array, or a string separated by spaces or commas) and clearance |
-//! | `KEFU_MAX_CONNECTIONS`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_KEEPALIVE`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per principal |
+//! | `KEFU_MAX_CONNECTIONS`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_KEEPALIVE`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT`, `KEFU_DRAIN` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per principal |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //!
 //! `<SERVICE>` is `INTAKE`, `INSPECTION`, `CLAIMS`, `SETTLEMENT` or `ARCHIVES`.
@@ -354,6 +354,7 @@ impl Config {
             )?),
             rate_per_principal: number("KEFU_RATE_LIMIT", 1..=1_000_000, u64::from(defaults.rate_per_principal))?
                 as u32,
+            drain: seconds(number("KEFU_DRAIN", 0..=300, defaults.drain.as_secs())?),
             ..defaults
         };
         let keepalive = seconds(number("KEFU_KEEPALIVE", 3..=3_600, limits.keepalive_interval.as_secs())?);

@@ -14,6 +14,12 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 
 use crate::config::{Config, redact_password};
 
+/// How long a call waits for a PostgreSQL connection, and a new connection for the server, before
+/// it fails with `UNAVAILABLE`: while the database is away a caller hears so within seconds,
+/// instead of waiting out its deadline. (SQLite's one connection waits longer: a queue behind it
+/// is load, not an outage.)
+pub const POSTGRES_WAIT: Duration = Duration::from_secs(3);
+
 /// The connections a part of kefu keeps to PostgreSQL at most, unless `KEFU_DATABASE_POOL` says:
 /// intake, where every registration reads the customer's earlier complaints and grade besides four
 /// group-commit writers, its relay and its inbox, 10; every other service, whose inbox and relay
@@ -78,8 +84,8 @@ async fn connect_postgres(url: &str, service: &str, pool: u32) -> Result<Databas
     options
         .max_connections(pool)
         .min_connections(1)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30))
+        .connect_timeout(POSTGRES_WAIT)
+        .acquire_timeout(POSTGRES_WAIT)
         .set_schema_search_path(service)
         .sqlx_logging(false);
     Database::connect(options).await.map_err(unreachable)

@@ -185,14 +185,92 @@ pub fn internal(context: &str, cause: &dyn std::fmt::Display) -> Status {
 }
 
 /// Database failures are internal, except when the database is unreachable, which the caller
-/// can retry.
+/// can retry: `UNAVAILABLE`, logged at most once per [`QUIET_FOR`] for each context.
 pub fn from_db(context: &str, error: sea_orm::DbErr) -> Status {
-    match &error {
-        sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
-            tracing::error!(cause = %error, "{context}");
-            Status::unavailable(format!("{context}: the database is unavailable; retry later"))
+    if is_unreachable(&error) {
+        log_unreachable(context, &error);
+        return Status::unavailable(format!(
+            "{context}: the database is unreachable; retry in a few seconds with the same request_id"
+        ));
+    }
+    internal(context, &error)
+}
+
+/// Whether `error` says the database cannot be reached now, rather than that a statement failed:
+/// no connection to be had within the wait, a connection lost, or the server shutting down or
+/// starting up (SQLSTATE classes 08 and 57P). These pass by themselves; everything else is a bug
+/// or a broken database and is internal.
+pub fn is_unreachable(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    let sqlx_error = match error {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(RuntimeErr::SqlxError(error))
+        | DbErr::Exec(RuntimeErr::SqlxError(error))
+        | DbErr::Query(RuntimeErr::SqlxError(error)) => error,
+        DbErr::Conn(_) => return true,
+        _ => return false,
+    };
+    match sqlx_error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(error) => {
+            error.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P"))
         }
-        _ => internal(context, &error),
+        _ => false,
+    }
+}
+
+/// How long the log stays quiet about one unreachable database after saying so.
+pub const QUIET_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Logs that the database is unreachable while `context`, at most once per [`QUIET_FOR`] for each
+/// context, counting the failures it left out: while PostgreSQL is down every call and every
+/// background round fails alike, and one line per cause is what an operator can read.
+pub fn log_unreachable(context: &str, cause: &dyn std::fmt::Display) {
+    if let Some(left_out) = now_and_then(context) {
+        tracing::error!(%cause, failures_not_logged = left_out, "{context}: the database is unreachable");
+    }
+}
+
+/// Logs a database failure met in the background (a relay's or a job's round): unreachable,
+/// quietly as [`log_unreachable`] does; anything else, each time.
+pub fn log_db(context: &str, error: &sea_orm::DbErr) {
+    if is_unreachable(error) {
+        log_unreachable(context, error);
+    } else {
+        tracing::error!(%error, "{context}");
+    }
+}
+
+/// Whether a failure of the kind `key` should be logged now: the first time, and then once per
+/// [`QUIET_FOR`], with how many of its kind were not logged since (`Some(left_out)`); `None`
+/// means stay quiet. For failures that repeat by the hundred while one cause lasts.
+pub fn now_and_then(key: &str) -> Option<u64> {
+    use std::{
+        collections::HashMap,
+        sync::{LazyLock, Mutex},
+        time::Instant,
+    };
+    static LAST: LazyLock<Mutex<HashMap<String, (Instant, u64)>>> = LazyLock::new(Default::default);
+    let mut last = LAST.lock().ok()?;
+    let now = Instant::now();
+    match last.get_mut(key) {
+        Some((said, left_out)) if now.duration_since(*said) < QUIET_FOR => {
+            *left_out += 1;
+            None
+        }
+        Some((said, left_out)) => {
+            *said = now;
+            Some(std::mem::take(left_out))
+        }
+        None => {
+            last.insert(key.to_owned(), (now, 0));
+            Some(0)
+        }
     }
 }
 
@@ -219,6 +297,11 @@ impl Failure {
     /// Whether the database refused a row for a unique key (a key or request id taken).
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, Failure::Database { error, .. } if is_unique_violation(error))
+    }
+
+    /// Whether the database could not be reached ([`is_unreachable`]): trying again at once fails alike.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Failure::Database { error, .. } if is_unreachable(error))
     }
 }
 

@@ -19,7 +19,8 @@
 //! - [`error`]: field violations and the mapping of internal failures to `tonic::Status`;
 //! - [`keys`]: keys kept out of the database (the audit key, the webhook key);
 //! - [`limits`]: what every server bounds (connections, handshakes, calls, time), in one table;
-//! - [`server`]: one gRPC server with health, reflection and graceful shutdown;
+//! - [`server`]: one gRPC server with health, reflection and graceful shutdown (draining first);
+//! - [`readiness`]: what health reports — not while draining, not while the database is away;
 //! - [`paging`]: AIP-158 page tokens;
 //! - [`policy_file`]: reading the policy files operators may replace;
 //! - [`report`]: the calendar month and CSV fields of the monthly reports;
@@ -42,6 +43,7 @@ pub mod names;
 pub mod outbox;
 pub mod paging;
 pub mod policy_file;
+pub mod readiness;
 pub mod relay;
 pub mod report;
 pub mod routed;

@@ -10,6 +10,7 @@
 //! | time one call may take (a shorter `grpc-timeout` wins) | 30 s | `KEFU_CALL_TIMEOUT` | `CANCELLED`, and the handler is dropped |
 //! | keep-alive ping, and the wait for its answer | 30 s, 20 s | `KEFU_KEEPALIVE` (the ping; the wait is two thirds of it) | a dead peer's connection is closed |
 //! | a connection's age | 30 min, then 30 s to finish | `KEFU_MAX_CONNECTION_AGE` | the client reconnects, so load spreads over replicas |
+//! | answering after SIGTERM while reporting `NOT_SERVING` (the drain) | 5 s | `KEFU_DRAIN` | the server takes no new connections and gives calls in flight 10 s more |
 //! | request size | 6 MiB | | `RESOURCE_EXHAUSTED` (`kefu_kit::server::MAX_REQUEST_BYTES`) |
 //! | calls per second of one principal, at the gateway | 50, bursts of 100 | `KEFU_RATE_LIMIT` | `RESOURCE_EXHAUSTED`, saying when to retry |
 //!
@@ -45,6 +46,9 @@ pub struct Limits {
     pub max_connection_age: Duration,
     /// Calls per second one principal may make at the gateway; bursts of twice as many.
     pub rate_per_principal: u32,
+    /// How long a server goes on answering after SIGTERM, reporting `NOT_SERVING` so that
+    /// Kubernetes and balancers stop sending it calls first (see [`crate::shutdown`]).
+    pub drain: Duration,
 }
 
 impl Default for Limits {
@@ -58,6 +62,7 @@ impl Default for Limits {
             keepalive_timeout: Duration::from_secs(20),
             max_connection_age: Duration::from_secs(30 * 60),
             rate_per_principal: 50,
+            drain: Duration::from_secs(5),
         }
     }
 }

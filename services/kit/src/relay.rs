@@ -121,7 +121,7 @@ impl Relay {
         let workers = if self.db.get_database_backend() == DbBackend::Sqlite {
             // A SQLite file has one process; a lease left by a crash of that process is void.
             if let Err(error) = self.release_all_leases().await {
-                tracing::error!(%error, "cannot release outbox leases");
+                crate::error::log_db("outbox relay: releasing leases", &error);
             }
             1
         } else {
@@ -140,7 +140,7 @@ impl Relay {
                 match self.deliver_batch().await {
                     Ok(0) => {
                         if let Err(error) = self.probe_unreachable().await {
-                            tracing::error!(source = %self.source, %error, "outbox relay: database error; will retry");
+                            crate::error::log_db("outbox relay (will retry)", &error);
                         }
                         break;
                     }
@@ -153,7 +153,7 @@ impl Relay {
                         }
                     }
                     Err(error) => {
-                        tracing::error!(source = %self.source, %error, "outbox relay: database error; will retry");
+                        crate::error::log_db("outbox relay (will retry)", &error);
                         break;
                     }
                 }
@@ -371,14 +371,18 @@ impl Relay {
                 true
             }
             Err(status) => {
-                tracing::warn!(
-                    source = %self.source,
-                    %destination,
-                    events = sent.len(),
-                    code = ?status.code(),
-                    message = status.message(),
-                    "event delivery failed; will retry"
-                );
+                // While a receiver is away every round fails alike: say so now and then.
+                if let Some(left_out) = crate::error::now_and_then(&format!("relay {} -> {destination}", self.source)) {
+                    tracing::warn!(
+                        source = %self.source,
+                        %destination,
+                        events = sent.len(),
+                        code = ?status.code(),
+                        message = status.message(),
+                        failures_not_logged = left_out,
+                        "event delivery failed; will retry"
+                    );
+                }
                 let error = format!("{:?}: {}", status.code(), status.message());
                 outcomes.extend(sent.iter().map(|(row, _)| failed(row, error.clone())));
                 false

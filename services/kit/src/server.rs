@@ -10,7 +10,6 @@ use http::{Request, Response};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tonic::{body::Body, server::NamedService, service::Routes, transport::Server};
-use tonic_health::ServingStatus;
 
 use crate::{
     clock::SharedClock,
@@ -20,6 +19,7 @@ use crate::{
     migrate,
     migrate::Migration,
     outbox::RelayWaker,
+    readiness::Readiness,
     relay::Relay,
     shutdown::Shutdown,
     trust::{InternalKey, SignedChannel, Verify},
@@ -128,13 +128,11 @@ pub fn signed_channel_to(
     Ok(SignedChannel::new(channel_to(config, service)?, internal_key(config, issuer)?, issuer))
 }
 
-/// Health and reflection for the named gRPC services, plus those services' routes.
-pub async fn standard_routes(routes: Routes, service_names: &[&str]) -> Result<Routes, StartError> {
+/// Health and reflection for the named gRPC services, plus those services' routes; and the
+/// [`Readiness`] that health reports.
+pub async fn standard_routes(routes: Routes, service_names: &[&str]) -> Result<(Routes, Readiness), StartError> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_service_status("", ServingStatus::Serving).await;
-    for name in service_names {
-        health.set_service_status(*name, ServingStatus::Serving).await;
-    }
+    let readiness = Readiness::new(health, service_names).await;
     let reflection_names = |builder: tonic_reflection::server::Builder<'static>| {
         let mut builder = builder
             .register_encoded_file_descriptor_set(kefu_proto::FILE_DESCRIPTOR_SET)
@@ -149,7 +147,7 @@ pub async fn standard_routes(routes: Routes, service_names: &[&str]) -> Result<R
     };
     let reflection_v1 = reflection_names(tonic_reflection::server::Builder::configure()).build_v1()?;
     let reflection_v1alpha = reflection_names(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
-    Ok(routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha))
+    Ok((routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha), readiness))
 }
 
 /// The most a `grpc-message` header may carry, percent-encoded, and a `grpc-status-details-bin`,
@@ -212,8 +210,10 @@ fn bound_status(headers: &mut http::HeaderMap) {
     let _ = tonic::Status::with_details(status.code(), message, details.into()).add_header(headers);
 }
 
-/// Serves `service` on `listener` until `shutdown`, then lets calls in flight finish (at most
-/// [`DRAIN_LIMIT`]). Every server of kefu is this one stack, read from the outside in:
+/// Serves `service` on `listener` until `shutdown`. Draining, it reports `NOT_SERVING` through
+/// `readiness` and goes on answering; stopping, it takes no new connections and lets calls in
+/// flight finish (at most [`DRAIN_LIMIT`]). Every server of kefu is this one stack, read from the
+/// outside in:
 ///
 /// 1. the listener's connections ([`crate::limits::incoming`]): at most so many open, each closed
 ///    if it sends nothing in time; then TLS, where it is configured (the gateway's);
@@ -227,6 +227,7 @@ pub async fn serve<S>(
     listener: TcpListener,
     limits: &Limits,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    readiness: Readiness,
     shutdown: Shutdown,
 ) -> Result<(), StartError>
 where
@@ -256,6 +257,10 @@ where
             shutdown.clone().wait(),
         );
     tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.map_err(StartError::from),
+        _ = shutdown.clone().draining() => readiness.drain().await,
+    }
     tokio::select! {
         result = &mut server => return result.map_err(StartError::from),
         _ = shutdown.wait() => {}
@@ -358,12 +363,17 @@ pub async fn run_service<S: Into<Served>>(
         tokio::spawn(relay.run(shutdown.clone())),
         tokio::spawn(crate::shutdown::every(upkeep::EVERY, shutdown.clone(), "upkeep", move || {
             let upkeep = upkeep.clone();
-            async move { upkeep.round().await.map_err(|error| tonic::Status::internal(error.to_string())) }
+            async move { upkeep.round().await.map_err(|error| crate::error::from_db("upkeep", error)) }
         })),
     ];
     tasks.extend(jobs.into_iter().map(|job| tokio::spawn(job(shutdown.clone()))));
-    let routes = standard_routes(routes, spec.service_names).await?.prepare();
-    let served = serve(Verify::new(routes, key, spec.name), listener, &config.limits, None, shutdown).await;
+    let (routes, readiness) = standard_routes(routes, spec.service_names).await?;
+    if config.database_url.is_some() {
+        let watch = readiness.clone().watch_database(context.db.clone(), spec.name.as_str(), shutdown.clone());
+        tasks.push(tokio::spawn(watch));
+    }
+    let service = Verify::new(routes.prepare(), key, spec.name);
+    let served = serve(service, listener, &config.limits, None, readiness, shutdown).await;
     for task in tasks {
         let _ = task.await;
     }

@@ -1,44 +1,91 @@
 //! Shutdown as a value passed in: every server and background loop holds a [`Shutdown`] and stops
 //! when it fires (Ctrl-C in `kefu up`, SIGTERM from Kubernetes, the end of a test).
+//!
+//! Stopping has two phases. **Draining** (SIGTERM): servers report `NOT_SERVING` over
+//! `grpc.health.v1` so that Kubernetes takes them out of its endpoints and balancers stop sending,
+//! but they go on answering every call that still comes. **Stopping**: servers take no new
+//! connections, finish the calls in flight, and background loops end. Ctrl-C goes straight to
+//! stopping (a person at a terminal is the only caller); a test's end does too.
 
 use tokio::sync::watch;
+
+/// Where a process is in stopping; only ever moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Running,
+    Draining,
+    Stopping,
+}
 
 /// Fires once; every clone sees it.
 #[derive(Debug, Clone)]
 pub struct Shutdown {
-    receiver: watch::Receiver<bool>,
+    receiver: watch::Receiver<Phase>,
 }
 
 /// The side that fires the [`Shutdown`].
 #[derive(Debug)]
 pub struct ShutdownTrigger {
-    sender: watch::Sender<bool>,
+    sender: watch::Sender<Phase>,
 }
 
 impl Shutdown {
     pub fn new() -> (ShutdownTrigger, Shutdown) {
-        let (sender, receiver) = watch::channel(false);
+        let (sender, receiver) = watch::channel(Phase::Running);
         (ShutdownTrigger { sender }, Shutdown { receiver })
     }
 
-    /// Completes when shutdown has been asked for (at once if it already has been).
-    pub async fn wait(mut self) {
+    /// Completes when stopping has been asked for (at once if it already has been).
+    pub async fn wait(self) {
+        self.reached(Phase::Stopping).await;
+    }
+
+    /// Completes when draining or stopping has been asked for: stop reporting ready.
+    pub async fn draining(self) {
+        self.reached(Phase::Draining).await;
+    }
+
+    async fn reached(mut self, phase: Phase) {
         // An error means the trigger was dropped, which also means: stop.
-        let _ = self.receiver.wait_for(|stop| *stop).await;
+        let _ = self.receiver.wait_for(|now| *now >= phase).await;
     }
 
     pub fn is_triggered(&self) -> bool {
-        *self.receiver.borrow()
+        *self.receiver.borrow() == Phase::Stopping
     }
 }
 
 impl ShutdownTrigger {
+    /// Stop: no new connections, calls in flight finish, loops end.
     pub fn trigger(&self) {
-        let _ = self.sender.send(true);
+        self.advance(Phase::Stopping);
+    }
+
+    /// Start draining: report `NOT_SERVING` and go on answering until [`ShutdownTrigger::trigger`].
+    pub fn drain(&self) {
+        self.advance(Phase::Draining);
+    }
+
+    fn advance(&self, to: Phase) {
+        self.sender.send_if_modified(|now| {
+            let moves = *now < to;
+            if moves {
+                *now = to;
+            }
+            moves
+        });
     }
 
     pub fn is_triggered(&self) -> bool {
-        *self.sender.borrow()
+        *self.sender.borrow() == Phase::Stopping
+    }
+
+    /// Forwards `shutdown`'s phases to this trigger's side as they come, until it stops.
+    pub async fn follow(&self, shutdown: Shutdown) {
+        shutdown.clone().draining().await;
+        self.drain();
+        shutdown.wait().await;
+        self.trigger();
     }
 }
 
@@ -61,8 +108,11 @@ where
         tokio::select! {
             () = shutdown.clone().wait() => return,
             _ = ticks.tick() => {
-                if let Err(error) = job().await {
-                    tracing::error!(?error, "{what} failed");
+                match job().await {
+                    Ok(()) => {}
+                    // Logged where it was met (now and then, while the cause lasts).
+                    Err(error) if error.code() == tonic::Code::Unavailable => {}
+                    Err(error) => tracing::error!(?error, "{what} failed"),
                 }
             }
         }

@@ -124,7 +124,7 @@ impl Sender {
             Ok(Some(endpoint)) if endpoint.active => endpoint,
             Ok(_) => return,
             Err(error) => {
-                tracing::error!(%error, webhook = webhook_id, "reading a webhook failed");
+                kefu_kit::error::log_db("webhooks: reading an endpoint", &error);
                 return;
             }
         };
@@ -133,7 +133,7 @@ impl Sender {
                 Ok(None) => {}
                 Ok(Some(_)) => return,
                 Err(error) => {
-                    tracing::error!(%error, webhook = webhook_id, "recording a webhook attempt failed");
+                    kefu_kit::error::log_db("webhooks: recording an attempt", &error);
                     return;
                 }
             }

@@ -1,0 +1,315 @@
+//! What an operator relies on, shown with the real `kefu` binary: on SIGTERM a server reports
+//! `NOT_SERVING`, goes on answering for the drain, and finishes the calls in flight before it
+//! stops; while PostgreSQL is away calls fail fast with `UNAVAILABLE`, readiness says so, the log
+//! says so once, and everything resumes by itself when it returns.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use kefu_proto::gateway::v1::{
+    GetComplaintRequest, ListTokensRequest, State, complaints_client::ComplaintsClient, tokens_client::TokensClient,
+};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
+use tonic::transport::Channel;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+use crate::{
+    processes::Cluster,
+    support::{TestDatabase, complaint, create, eventually},
+};
+
+/// What `grpc.health.v1` says of the server at `port` (the overall status), if it answers.
+async fn health_at(port: u16) -> Option<ServingStatus> {
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).ok()?.connect().await.ok()?;
+    let answer = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await.ok()?;
+    ServingStatus::try_from(answer.into_inner().status).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sigterm_a_server_drains_and_finishes_the_calls_in_flight() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let database = TestDatabase::create().await;
+    let mut cluster = Cluster::new(dir.path(), Some(&database));
+    cluster.up(&[("KEFU_DRAIN", "2")]);
+    let client = ComplaintsClient::new(cluster.gateway());
+    eventually("the suite answers", || {
+        let mut client = client.clone();
+        async move { client.create_complaint(create("warm-up", complaint("late_delivery", "YD1"))).await.ok() }
+    })
+    .await;
+    // Tokens for the calls below, made before the drain.
+    let mut tokens = TokensClient::new(cluster.gateway());
+    tokens.list_tokens(ListTokensRequest::default()).await.expect("the tokens");
+
+    // The test holds intake's complaints table: registrations wait for it, in flight.
+    let db = Database::connect(&database.url).await.expect("the database");
+    let lock = db.begin().await.expect("a transaction");
+    lock.execute(Statement::from_string(DbBackend::Postgres, "LOCK TABLE intake.complaints IN ACCESS EXCLUSIVE MODE"))
+        .await
+        .expect("the lock");
+    let in_flight: Vec<_> = (0..5)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .create_complaint(create(&format!("in-flight-{i}"), complaint("attitude", &format!("YD2{i}"))))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Some(done) = in_flight.iter().position(|call| call.is_finished()) {
+        let answer = in_flight.into_iter().nth(done).expect("that call").await;
+        panic!("the registrations wait for the database, but one was answered: {answer:?}");
+    }
+
+    cluster.signal("up", "TERM");
+    let signalled = Instant::now();
+    eventually("the gateway reports NOT_SERVING", || async {
+        (health_at(cluster.ports["gateway"]).await == Some(ServingStatus::NotServing)).then_some(())
+    })
+    .await;
+    assert_eq!(health_at(cluster.ports["intake"]).await, Some(ServingStatus::NotServing), "intake drains too");
+    // Draining, it still answers whoever still calls.
+    let answered = tokens.list_tokens(ListTokensRequest::default()).await;
+    assert!(answered.is_ok(), "a call during the drain is answered: {answered:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(2), "all of that within the drain");
+
+    // The drain ends with the registrations still waiting; once the database is free they finish.
+    tokio::time::sleep(Duration::from_millis(2_500).saturating_sub(signalled.elapsed())).await;
+    assert!(in_flight.iter().all(|call| !call.is_finished()), "still in flight when the server stops");
+    lock.rollback().await.expect("let go");
+    for call in in_flight {
+        let created = call.await.expect("joined").expect("a call in flight at SIGTERM completes");
+        assert!(created.into_inner().name.starts_with("complaints/"));
+    }
+    let status = cluster.exit_of("up", Duration::from_secs(20)).await;
+    assert!(status.success(), "kefu up exits 0 after a drain: {status:?}");
+    let log = cluster.log("up");
+    assert!(log.contains("draining for 2s") && log.contains("kefu stopped."), "{log}");
+    database.drop_database().await;
+}
+
+/// A PostgreSQL server of the test's own, in a temporary directory on a free port, which the test
+/// may stop and start (the machine's shared one serves every other test).
+struct PrivatePostgres {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+    fn start_new(dir: &Path) -> PrivatePostgres {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+        let server = PrivatePostgres { dir: dir.to_owned(), port };
+        // PostgreSQL will not run as root: as the postgres user, where the tests run as root.
+        std::fs::create_dir_all(dir).expect("a directory");
+        if running_as_root() {
+            let owned = Command::new("chown").args(["-R", "postgres", &dir.display().to_string()]).status();
+            assert!(owned.is_ok_and(|status| status.success()), "chown the PostgreSQL directory");
+        }
+        server.pg(&["initdb", "-D", "data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+        server.start();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn start(&self) {
+        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.display());
+        self.pg(&["pg_ctl", "-D", "data", "-l", "server.log", "-o", &options, "-w", "start"]);
+    }
+
+    fn stop(&self) {
+        self.pg(&["pg_ctl", "-D", "data", "-m", "fast", "-w", "stop"]);
+    }
+
+    fn pg(&self, command: &[&str]) {
+        let program = format!("{}/{}", Self::BIN, command[0]);
+        let mut run = if running_as_root() {
+            let mut run = Command::new("runuser");
+            run.args(["-u", "postgres", "--", &program]);
+            run
+        } else {
+            Command::new(&program)
+        };
+        let output = run.args(&command[1..]).current_dir(&self.dir).output().expect("run a PostgreSQL tool");
+        assert!(
+            output.status.success(),
+            "{command:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = Command::new(format!("{}/pg_ctl", Self::BIN))
+            .args(["-D", "data", "-m", "immediate", "stop"])
+            .current_dir(&self.dir)
+            .output();
+        if running_as_root() {
+            let _ = Command::new("runuser")
+                .args([
+                    "-u",
+                    "postgres",
+                    "--",
+                    &format!("{}/pg_ctl", Self::BIN),
+                    "-D",
+                    "data",
+                    "-m",
+                    "immediate",
+                    "stop",
+                ])
+                .current_dir(&self.dir)
+                .output();
+        }
+    }
+}
+
+fn running_as_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|output| output.stdout.starts_with(b"0\n"))
+}
+
+/// What the callers saw: each call's outcome and how long it took.
+#[derive(Default)]
+struct Seen {
+    acknowledged: Vec<String>,
+    failed: Vec<(tonic::Code, Duration, Instant)>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgresql_is_away_calls_fail_fast_readiness_says_so_and_everything_resumes() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let postgres = PrivatePostgres::start_new(&dir.path().join("postgres"));
+    let mut cluster = Cluster::new(dir.path(), None);
+    let url = postgres.url();
+    cluster.up(&[("KEFU_DATABASE_URL", &url), ("KEFU_RATE_LIMIT", "100000")]);
+    let client = ComplaintsClient::new(cluster.gateway());
+    eventually("the suite answers", || {
+        let mut client = client.clone();
+        async move { client.create_complaint(create("warm-up", complaint("late_delivery", "YD0"))).await.ok() }
+    })
+    .await;
+
+    // Sixteen callers, each filing complaint after complaint until told to stop.
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let callers: Vec<_> = (0..16)
+        .map(|caller| {
+            let (mut client, seen, stopped) = (client.clone(), seen.clone(), stopped.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    if stopped.has_changed().unwrap_or(true) {
+                        return;
+                    }
+                    let started = Instant::now();
+                    let request =
+                        create(&format!("c{caller}-{i}"), complaint("late_delivery", &format!("YD{caller}x{i}")));
+                    let answer = client.create_complaint(request).await;
+                    {
+                        let mut seen = seen.lock().expect("not poisoned");
+                        match answer {
+                            Ok(created) => seen.acknowledged.push(created.into_inner().name),
+                            Err(status) => seen.failed.push((status.code(), started.elapsed(), started)),
+                        }
+                    }
+                    if started.elapsed() < Duration::from_millis(20) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = seen.lock().expect("not poisoned").acknowledged.len();
+    assert!(before > 0, "complaints are registered before the outage");
+
+    let down_at = Instant::now();
+    postgres.stop();
+    eprintln!("stopping PostgreSQL took {:?}", down_at.elapsed());
+    let intake_port = cluster.ports["intake"];
+    eventually("intake reports NOT_SERVING while its database is away", || async {
+        (health_at(intake_port).await == Some(ServingStatus::NotServing)).then_some(())
+    })
+    .await;
+    eventually("the gateway reports NOT_SERVING too (its tokens are in the same database)", || async {
+        (health_at(cluster.ports["gateway"]).await == Some(ServingStatus::NotServing)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(6).saturating_sub(down_at.elapsed())).await;
+    let up_at = Instant::now();
+    postgres.start();
+    eprintln!("starting PostgreSQL took {:?}", up_at.elapsed());
+    eventually("intake is ready again", || async {
+        (health_at(intake_port).await == Some(ServingStatus::Serving)).then_some(())
+    })
+    .await;
+    let after_outage = seen.lock().expect("not poisoned").acknowledged.len();
+    eventually("complaints are registered again", || async {
+        (seen.lock().expect("not poisoned").acknowledged.len() > after_outage + 50).then_some(())
+    })
+    .await;
+    let _ = stop.send(true);
+    for caller in callers {
+        caller.await.expect("a caller");
+    }
+
+    let seen = Arc::try_unwrap(seen).ok().expect("the callers are done").into_inner().expect("not poisoned");
+    // Calls made while the database was away failed, each within a few seconds, as UNAVAILABLE.
+    let during: Vec<_> = seen.failed.iter().filter(|(_, _, started)| *started >= down_at && *started < up_at).collect();
+    assert!(
+        during.len() >= 16,
+        "calls failed while PostgreSQL was down: {:?}, acknowledged {}\n{}",
+        seen.failed
+            .iter()
+            .map(|(code, took, started)| (code, took, started.checked_duration_since(down_at).is_some()))
+            .collect::<Vec<_>>(),
+        seen.acknowledged.len(),
+        cluster.log("up")
+    );
+    let codes: HashMap<tonic::Code, usize> = seen.failed.iter().fold(HashMap::new(), |mut codes, (code, _, _)| {
+        *codes.entry(*code).or_default() += 1;
+        codes
+    });
+    assert_eq!(codes.keys().copied().collect::<Vec<_>>(), [tonic::Code::Unavailable], "{codes:?}");
+    let slowest = seen.failed.iter().map(|(_, took, _)| *took).max().expect("failures");
+    assert!(slowest < Duration::from_secs(5), "a failing call took {slowest:?}");
+
+    // The log says so once per cause and interval, not once per call.
+    let log = cluster.log("up");
+    let unreachable = log.lines().filter(|line| line.contains("the database is unreachable")).count();
+    eprintln!(
+        "{} acknowledged, {} failed ({} while PostgreSQL was down), the slowest failure in {slowest:?}, {unreachable} log lines of it",
+        seen.acknowledged.len(),
+        seen.failed.len(),
+        during.len()
+    );
+    assert!((1..=40).contains(&unreachable), "{unreachable} lines for {} failures:\n{log}", seen.failed.len());
+    assert!(log.contains("the database does not answer: not ready") && log.contains("the database answers again"));
+
+    // Everything acknowledged reached its owner and came back accepted.
+    for name in &seen.acknowledged {
+        eventually(&format!("{name} is accepted by inspection"), || {
+            let mut client = client.clone();
+            let name = name.clone();
+            async move {
+                let complaint = client.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
+                (complaint.state == State::Accepted as i32).then_some(())
+            }
+        })
+        .await;
+    }
+    cluster.signal("up", "INT");
+    let status = cluster.exit_of("up", Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}");
+}
