@@ -83,6 +83,15 @@ enum Command {
     ///
     /// Example:  KEFU_TOKEN=$KEFU_BOOTSTRAP_TOKEN kefu token create --subject A1024 --department intake --role agent
     Token(crate::token::TokenArgs),
+    /// Copy every SQLite database of the suite (under KEFU_DATA_DIR) and its key files into a new
+    /// directory, consistently, while the suite runs. To restore, start kefu with KEFU_DATA_DIR set
+    /// to the copy. On PostgreSQL use pg_dump (docs/operations.md).
+    ///
+    /// Example:  KEFU_DATA_DIR=./data kefu backup ./backups/2026-11-27
+    Backup {
+        /// A directory that does not exist yet, or is empty.
+        dir: std::path::PathBuf,
+    },
     /// Print a monthly report as CSV, fetched from a running gateway.
     ///
     /// Example:  kefu report claims --month 2026-11 > claims-2026-11.csv
@@ -104,6 +113,7 @@ pub async fn main() -> ExitCode {
         Command::Serve { target } => run_targets(config, &[target], false).await,
         Command::Migrate => suite::migrate(&config, Arc::new(SystemClock)).await.map_err(|error| error.to_string()),
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::Backup { dir } => backup(&config, &dir).await,
         Command::Report(args) => crate::report::run(args).await,
         Command::Token(args) => crate::token::run(args).await,
     };
@@ -180,6 +190,23 @@ async fn run_targets(mut config: Config, targets: &[Target], announce: bool) -> 
     });
     suite::run(bound, Arc::new(SystemClock), shutdown).await.map_err(|error| error.to_string())?;
     println!("kefu stopped.");
+    Ok(())
+}
+
+async fn backup(config: &Config, dir: &std::path::Path) -> Result<(), String> {
+    eprintln!("kefu: backing up {} into {} …", config.data_dir.display(), dir.display());
+    let copied = kefu_kit::backup::sqlite(config, dir).await?;
+    for (file, tables, bytes) in &copied.databases {
+        println!("  {file:<16} {tables:>3} tables  {:>8} KiB", bytes.div_ceil(1024));
+    }
+    if !copied.key_files.is_empty() {
+        println!("  key files: {}", copied.key_files.join(", "));
+    }
+    println!(
+        "Backed up into {}. Restore: stop kefu, then start it with KEFU_DATA_DIR={} (or copy the files back).",
+        dir.display(),
+        dir.display()
+    );
     Ok(())
 }
 

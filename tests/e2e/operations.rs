@@ -313,3 +313,168 @@ async fn while_postgresql_is_away_calls_fail_fast_readiness_says_so_and_everythi
     let status = cluster.exit_of("up", Duration::from_secs(20)).await;
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kefu_backup_copies_a_running_suite_and_the_copy_starts_with_everything_acknowledged() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let mut cluster = Cluster::new(dir.path(), None);
+    cluster.up(&[("KEFU_RATE_LIMIT", "100000")]);
+    let client = ComplaintsClient::new(cluster.gateway());
+    eventually("the suite answers", || {
+        let mut client = client.clone();
+        async move { client.create_complaint(create("warm-up", complaint("cargo_damage", "YD0"))).await.ok() }
+    })
+    .await;
+
+    // Four callers go on filing complaints while the backup is taken.
+    let acknowledged = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let callers: Vec<_> = (0..4)
+        .map(|caller| {
+            let (mut client, acknowledged, stopped) = (client.clone(), acknowledged.clone(), stopped.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    if stopped.has_changed().unwrap_or(true) {
+                        return;
+                    }
+                    let category = ["late_delivery", "cargo_damage", "attitude"][i % 3];
+                    let request = create(&format!("b{caller}-{i}"), complaint(category, &format!("YB{caller}x{i}")));
+                    if let Ok(created) = client.create_complaint(request).await {
+                        acknowledged.lock().expect("not poisoned").push((created.into_inner().name, Instant::now()));
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let copy = tempfile::tempdir().expect("a directory");
+    let target = copy.path().join("data");
+    let started = Instant::now();
+    let data_dir = dir.path().join("data");
+    let output = {
+        let target = target.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_kefu"))
+                .args(["backup", &target.display().to_string()])
+                .env("KEFU_DATA_DIR", &data_dir)
+                .output()
+                .expect("run kefu backup")
+        })
+        .await
+        .expect("joined")
+    };
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}{}", String::from_utf8_lossy(&output.stderr));
+    for file in ["intake.db", "inspection.db", "claims.db", "settlement.db", "archives.db", "gateway.db"] {
+        assert!(printed.contains(file), "{file} is backed up: {printed}");
+    }
+    assert!(printed.contains("audit.key") && printed.contains("webhook.key"), "{printed}");
+    let _ = stop.send(true);
+    for caller in callers {
+        caller.await.expect("a caller");
+    }
+    // Acknowledged before the backup began: these must be in the copy.
+    let before: Vec<String> = acknowledged
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .filter(|(_, at)| *at < started)
+        .map(|(name, _)| name.clone())
+        .collect();
+    assert!(before.len() > 20, "complaints were filed before the backup: {}", before.len());
+
+    // A second backup into the same directory is refused, naming what to do.
+    let again = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["backup", &target.display().to_string()])
+        .env("KEFU_DATA_DIR", dir.path().join("data"))
+        .output()
+        .expect("run kefu backup");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty: back up into a new directory"));
+
+    cluster.signal("up", "INT");
+    assert!(cluster.exit_of("up", Duration::from_secs(20)).await.success());
+
+    // A suite started on the copy has every one of them, and delivers what was still in flight.
+    let mut restored = Cluster::new(copy.path(), None);
+    restored.up(&[]);
+    let client = ComplaintsClient::new(restored.gateway());
+    for name in &before {
+        eventually(&format!("{name} is in the copy and accepted by its owner"), || {
+            let mut client = client.clone();
+            let name = name.clone();
+            async move {
+                let complaint = client.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
+                (complaint.state == State::Accepted as i32).then_some(())
+            }
+        })
+        .await;
+    }
+    let mut client = client.clone();
+    let created = client.create_complaint(create("after-restore", complaint("late_delivery", "YR1"))).await;
+    assert!(created.is_ok(), "the restored suite takes new complaints: {created:?}");
+}
+
+/// The schemas of kefu in a PostgreSQL database: a service's each, and the gateway's.
+const SCHEMAS: [&str; 6] = ["intake", "inspection", "claims", "settlement", "archives", "gateway"];
+
+/// docs/operations.md's PostgreSQL backup, done once as written there: `pg_dump` of kefu's schemas
+/// while the suite runs, `pg_restore` into a new database, and a suite started on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_dump_of_the_kefu_schemas_restores_into_a_suite_that_has_every_complaint() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let database = TestDatabase::create().await;
+    let mut cluster = Cluster::new(dir.path(), Some(&database));
+    cluster.up(&[]);
+    let client = ComplaintsClient::new(cluster.gateway());
+    let mut names = Vec::new();
+    for i in 0..10 {
+        let created = eventually("the suite answers", || {
+            let mut client = client.clone();
+            let category = ["late_delivery", "cargo_damage"][i % 2];
+            async move {
+                client.create_complaint(create(&format!("pg-{i}"), complaint(category, &format!("YP{i}")))).await.ok()
+            }
+        })
+        .await;
+        names.push(created.into_inner().name);
+    }
+
+    let dump = dir.path().join("kefu.dump");
+    let mut pg_dump = Command::new("pg_dump");
+    pg_dump.args(["--format=custom", "--file", &dump.display().to_string()]);
+    for schema in SCHEMAS {
+        pg_dump.args(["--schema", schema]);
+    }
+    let dumped = pg_dump.arg(&database.url).output().expect("run pg_dump");
+    assert!(dumped.status.success(), "{}", String::from_utf8_lossy(&dumped.stderr));
+    cluster.signal("up", "INT");
+    assert!(cluster.exit_of("up", Duration::from_secs(20)).await.success());
+
+    let restored_database = TestDatabase::create().await;
+    let restored = Command::new("pg_restore")
+        .args(["--no-owner", "--exit-on-error", "--dbname", &restored_database.url, &dump.display().to_string()])
+        .output()
+        .expect("run pg_restore");
+    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+    let other = tempfile::tempdir().expect("a directory");
+    let mut cluster = Cluster::new(other.path(), Some(&restored_database));
+    cluster.up(&[]);
+    let client = ComplaintsClient::new(cluster.gateway());
+    for name in &names {
+        eventually(&format!("{name} is in the restored database and accepted by its owner"), || {
+            let mut client = client.clone();
+            let name = name.clone();
+            async move {
+                let complaint = client.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
+                (complaint.state == State::Accepted as i32).then_some(())
+            }
+        })
+        .await;
+    }
+    cluster.signal("up", "INT");
+    assert!(cluster.exit_of("up", Duration::from_secs(20)).await.success());
+    database.drop_database().await;
+    restored_database.drop_database().await;
+}

@@ -8,6 +8,7 @@
 //! - [`db`] and [`migrate`]: connecting to SQLite or PostgreSQL and running migrations;
 //! - [`outbox`], [`relay`] and [`inbox`]: events between services — written in the same
 //!   transaction as the change that caused them, delivered with retries, applied at most once;
+//! - [`backup`]: a consistent copy of a running suite's SQLite databases (`kefu backup`);
 //! - [`upkeep`]: pruning what grows with traffic, and vacuuming and analyzing on PostgreSQL without
 //!   counting on autovacuum;
 //! - [`routed`]: the record an owning department keeps of a complaint routed to it;
@@ -27,6 +28,7 @@
 //! - [`write`]: the one write path — a command applied to an aggregate at a version, saved with
 //!   its history and its events in one transaction, once per request id.
 
+pub mod backup;
 pub mod caller;
 pub mod case_number;
 pub mod clock;
