@@ -43,6 +43,7 @@ Configuration comes from environment variables only:
                        says NOT_SERVING (default 5; Ctrl-C stops at once)
   KEFU_TOKEN, KEFU_GATEWAY_URL  as whom and where client commands call
   KEFU_LOG             log filter (default info)
+  KEFU_METRICS_ADDR    serve Prometheus metrics at http://<addr>/metrics (default: none)
 The full table is in services/kit/src/config.rs.";
 
 /// kefu (客服): the complaint-handling backbone of a logistics company's customer service center.
@@ -145,6 +146,12 @@ async fn run_targets(mut config: Config, targets: &[Target], announce: bool) -> 
         );
     }
     let bound = suite::bind(config, targets).await.map_err(|error| error.to_string())?;
+    let metrics = match bound.config.metrics_addr {
+        None => None,
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+            format!("cannot listen on {addr} for metrics: {error}. Set KEFU_METRICS_ADDR to another address.")
+        })?),
+    };
     let storage = match &bound.config.database_url {
         Some(url) => format!("PostgreSQL {} (a schema per service)", kefu_kit::config::redact_password(url)),
         None => format!("SQLite files under {}/", bound.config.data_dir.display()),
@@ -154,6 +161,9 @@ async fn run_targets(mut config: Config, targets: &[Target], announce: bool) -> 
         if let Some(addr) = bound.address(*target) {
             lines.push(format!("  {target:<11} {addr}"));
         }
+    }
+    if let Some(addr) = metrics.as_ref().and_then(|listener| listener.local_addr().ok()) {
+        lines.push(format!("  {:<11} http://{addr}/metrics", "metrics"));
     }
     if announce {
         println!("kefu is up. Storage: {storage}");
@@ -167,6 +177,9 @@ async fn run_targets(mut config: Config, targets: &[Target], announce: bool) -> 
         println!("kefu serving. Storage: {storage}\n{}", lines.join("\n"));
     }
     let (trigger, shutdown) = Shutdown::new();
+    if let Some(listener) = metrics {
+        tokio::spawn(kefu_kit::metrics::serve(listener, shutdown.clone()));
+    }
     let drain = bound.config.limits.drain;
     tokio::spawn(async move {
         if wait_for_signal().await == Signal::Terminate && !drain.is_zero() {

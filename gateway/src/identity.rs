@@ -243,16 +243,19 @@ pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// Counts and logs a refused call (subject, method, reason; never a secret).
 pub fn record_unauthenticated(path: &str, error: &AuthError) {
     let count = UNAUTHENTICATED_CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+    kefu_kit::metrics::gateway_refused("unauthenticated");
     tracing::warn!(method = %path, reason = error.reason(), unauthenticated_calls = count, "call not authenticated");
 }
 
 pub fn record_denied(path: &str, principal: &Principal) {
     let count = DENIED_CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+    kefu_kit::metrics::gateway_refused("denied");
     tracing::warn!(method = %path, subject = %principal.caller.user, roles = %principal.caller.roles.join(","), department = %principal.caller.department, denied_calls = count, "call denied by the access table");
 }
 
 pub fn record_limited(path: &str, principal: &Principal) {
     let count = LIMITED_CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+    kefu_kit::metrics::gateway_refused("rate_limited");
     if count.is_power_of_two() {
         tracing::warn!(method = %path, subject = %principal.caller.user, limited_calls = count, "calls over the principal's rate refused");
     }

@@ -94,7 +94,7 @@ pub async fn run(
     let db_for_readiness = db.clone();
     let tokens_api = tokens::TokensApi::new(db, cache.clone(), real_time);
     let routes = Routes::new(complaints.into_server()).add_service(tokens_api.into_server());
-    let (local, readiness) = standard_routes(routes, PUBLIC_SERVICES).await?;
+    let (local, readiness) = standard_routes(routes, "gateway", PUBLIC_SERVICES).await?;
     // Every replica rereads the tokens, and the issuer's keys if they changed, in the background.
     let mut refreshers = vec![tokio::spawn(cache.keep_fresh(shutdown.clone()))];
     if config.database_url.is_some() {
@@ -106,7 +106,7 @@ pub async fn run(
     let limiter = rate::RateLimiter::new(config.limits.rate_per_principal);
     let dispatch =
         forward::Dispatch::new(local.prepare(), backends, Arc::new(authenticator), Arc::new(access), Arc::new(limiter));
-    let served = serve(dispatch, listener, &config.limits, tls, readiness, shutdown).await;
+    let served = serve(dispatch, listener, &config.limits, tls, readiness, shutdown, "gateway").await;
     futures_util::future::join_all(refreshers).await;
     served
 }

@@ -23,10 +23,15 @@ use crate::{
     support::{TestDatabase, complaint, create, eventually},
 };
 
-/// What `grpc.health.v1` says of the server at `port` (the overall status), if it answers.
+/// What `grpc.health.v1` says of the server at `port` (the overall status: readiness), if it answers.
 async fn health_at(port: u16) -> Option<ServingStatus> {
+    health_of(port, "").await
+}
+
+/// What `grpc.health.v1` says of `service` at `port` (`liveness`: what Kubernetes' liveness probe asks).
+async fn health_of(port: u16, service: &str) -> Option<ServingStatus> {
     let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).ok()?.connect().await.ok()?;
-    let answer = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await.ok()?;
+    let answer = HealthClient::new(channel).check(HealthCheckRequest { service: service.into() }).await.ok()?;
     ServingStatus::try_from(answer.into_inner().status).ok()
 }
 
@@ -75,6 +80,7 @@ async fn on_sigterm_a_server_drains_and_finishes_the_calls_in_flight() {
     })
     .await;
     assert_eq!(health_at(cluster.ports["intake"]).await, Some(ServingStatus::NotServing), "intake drains too");
+    assert_eq!(health_of(cluster.ports["intake"], "liveness").await, Some(ServingStatus::Serving), "and is alive");
     // Draining, it still answers whoever still calls.
     let answered = tokens.list_tokens(ListTokensRequest::default()).await;
     assert!(answered.is_ok(), "a call during the drain is answered: {answered:?}");
@@ -246,6 +252,8 @@ async fn while_postgresql_is_away_calls_fail_fast_readiness_says_so_and_everythi
         (health_at(cluster.ports["gateway"]).await == Some(ServingStatus::NotServing)).then_some(())
     })
     .await;
+    // Not ready, but alive: Kubernetes must not restart a server that waits for its database.
+    assert_eq!(health_of(intake_port, "liveness").await, Some(ServingStatus::Serving));
     tokio::time::sleep(Duration::from_secs(6).saturating_sub(down_at.elapsed())).await;
     let up_at = Instant::now();
     postgres.start();
@@ -477,4 +485,111 @@ async fn pg_dump_of_the_kefu_schemas_restores_into_a_suite_that_has_every_compla
     assert!(cluster.exit_of("up", Duration::from_secs(20)).await.success());
     database.drop_database().await;
     restored_database.drop_database().await;
+}
+
+/// `GET /metrics` from `port`: the body.
+async fn scrape(port: u16) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: kefu\r\nConnection: close\r\n\r\n").await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    (head.starts_with("HTTP/1.1 200") && head.contains("text/plain; version=0.0.4")).then(|| body.to_owned())
+}
+
+/// The value of the sample `series` (its name and labels exactly as exposed).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_for_prometheus_and_count_what_happened() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let mut cluster = Cluster::new(dir.path(), None);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+    cluster.up(&[("KEFU_METRICS_ADDR", &format!("127.0.0.1:{port}"))]);
+    let client = ComplaintsClient::new(cluster.gateway());
+    let mut names = Vec::new();
+    for i in 0..5 {
+        let created = eventually("the suite answers", || {
+            let mut client = client.clone();
+            async move {
+                client.create_complaint(create(&format!("m-{i}"), complaint("attitude", &format!("YM{i}")))).await.ok()
+            }
+        })
+        .await;
+        names.push(created.into_inner().name);
+    }
+    let refused = client.clone().create_complaint(create("m-bad", complaint("", "YM9"))).await;
+    assert_eq!(refused.map(drop).map_err(|status| status.code()), Err(tonic::Code::InvalidArgument));
+    let anonymous =
+        Channel::from_shared(format!("http://127.0.0.1:{}", cluster.ports["gateway"])).expect("a URL").connect_lazy();
+    let unauthenticated =
+        ComplaintsClient::new(anonymous).get_complaint(GetComplaintRequest { name: names[0].clone() }).await;
+    assert_eq!(unauthenticated.map(drop).map_err(|status| status.code()), Err(tonic::Code::Unauthenticated));
+    for name in &names {
+        eventually(&format!("{name} is accepted"), || {
+            let mut client = client.clone();
+            let name = name.clone();
+            async move {
+                let complaint = client.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
+                (complaint.state == State::Accepted as i32).then_some(())
+            }
+        })
+        .await;
+    }
+
+    // The gauges read from the databases come with the next sample (every 5 s).
+    let text = eventually("the databases' gauges are sampled", || async {
+        let text = scrape(port).await?;
+        text.contains("kefu_cases_overdue{owner=\"inspection\"}").then_some(text)
+    })
+    .await;
+    let create_ok = "rpc_server_call_duration_seconds_count{part=\"gateway\",rpc_system_name=\"grpc\",rpc_method=\"kefu.gateway.v1.Complaints/CreateComplaint\",rpc_response_status_code=\"OK\"}";
+    assert!(sample(&text, create_ok).is_some_and(|calls| calls >= 5.0), "{text}");
+    let create_invalid = "rpc_server_call_duration_seconds_count{part=\"gateway\",rpc_system_name=\"grpc\",rpc_method=\"kefu.gateway.v1.Complaints/CreateComplaint\",rpc_response_status_code=\"INVALID_ARGUMENT\"}";
+    assert_eq!(sample(&text, create_invalid), Some(1.0), "{text}");
+    let registered = "rpc_server_call_duration_seconds_count{part=\"intake\",rpc_system_name=\"grpc\",rpc_method=\"kefu.intake.v1.Intake/RegisterComplaint\",rpc_response_status_code=\"OK\"}";
+    assert!(sample(&text, registered).is_some_and(|calls| calls >= 5.0), "{text}");
+    assert_eq!(sample(&text, "kefu_gateway_refused_calls_total{reason=\"unauthenticated\"}"), Some(1.0), "{text}");
+    let applied = "kefu_inbox_events_applied_total{part=\"inspection\",source=\"intake\"}";
+    assert!(sample(&text, applied).is_some_and(|events| events >= 5.0), "{text}");
+    for part in ["gateway", "intake", "inspection", "claims", "settlement", "archives"] {
+        assert_eq!(sample(&text, &format!("kefu_ready{{part=\"{part}\"}}")), Some(1.0), "{part}: {text}");
+        assert!(
+            text.contains(&format!("kefu_database_connections{{part=\"{part}\",state=\"idle\"}}")) || part == "gateway"
+        );
+    }
+    assert_eq!(sample(&text, "kefu_cases_overdue{owner=\"inspection\"}"), Some(0.0), "{text}");
+    assert_eq!(sample(&text, &format!("kefu_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))), Some(1.0));
+    assert!(text.contains("# TYPE rpc_server_call_duration_seconds histogram"));
+    assert!(!text.contains("13800000000") && !text.contains("王先生"), "no personal data in the metrics");
+
+    // Prometheus' own checker, where it is installed (CI installs it: Debian's `prometheus`).
+    match Command::new("promtool").args(["check", "metrics"]).stdin(std::process::Stdio::piped()).output_with(&text) {
+        Some(output) => assert!(
+            output.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        None => assert!(std::env::var_os("CI").is_none(), "CI must have promtool (Debian's prometheus package)"),
+    }
+    cluster.signal("up", "INT");
+    assert!(cluster.exit_of("up", Duration::from_secs(20)).await.success());
+}
+
+/// Runs a command with `input` on its standard input; `None` when it cannot be started.
+trait OutputWith {
+    fn output_with(&mut self, input: &str) -> Option<std::process::Output>;
+}
+
+impl OutputWith for Command {
+    fn output_with(&mut self, input: &str) -> Option<std::process::Output> {
+        use std::io::Write;
+        let mut child = self.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().ok()?;
+        child.stdin.take()?.write_all(input.as_bytes()).ok()?;
+        child.wait_with_output().ok()
+    }
 }

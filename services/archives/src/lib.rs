@@ -89,7 +89,7 @@ pub async fn run(
         };
         let events =
             ArchivesEvents { clock: context.clock.clone(), time_zone: context.time_zone, audit_key: audit_key.clone() };
-        let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
+        let inbox = Inbox::new(context, events);
         let api = api::ArchivesApi { context: context.clone(), audit_key };
         Served::new(Routes::new(ArchivesServer::new(api)).add_service(inbox.into_server())).once(adopt_key)
     })

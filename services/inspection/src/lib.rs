@@ -74,7 +74,7 @@ pub async fn run(
             clock: context.clock.clone(),
             policy: policy.clone(),
         };
-        let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
+        let inbox = Inbox::new(context, events);
         let api = Arc::new(api::InspectionApi { context: context.clone(), policy });
         let chaser = api.clone();
         Served::new(Routes::new(inspection_server::InspectionServer::from_arc(api)).add_service(inbox.into_server()))

@@ -110,13 +110,15 @@ pub async fn run(
         max_per_branch: config.webhook_max_per_branch,
         secrets: webhook_key,
     };
+    let metrics = config.metrics_addr.is_some();
     run_service(spec, config, clock, listener, shutdown, |context| {
         let keeper = keeper::ComplaintKeeper { time_zone: context.time_zone };
         let events = events::IntakeEvents { keeper, clock: context.clock.clone() };
-        let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
+        let inbox = Inbox::new(context, events);
         let chaser = context.clone();
         let sender = webhooks::sender::Sender::new(context.clone(), config.webhook_timeout, tls.clone(), rules.clone());
-        Served::new(
+        let counter = context.clone();
+        let served = Served::new(
             Routes::new(api::IntakeApi::new(context.clone(), rules.clone()).into_server())
                 .add_service(inbox.into_server()),
         )
@@ -127,6 +129,19 @@ pub async fn run(
         .every(webhooks::sender::POLL_EVERY, "sending webhooks", move || {
             let sender = sender.clone();
             async move { sender.round().await }
+        });
+        if !metrics {
+            return served;
+        }
+        served.every(kefu_kit::metrics::SAMPLE_EVERY, "counting overdue cases", move || {
+            let counter = counter.clone();
+            async move {
+                let counts = store::overdue_by_owner(&counter.db, counter.clock.now())
+                    .await
+                    .map_err(|error| kefu_kit::error::from_db("counting overdue cases", error))?;
+                kefu_kit::metrics::overdue_sampled(&counts);
+                Ok(())
+            }
         })
     })
     .await

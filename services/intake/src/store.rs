@@ -296,6 +296,22 @@ pub async fn due_for_chase(db: &impl ConnectionTrait, now: DateTimeUtc, limit: u
     Entity::find().filter(Column::ChaseAt.lte(now)).order_by_asc(Column::ChaseAt).limit(limit).all(db).await
 }
 
+/// Open cases past their deadline at `now` (still to be worked on: a chase is due or done), counted
+/// by the department that owns them (for the metrics).
+pub async fn overdue_by_owner(db: &impl ConnectionTrait, now: DateTimeUtc) -> Result<Vec<(String, u64)>, DbErr> {
+    let counts: Vec<(String, i64)> = Entity::find()
+        .select_only()
+        .column(Column::Owner)
+        .column_as(Expr::col(Column::Seq).count(), "cases")
+        .filter(Column::ChaseAt.is_not_null())
+        .filter(Column::Deadline.lt(now))
+        .group_by(Column::Owner)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(counts.into_iter().map(|(owner, cases)| (owner, u64::try_from(cases).unwrap_or(0))).collect())
+}
+
 pub async fn by_case_number(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<Model>, DbErr> {
     Entity::find().filter(Column::CaseNumber.eq(case_number)).one(db).await
 }

@@ -125,6 +125,7 @@ pub trait EventHandler: Send + Sync + 'static {
 
 /// The `kefu.events.v1.EventInbox` server of a service.
 pub struct Inbox<H> {
+    part: &'static str,
     db: DatabaseConnection,
     clock: SharedClock,
     relay: RelayWaker,
@@ -132,8 +133,10 @@ pub struct Inbox<H> {
 }
 
 impl<H: EventHandler> Inbox<H> {
-    pub fn new(db: DatabaseConnection, clock: SharedClock, relay: RelayWaker, handler: H) -> Self {
-        Self { db, clock, relay, handler }
+    /// The inbox of the service `context` describes.
+    pub fn new(context: &crate::server::ServiceContext, handler: H) -> Self {
+        let (db, clock, relay) = (context.db.clone(), context.clock.clone(), context.relay.clone());
+        Self { part: context.name.as_str(), db, clock, relay, handler }
     }
 
     pub fn into_server(self) -> event_inbox_server::EventInboxServer<Self> {
@@ -181,6 +184,16 @@ impl<H: EventHandler> event_inbox_server::EventInbox for Inbox<H> {
                 .zip(applied)
                 .map(|(event, applied)| DeliveryOutcome { event_id: event.id.clone(), applied, error: String::new() })
                 .collect(),
+            // The database is away: each event alone would wait as long again. The sender retries.
+            // (Logged where it was met, now and then.)
+            Err(status) if status.code() == tonic::Code::Unavailable => events
+                .iter()
+                .map(|event| DeliveryOutcome {
+                    event_id: event.id.clone(),
+                    applied: false,
+                    error: format!("{:?}: {}", status.code(), status.message()),
+                })
+                .collect(),
             Err(_) if events.len() > 1 => {
                 // Find the culprit: each event on its own.
                 let mut outcomes = Vec::with_capacity(events.len());
@@ -197,6 +210,8 @@ impl<H: EventHandler> event_inbox_server::EventInbox for Inbox<H> {
             }
             Err(status) => vec![outcome_error(&events[0], &status)],
         };
+        let applied = outcomes.iter().filter(|outcome| outcome.applied).count();
+        crate::metrics::inbox_applied(self.part, &issuer, applied);
         // The effects may have written events of their own.
         self.relay.wake();
         Ok(Response::new(DeliverResponse { outcomes }))

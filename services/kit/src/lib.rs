@@ -19,6 +19,7 @@
 //! - [`names`]: resource names such as `complaints/{case_number}`, taken apart in one place;
 //! - [`error`]: field violations and the mapping of internal failures to `tonic::Status`;
 //! - [`keys`]: keys kept out of the database (the audit key, the webhook key);
+//! - [`metrics`]: Prometheus metrics on `KEFU_METRICS_ADDR`, and the layer that times every call;
 //! - [`limits`]: what every server bounds (connections, handshakes, calls, time), in one table;
 //! - [`server`]: one gRPC server with health, reflection and graceful shutdown (draining first);
 //! - [`readiness`]: what health reports — not while draining, not while the database is away;
@@ -39,6 +40,7 @@ pub mod history;
 pub mod inbox;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod migrate;
 pub mod money;
 pub mod names;

@@ -151,3 +151,28 @@ pub async fn enqueue_many<'a>(
     Entity::insert_many(rows).exec_without_returning(tx).await?;
     Ok(())
 }
+
+/// The events waiting in the outbox, per destination: how many, and how long the oldest has waited
+/// at `now` (for the metrics).
+pub async fn backlog(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, u64, std::time::Duration)>, DbErr> {
+    use sea_orm::{QuerySelect, sea_query::Expr};
+    let rows: Vec<(String, i64, DateTime<Utc>)> = Entity::find()
+        .select_only()
+        .column(Column::Destination)
+        .column_as(Expr::col(Column::Seq).count(), "events")
+        .column_as(Expr::col(Column::CreateTime).min(), "oldest")
+        .group_by(Column::Destination)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(destination, events, oldest)| {
+            let waited = (now - oldest).to_std().unwrap_or_default();
+            (destination, u64::try_from(events).unwrap_or(0), waited)
+        })
+        .collect())
+}

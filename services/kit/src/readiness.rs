@@ -19,6 +19,10 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::shutdown::Shutdown;
 
+/// The health service name Kubernetes' liveness probe asks for: `SERVING` whenever the server
+/// answers, draining or not, database or not (restarting would not bring the database back).
+pub const LIVENESS: &str = "liveness";
+
 /// How often the database is pinged, and how long a ping may take before it counts as unanswered.
 pub const PING_EVERY: Duration = Duration::from_secs(1);
 pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -27,6 +31,7 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct Readiness {
     reporter: HealthReporter,
+    part: &'static str,
     service_names: Arc<[String]>,
     state: Arc<Mutex<State>>,
 }
@@ -45,13 +50,16 @@ impl State {
 
 impl Readiness {
     /// Readiness for the named services, reported by `reporter`; serving until told otherwise.
-    pub async fn new(reporter: HealthReporter, service_names: &[&str]) -> Readiness {
+    pub async fn new(reporter: HealthReporter, part: &'static str, service_names: &[&str]) -> Readiness {
         let readiness = Readiness {
             reporter,
+            part,
             service_names: service_names.iter().map(|name| (*name).to_owned()).collect(),
             state: Arc::new(Mutex::new(State { draining: false, database_answers: true })),
         };
         readiness.report(true).await;
+        // What the liveness probe asks: alive as long as it answers at all.
+        readiness.reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
         readiness
     }
 
@@ -83,6 +91,7 @@ impl Readiness {
     }
 
     async fn report(&self, serving: bool) {
+        crate::metrics::ready(self.part, serving);
         let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
         self.reporter.set_service_status("", status).await;
         for name in self.service_names.iter() {

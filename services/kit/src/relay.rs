@@ -388,6 +388,10 @@ impl Relay {
                 false
             }
         };
+        let failures = outcomes.iter().filter(|outcome| matches!(outcome, Outcome::Failed { .. })).count();
+        if failures > 0 {
+            crate::metrics::relay_delivery_failed(self.source.as_str(), &destination, failures);
+        }
         (destination, reached, outcomes)
     }
 }

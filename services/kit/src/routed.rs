@@ -290,7 +290,7 @@ pub fn inbox(
     collection: &'static str,
 ) -> kefu_proto::events::v1::event_inbox_server::EventInboxServer<crate::inbox::Inbox<AcceptRoutedCases>> {
     let handler = AcceptRoutedCases { owner: context.name, collection, clock: context.clock.clone() };
-    crate::inbox::Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), handler).into_server()
+    crate::inbox::Inbox::new(context, handler).into_server()
 }
 
 #[cfg(test)]

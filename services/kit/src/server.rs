@@ -16,6 +16,7 @@ use crate::{
     config::{Config, ServiceName},
     db,
     limits::Limits,
+    metrics::Metered,
     migrate,
     migrate::Migration,
     outbox::RelayWaker,
@@ -130,9 +131,13 @@ pub fn signed_channel_to(
 
 /// Health and reflection for the named gRPC services, plus those services' routes; and the
 /// [`Readiness`] that health reports.
-pub async fn standard_routes(routes: Routes, service_names: &[&str]) -> Result<(Routes, Readiness), StartError> {
+pub async fn standard_routes(
+    routes: Routes,
+    part: &'static str,
+    service_names: &[&str],
+) -> Result<(Routes, Readiness), StartError> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    let readiness = Readiness::new(health, service_names).await;
+    let readiness = Readiness::new(health, part, service_names).await;
     let reflection_names = |builder: tonic_reflection::server::Builder<'static>| {
         let mut builder = builder
             .register_encoded_file_descriptor_set(kefu_proto::FILE_DESCRIPTOR_SET)
@@ -220,8 +225,9 @@ fn bound_status(headers: &mut http::HeaderMap) {
 /// 2. HTTP/2 and calls (the builder): keep-alive, a connection's age, calls per connection with load
 ///    shedding (`RESOURCE_EXHAUSTED` at once, never a queue), a timeout per call (or the caller's
 ///    shorter `grpc-timeout`), a tracing span per call;
-/// 3. [`BoundedStatus`]: no error status too large for HTTP/2;
-/// 4. `service`: the gateway's front door, or a service's door (`trust::Verify`) and its routes.
+/// 3. [`Metered`]: each call's duration, method and status, and the calls in flight;
+/// 4. [`BoundedStatus`]: no error status too large for HTTP/2;
+/// 5. `service`: the gateway's front door, or a service's door (`trust::Verify`) and its routes.
 pub async fn serve<S>(
     service: S,
     listener: TcpListener,
@@ -229,6 +235,7 @@ pub async fn serve<S>(
     tls: Option<tonic::transport::ServerTlsConfig>,
     readiness: Readiness,
     shutdown: Shutdown,
+    part: &'static str,
 ) -> Result<(), StartError>
 where
     S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
@@ -250,9 +257,12 @@ where
         .timeout(limits.call_timeout)
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .serve_with_incoming_shutdown(
-            // The stack within a call, outermost first: the bound on error statuses, then the
-            // service (the gateway's front door, or a service's door and its routes).
-            tower::ServiceBuilder::new().layer_fn(BoundedStatus).service(service),
+            // The stack within a call, outermost first: the call's metrics, the bound on error
+            // statuses, then the service (the gateway's front door, or a service's door and its routes).
+            tower::ServiceBuilder::new()
+                .layer_fn(|inner| Metered::new(inner, part))
+                .layer_fn(BoundedStatus)
+                .service(service),
             crate::limits::incoming(listener, limits),
             shutdown.clone().wait(),
         );
@@ -367,17 +377,37 @@ pub async fn run_service<S: Into<Served>>(
         })),
     ];
     tasks.extend(jobs.into_iter().map(|job| tokio::spawn(job(shutdown.clone()))));
-    let (routes, readiness) = standard_routes(routes, spec.service_names).await?;
+    let part = spec.name.as_str();
+    let (routes, readiness) = standard_routes(routes, part, spec.service_names).await?;
     if config.database_url.is_some() {
-        let watch = readiness.clone().watch_database(context.db.clone(), spec.name.as_str(), shutdown.clone());
-        tasks.push(tokio::spawn(watch));
+        tasks.push(tokio::spawn(readiness.clone().watch_database(context.db.clone(), part, shutdown.clone())));
+    }
+    if config.metrics_addr.is_some() {
+        let db = context.db.clone();
+        let clock = context.clock.clone();
+        tasks.push(tokio::spawn(crate::shutdown::every(
+            crate::metrics::SAMPLE_EVERY,
+            shutdown.clone(),
+            "sampling metrics",
+            move || sample(db.clone(), clock.clone(), part),
+        )));
     }
     let service = Verify::new(routes.prepare(), key, spec.name);
-    let served = serve(service, listener, &config.limits, None, readiness, shutdown).await;
+    let served = serve(service, listener, &config.limits, None, readiness, shutdown, part).await;
     for task in tasks {
         let _ = task.await;
     }
     served
+}
+
+/// Samples what the metrics read from a service's database: its outbox's backlog, its pool.
+async fn sample(db: DatabaseConnection, clock: SharedClock, part: &'static str) -> Result<(), tonic::Status> {
+    crate::metrics::pool_sampled(part, &db);
+    let backlog = crate::outbox::backlog(&db, clock.now())
+        .await
+        .map_err(|error| crate::error::from_db("sampling the outbox", error))?;
+    crate::metrics::outbox_sampled(part, &backlog);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ pub async fn run(
             clock: context.clock.clone(),
             time_zone: context.time_zone,
         };
-        let inbox = Inbox::new(context.db.clone(), context.clock.clone(), context.relay.clone(), events);
+        let inbox = Inbox::new(context, events);
         let api = Arc::new(api::SettlementApi { context: context.clone(), gateway: ComplaintsClient::new(gateway) });
         let checker = api.clone();
         Served::new(Routes::new(settlement_server::SettlementServer::from_arc(api)).add_service(inbox.into_server()))

@@ -190,6 +190,7 @@ impl Sender {
             store::defer(&tx, &endpoint.id, next).await?;
         }
         tx.commit().await?;
+        kefu_kit::metrics::webhook_delivery(delivered);
         if delivered {
             tracing::info!(webhook = %endpoint.id, delivery = %delivery.delivery_id, event = %delivery.event, "webhook delivered");
         } else {
