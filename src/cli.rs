@@ -43,6 +43,9 @@ Configuration comes from environment variables only:
                        says NOT_SERVING (default 5; Ctrl-C stops at once)
   KEFU_TOKEN, KEFU_GATEWAY_URL  as whom and where client commands call
   KEFU_LOG             log filter (default info)
+  KEFU_LOG_FORMAT      text (default) or json: one object a line, with trace and span ids
+  OTEL_EXPORTER_OTLP_ENDPOINT  export traces over OTLP/gRPC there (and the other OTEL_*
+                       variables: OTEL_SERVICE_NAME, headers, sampler); unset: none
   KEFU_METRICS_ADDR    serve Prometheus metrics at http://<addr>/metrics (default: none)
 The full table is in services/kit/src/config.rs.";
 
@@ -108,7 +111,13 @@ pub async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    kefu_kit::telemetry::init(&config.log);
+    // Servers export traces (where OTEL_EXPORTER_OTLP_ENDPOINT says); client commands do not.
+    let service_name = match &cli.command {
+        Command::Up => Some("kefu".to_owned()),
+        Command::Serve { target } => Some(format!("kefu-{target}")),
+        _ => None,
+    };
+    let telemetry = kefu_kit::telemetry::init(&config.log, config.log_format, service_name.as_deref());
     let result = match cli.command {
         Command::Up => run_targets(config, &suite::all_targets(), true).await,
         Command::Serve { target } => run_targets(config, &[target], false).await,
@@ -118,6 +127,8 @@ pub async fn main() -> ExitCode {
         Command::Report(args) => crate::report::run(args).await,
         Command::Token(args) => crate::token::run(args).await,
     };
+    // What spans are still buffered go to the collector before the process ends.
+    let _ = tokio::task::spawn_blocking(move || telemetry.flush()).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

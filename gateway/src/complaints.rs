@@ -33,7 +33,7 @@ impl ComplaintsApi {
         let mut request = Request::new(message);
         Caller::from_metadata(metadata).write_metadata(request.metadata_mut());
         if let Some(trace) = TraceContext::from_metadata(metadata) {
-            trace.child().write_metadata(request.metadata_mut());
+            trace.write_metadata(request.metadata_mut());
         }
         request
     }

@@ -153,8 +153,9 @@ impl Service<Request<Body>> for Dispatch {
         if let Some(principal) = &principal {
             principal.caller.write_metadata(&mut metadata);
         }
+        // The caller's trace goes on (its context is this call's span where traces are exported).
         let trace = TraceContext::from_metadata(&metadata).unwrap_or_else(TraceContext::new_root);
-        trace.child().write_metadata(&mut metadata);
+        trace.write_metadata(&mut metadata);
         *request.headers_mut() = metadata.into_headers();
 
         let backend = self.backend_for(&path);

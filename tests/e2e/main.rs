@@ -20,7 +20,9 @@
 //! - `processes`: the real `kefu` binary as separate processes: `kill -9`, restart, and a bad
 //!   routing policy;
 //! - `operations`: what an operator relies on: the drain on SIGTERM, and PostgreSQL going away
-//!   under load (a private PostgreSQL server the test stops and starts).
+//!   under load (a private PostgreSQL server the test stops and starts), backups, metrics;
+//! - `traces`: one complaint's spans received by an OTLP trace service the test runs, from the
+//!   gateway, intake and inspection as separate processes, and JSON log lines naming them.
 //!
 //! PostgreSQL tests create a fresh database per test on `KEFU_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and fail loudly if it cannot be reached.
@@ -38,5 +40,6 @@ mod operations;
 mod processes;
 mod settlement;
 mod support;
+mod traces;
 mod upkeep;
 mod webhooks;

@@ -406,7 +406,7 @@ async fn kefu_backup_copies_a_running_suite_and_the_copy_starts_with_everything_
 
     // A suite started on the copy has every one of them, and delivers what was still in flight.
     let mut restored = Cluster::new(copy.path(), None);
-    restored.up(&[]);
+    restored.up(&[("KEFU_RATE_LIMIT", "100000")]);
     let client = ComplaintsClient::new(restored.gateway());
     for name in &before {
         eventually(&format!("{name} is in the copy and accepted by its owner"), || {

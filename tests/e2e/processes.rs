@@ -58,7 +58,7 @@ impl Cluster {
     }
 
     /// Starts `target` under the name `name`, with `extra` environment on top of the cluster's.
-    fn start_as(&mut self, name: &'static str, target: &'static str, extra: &[(String, String)]) {
+    pub(crate) fn start_as(&mut self, name: &'static str, target: &'static str, extra: &[(String, String)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -171,6 +171,9 @@ async fn write<'a>(
     batch: impl Iterator<Item = &'a New>,
 ) -> Result<Vec<Complaint>, Error> {
     let batch: Vec<&New> = batch.collect();
+    // Where traces are exported, each registration's trace has the batch's transaction in it.
+    let _spans: Vec<tracing::Span> =
+        batch.iter().map(|new| kefu_kit::trace::transaction_span(db, "kefu.register", Some(&new.trace))).collect();
     let tx = db.begin().await.map_err(error::db("registering a complaint"))?;
     let known = Customers::read(&tx, &batch).await?;
     let registered: Vec<(Complaint, Applied<Effects>)> = batch

@@ -29,6 +29,8 @@
 //! | `KEFU_OIDC_SUBJECT_CLAIM`, `KEFU_OIDC_DEPARTMENT_CLAIM`, `KEFU_OIDC_BRANCH_CLAIM`, `KEFU_OIDC_ROLES_CLAIM`, `KEFU_OIDC_CLEARANCE_CLAIM` | `sub`, `department`, `branch`, `roles`, `clearance` | which JWT claims carry the staff member's id, department, branch, roles (an array, or a string separated by spaces or commas) and clearance |
 //! | `KEFU_MAX_CONNECTIONS`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_KEEPALIVE`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT`, `KEFU_DRAIN` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per principal |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
+//! | `KEFU_LOG_FORMAT` | `text` | `json`: one JSON object a line, with the `trace_id` and `span_id` of the call (for a log collector) |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` and the other standard `OTEL_*` variables | unset: no traces exported | where servers export their spans over OTLP/gRPC (see `kit::telemetry`) |
 //! | `KEFU_METRICS_ADDR` | unset: no metrics | where Prometheus metrics are served, at `/metrics` (e.g. `0.0.0.0:9090`); one endpoint per process (see `kit::metrics`) |
 //!
 //! `<SERVICE>` is `INTAKE`, `INSPECTION`, `CLAIMS`, `SETTLEMENT` or `ARCHIVES`.
@@ -141,6 +143,7 @@ pub struct Config {
     /// What every server bounds.
     pub limits: crate::limits::Limits,
     pub log: String,
+    pub log_format: crate::telemetry::LogFormat,
     /// Where `/metrics` is served (`kit::metrics`); `None`: not served, nothing sampled.
     pub metrics_addr: Option<SocketAddr>,
 }
@@ -363,6 +366,17 @@ impl Config {
         let keepalive = seconds(number("KEFU_KEEPALIVE", 3..=3_600, limits.keepalive_interval.as_secs())?);
         let limits =
             crate::limits::Limits { keepalive_interval: keepalive, keepalive_timeout: keepalive * 2 / 3, ..limits };
+        let log_format = match get("KEFU_LOG_FORMAT").as_deref() {
+            None | Some("text") => crate::telemetry::LogFormat::Text,
+            Some("json") => crate::telemetry::LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "KEFU_LOG_FORMAT".into(),
+                    value: other.into(),
+                    problem: "expected text (the default) or json".into(),
+                });
+            }
+        };
         let metrics_addr = match get("KEFU_METRICS_ADDR") {
             None => None,
             Some(_) => Some(parse_addr("KEFU_METRICS_ADDR", loopback(0))?),
@@ -402,6 +416,7 @@ impl Config {
             limits,
             tls,
             log: get("KEFU_LOG").unwrap_or_else(|| "info".into()),
+            log_format,
             metrics_addr,
         })
     }

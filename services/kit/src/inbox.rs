@@ -161,7 +161,7 @@ impl<H: EventHandler> Inbox<H> {
 impl<H: EventHandler> event_inbox_server::EventInbox for Inbox<H> {
     async fn deliver(&self, request: Request<DeliverRequest>) -> Result<Response<DeliverResponse>, Status> {
         let issuer = request.extensions().get::<Issuer>().map(|issuer| issuer.0.clone());
-        let events = request.into_inner().events;
+        let mut events = request.into_inner().events;
         let Some(issuer) = issuer else {
             return Err(Status::unauthenticated("events are accepted only from kefu's services, signed"));
         };
@@ -178,6 +178,13 @@ impl<H: EventHandler> event_inbox_server::EventInbox for Inbox<H> {
         if let Some(index) = events.iter().position(|event| event.id.is_empty() || event.id.len() > 64) {
             return Err(error::invalid_field(&format!("events[{index}].id"), "required, at most 64 characters"));
         }
+        // Where traces are exported, applying each event is a consumer span in the event's own
+        // trace, and what the event causes (its effects' events) carries that span.
+        let _applying: Vec<tracing::Span> = if crate::trace::exporting() {
+            events.iter_mut().map(|event| applying(self.part, event)).collect()
+        } else {
+            Vec::new()
+        };
         let outcomes = match self.apply_all(&events).await {
             Ok(applied) => events
                 .iter()
@@ -216,6 +223,24 @@ impl<H: EventHandler> event_inbox_server::EventInbox for Inbox<H> {
         self.relay.wake();
         Ok(Response::new(DeliverResponse { outcomes }))
     }
+}
+
+/// The span of applying `event` at `part`, a child of the event's trace; the event now carries it.
+fn applying(part: &'static str, event: &mut Event) -> tracing::Span {
+    let span = tracing::info_span!(
+        "inbox.apply",
+        otel.name = "kefu.inbox apply",
+        otel.kind = "consumer",
+        messaging.system = "kefu.outbox",
+        kefu.part = part,
+        kefu.event.source = %event.source,
+    );
+    let carried =
+        crate::trace::TraceContext { traceparent: event.traceparent.clone(), tracestate: event.tracestate.clone() };
+    let own = crate::trace::span_with_parent(&span, &carried);
+    event.traceparent = own.traceparent;
+    event.tracestate = own.tracestate;
+    span
 }
 
 fn outcome_error(event: &Event, status: &Status) -> DeliveryOutcome {

@@ -19,7 +19,9 @@
 //! - [`names`]: resource names such as `complaints/{case_number}`, taken apart in one place;
 //! - [`error`]: field violations and the mapping of internal failures to `tonic::Status`;
 //! - [`keys`]: keys kept out of the database (the audit key, the webhook key);
-//! - [`metrics`]: Prometheus metrics on `KEFU_METRICS_ADDR`, and the layer that times every call;
+//! - [`metrics`]: Prometheus metrics on `KEFU_METRICS_ADDR`;
+//! - [`observe`]: every call's span and metrics, in one layer of the server;
+//! - [`telemetry`]: logs (text or JSON) and the OpenTelemetry trace exporter;
 //! - [`limits`]: what every server bounds (connections, handshakes, calls, time), in one table;
 //! - [`server`]: one gRPC server with health, reflection and graceful shutdown (draining first);
 //! - [`readiness`]: what health reports — not while draining, not while the database is away;
@@ -44,6 +46,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod money;
 pub mod names;
+pub mod observe;
 pub mod outbox;
 pub mod paging;
 pub mod policy_file;

@@ -27,7 +27,7 @@ use std::{
         LazyLock, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 /// The upper bounds of the call-duration buckets, in seconds.
@@ -37,7 +37,7 @@ const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// A family of series of one metric, one per set of label values.
-struct Family<T> {
+pub(crate) struct Family<T> {
     name: &'static str,
     help: &'static str,
     kind: &'static str,
@@ -50,7 +50,7 @@ impl<T: Default> Family<T> {
         Family { name, help, kind, labels, series: Mutex::new(BTreeMap::new()) }
     }
 
-    fn with(&self, values: &[&str], change: impl FnOnce(&mut T)) {
+    pub(crate) fn with(&self, values: &[&str], change: impl FnOnce(&mut T)) {
         debug_assert_eq!(values.len(), self.labels.len(), "{}", self.name);
         let Ok(mut series) = self.series.lock() else { return };
         let key: Vec<String> = values.iter().map(|value| (*value).to_owned()).collect();
@@ -131,7 +131,7 @@ static CALL_DURATION: Family<Histogram> = Family::new(
     "Duration of calls a kefu server answered, from the request to the end of the response, by method and gRPC status.",
     &["part", "rpc_system_name", "rpc_method", "rpc_response_status_code"],
 );
-static IN_FLIGHT: Family<f64> =
+pub(crate) static IN_FLIGHT: Family<f64> =
     Family::new("rpc_server_calls_in_flight", "gauge", "Calls a kefu server is answering now.", &["part"]);
 static OUTBOX_EVENTS: Family<f64> = Family::new(
     "kefu_outbox_events",
@@ -192,7 +192,7 @@ static BUILD_INFO: Family<f64> =
 
 /// Every method kefu serves (its own APIs, health, reflection), as `package.Service/Method`: only
 /// these become label values, so a caller inventing paths cannot grow the metrics.
-static KNOWN_METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
+pub(crate) static KNOWN_METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
     use prost::Message as _;
     let mut known = HashSet::new();
     for set in [kefu_proto::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET] {
@@ -291,7 +291,7 @@ pub fn pool_sampled(part: &str, db: &sea_orm::DatabaseConnection) {
     DATABASE_CONNECTIONS.with(&[part, "idle"], |value| *value = f64::from(idle));
 }
 
-fn status_name(code: tonic::Code) -> &'static str {
+pub(crate) fn status_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {
         Ok => "OK",
@@ -377,129 +377,6 @@ pub async fn serve(listener: tokio::net::TcpListener, shutdown: crate::Shutdown)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service_fn(answer));
             let _ = tokio::time::timeout(Duration::from_secs(60), connection).await;
         });
-    }
-}
-
-/// The layer that records every call a server answers: its duration, method and status, and the
-/// calls in flight. The status is read from the response's headers (an error answered at once) or
-/// from its trailers (the end of the body); a call dropped before either counts as `CANCELLED`.
-#[derive(Clone)]
-pub struct Metered<S> {
-    inner: S,
-    part: &'static str,
-}
-
-impl<S> Metered<S> {
-    pub fn new(inner: S, part: &'static str) -> Metered<S> {
-        Metered { inner, part }
-    }
-}
-
-/// One call being recorded; recorded once, at the latest when dropped.
-struct Call {
-    part: &'static str,
-    method: &'static str,
-    started: Instant,
-    done: bool,
-}
-
-impl Call {
-    fn start(part: &'static str, path: &str) -> Call {
-        let method = KNOWN_METHODS.get(path.trim_start_matches('/')).map(String::as_str).unwrap_or("_OTHER");
-        IN_FLIGHT.with(&[part], |value| *value += 1.0);
-        Call { part, method, started: Instant::now(), done: false }
-    }
-
-    fn finish(&mut self, status: tonic::Code) {
-        if !self.done {
-            self.done = true;
-            IN_FLIGHT.with(&[self.part], |value| *value -= 1.0);
-            record_call(self.part, self.method, status, self.started.elapsed());
-        }
-    }
-}
-
-impl Drop for Call {
-    fn drop(&mut self) {
-        self.finish(tonic::Code::Cancelled);
-    }
-}
-
-fn status_of(headers: &http::HeaderMap) -> Option<tonic::Code> {
-    let value = headers.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
-    Some(tonic::Code::from_i32(value))
-}
-
-impl<S> tower::Service<http::Request<tonic::body::Body>> for Metered<S>
-where
-    S: tower::Service<
-            http::Request<tonic::body::Body>,
-            Response = http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, std::convert::Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        if !enabled() {
-            return Box::pin(self.inner.call(request));
-        }
-        let mut call = Call::start(self.part, request.uri().path());
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let response = future.await?;
-            if let Some(status) = status_of(response.headers()) {
-                call.finish(status);
-                return Ok(response);
-            }
-            Ok(response.map(|body| tonic::body::Body::new(MeteredBody { inner: body, call })))
-        })
-    }
-}
-
-/// A response body that finishes its call's record when its trailers (or its end) come.
-struct MeteredBody {
-    inner: tonic::body::Body,
-    call: Call,
-}
-
-impl http_body::Body for MeteredBody {
-    type Data = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            std::task::Poll::Ready(Some(Ok(frame))) => {
-                if let Some(status) = frame.trailers_ref().and_then(status_of) {
-                    self.call.finish(status);
-                }
-            }
-            std::task::Poll::Ready(Some(Err(status))) => self.call.finish(status.code()),
-            std::task::Poll::Ready(None) => self.call.finish(tonic::Code::Unknown),
-            std::task::Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 

@@ -105,6 +105,19 @@ pub fn new_event(
     caller: &Caller,
     payload: Payload,
 ) -> Event {
+    // Where traces are exported, writing the event is a producer span, and the event carries it:
+    // its delivery and its application are that span's children.
+    let written = crate::trace::exporting().then(|| {
+        let span = tracing::info_span!(
+            "outbox.write",
+            otel.name = "kefu.outbox write",
+            otel.kind = "producer",
+            messaging.system = "kefu.outbox",
+            kefu.part = source.as_str(),
+        );
+        crate::trace::span_with_parent(&span, trace)
+    });
+    let trace = written.as_ref().unwrap_or(trace);
     Event {
         id: uuid::Uuid::now_v7().to_string(),
         source: source.as_str().into(),

@@ -355,7 +355,6 @@ impl Relay {
         // The call runs within the first event's trace; every event carries its own besides.
         let first = &sent[0].1;
         TraceContext { traceparent: first.traceparent.clone(), tracestate: first.tracestate.clone() }
-            .child()
             .write_metadata(request.metadata_mut());
         Caller::from_proto(first.caller.as_ref()).write_metadata(request.metadata_mut());
         let reached = match client.deliver(request).await {

@@ -16,9 +16,9 @@ use crate::{
     config::{Config, ServiceName},
     db,
     limits::Limits,
-    metrics::Metered,
     migrate,
     migrate::Migration,
+    observe::Observed,
     outbox::RelayWaker,
     readiness::Readiness,
     relay::Relay,
@@ -224,8 +224,9 @@ fn bound_status(headers: &mut http::HeaderMap) {
 ///    if it sends nothing in time; then TLS, where it is configured (the gateway's);
 /// 2. HTTP/2 and calls (the builder): keep-alive, a connection's age, calls per connection with load
 ///    shedding (`RESOURCE_EXHAUSTED` at once, never a queue), a timeout per call (or the caller's
-///    shorter `grpc-timeout`), a tracing span per call;
-/// 3. [`Metered`]: each call's duration, method and status, and the calls in flight;
+///    shorter `grpc-timeout`);
+/// 3. [`Observed`]: each call's span (exported as OpenTelemetry's where configured), its duration,
+///    method and status, and the calls in flight;
 /// 4. [`BoundedStatus`]: no error status too large for HTTP/2;
 /// 5. `service`: the gateway's front door, or a service's door (`trust::Verify`) and its routes.
 pub async fn serve<S>(
@@ -255,12 +256,12 @@ where
         .concurrency_limit_per_connection(limits.calls_per_connection)
         .load_shed(true)
         .timeout(limits.call_timeout)
-        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .serve_with_incoming_shutdown(
-            // The stack within a call, outermost first: the call's metrics, the bound on error
-            // statuses, then the service (the gateway's front door, or a service's door and its routes).
+            // The stack within a call, outermost first: the call's span and metrics, the bound on
+            // error statuses, then the service (the gateway's front door, or a service's door and
+            // its routes).
             tower::ServiceBuilder::new()
-                .layer_fn(|inner| Metered::new(inner, part))
+                .layer_fn(|inner| Observed::new(inner, part))
                 .layer_fn(BoundedStatus)
                 .service(service),
             crate::limits::incoming(listener, limits),

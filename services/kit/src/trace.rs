@@ -1,8 +1,142 @@
 //! The W3C trace context (`traceparent`, `tracestate`), carried on every gRPC hop and inside every
 //! event, so that one complaint is one trace from the gateway to the last department. The gateway
 //! starts a trace when the caller did not send one; each hop below keeps the trace id.
+//!
+//! When traces are exported ([`crate::telemetry`], `OTEL_EXPORTER_OTLP_ENDPOINT`), the context
+//! carried is OpenTelemetry's: every server span takes the incoming `traceparent` as its parent and
+//! puts its own in its place, every call out and every event written carries the span that made it
+//! ([`span_with_parent`], [`context_of`]). Unset, nothing is exported and the context is only carried.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::{
+    propagation::{Extractor, Injector, TextMapPropagator},
+    trace::TraceContextExt,
+};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tonic::metadata::{MetadataMap, MetadataValue};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported (set once, when the exporter is installed).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+pub(crate) fn set_exporting() {
+    EXPORTING.store(true, Ordering::Relaxed);
+}
+
+/// HTTP headers as the propagator reads and writes them.
+pub struct Headers<'a>(pub &'a mut http::HeaderMap);
+
+impl Injector for Headers<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(key), http::HeaderValue::try_from(value)) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+struct ReadHeaders<'a>(&'a http::HeaderMap);
+
+impl Extractor for ReadHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+impl Extractor for TraceContext {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            TRACEPARENT => Some(self.traceparent.as_str()),
+            TRACESTATE => Some(self.tracestate.as_str()),
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec![TRACEPARENT, TRACESTATE]
+    }
+}
+
+impl Injector for TraceContext {
+    fn set(&mut self, key: &str, value: String) {
+        match key {
+            TRACEPARENT => self.traceparent = value,
+            TRACESTATE => self.tracestate = value,
+            _ => {}
+        }
+    }
+}
+
+/// Makes `span` a child of the context in `headers` (when they carry one), then writes the span's
+/// own context in its place: what runs under it, and what it calls, carries the span.
+pub fn adopt_from_headers(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    if headers.contains_key(TRACEPARENT) {
+        let _ = span.set_parent(TraceContextPropagator::new().extract(&ReadHeaders(headers)));
+    }
+    TraceContextPropagator::new().inject_context(&span.context(), &mut Headers(headers));
+}
+
+/// Makes `span` a child of `parent` (when it is well-formed); returns the span's own context.
+pub fn span_with_parent(span: &tracing::Span, parent: &TraceContext) -> TraceContext {
+    if is_valid_traceparent(&parent.traceparent) {
+        let _ = span.set_parent(TraceContextPropagator::new().extract(parent));
+    }
+    context_of(span).unwrap_or_else(|| parent.clone())
+}
+
+/// The W3C context of `span`, when it is exported.
+pub fn context_of(span: &tracing::Span) -> Option<TraceContext> {
+    let context = span.context();
+    if !context.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carried = TraceContext::default();
+    TraceContextPropagator::new().inject_context(&context, &mut carried);
+    Some(carried)
+}
+
+/// A database transaction's span, a child of `parent` (the current span where `None`): what
+/// `operation` wrote, on `db`'s system. A disabled span where traces are not exported.
+pub fn transaction_span(
+    db: &sea_orm::DatabaseConnection,
+    operation: &'static str,
+    parent: Option<&TraceContext>,
+) -> tracing::Span {
+    if !exporting() {
+        return tracing::Span::none();
+    }
+    let system = match sea_orm::ConnectionTrait::get_database_backend(db) {
+        sea_orm::DbBackend::Postgres => "postgresql",
+        sea_orm::DbBackend::Sqlite => "sqlite",
+        sea_orm::DbBackend::MySql => "mysql",
+    };
+    let span = tracing::info_span!(
+        "db.transaction",
+        otel.name = operation,
+        otel.kind = "client",
+        db.system.name = system,
+        db.operation.name = "TRANSACTION",
+    );
+    if let Some(parent) = parent {
+        span_with_parent(&span, parent);
+    }
+    span
+}
+
+/// The trace and span ids of `span`, for log lines.
+pub fn ids_of(span: &tracing::Span) -> Option<(String, String)> {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| (span_context.trace_id().to_string(), span_context.span_id().to_string()))
+}
 
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
@@ -32,14 +166,11 @@ impl TraceContext {
         Some(TraceContext { traceparent: traceparent.to_owned(), tracestate })
     }
 
-    /// The same trace with a new parent span id: the context for a call this hop makes.
-    pub fn child(&self) -> Self {
-        if !is_valid_traceparent(&self.traceparent) {
-            return Self::new_root();
-        }
-        let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
-        let traceparent = format!("{}{}{}", &self.traceparent[..36], span_id, &self.traceparent[52..]);
-        TraceContext { traceparent, tracestate: self.tracestate.clone() }
+    /// The trace context of an incoming request's headers, if it has a well-formed one.
+    pub fn from_headers(headers: &http::HeaderMap) -> Option<Self> {
+        let traceparent = headers.get(TRACEPARENT)?.to_str().ok()?.trim();
+        is_valid_traceparent(traceparent)
+            .then(|| TraceContext { traceparent: traceparent.to_owned(), tracestate: String::new() })
     }
 
     pub fn trace_id(&self) -> &str {
@@ -74,13 +205,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_child_keeps_the_trace_and_changes_the_span() {
+    fn a_new_root_is_a_well_formed_sampled_trace() {
         let root = TraceContext::new_root();
         assert!(is_valid_traceparent(&root.traceparent), "{}", root.traceparent);
-        let child = root.child();
-        assert!(is_valid_traceparent(&child.traceparent));
-        assert_eq!(child.trace_id(), root.trace_id());
-        assert_ne!(child.traceparent, root.traceparent);
+        assert!(root.traceparent.ends_with("-01"));
+        assert_ne!(TraceContext::new_root().trace_id(), root.trace_id());
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl SignedChannel {
 impl tower::Service<Request<Body>> for SignedChannel {
     type Response = Response<Body>;
     type Error = tonic::transport::Error;
-    type Future = <Channel as tower::Service<Request<Body>>>::Future;
+    type Future = tracing::instrument::Instrumented<<Channel as tower::Service<Request<Body>>>::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         tower::Service::poll_ready(&mut self.channel, cx)
@@ -172,7 +172,24 @@ impl tower::Service<Request<Body>> for SignedChannel {
         if let Ok(value) = HeaderValue::try_from(assertion) {
             request.headers_mut().insert(ASSERTION, value);
         }
-        self.channel.call(request)
+        // Where traces are exported, the call is a client span: a child of the trace the request
+        // carries (or of the span it is made in), whose context the callee continues.
+        let span = if crate::trace::exporting() {
+            let method = request.uri().path().trim_start_matches('/').to_owned();
+            let span = tracing::info_span!(
+                "rpc.client",
+                otel.name = %method,
+                otel.kind = "client",
+                rpc.system.name = "grpc",
+                rpc.method = %method,
+                kefu.part = self.issuer,
+            );
+            crate::trace::adopt_from_headers(&span, request.headers_mut());
+            span
+        } else {
+            tracing::Span::none()
+        };
+        tracing::Instrument::instrument(self.channel.call(request), span)
     }
 }
 

@@ -242,15 +242,19 @@ pub async fn act<K: Keeper>(
         return Ok(Acted::Repeated);
     }
     let now = to_micros(context.clock.now());
-    let tx = db.begin().await.map_err(Failure::db("starting a change"))?;
-    let (acted, sent) = act_in(keeper, &tx, context.name, key, request, command, now).await?;
-    if let Acted::Changed(_) = &acted {
-        tx.commit().await.map_err(Failure::db("committing a change"))?;
-        if sent {
-            context.relay.wake();
+    let span = crate::trace::transaction_span(db, "kefu.write", None);
+    let transaction = async {
+        let tx = db.begin().await.map_err(Failure::db("starting a change"))?;
+        let (acted, sent) = act_in(keeper, &tx, context.name, key, request, command, now).await?;
+        if let Acted::Changed(_) = &acted {
+            tx.commit().await.map_err(Failure::db("committing a change"))?;
+            if sent {
+                context.relay.wake();
+            }
         }
-    }
-    Ok(acted)
+        Ok(acted)
+    };
+    tracing::Instrument::instrument(transaction, span).await
 }
 
 /// Steps 2–7 of the write path in `tx`, which the caller commits: for a change made inside a
