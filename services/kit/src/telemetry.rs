@@ -51,9 +51,12 @@ pub fn init(filter: &str, format: LogFormat, service_name: Option<&str>) -> Tele
         },
         _ => None,
     };
+    // Spans are exported whatever `KEFU_LOG` keeps out of the log: the filter is the log's alone.
     let traces = provider.as_ref().map(|provider| {
         crate::trace::set_exporting();
-        tracing_opentelemetry::layer().with_tracer(provider.tracer("kefu"))
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("kefu"))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
     let logs = match format {
         LogFormat::Text => {
@@ -69,7 +72,7 @@ pub fn init(filter: &str, format: LogFormat, service_name: Option<&str>) -> Tele
             .flatten_event(true)
             .boxed(),
     };
-    let _ = tracing_subscriber::registry().with(traces).with(filter).with(logs).try_init();
+    let _ = tracing_subscriber::registry().with(traces).with(logs.with_filter(filter)).try_init();
     Telemetry { provider }
 }
 
