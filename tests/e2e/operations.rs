@@ -12,7 +12,7 @@ use std::{
 };
 
 use kefu_proto::gateway::v1::{
-    GetComplaintRequest, ListTokensRequest, State, complaints_client::ComplaintsClient, tokens_client::TokensClient,
+    GetComplaintRequest, ListTokensRequest, complaints_client::ComplaintsClient, tokens_client::TokensClient,
 };
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
 use tonic::transport::Channel;
@@ -20,7 +20,7 @@ use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus,
 
 use crate::{
     processes::Cluster,
-    support::{TestDatabase, complaint, create, eventually},
+    support::{TestDatabase, accepted_by_owner, complaint, create, eventually},
 };
 
 /// What `grpc.health.v1` says of the server at `port` (the overall status: readiness), if it answers.
@@ -199,7 +199,9 @@ async fn while_postgresql_is_away_calls_fail_fast_readiness_says_so_and_everythi
     let postgres = PrivatePostgres::start_new(&dir.path().join("postgres"));
     let mut cluster = Cluster::new(dir.path(), None);
     let url = postgres.url();
-    cluster.up(&[("KEFU_DATABASE_URL", &url), ("KEFU_RATE_LIMIT", "100000")]);
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+    let metrics_addr = format!("127.0.0.1:{metrics}");
+    cluster.up(&[("KEFU_DATABASE_URL", &url), ("KEFU_RATE_LIMIT", "100000"), ("KEFU_METRICS_ADDR", &metrics_addr)]);
     let client = ComplaintsClient::new(cluster.gateway());
     eventually("the suite answers", || {
         let mut client = client.clone();
@@ -254,12 +256,19 @@ async fn while_postgresql_is_away_calls_fail_fast_readiness_says_so_and_everythi
     .await;
     // Not ready, but alive: Kubernetes must not restart a server that waits for its database.
     assert_eq!(health_of(intake_port, "liveness").await, Some(ServingStatus::Serving));
+    // The same over HTTP, for probes that cannot ask gRPC health.
+    assert_eq!(status_of_get(metrics, "/ready").await, Some(503));
+    assert_eq!(status_of_get(metrics, "/live").await, Some(200));
     tokio::time::sleep(Duration::from_secs(6).saturating_sub(down_at.elapsed())).await;
     let up_at = Instant::now();
     postgres.start();
     eprintln!("starting PostgreSQL took {:?}", up_at.elapsed());
     eventually("intake is ready again", || async {
         (health_at(intake_port).await == Some(ServingStatus::Serving)).then_some(())
+    })
+    .await;
+    eventually("every part is ready again", || async {
+        (status_of_get(metrics, "/ready").await == Some(200)).then_some(())
     })
     .await;
     let after_outage = seen.lock().expect("not poisoned").acknowledged.len();
@@ -307,15 +316,7 @@ async fn while_postgresql_is_away_calls_fail_fast_readiness_says_so_and_everythi
 
     // Everything acknowledged reached its owner and came back accepted.
     for name in &seen.acknowledged {
-        eventually(&format!("{name} is accepted by inspection"), || {
-            let mut client = client.clone();
-            let name = name.clone();
-            async move {
-                let complaint = client.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
-                (complaint.state == State::Accepted as i32).then_some(())
-            }
-        })
-        .await;
+        accepted_by_owner(&client, name).await;
     }
     cluster.signal("up", "INT");
     let status = cluster.exit_of("up", Duration::from_secs(20)).await;
@@ -409,15 +410,7 @@ async fn kefu_backup_copies_a_running_suite_and_the_copy_starts_with_everything_
     restored.up(&[("KEFU_RATE_LIMIT", "100000")]);
     let client = ComplaintsClient::new(restored.gateway());
     for name in &before {
-        eventually(&format!("{name} is in the copy and accepted by its owner"), || {
-            let mut client = client.clone();
-            let name = name.clone();
-            async move {
-                let complaint = client.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
-                (complaint.state == State::Accepted as i32).then_some(())
-            }
-        })
-        .await;
+        accepted_by_owner(&client, name).await;
     }
     let mut client = client.clone();
     let created = client.create_complaint(create("after-restore", complaint("late_delivery", "YR1"))).await;
@@ -471,15 +464,7 @@ async fn pg_dump_of_the_kefu_schemas_restores_into_a_suite_that_has_every_compla
     cluster.up(&[]);
     let client = ComplaintsClient::new(cluster.gateway());
     for name in &names {
-        eventually(&format!("{name} is in the restored database and accepted by its owner"), || {
-            let mut client = client.clone();
-            let name = name.clone();
-            async move {
-                let complaint = client.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
-                (complaint.state == State::Accepted as i32).then_some(())
-            }
-        })
-        .await;
+        accepted_by_owner(&client, name).await;
     }
     cluster.signal("up", "INT");
     assert!(cluster.exit_of("up", Duration::from_secs(20)).await.success());
@@ -487,15 +472,28 @@ async fn pg_dump_of_the_kefu_schemas_restores_into_a_suite_that_has_every_compla
     restored_database.drop_database().await;
 }
 
-/// `GET /metrics` from `port`: the body.
-async fn scrape(port: u16) -> Option<String> {
+/// `GET path` from `port`: the head and the body.
+async fn http_get(port: u16, path: &str) -> Option<(String, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: kefu\r\nConnection: close\r\n\r\n").await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: kefu\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
-    (head.starts_with("HTTP/1.1 200") && head.contains("text/plain; version=0.0.4")).then(|| body.to_owned())
+    Some((head.to_owned(), body.to_owned()))
+}
+
+/// `GET /metrics` from `port`: the body.
+async fn scrape(port: u16) -> Option<String> {
+    let (head, body) = http_get(port, "/metrics").await?;
+    (head.starts_with("HTTP/1.1 200") && head.contains("text/plain; version=0.0.4")).then_some(body)
+}
+
+/// The status code of `GET path` from `port`.
+async fn status_of_get(port: u16, path: &str) -> Option<u16> {
+    let (head, _) = http_get(port, path).await?;
+    head.split(' ').nth(1)?.parse().ok()
 }
 
 /// The value of the sample `series` (its name and labels exactly as exposed).
@@ -529,15 +527,7 @@ async fn metrics_are_served_for_prometheus_and_count_what_happened() {
         ComplaintsClient::new(anonymous).get_complaint(GetComplaintRequest { name: names[0].clone() }).await;
     assert_eq!(unauthenticated.map(drop).map_err(|status| status.code()), Err(tonic::Code::Unauthenticated));
     for name in &names {
-        eventually(&format!("{name} is accepted"), || {
-            let mut client = client.clone();
-            let name = name.clone();
-            async move {
-                let complaint = client.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
-                (complaint.state == State::Accepted as i32).then_some(())
-            }
-        })
-        .await;
+        accepted_by_owner(&client, name).await;
     }
 
     // The gauges read from the databases come with the next sample (every 5 s).
@@ -565,6 +555,8 @@ async fn metrics_are_served_for_prometheus_and_count_what_happened() {
     assert_eq!(sample(&text, &format!("kefu_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))), Some(1.0));
     assert!(text.contains("# TYPE rpc_server_call_duration_seconds histogram"));
     assert!(!text.contains("13800000000") && !text.contains("王先生"), "no personal data in the metrics");
+    assert_eq!(status_of_get(port, "/ready").await, Some(200), "every part is ready");
+    assert_eq!(status_of_get(port, "/live").await, Some(200));
 
     // Prometheus' own checker, where it is installed (CI installs it: Debian's `prometheus`).
     match Command::new("promtool").args(["check", "metrics"]).stdin(std::process::Stdio::piped()).output_with(&text) {

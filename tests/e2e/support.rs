@@ -14,8 +14,8 @@ use std::{
 use kefu::suite;
 use kefu_kit::{Config, Shutdown, clock::SharedClock, shutdown::ShutdownTrigger};
 use kefu_proto::gateway::v1::{
-    Channel as ComplaintChannel, Complaint, Contact, CreateComplaintRequest, CreateTokenRequest, Token,
-    complaints_client::ComplaintsClient, tokens_client::TokensClient,
+    Channel as ComplaintChannel, Complaint, Contact, CreateComplaintRequest, CreateTokenRequest, GetComplaintRequest,
+    State, Token, complaints_client::ComplaintsClient, tokens_client::TokensClient,
 };
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use tonic::{body::Body, transport::Channel};
@@ -390,6 +390,20 @@ pub async fn delivered_everything(config: &Config, service: &str) {
     })
     .await;
     let _ = db.close().await;
+}
+
+/// Waits until the complaint `name` has been accepted by its owner: the owner's acceptance is back
+/// at intake.
+pub async fn accepted_by_owner(client: &ComplaintsClient<Gateway>, name: &str) {
+    eventually(&format!("{name} is accepted by its owner"), || {
+        let mut client = client.clone();
+        let name = name.to_owned();
+        async move {
+            let complaint = client.get_complaint(GetComplaintRequest { name }).await.ok()?.into_inner();
+            (complaint.state == State::Accepted as i32).then_some(())
+        }
+    })
+    .await;
 }
 
 /// A complaint a branch office might send.

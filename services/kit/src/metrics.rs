@@ -1,6 +1,8 @@
 //! Metrics, in Prometheus' text exposition format, on `KEFU_METRICS_ADDR` at `/metrics`: one
 //! endpoint per process (`kefu up` serves every part's from one; a `kefu serve` pod its own).
-//! Unset, nothing is served and nothing is sampled from the databases.
+//! Unset, nothing is served and nothing is sampled from the databases. The same endpoint answers
+//! `/ready` (200 while every part of the process reports `SERVING`, else 503) and `/live` (200),
+//! for probes that cannot ask gRPC health (the gateway's port, when it speaks TLS).
 //!
 //! | metric | type | labels | what |
 //! |---|---|---|---|
@@ -247,6 +249,11 @@ pub fn gateway_refused(reason: &'static str) {
     GATEWAY_REFUSED.with(&[reason], |value| *value += 1.0);
 }
 
+/// Whether every part of this process reports `SERVING` (and there is at least one).
+fn all_ready() -> bool {
+    READY.series.lock().is_ok_and(|series| !series.is_empty() && series.values().all(|ready| *ready == 1.0))
+}
+
 pub fn ready(part: &str, serving: bool) {
     READY.with(&[part], |value| *value = if serving { 1.0 } else { 0.0 });
 }
@@ -350,14 +357,20 @@ pub async fn serve(listener: tokio::net::TcpListener, shutdown: crate::Shutdown)
     use hyper::{Response, StatusCode, body::Incoming, service::service_fn};
     ENABLED.store(true, Ordering::Relaxed);
     let answer = |request: hyper::Request<Incoming>| async move {
-        let response = if request.uri().path() == "/metrics" {
+        let text = |status: StatusCode, body: &'static str| {
             Response::builder()
+                .status(status)
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(body.as_bytes())))
+        };
+        let response = match request.uri().path() {
+            "/metrics" => Response::builder()
                 .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
-                .body(http_body_util::Full::new(bytes::Bytes::from(render())))
-        } else {
-            Response::builder()
-                .status(StatusCode::NOT_FOUND)
-                .body(http_body_util::Full::new(bytes::Bytes::from_static(b"kefu serves its metrics at /metrics\n")))
+                .body(http_body_util::Full::new(bytes::Bytes::from(render()))),
+            // For probes that cannot speak gRPC health to a TLS port (the gateway's, with TLS on).
+            "/ready" if all_ready() => text(StatusCode::OK, "ready\n"),
+            "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: draining, or a database does not answer\n"),
+            "/live" => text(StatusCode::OK, "alive\n"),
+            _ => text(StatusCode::NOT_FOUND, "kefu serves /metrics, /ready and /live here\n"),
         };
         response.map_err(|error| error.to_string())
     };
