@@ -1,7 +1,8 @@
 //! Traces, received as a collector receives them: an OTLP/gRPC trace service started by the test
 //! (`opentelemetry-proto`'s, served with tonic), and the gateway, intake and inspection as separate
 //! `kefu serve` processes exporting to it. One complaint is one trace, from `CreateComplaint` to
-//! inspection's acceptance and back to intake, with every parent link pointing at a span received.
+//! inspection's acceptance and back to intake, with every parent link pointing at a span received;
+//! and a server flushes the spans it holds when it stops on SIGTERM.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -107,7 +108,14 @@ async fn one_complaint_is_one_trace_across_the_gateway_intake_and_its_owner() {
         ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "100".to_owned()),
         ("KEFU_LOG_FORMAT".to_owned(), "json".to_owned()),
     ];
-    cluster.start_as("gateway", "gateway", &exporting);
+    // The gateway holds its spans until it stops (a batch every ten minutes): they arrive only
+    // because SIGTERM flushes the exporter.
+    let holding: Vec<(String, String)> = exporting
+        .iter()
+        .cloned()
+        .chain([("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "600000".to_owned()), ("KEFU_DRAIN".to_owned(), "0".to_owned())])
+        .collect();
+    cluster.start_as("gateway", "gateway", &holding);
     cluster.start_as("intake", "intake", &exporting);
     // Spans are exported whatever the log keeps: inspection logs warnings only.
     let quiet: Vec<(String, String)> =
@@ -132,6 +140,21 @@ async fn one_complaint_is_one_trace_across_the_gateway_intake_and_its_owner() {
     request.metadata_mut().insert("traceparent", format!("00-{trace_id}-{callers_span}-01").parse().expect("ascii"));
     let name = client.clone().create_complaint(request).await.expect("registered").into_inner().name;
     accepted_by_owner(&client, &name).await;
+
+    // Everything else has arrived; the gateway's spans wait in its exporter until it stops.
+    eventually("intake's spans of the trace arrive", || {
+        let arrived =
+            receiver.spans.lock().expect("not poisoned").iter().any(|span| {
+                span.trace_id == trace_id && span.service == "kefu-intake" && span.name == "kefu.inbox apply"
+            });
+        async move { arrived.then_some(()) }
+    })
+    .await;
+    let from_gateway = |spans: &[Received]| spans.iter().filter(|span| span.service == "kefu-gateway").count();
+    assert_eq!(from_gateway(&receiver.spans.lock().expect("not poisoned")), 0, "the gateway holds its spans");
+    cluster.signal("gateway", "TERM");
+    let stopped = cluster.exit_of("gateway", Duration::from_secs(20)).await;
+    assert!(stopped.success(), "{stopped:?}");
 
     let wanted: [(&str, &str, SpanKind); 6] = [
         ("kefu-gateway", "kefu.gateway.v1.Complaints/CreateComplaint", SpanKind::Server),
