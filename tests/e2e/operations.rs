@@ -20,7 +20,7 @@ use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus,
 
 use crate::{
     processes::Cluster,
-    support::{TestDatabase, accepted_by_owner, complaint, create, eventually},
+    support::{TestDatabase, accepted_by_owner, complaint, create, eventually, free_port},
 };
 
 /// What `grpc.health.v1` says of the server at `port` (the overall status: readiness), if it answers.
@@ -112,7 +112,7 @@ impl PrivatePostgres {
     const BIN: &str = "/usr/lib/postgresql/15/bin";
 
     fn start_new(dir: &Path) -> PrivatePostgres {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+        let port = free_port();
         let server = PrivatePostgres { dir: dir.to_owned(), port };
         // PostgreSQL will not run as root: as the postgres user, where the tests run as root.
         std::fs::create_dir_all(dir).expect("a directory");
@@ -199,7 +199,7 @@ async fn while_postgresql_is_away_calls_fail_fast_readiness_says_so_and_everythi
     let postgres = PrivatePostgres::start_new(&dir.path().join("postgres"));
     let mut cluster = Cluster::new(dir.path(), None);
     let url = postgres.url();
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+    let metrics = free_port();
     let metrics_addr = format!("127.0.0.1:{metrics}");
     cluster.up(&[("KEFU_DATABASE_URL", &url), ("KEFU_RATE_LIMIT", "100000"), ("KEFU_METRICS_ADDR", &metrics_addr)]);
     let client = ComplaintsClient::new(cluster.gateway());
@@ -505,7 +505,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 async fn metrics_are_served_for_prometheus_and_count_what_happened() {
     let dir = tempfile::tempdir().expect("a directory");
     let mut cluster = Cluster::new(dir.path(), None);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+    let port = free_port();
     cluster.up(&[("KEFU_METRICS_ADDR", &format!("127.0.0.1:{port}"))]);
     let client = ComplaintsClient::new(cluster.gateway());
     let mut names = Vec::new();

@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 
 use crate::support::{
     BOOTSTRAP_TOKEN, Backend, Gateway, INTERNAL_KEY, Principal, TestDatabase, TestSuite, TokenChannel, complaint,
-    create, delivered_everything, eventually, on_both_backends, test_config,
+    create, delivered_everything, eventually, free_port, on_both_backends, test_config,
 };
 
 const TARGETS: [&str; 6] = ["gateway", "intake", "inspection", "claims", "settlement", "archives"];
@@ -42,8 +42,7 @@ impl Cluster {
         ];
         let mut ports = HashMap::new();
         for target in TARGETS {
-            let port =
-                std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+            let port = free_port();
             ports.insert(target, port);
             env.push((format!("KEFU_{}_ADDR", target.to_uppercase()), format!("127.0.0.1:{port}")));
         }
@@ -784,7 +783,6 @@ async fn replicas_share_one_database_without_collisions_or_duplicates() {
     let dir = tempfile::tempdir().expect("a directory");
     let database = TestDatabase::create().await;
     let mut cluster = Cluster::new(dir.path(), Some(&database));
-    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
     let (intake_b, gateway_b) = (free_port(), free_port());
     cluster.start("intake");
     cluster.start("inspection");

@@ -406,6 +406,11 @@ pub async fn accepted_by_owner(client: &ComplaintsClient<Gateway>, name: &str) {
     .await;
 }
 
+/// A loopback port free a moment ago, for a process the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port()
+}
+
 /// A complaint a branch office might send.
 pub fn complaint(category: &str, waybill: &str) -> Complaint {
     Complaint {

@@ -194,7 +194,7 @@ static BUILD_INFO: Family<f64> =
 
 /// Every method kefu serves (its own APIs, health, reflection), as `package.Service/Method`: only
 /// these become label values, so a caller inventing paths cannot grow the metrics.
-pub(crate) static KNOWN_METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
+static KNOWN_METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
     use prost::Message as _;
     let mut known = HashSet::new();
     for set in [kefu_proto::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET] {
@@ -214,9 +214,8 @@ pub(crate) static KNOWN_METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
 });
 
 /// The `rpc_method` label of a request path.
-pub fn method_label(path: &str) -> &str {
-    let method = path.trim_start_matches('/');
-    if KNOWN_METHODS.contains(method) { method } else { "_OTHER" }
+pub fn method_label(path: &str) -> &'static str {
+    KNOWN_METHODS.get(path.trim_start_matches('/')).map_or("_OTHER", String::as_str)
 }
 
 /// Counts one call answered by `part`.

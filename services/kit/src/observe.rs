@@ -23,7 +23,7 @@ use tonic::body::Body;
 use tracing::{Instrument as _, field::Empty};
 
 use crate::{
-    metrics::{IN_FLIGHT, KNOWN_METHODS, enabled as metrics_enabled, record_call, status_name},
+    metrics::{IN_FLIGHT, enabled as metrics_enabled, method_label, record_call, status_name},
     trace,
 };
 
@@ -123,7 +123,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let method = KNOWN_METHODS.get(request.uri().path().trim_start_matches('/')).map_or("_OTHER", String::as_str);
+        let method = method_label(request.uri().path());
         let span = span_of(self.part, method);
         if trace::exporting() {
             trace::adopt_from_headers(&span, request.headers_mut());
