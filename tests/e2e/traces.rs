@@ -1,8 +1,10 @@
 //! Traces, received as a collector receives them: an OTLP/gRPC trace service started by the test
 //! (`opentelemetry-proto`'s, served with tonic), and the gateway, intake and inspection as separate
 //! `kefu serve` processes exporting to it. One complaint is one trace, from `CreateComplaint` to
-//! inspection's acceptance and back to intake, with every parent link pointing at a span received;
-//! and a server flushes the spans it holds when it stops on SIGTERM.
+//! inspection's acceptance and back to intake, with every parent link pointing at a span received
+//! and each database statement a span of the work it was part of; a relay's call that hands over
+//! several complaints at once is linked to each of their traces; and a server flushes the spans it
+//! holds when it stops on SIGTERM.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -35,6 +37,8 @@ struct Received {
     span_id: String,
     parent_span_id: String,
     attributes: HashMap<String, String>,
+    /// The spans it is linked to, as (trace id, span id).
+    links: Vec<(String, String)>,
 }
 
 #[derive(Default, Clone)]
@@ -80,6 +84,7 @@ impl TraceService for Receiver {
                         span_id: hex(&span.span_id),
                         parent_span_id: hex(&span.parent_span_id),
                         attributes: attributes(&span.attributes),
+                        links: span.links.iter().map(|link| (hex(&link.trace_id), hex(&link.span_id))).collect(),
                     });
                 }
             }
@@ -118,8 +123,11 @@ async fn one_complaint_is_one_trace_across_the_gateway_intake_and_its_owner() {
     cluster.start_as("gateway", "gateway", &holding);
     cluster.start_as("intake", "intake", &exporting);
     // Spans are exported whatever the log keeps: inspection logs warnings only.
-    let quiet: Vec<(String, String)> =
-        exporting.iter().cloned().chain([("KEFU_LOG".to_owned(), "warn".to_owned())]).collect();
+    let quiet: Vec<(String, String)> = exporting
+        .iter()
+        .cloned()
+        .chain([("KEFU_LOG".to_owned(), "warn".to_owned()), ("KEFU_DRAIN".to_owned(), "0".to_owned())])
+        .collect();
     cluster.start_as("inspection", "inspection", &quiet);
     let client = ComplaintsClient::new(cluster.gateway());
     let warm_up = eventually("the gateway and intake answer", || {
@@ -140,6 +148,23 @@ async fn one_complaint_is_one_trace_across_the_gateway_intake_and_its_owner() {
     request.metadata_mut().insert("traceparent", format!("00-{trace_id}-{callers_span}-01").parse().expect("ascii"));
     let name = client.clone().create_complaint(request).await.expect("registered").into_inner().name;
     accepted_by_owner(&client, &name).await;
+
+    // Complaints registered while inspection is down wait in intake's outbox; when it is back, one
+    // call hands several over, and its span is linked to the trace of each complaint it carries.
+    cluster.signal("inspection", "TERM");
+    assert!(cluster.exit_of("inspection", Duration::from_secs(20)).await.success());
+    let mut waiting = Vec::new();
+    for number in 0..5 {
+        let trace = format!("ba7c4ed{number:0>25}");
+        let mut request = tonic::Request::new(create(&format!("batched {number}"), complaint("attitude", "YT2")));
+        request.metadata_mut().insert("traceparent", format!("00-{trace}-{callers_span}-01").parse().expect("ascii"));
+        waiting.push((trace, client.clone().create_complaint(request).await.expect("registered").into_inner().name));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.start_as("inspection", "inspection", &quiet);
+    for (_, name) in &waiting {
+        accepted_by_owner(&client, name).await;
+    }
 
     // Everything else has arrived; the gateway's spans wait in its exporter until it stops.
     eventually("intake's spans of the trace arrive", || {
@@ -199,7 +224,10 @@ async fn one_complaint_is_one_trace_across_the_gateway_intake_and_its_owner() {
     let delivered_to_owner = find("kefu-inspection", "kefu.events.v1.EventInbox/Deliver", SpanKind::Server);
     let relay_call = parent_of(delivered_to_owner).expect("the delivery's client span was received");
     assert_eq!((relay_call.service.as_str(), relay_call.kind), ("kefu-intake", SpanKind::Client as i32));
-    let written = parent_of(relay_call).expect("the event's write was received");
+    let sending = parent_of(relay_call).expect("the relay's send was received");
+    assert_eq!((sending.name.as_str(), sending.kind), ("send inspection", SpanKind::Client as i32));
+    assert_eq!(sending.attributes.get("messaging.destination.name").map(String::as_str), Some("inspection"));
+    let written = parent_of(sending).expect("the event's write was received");
     assert_eq!((written.name.as_str(), written.kind), ("kefu.outbox write", SpanKind::Producer as i32));
     let mut ancestor = Some(written);
     while let Some(span) = ancestor {
@@ -220,6 +248,26 @@ async fn one_complaint_is_one_trace_across_the_gateway_intake_and_its_owner() {
     let delivered_back = find("kefu-intake", "kefu.events.v1.EventInbox/Deliver", SpanKind::Server);
     assert!(parent_of(delivered_back).is_some_and(|span| span.service == "kefu-inspection"), "{delivered_back:?}");
     assert!(spans.iter().any(|span| span.service == "kefu-intake" && span.name == "kefu.register"), "a database span");
+    // Each statement is a span of the work it was part of, named by what it does and to which table.
+    let descends_from = |span: &Received, ancestor: &Received| {
+        let mut at = parent_of(span);
+        while let Some(span) = at {
+            if span.span_id == ancestor.span_id {
+                return true;
+            }
+            at = parent_of(span);
+        }
+        false
+    };
+    let statement = |service: &str, name: &str| {
+        spans.iter().find(|span| span.service == service && span.name == name && span.kind == SpanKind::Client as i32)
+    };
+    let inserted = statement("kefu-intake", "INSERT complaints").unwrap_or_else(|| panic!("{spans:#?}"));
+    assert!(descends_from(inserted, registered), "the complaint's INSERT is a span of its registration");
+    assert_eq!(inserted.attributes.get("db.system.name").map(String::as_str), Some("sqlite"));
+    assert_eq!(inserted.attributes.get("db.collection.name").map(String::as_str), Some("complaints"));
+    let opened = statement("kefu-inspection", "INSERT inspection_cases").unwrap_or_else(|| panic!("{spans:#?}"));
+    assert!(descends_from(opened, applied), "inspection's case is opened while the handoff is applied");
 
     // Every link points at a span received, but the root's, which is the caller's.
     for span in &spans {
@@ -242,6 +290,37 @@ async fn one_complaint_is_one_trace_across_the_gateway_intake_and_its_owner() {
             assert!(!value.contains("13800000000") && !value.contains("王先生"), "personal data in {span:?}");
         }
     }
+
+    // The call that handed the waiting complaints over is a span of one of their traces, linked to
+    // the others' events.
+    let everything = receiver.spans.lock().expect("not poisoned").clone();
+    let writes: HashMap<&str, &Received> = everything
+        .iter()
+        .filter(|span| span.name == "kefu.outbox write" && span.service == "kefu-intake")
+        .map(|span| (span.span_id.as_str(), span))
+        .collect();
+    let batched: HashSet<&str> = waiting.iter().map(|(trace, _)| trace.as_str()).collect();
+    let sends: Vec<&Received> = everything
+        .iter()
+        .filter(|span| {
+            span.service == "kefu-intake" && span.name == "send inspection" && batched.contains(span.trace_id.as_str())
+        })
+        .collect();
+    let linked: Vec<&Received> = sends
+        .iter()
+        .flat_map(|send| &send.links)
+        .filter_map(|(_, span_id)| writes.get(span_id.as_str()).copied())
+        .collect();
+    assert!(!linked.is_empty(), "a call carried several waiting complaints, linked to their traces: {sends:#?}");
+    for (send, write) in sends.iter().flat_map(|send| send.links.iter().map(move |link| (send, link))) {
+        let write = writes.get(write.1.as_str()).unwrap_or_else(|| panic!("{send:?} links to an event never exported"));
+        assert!(batched.contains(write.trace_id.as_str()) && write.trace_id != send.trace_id, "{send:?} -> {write:?}");
+    }
+    assert!(sends.iter().all(|send| {
+        send.attributes
+            .get("messaging.batch.message_count")
+            .is_some_and(|count| count.parse::<usize>().expect("a count") == send.links.len() + 1)
+    }));
 
     // JSON logs (stderr; the file also has the start-up banner, on stdout): a line of intake's
     // registration names the trace.

@@ -171,11 +171,21 @@ async fn write<'a>(
     batch: impl Iterator<Item = &'a New>,
 ) -> Result<Vec<Complaint>, Error> {
     let batch: Vec<&New> = batch.collect();
-    // Where traces are exported, each registration's trace has the batch's transaction in it.
-    let _spans: Vec<tracing::Span> =
+    // Where traces are exported, each registration's trace has the batch's transaction in it, and
+    // the first one's has its statements besides.
+    let spans: Vec<tracing::Span> =
         batch.iter().map(|new| kefu_kit::trace::transaction_span(db, "kefu.register", Some(&new.trace))).collect();
+    let first = spans.first().cloned().unwrap_or_else(tracing::Span::none);
+    tracing::Instrument::instrument(write_batch(db, keeper, &batch), first).await
+}
+
+async fn write_batch(
+    db: &DatabaseConnection,
+    keeper: &ComplaintKeeper,
+    batch: &[&New],
+) -> Result<Vec<Complaint>, Error> {
     let tx = db.begin().await.map_err(error::db("registering a complaint"))?;
-    let known = Customers::read(&tx, &batch).await?;
+    let known = Customers::read(&tx, batch).await?;
     let registered: Vec<(Complaint, Applied<Effects>)> = batch
         .iter()
         .map(|new| {

@@ -34,11 +34,19 @@ pub fn pool_size(config: &Config, part: &str) -> u32 {
 }
 
 /// Connects `service` (a service's name, or `gateway`) to its database as `config` says, and makes sure its schema exists.
+/// Where traces are exported, every statement it runs within traced work is a span
+/// ([`crate::trace::record_statement`]).
 pub async fn connect(config: &Config, service: &str) -> Result<DatabaseConnection, DbErr> {
-    match &config.database_url {
-        None => connect_sqlite(config, service).await,
-        Some(url) => connect_postgres(url, service, pool_size(config, service)).await,
+    let (mut db, system) = match &config.database_url {
+        None => (connect_sqlite(config, service).await?, "sqlite"),
+        Some(url) => (connect_postgres(url, service, pool_size(config, service)).await?, "postgresql"),
+    };
+    if crate::trace::exporting() {
+        db.set_metric_callback(move |info| {
+            crate::trace::record_statement(system, &info.statement.sql, info.elapsed, info.failed)
+        });
     }
+    Ok(db)
 }
 
 async fn connect_sqlite(config: &Config, service: &str) -> Result<DatabaseConnection, DbErr> {

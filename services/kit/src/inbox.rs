@@ -180,12 +180,14 @@ impl<H: EventHandler> event_inbox_server::EventInbox for Inbox<H> {
         }
         // Where traces are exported, applying each event is a consumer span in the event's own
         // trace, and what the event causes (its effects' events) carries that span.
-        let _applying: Vec<tracing::Span> = if crate::trace::exporting() {
+        // The batch's statements are spans of the first event's application.
+        let applying: Vec<tracing::Span> = if crate::trace::exporting() {
             events.iter_mut().map(|event| applying(self.part, event)).collect()
         } else {
             Vec::new()
         };
-        let outcomes = match self.apply_all(&events).await {
+        let first = applying.first().cloned().unwrap_or_else(tracing::Span::none);
+        let outcomes = match tracing::Instrument::instrument(self.apply_all(&events), first).await {
             Ok(applied) => events
                 .iter()
                 .zip(applied)

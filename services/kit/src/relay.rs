@@ -354,10 +354,10 @@ impl Relay {
         request.set_timeout(DELIVERY_TIMEOUT);
         // The call runs within the first event's trace; every event carries its own besides.
         let first = &sent[0].1;
-        TraceContext { traceparent: first.traceparent.clone(), tracestate: first.tracestate.clone() }
-            .write_metadata(request.metadata_mut());
+        let (span, carried) = self.sending(&destination, &sent);
+        carried.write_metadata(request.metadata_mut());
         Caller::from_proto(first.caller.as_ref()).write_metadata(request.metadata_mut());
-        let reached = match client.deliver(request).await {
+        let reached = match tracing::Instrument::instrument(client.deliver(request), span).await {
             Ok(response) => {
                 let results = response.into_inner().outcomes;
                 for (row, event) in &sent {
@@ -392,6 +392,36 @@ impl Relay {
             crate::metrics::relay_delivery_failed(self.source.as_str(), &destination, failures);
         }
         (destination, reached, outcomes)
+    }
+
+    /// Where traces are exported, sending events is a span of the first event's trace, linked to
+    /// the trace of every other event it carries (one call carries the events of many complaints),
+    /// and the call carries that span; elsewhere, the first event's context itself.
+    fn sending(&self, destination: &str, sent: &[(outbox::Model, Event)]) -> (tracing::Span, TraceContext) {
+        let context_of = |event: &Event| TraceContext {
+            traceparent: event.traceparent.clone(),
+            tracestate: event.tracestate.clone(),
+        };
+        let first = context_of(&sent[0].1);
+        if !crate::trace::exporting() {
+            return (tracing::Span::none(), first);
+        }
+        let span = tracing::info_span!(
+            "kefu.relay send",
+            otel.name = %format!("send {destination}"),
+            otel.kind = "client",
+            messaging.system = "kefu.outbox",
+            messaging.operation.name = "send",
+            messaging.operation.type = "send",
+            messaging.destination.name = %destination,
+            messaging.batch.message_count = sent.len(),
+            kefu.part = self.source.as_str(),
+        );
+        let carried = crate::trace::span_with_parent(&span, &first);
+        for (_, event) in &sent[1..] {
+            crate::trace::link(&span, &context_of(event));
+        }
+        (span, carried)
     }
 }
 

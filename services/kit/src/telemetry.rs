@@ -53,9 +53,14 @@ pub fn init(filter: &str, format: LogFormat, service_name: Option<&str>) -> Tele
     };
     // Spans are exported whatever `KEFU_LOG` keeps out of the log: the filter is the log's alone.
     let traces = provider.as_ref().map(|provider| {
-        crate::trace::set_exporting();
+        crate::trace::set_exporting(provider.tracer("kefu"));
+        // Without the source location, thread and busy/idle time of every span: nothing an operator
+        // reads, and a clock read on every poll of every instrumented future.
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("kefu"))
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
     let logs = match format {

@@ -7,25 +7,30 @@
 //! puts its own in its place, every call out and every event written carries the span that made it
 //! ([`span_with_parent`], [`context_of`]). Unset, nothing is exported and the context is only carried.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::{
+    sync::OnceLock,
+    time::{Duration, SystemTime},
+};
 
 use opentelemetry::{
+    KeyValue,
     propagation::{Extractor, Injector, TextMapPropagator},
-    trace::TraceContextExt,
+    trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _},
 };
-use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracer};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-static EXPORTING: AtomicBool = AtomicBool::new(false);
+/// The tracer spans are exported with, once the exporter is installed.
+static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
 /// Whether spans are exported (set once, when the exporter is installed).
 pub fn exporting() -> bool {
-    EXPORTING.load(Ordering::Relaxed)
+    TRACER.get().is_some()
 }
 
-pub(crate) fn set_exporting() {
-    EXPORTING.store(true, Ordering::Relaxed);
+pub(crate) fn set_exporting(tracer: SdkTracer) {
+    let _ = TRACER.set(tracer);
 }
 
 /// HTTP headers as the propagator reads and writes them.
@@ -92,6 +97,15 @@ pub fn span_with_parent(span: &tracing::Span, parent: &TraceContext) -> TraceCon
     context_of(span).unwrap_or_else(|| parent.clone())
 }
 
+/// Links `span` to the span `other` names (when it is well-formed): a span that does the work of
+/// several traces at once belongs to one of them and is linked to the others.
+pub fn link(span: &tracing::Span, other: &TraceContext) {
+    if is_valid_traceparent(&other.traceparent) {
+        let context = TraceContextPropagator::new().extract(other);
+        span.add_link(context.span().span_context().clone());
+    }
+}
+
 /// The W3C context of `span`, when it is exported.
 pub fn context_of(span: &tracing::Span) -> Option<TraceContext> {
     let context = span.context();
@@ -129,6 +143,92 @@ pub fn transaction_span(
         span_with_parent(&span, parent);
     }
     span
+}
+
+/// Records one database statement that took `elapsed` and has just ended, as a client span of the
+/// work it was part of (the current span): sea-orm calls this for every statement of a connection
+/// made while traces are exported ([`crate::db::connect`]). A statement outside any traced work (a
+/// relay's poll, the upkeep) is no span: it would be a trace of its own, of one span, every second.
+///
+/// The span says what the statement did and to which table (`SELECT complaint`), never its text or
+/// its values: a value may be a customer's name or phone number.
+pub fn record_statement(system: &'static str, sql: &str, elapsed: Duration, failed: bool) {
+    let Some(tracer) = TRACER.get() else { return };
+    let parent = tracing::Span::current().context();
+    if !parent.span().span_context().is_valid() {
+        return;
+    }
+    let end = SystemTime::now();
+    let (operation, table) = summary_of(sql);
+    let mut attributes = vec![KeyValue::new("db.system.name", system), KeyValue::new("db.operation.name", operation)];
+    let name = match table {
+        Some(table) => {
+            attributes.push(KeyValue::new("db.collection.name", table.clone()));
+            format!("{operation} {table}")
+        }
+        None => operation.to_owned(),
+    };
+    attributes.push(KeyValue::new("db.query.summary", name.clone()));
+    if failed {
+        attributes.push(KeyValue::new("error.type", "database_error"));
+    }
+    let mut span = tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Client)
+        .with_start_time(end.checked_sub(elapsed).unwrap_or(end))
+        .with_attributes(attributes)
+        .start_with_context(tracer, &parent);
+    if failed {
+        span.set_status(Status::error("the statement failed"));
+    }
+    span.end_with_timestamp(end);
+}
+
+/// What a statement does (`SELECT`, `INSERT`, …; `OTHER` for what is none of the usual) and the
+/// table it does it to, when that is plain: only a name of letters, digits and `_`, so nothing
+/// of the statement but its shape can reach a span.
+fn summary_of(sql: &str) -> (&'static str, Option<String>) {
+    // The words outside parentheses: a common table expression's body or a list of values is not
+    // what the statement does.
+    let mut depth = 0usize;
+    let mut words = sql.split_whitespace().filter(move |word| {
+        let outside = depth == 0;
+        for byte in word.bytes() {
+            match byte {
+                b'(' => depth += 1,
+                b')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        outside
+    });
+    let one_of = |word: &str, operations: &[&'static str]| {
+        operations.iter().copied().find(|operation| word.eq_ignore_ascii_case(operation))
+    };
+    const CHANGES: [&str; 4] = ["SELECT", "INSERT", "UPDATE", "DELETE"];
+    let mut operation = words
+        .next()
+        .and_then(|first| {
+            one_of(first, &["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VACUUM", "PRAGMA", "CREATE"])
+        })
+        .unwrap_or("OTHER");
+    if operation == "WITH" {
+        operation = words.by_ref().find_map(|word| one_of(word, &CHANGES)).unwrap_or("WITH");
+    }
+    fn after<'a>(keyword: &str, words: &mut impl Iterator<Item = &'a str>) -> Option<&'a str> {
+        words.find(|word| word.eq_ignore_ascii_case(keyword)).and_then(|_| words.next())
+    }
+    let table = match operation {
+        "SELECT" | "DELETE" => after("FROM", &mut words),
+        "INSERT" => after("INTO", &mut words),
+        "UPDATE" => words.next(),
+        _ => None,
+    };
+    let table = table
+        .map(|word| word.split('(').next().unwrap_or_default().trim_matches('"'))
+        .filter(|word| !word.is_empty() && word.len() <= 63)
+        .filter(|word| word.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_'));
+    (operation, table.map(str::to_owned))
 }
 
 /// The trace and span ids of `span`, for log lines.
@@ -210,6 +310,33 @@ mod tests {
         assert!(is_valid_traceparent(&root.traceparent), "{}", root.traceparent);
         assert!(root.traceparent.ends_with("-01"));
         assert_ne!(TraceContext::new_root().trace_id(), root.trace_id());
+    }
+
+    #[test]
+    fn a_statement_is_summed_up_by_what_it_does_and_to_which_table() {
+        assert_eq!(
+            summary_of(r#"SELECT "complaint"."name", "complaint"."phone" FROM "complaint" WHERE "phone" = $1"#),
+            ("SELECT", Some("complaint".into()))
+        );
+        assert_eq!(
+            summary_of(r#"INSERT INTO "outbox" ("seq", "payload") VALUES (?, ?)"#),
+            ("INSERT", Some("outbox".into()))
+        );
+        assert_eq!(summary_of("update outbox SET lease_until = $1"), ("UPDATE", Some("outbox".into())));
+        assert_eq!(summary_of(r#"DELETE FROM "inbox" WHERE x < $1"#), ("DELETE", Some("inbox".into())));
+        // A schema-qualified or quoted-with-dots name is not plain: the operation alone.
+        assert_eq!(summary_of(r#"SELECT 1 FROM "intake"."complaint""#), ("SELECT", None));
+        // What a statement with a common table expression does is after it.
+        assert_eq!(
+            summary_of(
+                r#"WITH v ("seq", "x") AS (VALUES ($1, $2), ($3, $4)) UPDATE "complaints" SET "x" = v."x" FROM v"#
+            ),
+            ("UPDATE", Some("complaints".into()))
+        );
+        assert_eq!(summary_of("WITH x AS (SELECT 1) SAVEPOINT"), ("WITH", None));
+        assert_eq!(summary_of("SELECT 1"), ("SELECT", None));
+        assert_eq!(summary_of("  "), ("OTHER", None));
+        assert_eq!(summary_of("SAVEPOINT x"), ("OTHER", None));
     }
 
     #[test]
