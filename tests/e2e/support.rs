@@ -408,7 +408,15 @@ pub async fn accepted_by_owner(client: &ComplaintsClient<Gateway>, name: &str) {
 
 /// A loopback port free a moment ago, for a process the test starts.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port()
+    free_ports(1)[0]
+}
+
+/// `count` free loopback ports, all different: each is held until all are found, so the kernel
+/// cannot hand the same one out twice.
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> =
+        (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
+    held.iter().map(|listener| listener.local_addr().expect("its address").port()).collect()
 }
 
 /// A complaint a branch office might send.
