@@ -70,7 +70,7 @@ static REGISTERED: AtomicU64 = AtomicU64::new(0);
 /// The branches the load files complaints for.
 const BRANCHES: usize = 20;
 
-pub async fn run(args: BenchArgs) -> Result<(), String> {
+pub async fn run(args: BenchArgs) -> Result<(), crate::client::Failure> {
     let channel = args.gateway.connect().await?;
     let client = ComplaintsClient::new(channel.clone());
     println!("kefu bench against {} ({} s per run)", args.gateway.gateway, args.seconds);

@@ -5,7 +5,10 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 use clap::{Parser, Subcommand};
 use kefu_kit::{Config, Shutdown, SystemClock};
 
-use crate::suite::{self, Target};
+use crate::{
+    client::Failure,
+    suite::{self, Target},
+};
 
 const CONFIGURATION: &str = "\
 Configuration comes from environment variables only:
@@ -66,7 +69,7 @@ enum Command {
     /// Run the gateway and all five services in one process, each on its own port with its own
     /// database. Stop with Ctrl-C.
     ///
-    /// Try it:  grpcurl -plaintext 127.0.0.1:50051 list
+    /// Then, with a token (`kefu token create`):  kefu complaint list
     Up,
     /// Run one service, or the gateway, alone: what each Kubernetes Deployment runs.
     ///
@@ -96,6 +99,24 @@ enum Command {
         /// A directory that does not exist yet, or is empty.
         dir: std::path::PathBuf,
     },
+    /// Call any method of kefu's public API with JSON in and JSON out (`kefu call --list`).
+    ///
+    /// Example:  kefu call kefu.gateway.v1.Complaints/GetComplaint '{"name": "complaints/20261122-7K3M9Q"}'
+    Call(crate::call::CallArgs),
+    /// File, look up, list and move complaints: the service center's daily work.
+    ///
+    /// Example:  kefu complaint list --state routed --output csv
+    Complaint(crate::complaint::ComplaintArgs),
+    /// Record an inquiry, consultation, suggestion or change request.
+    Request(crate::complaint::RequestArgs),
+    /// Print a completion script for your shell.
+    ///
+    /// bash:  kefu completions bash > ~/.local/share/bash-completion/completions/kefu
+    /// zsh:   kefu completions zsh > "${fpath[1]}/_kefu"
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
     /// Print a monthly report as CSV, fetched from a running gateway.
     ///
     /// Example:  kefu report claims --month 2026-11 > claims-2026-11.csv
@@ -119,21 +140,32 @@ pub async fn main() -> ExitCode {
     };
     let telemetry = kefu_kit::telemetry::init(&config.log, config.log_format, service_name.as_deref());
     let result = match cli.command {
-        Command::Up => run_targets(config, &suite::all_targets(), true).await,
-        Command::Serve { target } => run_targets(config, &[target], false).await,
-        Command::Migrate => suite::migrate(&config, Arc::new(SystemClock)).await.map_err(|error| error.to_string()),
+        Command::Up => run_targets(config, &suite::all_targets(), true).await.map_err(Failure::from),
+        Command::Serve { target } => run_targets(config, &[target], false).await.map_err(Failure::from),
+        Command::Migrate => {
+            suite::migrate(&config, Arc::new(SystemClock)).await.map_err(|error| Failure::from(error.to_string()))
+        }
         Command::Bench(args) => crate::bench::run(args).await,
-        Command::Backup { dir } => backup(&config, &dir).await,
+        Command::Backup { dir } => backup(&config, &dir).await.map_err(Failure::from),
         Command::Report(args) => crate::report::run(args).await,
         Command::Token(args) => crate::token::run(args).await,
+        Command::Call(args) => crate::call::run(args).await,
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "kefu", &mut script);
+            crate::say!("{}", String::from_utf8_lossy(&script).trim_end());
+            Ok(())
+        }
+        Command::Complaint(args) => crate::complaint::run(args, config.time_zone).await,
+        Command::Request(args) => crate::complaint::run_request(args, config.time_zone).await,
     };
     // What spans are still buffered go to the collector before the process ends.
     let _ = tokio::task::spawn_blocking(move || telemetry.flush()).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("kefu: {message}");
-            ExitCode::FAILURE
+        Err(failure) => {
+            eprintln!("kefu: {}", failure.message);
+            ExitCode::from(failure.exit as u8)
         }
     }
 }

@@ -8,7 +8,7 @@ use kefu_proto::{
     settlement::v1::{GetMonthlySummaryRequest, settlement_client::SettlementClient},
 };
 
-use crate::client::{GatewayArgs, explain};
+use crate::client::{Failure, GatewayArgs, explain};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ReportKind {
@@ -33,7 +33,7 @@ pub struct ReportArgs {
 }
 
 /// Prints the report's CSV on standard output.
-pub async fn run(args: ReportArgs) -> Result<(), String> {
+pub async fn run(args: ReportArgs) -> Result<(), Failure> {
     let channel = args.gateway.connect().await?;
     let csv = match args.kind {
         ReportKind::Claims => {

@@ -7,7 +7,7 @@ use kefu_proto::gateway::v1::{
     CreateTokenRequest, ListTokensRequest, RevokeTokenRequest, Token, tokens_client::TokensClient,
 };
 
-use crate::client::{GatewayArgs, explain};
+use crate::client::{Failure, GatewayArgs, explain};
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
@@ -64,7 +64,7 @@ enum TokenCommand {
     },
 }
 
-pub async fn run(args: TokenArgs) -> Result<(), String> {
+pub async fn run(args: TokenArgs) -> Result<(), Failure> {
     let mut tokens = TokensClient::new(args.gateway.connect().await?);
     match args.command {
         TokenCommand::Create { subject, display_name, department, branch, roles, clearance, days, request_id } => {

@@ -21,6 +21,8 @@
 //!   routing policy;
 //! - `operations`: what an operator relies on: the drain on SIGTERM, and PostgreSQL going away
 //!   under load (a private PostgreSQL server the test stops and starts), backups, metrics;
+//! - `cli`: the staff's command line (`kefu complaint`, `kefu request`, `kefu call`) against a
+//!   running suite, its output formats, and each failure's message and exit code;
 //! - `traces`: one complaint's spans received by an OTLP trace service the test runs, from the
 //!   gateway, intake and inspection as separate processes, and JSON log lines naming them.
 //!
@@ -30,6 +32,7 @@
 mod access;
 mod archives;
 mod claims;
+mod cli;
 mod edges;
 mod events;
 mod flow;
