@@ -40,10 +40,8 @@ pub struct CallArgs {
 pub async fn run(args: CallArgs) -> Result<(), Failure> {
     let api = Api::load();
     if args.list {
-        for service in api.pool.services().filter(|service| is_public(service.full_name())) {
-            for method in service.methods() {
-                crate::say!("{:<64} {}", format!("{}/{}", service.full_name(), method.name()), first_line(&method));
-            }
+        for method in api.public_methods() {
+            crate::say!("{:<64} {}", path_of(&method), first_line(&method));
         }
         return Ok(());
     }
@@ -52,7 +50,7 @@ pub async fn run(args: CallArgs) -> Result<(), Failure> {
     };
     let method = api.method(&name)?;
     if args.describe {
-        print!("{}", describe(&method));
+        crate::say!("{}", describe(&method).trim_end());
         return Ok(());
     }
     let json = match args.json.as_deref() {
@@ -77,6 +75,11 @@ pub struct Api {
     pool: DescriptorPool,
 }
 
+/// `package.Service/Method`.
+fn path_of(method: &MethodDescriptor) -> String {
+    format!("{}/{}", method.parent_service().full_name(), method.name())
+}
+
 /// Whether a service is one callers reach through the gateway (events between kefu's own parts are not).
 fn is_public(service: &str) -> bool {
     service.starts_with("kefu.") && !service.starts_with("kefu.events.")
@@ -89,15 +92,13 @@ impl Api {
         Api { pool }
     }
 
-    /// Every public method, as `package.Service/Method`.
-    fn public_methods(&self) -> Vec<String> {
-        let mut methods = Vec::new();
-        for service in self.pool.services().filter(|service| is_public(service.full_name())) {
-            for method in service.methods() {
-                methods.push(format!("{}/{}", service.full_name(), method.name()));
-            }
-        }
-        methods
+    /// Every public method.
+    fn public_methods(&self) -> Vec<MethodDescriptor> {
+        self.pool
+            .services()
+            .filter(|service| is_public(service.full_name()))
+            .flat_map(|service| service.methods().collect::<Vec<_>>())
+            .collect()
     }
 
     /// The method named `name` (`package.Service/Method`, or with a `.` or a leading `/`).
@@ -115,7 +116,8 @@ impl Api {
         found.ok_or_else(|| {
             let near: Vec<String> = self
                 .public_methods()
-                .into_iter()
+                .iter()
+                .map(path_of)
                 .filter(|candidate| candidate.to_lowercase().contains(&method.to_lowercase()))
                 .collect();
             let mut message = format!("no method {service}/{method} in kefu's public API");
@@ -150,7 +152,7 @@ impl Api {
         method: &MethodDescriptor,
         request: DynamicMessage,
     ) -> Result<DynamicMessage, Failure> {
-        let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
+        let path = format!("/{}", path_of(method));
         let path = http::uri::PathAndQuery::from_str(&path).map_err(|error| Failure::usage(error.to_string()))?;
         let mut grpc = tonic::client::Grpc::new(gateway.clone());
         grpc.ready().await.map_err(|error| {
@@ -215,13 +217,7 @@ fn first_line(method: &MethodDescriptor) -> String {
 /// The request of `method`, a field a line.
 fn describe(method: &MethodDescriptor) -> String {
     let input = method.input();
-    let mut text = format!(
-        "{}/{}: {}\nrequest {}:\n",
-        method.parent_service().full_name(),
-        method.name(),
-        comment_of(method),
-        input.full_name()
-    );
+    let mut text = format!("{}: {}\nrequest {}:\n", path_of(method), comment_of(method), input.full_name());
     for field in input.fields() {
         let kind = match field.kind() {
             prost_reflect::Kind::Message(message) => message.full_name().to_owned(),

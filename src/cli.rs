@@ -109,6 +109,10 @@ enum Command {
     Complaint(crate::complaint::ComplaintArgs),
     /// Record an inquiry, consultation, suggestion or change request.
     Request(crate::complaint::RequestArgs),
+    /// Ask what the compensation standards give, look up a claim, approve a payout.
+    ///
+    /// Example:  kefu claim quote --declared 1000 --market-value 800 --accident transit_damage
+    Claim(crate::claim::ClaimArgs),
     /// Print a completion script for your shell.
     ///
     /// bash:  kefu completions bash > ~/.local/share/bash-completion/completions/kefu
@@ -158,6 +162,7 @@ pub async fn main() -> ExitCode {
         }
         Command::Complaint(args) => crate::complaint::run(args, config.time_zone).await,
         Command::Request(args) => crate::complaint::run_request(args, config.time_zone).await,
+        Command::Claim(args) => crate::claim::run(args, config.time_zone).await,
     };
     // What spans are still buffered go to the collector before the process ends.
     let _ = tokio::task::spawn_blocking(move || telemetry.flush()).await;

@@ -178,7 +178,7 @@ fn name_of(case: &str) -> String {
     if case.starts_with("complaints/") { case.to_owned() } else { format!("complaints/{case}") }
 }
 
-fn request_id(given: Option<String>) -> String {
+pub(crate) fn request_id(given: Option<String>) -> String {
     given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
@@ -281,18 +281,18 @@ pub async fn run_request(args: RequestArgs, time_zone: chrono_tz::Tz) -> Result<
 }
 
 /// Calls through the gateway, a request given as JSON, the response as JSON.
-struct Session<'a> {
+pub(crate) struct Session<'a> {
     api: Api,
     gateway: &'a GatewayArgs,
 }
 
 impl<'a> Session<'a> {
-    fn new(gateway: &'a GatewayArgs) -> Session<'a> {
+    pub(crate) fn new(gateway: &'a GatewayArgs) -> Session<'a> {
         Session { api: Api::load(), gateway }
     }
 
     /// Calls `method` with `request`; where it failed, says the request id to retry with.
-    async fn call(&self, method: &str, request: Value, request_id: Option<&str>) -> Result<Value, Failure> {
+    pub(crate) async fn call(&self, method: &str, request: Value, request_id: Option<&str>) -> Result<Value, Failure> {
         let method = self.api.method(method)?;
         let request = self.api.request(&method, &request.to_string())?;
         let result = match self.gateway.connect().await {
@@ -334,16 +334,20 @@ const COLUMNS: [(&str, &str); 9] = [
     ("create_time", "create_time"),
 ];
 
-struct Printer {
-    output: Output,
-    time_zone: chrono_tz::Tz,
+pub(crate) struct Printer {
+    pub(crate) output: Output,
+    pub(crate) time_zone: chrono_tz::Tz,
 }
 
 impl Printer {
     /// A field of a complaint as text: the case number out of its name, a time in the company's
     /// time zone (table) or as sent (CSV), enums in lower case.
-    fn cell(&self, complaint: &Value, field: &str) -> String {
-        let value = &complaint[field];
+    pub(crate) fn cell(&self, complaint: &Value, field: &str) -> String {
+        self.text_of(field, &complaint[field])
+    }
+
+    /// The value of a field named `field` as text, as [`Printer::cell`] shows it.
+    fn text_of(&self, field: &str, value: &Value) -> String {
         match (field, value) {
             ("name", Value::String(name)) => name.trim_start_matches("complaints/").to_owned(),
             (_, Value::String(text)) if field.ends_with("time") || field == "deadline" => match self.output {
@@ -414,6 +418,51 @@ impl Printer {
                     crate::say!("{:<15} {name} {phone}", "contact");
                 }
             }
+        }
+    }
+
+    /// Any message as a person reads it (`--output table`): a field a line, nested messages'
+    /// fields as `parent.field`, amounts (`…_fen`) in yuan, lists of messages as a count; or as
+    /// JSON, or as one CSV row.
+    pub(crate) fn fields(&self, message: &Value) {
+        match self.output {
+            Output::Json => crate::say!("{}", serde_json::to_string_pretty(message).unwrap_or_default()),
+            Output::Csv | Output::Table => {
+                let mut lines = Vec::new();
+                self.flatten("", message, &mut lines);
+                if let Output::Csv = self.output {
+                    let headers: Vec<String> = lines.iter().map(|(field, _)| field.clone()).collect();
+                    crate::say!("{}", headers.join(","));
+                    crate::say!("{}", lines.iter().map(|(_, value)| csv_field(value)).collect::<Vec<_>>().join(","));
+                } else {
+                    let wide = lines.iter().map(|(field, _)| field.len()).max().unwrap_or(0);
+                    for (field, value) in lines {
+                        crate::say!("{field:<wide$}  {value}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn flatten(&self, prefix: &str, message: &Value, lines: &mut Vec<(String, String)>) {
+        let Some(fields) = message.as_object() else { return };
+        for (field, value) in fields {
+            let name = if prefix.is_empty() { field.clone() } else { format!("{prefix}.{field}") };
+            let text = match value {
+                Value::Object(_) => {
+                    self.flatten(&name, value, lines);
+                    continue;
+                }
+                Value::Array(items) if items.iter().all(Value::is_string) => {
+                    items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")
+                }
+                Value::Array(items) => format!("({} entries; --output json shows them)", items.len()),
+                Value::String(fen) if field.ends_with("_fen") => {
+                    fen.parse::<i64>().map(kefu_kit::money::yuan).unwrap_or_else(|_| fen.clone())
+                }
+                _ => self.text_of(field, value),
+            };
+            lines.push((name, text));
         }
     }
 

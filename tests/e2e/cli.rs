@@ -1,5 +1,6 @@
 //! The staff's command line, run as the real `kefu` binary against a running suite: a complaint
-//! filed, looked up, listed and followed with the typed commands; any method with `kefu call`;
+//! filed, looked up, listed and followed with the typed commands; a claim quoted in yuan; any
+//! method with `kefu call`;
 //! each kind of failure told with what to do next and the exit code the README documents.
 
 use std::process::{Command, Output};
@@ -136,6 +137,31 @@ async fn staff_file_and_follow_a_complaint_from_the_command_line() {
     let listed = agent.ok(&["call", "--list"]).await;
     assert!(listed.lines().any(|line| line.starts_with("kefu.claims.v1.Claims/QuoteCompensation")), "{listed}");
     assert!(!listed.contains("kefu.events.v1"), "kefu's internal methods are not the public API");
+
+    // Claims: what the standards give, in yuan, and why; approving is not an agent's to do.
+    let quote = agent
+        .ok(&[
+            "claim",
+            "quote",
+            "--declared",
+            "1000",
+            "--shipping-list",
+            "--market-value",
+            "800",
+            "--pieces",
+            "4",
+            "--pieces-affected",
+            "1",
+            "--accident",
+            "transit_damage",
+        ])
+        .await;
+    assert!(quote.starts_with("amount  560.00 yuan\nrule    declared_uninsured\n"), "{quote}");
+    assert!(quote.contains("  - declared value, not insured"), "{quote}");
+    let told = agent.fails(&["claim", "quote", "--market-value", "eight hundred", "--accident", "loss"], 2).await;
+    assert!(told.contains("not an amount in yuan"), "{told}");
+    let told = agent.fails(&["claim", "approve", &case, "--reason", "核实无误"], 6).await;
+    assert!(told.contains("ask an administrator"), "{told}");
 
     // Completions know every command.
     let bash = agent.ok(&["completions", "bash"]).await;
