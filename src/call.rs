@@ -38,7 +38,7 @@ pub struct CallArgs {
 }
 
 pub async fn run(args: CallArgs) -> Result<(), Failure> {
-    let api = Api::load();
+    let api = Api::load()?;
     if args.list {
         for method in api.public_methods() {
             crate::say!("{:<64} {}", path_of(&method), first_line(&method));
@@ -66,7 +66,7 @@ pub async fn run(args: CallArgs) -> Result<(), Failure> {
     };
     let request = api.request(&method, &json)?;
     let response = api.call(&args.gateway.connect().await?, &method, request).await?;
-    crate::say!("{}", to_json(&response, true));
+    crate::say!("{}", to_json(&response));
     Ok(())
 }
 
@@ -86,10 +86,13 @@ fn is_public(service: &str) -> bool {
 }
 
 impl Api {
-    pub fn load() -> Api {
-        // The descriptors were checked when the binary was built; they cannot fail to decode.
-        let pool = DescriptorPool::decode(kefu_proto::FILE_DESCRIPTOR_SET).expect("the compiled-in descriptors");
-        Api { pool }
+    /// The API of the descriptors built into this binary. They were compiled from `proto/` with
+    /// it, so failing to read them means a broken build, said as such rather than a panic.
+    pub fn load() -> Result<Api, Failure> {
+        let pool = DescriptorPool::decode(kefu_proto::FILE_DESCRIPTOR_SET).map_err(|error| {
+            Failure::from(format!("this kefu binary's own API descriptors do not decode ({error}); rebuild it"))
+        })?;
+        Ok(Api { pool })
     }
 
     /// Every public method.
@@ -167,21 +170,24 @@ impl Api {
     }
 }
 
-/// A message as protobuf's canonical JSON, with the `.proto` files' field names; `pretty` for a
-/// person, one line otherwise.
-pub fn to_json(message: &DynamicMessage, pretty: bool) -> String {
-    to_value(message).map_or_else(
-        |error| format!("{{\"error\": \"{error}\"}}"),
-        |value| {
-            if pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) }
-                .unwrap_or_default()
-        },
-    )
+/// A message as protobuf's canonical JSON, pretty, with the `.proto` files' field names in the
+/// `.proto` files' order.
+pub fn to_json(message: &DynamicMessage) -> String {
+    let mut json = Vec::new();
+    let mut serializer = serde_json::Serializer::pretty(&mut json);
+    match message.serialize_with_options(&mut serializer, &field_names()) {
+        Ok(()) => String::from_utf8_lossy(&json).into_owned(),
+        Err(error) => format!("{{\"error\": \"the response as JSON: {error}\"}}"),
+    }
+}
+
+fn field_names() -> SerializeOptions {
+    SerializeOptions::new().use_proto_field_name(true)
 }
 
 /// A message as a JSON value (fields left at their default are left out).
 pub fn to_value(message: &DynamicMessage) -> Result<serde_json::Value, serde_json::Error> {
-    message.serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new().use_proto_field_name(true))
+    message.serialize_with_options(serde_json::value::Serializer, &field_names())
 }
 
 /// The method's comment in its `.proto` file.

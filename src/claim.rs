@@ -104,7 +104,7 @@ fn name_of(case: &str) -> String {
 
 pub async fn run(args: ClaimArgs, time_zone: chrono_tz::Tz) -> Result<(), Failure> {
     let printer = Printer { output: args.output, time_zone };
-    let session = Session::new(&args.gateway);
+    let session = Session::new(&args.gateway)?;
     match args.command {
         ClaimCommand::Quote {
             declared,

@@ -196,7 +196,7 @@ fn complaint_of(form: &Form) -> Value {
 
 pub async fn run(args: ComplaintArgs, time_zone: chrono_tz::Tz) -> Result<(), Failure> {
     let printer = Printer { output: args.output, time_zone };
-    let session = Session::new(&args.gateway);
+    let session = Session::new(&args.gateway)?;
     match args.command {
         ComplaintCommand::Create { form, severity } => {
             let id = request_id(form.request_id.clone());
@@ -266,7 +266,7 @@ pub async fn run(args: ComplaintArgs, time_zone: chrono_tz::Tz) -> Result<(), Fa
 
 pub async fn run_request(args: RequestArgs, time_zone: chrono_tz::Tz) -> Result<(), Failure> {
     let printer = Printer { output: args.output, time_zone };
-    let session = Session::new(&args.gateway);
+    let session = Session::new(&args.gateway)?;
     match args.command {
         RequestCommand::Create { kind, form } => {
             let id = request_id(form.request_id.clone());
@@ -287,8 +287,8 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    pub(crate) fn new(gateway: &'a GatewayArgs) -> Session<'a> {
-        Session { api: Api::load(), gateway }
+    pub(crate) fn new(gateway: &'a GatewayArgs) -> Result<Session<'a>, Failure> {
+        Ok(Session { api: Api::load()?, gateway })
     }
 
     /// Calls `method` with `request`; where it failed, says the request id to retry with.
