@@ -92,7 +92,8 @@ pub async fn run(
     );
     let complaints = complaints::ComplaintsApi::new(policy, IntakeClient::new(intake));
     let db_for_readiness = db.clone();
-    let tokens_api = tokens::TokensApi::new(db, cache.clone(), real_time);
+    let access = Arc::new(access);
+    let tokens_api = tokens::TokensApi::new(db, cache.clone(), real_time, access.clone());
     let routes = Routes::new(complaints.into_server()).add_service(tokens_api.into_server());
     let (local, readiness) = standard_routes(routes, "gateway", PUBLIC_SERVICES).await?;
     // Every replica rereads the tokens, and the issuer's keys if they changed, in the background.
@@ -105,7 +106,7 @@ pub async fn run(
     }
     let limiter = rate::RateLimiter::new(config.limits.rate_per_principal);
     let dispatch =
-        forward::Dispatch::new(local.prepare(), backends, Arc::new(authenticator), Arc::new(access), Arc::new(limiter));
+        forward::Dispatch::new(local.prepare(), backends, Arc::new(authenticator), access, Arc::new(limiter));
     let served = serve(dispatch, listener, &config.limits, tls, readiness, shutdown, "gateway").await;
     futures_util::future::join_all(refreshers).await;
     served

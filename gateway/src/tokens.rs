@@ -35,7 +35,10 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
-use crate::identity::{self, Principal};
+use crate::{
+    access::AccessTable,
+    identity::{self, Principal},
+};
 
 pub const SERVICE_NAME: &str = "kefu.gateway.v1.Tokens";
 /// How often every replica reloads the tokens table.
@@ -381,11 +384,18 @@ pub struct TokensApi {
     db: DatabaseConnection,
     cache: Arc<TokenCache>,
     clock: SharedClock,
+    /// What `GetCaller` says a caller may call.
+    access: Arc<AccessTable>,
 }
 
 impl TokensApi {
-    pub fn new(db: DatabaseConnection, cache: Arc<TokenCache>, clock: SharedClock) -> TokensApi {
-        TokensApi { db, cache, clock }
+    pub fn new(
+        db: DatabaseConnection,
+        cache: Arc<TokenCache>,
+        clock: SharedClock,
+        access: Arc<AccessTable>,
+    ) -> TokensApi {
+        TokensApi { db, cache, clock, access }
     }
 
     pub fn into_server(self) -> tokens_server::TokensServer<Self> {
@@ -393,7 +403,7 @@ impl TokensApi {
     }
 }
 
-/// The admin calling, as the gateway's front door established it.
+/// The caller (for all but `GetCaller`, an admin), as the gateway's front door established it.
 fn admin_of<T>(request: &Request<T>) -> Result<Principal, Status> {
     request
         .extensions()
@@ -510,6 +520,25 @@ impl tokens_server::Tokens for TokensApi {
         Ok(Response::new(pb::ListTokensResponse {
             tokens: rows.iter().map(to_proto).collect(),
             next_page_token: next.map(|position| paging::encode_token(position, &scope)).unwrap_or_default(),
+        }))
+    }
+
+    async fn get_caller(&self, request: Request<pb::GetCallerRequest>) -> Result<Response<pb::Caller>, Status> {
+        // The front door established who this is (the access table lets every authenticated
+        // person or system ask); this only says it back.
+        let principal = admin_of(&request)?;
+        let mut methods: Vec<String> =
+            self.access.methods().filter(|method| self.access.allows(method, &principal)).map(str::to_owned).collect();
+        methods.sort();
+        let caller = principal.caller;
+        Ok(Response::new(pb::Caller {
+            subject: caller.user,
+            department: caller.department,
+            branch: caller.branch,
+            roles: caller.roles,
+            clearance: caller.clearance,
+            expire_time: principal.expires.map(to_timestamp),
+            methods,
         }))
     }
 

@@ -10,8 +10,8 @@ use kefu_kit::{Shutdown, time::to_timestamp};
 use kefu_proto::{
     claims::v1::{ListClaimsRequest, claims_client::ClaimsClient},
     gateway::v1::{
-        CreateTokenRequest, GetComplaintRequest, ListComplaintsRequest, ListTokensRequest, RevokeTokenRequest, Token,
-        complaints_client::ComplaintsClient, tokens_client::TokensClient,
+        CreateTokenRequest, GetCallerRequest, GetComplaintRequest, ListComplaintsRequest, ListTokensRequest,
+        RevokeTokenRequest, Token, complaints_client::ComplaintsClient, tokens_client::TokensClient,
     },
     intake::v1::{
         self as intake_pb, CreateRequestRequest, GetComplaintSummaryRequest, GetComplaintTimelineRequest,
@@ -57,6 +57,48 @@ async fn create_token(
     let created =
         TokensClient::new(channel.clone()).create_token(with_secret(request, admin_secret)).await?.into_inner();
     Ok((created.token.expect("a token"), created.secret))
+}
+
+on_both_backends!(a_caller_learns_who_it_is_and_what_the_access_table_lets_it_call);
+/// `GetCaller`: what a console shows in its header and offers, from the gateway's own access table.
+async fn a_caller_learns_who_it_is_and_what_the_access_table_lets_it_call(backend: Backend) {
+    let suite = TestSuite::start(backend, system_clock()).await;
+    let channel = raw(&suite);
+    let (_, agent) = create_token(&channel, BOOTSTRAP_TOKEN, "c-agent", token("L3001", "claims", &["agent"]))
+        .await
+        .expect("a claims agent");
+    let (_, supervisor) = create_token(&channel, BOOTSTRAP_TOKEN, "c-super", token("S2003", "claims", &["supervisor"]))
+        .await
+        .expect("a claims supervisor");
+    let ask = |secret: String| {
+        let channel = channel.clone();
+        async move {
+            TokensClient::new(channel)
+                .get_caller(with_secret(GetCallerRequest {}, &secret))
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let caller = ask(agent).await.expect("an agent may ask");
+    assert_eq!((caller.subject.as_str(), caller.department.as_str()), ("L3001", "claims"));
+    assert_eq!(caller.roles, vec!["agent".to_owned()]);
+    assert!(caller.expire_time.is_some(), "a kefu token says when it expires");
+    let table = kefu_gateway::AccessTable::load(None).expect("the built-in table");
+    assert!(caller.methods.windows(2).all(|pair| pair[0] < pair[1]), "sorted");
+    assert!(caller.methods.iter().all(|method| table.methods().any(|named| named == method)));
+    assert!(caller.methods.contains(&"kefu.claims.v1.Claims/MakeOffer".to_owned()));
+    assert!(caller.methods.contains(&"kefu.gateway.v1.Tokens/GetCaller".to_owned()));
+    for not_an_agent_s in ["kefu.claims.v1.Claims/ApproveClaim", "kefu.gateway.v1.Tokens/CreateToken"] {
+        assert!(!caller.methods.contains(&not_an_agent_s.to_owned()), "{not_an_agent_s}");
+    }
+    let caller = ask(supervisor).await.expect("a supervisor may ask");
+    assert!(caller.methods.contains(&"kefu.claims.v1.Claims/ApproveClaim".to_owned()));
+    let bootstrap = ask(BOOTSTRAP_TOKEN.to_owned()).await.expect("the bootstrap admin may ask");
+    assert_eq!(bootstrap.subject, "bootstrap");
+    assert!(bootstrap.methods.contains(&"kefu.gateway.v1.Tokens/CreateToken".to_owned()));
+    let refused = ask("kefu_nope_0000".to_owned()).await.expect_err("a forged token");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    suite.stop().await;
 }
 
 on_both_backends!(a_call_without_a_valid_token_is_refused_and_told_what_to_do);

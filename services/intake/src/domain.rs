@@ -399,6 +399,8 @@ pub enum FilterField {
     Channel,
     Kind,
     Severity,
+    /// The customer's phone (`contact.phone`): a customer's other cases. It is never logged.
+    ContactPhone,
 }
 
 /// `field = "value"` terms joined by `AND` (AIP-160, the subset kefu needs). Values are checked
@@ -430,9 +432,10 @@ pub fn parse_filter(filter: &str) -> Result<Vec<(FilterField, String)>, String> 
             "channel" => FilterField::Channel,
             "kind" => FilterField::Kind,
             "severity" => FilterField::Severity,
+            "contact.phone" => FilterField::ContactPhone,
             other => {
                 return Err(format!(
-                    "unknown field {other:?}; filter by category, owner, branch, state, waybill_number, channel, kind or severity"
+                    "unknown field {other:?}; filter by category, owner, branch, state, waybill_number, channel, kind, severity or contact.phone"
                 ));
             }
         };

@@ -70,6 +70,7 @@ pub static MIGRATIONS: &[&Migration] = &[
     &store::MIGRATION_SAME_EVENT,
     &webhooks::store::MIGRATION_PRUNING,
     &store::MIGRATION_FILLFACTOR,
+    &store::MIGRATION_PHONE_INDEX,
 ];
 
 /// What intake prunes besides its inbox ([`kefu_kit::upkeep`]).
