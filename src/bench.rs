@@ -95,9 +95,16 @@ pub async fn run(args: BenchArgs) -> Result<(), crate::client::Failure> {
         let postgres_before = args.postgres.then(postgres_ticks);
         let started = Instant::now();
         let reporter = (args.interval > 0).then(|| tokio::spawn(report_intervals(args.interval, args.suite_pid)));
+        let progress = (args.interval == 0 && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .then(|| tokio::spawn(show_progress(concurrency, args.seconds)));
         let result = drive(&channel, args.mix, concurrency, Duration::from_secs(args.seconds)).await;
         if let Some(reporter) = reporter {
             reporter.abort();
+        }
+        if let Some(progress) = progress {
+            progress.abort();
+            // Clear the progress line before the run's row is printed.
+            eprint!("\r\x1b[K");
         }
         let elapsed = started.elapsed().as_secs_f64();
         let suite_after = args.suite_pid.and_then(cpu_ticks);
@@ -225,6 +232,21 @@ impl Call {
             Call::ResolveInquiry => "intake ResolveComplaint",
             Call::ChaseOverdue => "intake ChaseOverdue",
         }
+    }
+}
+
+/// On a terminal, one line on standard error that says, every second, how far the run is.
+async fn show_progress(concurrency: usize, seconds: u64) {
+    let started = Instant::now();
+    let first = REGISTERED.load(Ordering::Relaxed);
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticks.tick().await;
+        eprint!(
+            "\r\x1b[K  {concurrency} callers: {} s of {seconds}, {} complaints so far",
+            started.elapsed().as_secs().min(seconds),
+            REGISTERED.load(Ordering::Relaxed) - first
+        );
     }
 }
 

@@ -155,18 +155,38 @@ impl Api {
         method: &MethodDescriptor,
         request: DynamicMessage,
     ) -> Result<DynamicMessage, Failure> {
-        let path = format!("/{}", path_of(method));
-        let path = http::uri::PathAndQuery::from_str(&path).map_err(|error| Failure::usage(error.to_string()))?;
-        let mut grpc = tonic::client::Grpc::new(gateway.clone());
-        grpc.ready().await.map_err(|error| {
-            Failure::new(crate::client::Exit::Unavailable, format!("the gateway is not ready: {error}"))
-        })?;
-        let codec = DynamicCodec { output: method.output() };
-        let response = grpc
-            .unary(tonic::Request::new(request), path, codec)
+        self.call_status(gateway, method, request)
             .await
-            .map_err(|status| explain(&format!("{} failed", method.name()), &status))?;
-        Ok(response.into_inner())
+            .map_err(|status| explain(&format!("{} failed", method.name()), &status))
+    }
+
+    /// Calls `method` at the gateway with `request`; a failure is the gateway's status (a gateway
+    /// that cannot be reached is `UNAVAILABLE`).
+    pub async fn call_status(
+        &self,
+        gateway: &Gateway,
+        method: &MethodDescriptor,
+        request: DynamicMessage,
+    ) -> Result<DynamicMessage, tonic::Status> {
+        let path = format!("/{}", path_of(method));
+        let path =
+            http::uri::PathAndQuery::from_str(&path).map_err(|error| tonic::Status::internal(error.to_string()))?;
+        let mut grpc = tonic::client::Grpc::new(gateway.clone());
+        grpc.ready().await.map_err(|error| tonic::Status::unavailable(format!("the gateway is not ready: {error}")))?;
+        let codec = DynamicCodec { output: method.output() };
+        Ok(grpc.unary(tonic::Request::new(request), path, codec).await?.into_inner())
+    }
+
+    /// A message of kefu's generated types as a JSON value, through its descriptor (`full_name`,
+    /// such as `kefu.intake.v1.Complaint`), with the `.proto` files' field names.
+    pub fn value_of(&self, message: &impl prost::Message, full_name: &str) -> serde_json::Value {
+        let Some(descriptor) = self.pool.get_message_by_name(full_name) else {
+            return serde_json::Value::Null;
+        };
+        DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
+            .ok()
+            .and_then(|message| to_value(&message).ok())
+            .unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -218,6 +238,44 @@ fn first_line(method: &MethodDescriptor) -> String {
         Some(end) => comment[..=end].to_owned(),
         None => comment,
     }
+}
+
+/// The request of `method` as a form can be built from it: each field with its type, its enum
+/// values, and one level of a nested message's fields.
+pub fn describe_value(method: &MethodDescriptor) -> serde_json::Value {
+    fn field_value(field: &prost_reflect::FieldDescriptor, depth: usize) -> serde_json::Value {
+        let mut value = serde_json::json!({"name": field.name(), "repeated": field.is_list() || field.is_map()});
+        let kind = match field.kind() {
+            prost_reflect::Kind::Message(message) => {
+                if message.full_name() == "google.protobuf.Timestamp" {
+                    "timestamp".to_owned()
+                } else if message.full_name() == "google.protobuf.Duration" {
+                    "duration".to_owned()
+                } else {
+                    if depth == 0 {
+                        value["fields"] = message.fields().map(|inner| field_value(&inner, depth + 1)).collect();
+                    }
+                    "message".to_owned()
+                }
+            }
+            prost_reflect::Kind::Enum(values) => {
+                value["values"] = values
+                    .values()
+                    .filter(|value| value.number() != 0)
+                    .map(|value| serde_json::Value::from(value.name()))
+                    .collect();
+                "enum".to_owned()
+            }
+            other => format!("{other:?}").to_lowercase(),
+        };
+        value["kind"] = kind.into();
+        value
+    }
+    serde_json::json!({
+        "method": path_of(method),
+        "comment": comment_of(method),
+        "fields": method.input().fields().map(|field| field_value(&field, 0)).collect::<Vec<_>>(),
+    })
 }
 
 /// The request of `method`, a field a line.

@@ -50,6 +50,8 @@ Configuration comes from environment variables only:
   OTEL_EXPORTER_OTLP_ENDPOINT  export traces over OTLP/gRPC there (and the other OTEL_*
                        variables: OTEL_SERVICE_NAME, headers, sampler); unset: none
   KEFU_METRICS_ADDR    serve Prometheus metrics at http://<addr>/metrics (default: none)
+  KEFU_CONSOLE_ADDR    where `kefu up` serves the web console (default 127.0.0.1:8080;
+                       off: none)
 The full table is in services/kit/src/config.rs.";
 
 /// kefu (客服): the complaint-handling backbone of a logistics company's customer service center.
@@ -77,7 +79,8 @@ enum Command {
     /// on answering for KEFU_DRAIN seconds, then finishes the calls in flight and stops; Ctrl-C
     /// skips the drain.
     Serve {
-        /// gateway, intake, inspection, claims, settlement or archives
+        /// gateway, intake, inspection, claims, settlement, archives, or console (the web console,
+        /// at KEFU_CONSOLE_ADDR, calling the gateway at KEFU_GATEWAY_URL)
         target: Target,
     },
     /// Create or update every service's tables, then exit (the Kubernetes migration Job).
@@ -144,7 +147,10 @@ pub async fn main() -> ExitCode {
     };
     let telemetry = kefu_kit::telemetry::init(&config.log, config.log_format, service_name.as_deref());
     let result = match cli.command {
-        Command::Up => run_targets(config, &suite::all_targets(), true).await.map_err(Failure::from),
+        Command::Up => {
+            let targets = suite::all_targets(&config);
+            run_targets(config, &targets, true).await.map_err(Failure::from)
+        }
         Command::Serve { target } => run_targets(config, &[target], false).await.map_err(Failure::from),
         Command::Migrate => {
             suite::migrate(&config, Arc::new(SystemClock)).await.map_err(|error| Failure::from(error.to_string()))
@@ -206,8 +212,10 @@ async fn run_targets(mut config: Config, targets: &[Target], announce: bool) -> 
     };
     let mut lines = Vec::new();
     for target in targets {
-        if let Some(addr) = bound.address(*target) {
-            lines.push(format!("  {target:<11} {addr}"));
+        match bound.address(*target) {
+            Some(addr) if *target == Target::Console => lines.push(format!("  {target:<11} http://{addr}/")),
+            Some(addr) => lines.push(format!("  {target:<11} {addr}")),
+            None => {}
         }
     }
     if let Some(addr) = metrics.as_ref().and_then(|listener| listener.local_addr().ok()) {
@@ -216,10 +224,10 @@ async fn run_targets(mut config: Config, targets: &[Target], announce: bool) -> 
     if announce {
         println!("kefu is up. Storage: {storage}");
         println!("{}", lines.join("\n"));
-        println!(
-            "Call the gateway:  grpcurl -plaintext -H \"authorization: Bearer $KEFU_TOKEN\" {} list",
-            bound.config.gateway_addr
-        );
+        if let Some(addr) = bound.address(Target::Console) {
+            println!("Open the console:  http://{addr}/  (sign in with a token from `kefu token create`)");
+        }
+        println!("Call the gateway:  kefu complaint list  (or `kefu call --list`; KEFU_TOKEN says as whom)");
         println!("Stop with Ctrl-C.");
     } else {
         println!("kefu serving. Storage: {storage}\n{}", lines.join("\n"));

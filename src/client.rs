@@ -26,6 +26,13 @@ pub struct GatewayArgs {
 #[derive(Clone)]
 pub struct Bearer(MetadataValue<Ascii>);
 
+impl Bearer {
+    /// The header for `token`, or `None` if it has characters a token cannot have.
+    pub fn new(token: &str) -> Option<Bearer> {
+        MetadataValue::try_from(format!("Bearer {token}")).ok().map(Bearer)
+    }
+}
+
 impl Interceptor for Bearer {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         request.metadata_mut().insert("authorization", self.0.clone());
@@ -45,8 +52,9 @@ impl GatewayArgs {
                 "no token: set KEFU_TOKEN (or --token) to your kefu token; an administrator creates one with `kefu token create`",
             )
         })?;
-        let bearer = MetadataValue::try_from(format!("Bearer {token}"))
-            .map_err(|_| Failure::new(Exit::Denied, "KEFU_TOKEN has characters a token cannot have; copy it again"))?;
+        let bearer = Bearer::new(token).ok_or_else(|| {
+            Failure::new(Exit::Denied, "KEFU_TOKEN has characters a token cannot have; copy it again")
+        })?;
         let channel = kefu_kit::server::endpoint(&self.gateway)
             .map_err(|error| Failure::new(Exit::Usage, format!("--gateway {}: {error}", self.gateway)))?
             .connect()
@@ -60,7 +68,7 @@ impl GatewayArgs {
                     ),
                 )
             })?;
-        Ok(InterceptedService::new(channel, Bearer(bearer)))
+        Ok(InterceptedService::new(channel, bearer))
     }
 }
 

@@ -18,17 +18,23 @@ use tokio::{net::TcpListener, task::JoinSet};
 pub enum Target {
     Gateway,
     Service(ServiceName),
+    /// The service center's console, a web page ([`crate::console`]).
+    Console,
 }
 
 impl std::str::FromStr for Target {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, String> {
-        if name == "gateway" {
-            return Ok(Target::Gateway);
+        match name {
+            "gateway" => return Ok(Target::Gateway),
+            "console" => return Ok(Target::Console),
+            _ => {}
         }
         name.parse::<ServiceName>().map(Target::Service).map_err(|_| {
-            format!("unknown target {name:?}; choose gateway, intake, inspection, claims, settlement or archives")
+            format!(
+                "unknown target {name:?}; choose gateway, intake, inspection, claims, settlement, archives or console"
+            )
         })
     }
 }
@@ -38,6 +44,7 @@ impl std::fmt::Display for Target {
         match self {
             Target::Gateway => f.pad("gateway"),
             Target::Service(service) => f.pad(service.as_str()),
+            Target::Console => f.pad("console"),
         }
     }
 }
@@ -48,6 +55,8 @@ pub enum SuiteError {
         "cannot listen on {addr} for {target}: {source}. Is another kefu running? Set KEFU_{env}_ADDR to another address."
     )]
     Bind { target: Target, addr: SocketAddr, env: String, source: std::io::Error },
+    #[error("KEFU_CONSOLE_ADDR is off, so there is no console to serve; set it to an address such as 127.0.0.1:8080")]
+    NoConsole,
     #[error(transparent)]
     Policy(#[from] kefu_gateway::policy::PolicyError),
     #[error(transparent)]
@@ -75,6 +84,7 @@ pub async fn bind(mut config: Config, targets: &[Target]) -> Result<Bound, Suite
         let addr = match target {
             Target::Gateway => config.gateway_addr,
             Target::Service(service) => config.endpoint(service).listen,
+            Target::Console => config.console_addr.ok_or(SuiteError::NoConsole)?,
         };
         let listener = TcpListener::bind(addr).await.map_err(|source| SuiteError::Bind {
             target,
@@ -102,16 +112,21 @@ pub async fn bind(mut config: Config, targets: &[Target]) -> Result<Bound, Suite
                 }
                 endpoint.listen = actual;
             }
+            Target::Console => config.console_addr = Some(actual),
         }
         listeners.push((target, listener));
     }
     Ok(Bound { config, listeners })
 }
 
-/// Every target of the whole suite: the five services and the gateway.
-pub fn all_targets() -> Vec<Target> {
+/// Every target of the whole suite: the five services, the gateway, and the console unless
+/// `KEFU_CONSOLE_ADDR` is `off`.
+pub fn all_targets(config: &Config) -> Vec<Target> {
     let mut targets: Vec<Target> = ServiceName::ALL.into_iter().map(Target::Service).collect();
     targets.push(Target::Gateway);
+    if config.console_addr.is_some() {
+        targets.push(Target::Console);
+    }
     targets
 }
 
@@ -131,6 +146,7 @@ pub async fn run(bound: Bound, clock: SharedClock, shutdown: Shutdown) -> Result
                 Target::Service(ServiceName::Claims) => kefu_claims::run(&config, clock, listener, stop).await,
                 Target::Service(ServiceName::Settlement) => kefu_settlement::run(&config, clock, listener, stop).await,
                 Target::Service(ServiceName::Archives) => kefu_archives::run(&config, clock, listener, stop).await,
+                Target::Console => crate::console::run(&config, clock, listener, stop).await,
             };
             (target, result)
         });

@@ -22,7 +22,7 @@ use crate::support::{
     create, delivered_everything, eventually, free_port, free_ports, on_both_backends, test_config,
 };
 
-const TARGETS: [&str; 6] = ["gateway", "intake", "inspection", "claims", "settlement", "archives"];
+const TARGETS: [&str; 7] = ["gateway", "intake", "inspection", "claims", "settlement", "archives", "console"];
 
 /// Free loopback ports for every target, and the environment that tells each process of the others.
 pub(crate) struct Cluster {

@@ -85,6 +85,7 @@ pub fn test_config(dir: &Path, database: Option<&TestDatabase>) -> Config {
         ("KEFU_INTERNAL_KEY".to_owned(), INTERNAL_KEY.to_owned()),
         ("KEFU_BOOTSTRAP_TOKEN".to_owned(), BOOTSTRAP_TOKEN.to_owned()),
         ("KEFU_GATEWAY_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("KEFU_CONSOLE_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         // A webhook endpoint that never answers is given up on after 3 seconds.
         ("KEFU_WEBHOOK_TIMEOUT".to_owned(), "3".to_owned()),
         // A test drives many calls as one principal; the tests of the rate set their own.
@@ -301,7 +302,8 @@ impl TestSuite {
         };
         let mut config = test_config(dir.path(), database.as_ref());
         edit(&mut config, dir.path());
-        let bound = suite::bind(config, &suite::all_targets()).await.expect("bind loopback ports");
+        let targets = suite::all_targets(&config);
+        let bound = suite::bind(config, &targets).await.expect("bind loopback ports");
         let config = bound.config.clone();
         let (trigger, shutdown) = Shutdown::new();
         let task = tokio::spawn(suite::run(bound, clock, shutdown));

@@ -31,6 +31,8 @@
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //! | `KEFU_LOG_FORMAT` | `text` | `json`: one JSON object a line, with the `trace_id` and `span_id` of the call (for a log collector) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` and the other standard `OTEL_*` variables | unset: no traces exported | where servers export their spans over OTLP/gRPC (see `kit::telemetry`) |
+//! | `KEFU_CONSOLE_ADDR` | `127.0.0.1:8080` | where `kefu up` (and `kefu serve console`) serves the service center's console, a web page; `off`: `kefu up` serves none |
+//! | `KEFU_CONSOLE_OIDC_AUTHORIZE_URL`, `KEFU_CONSOLE_OIDC_TOKEN_URL`, `KEFU_CONSOLE_OIDC_CLIENT_ID`, `KEFU_CONSOLE_OIDC_SCOPE` | unset: staff sign in to the console with a token | the identity provider's authorization and token endpoints and the console's client id (a public client: authorization code with PKCE), all three or none; scope default `openid`. The token it returns must be one the gateway accepts (`KEFU_OIDC_*`) |
 //! | `KEFU_METRICS_ADDR` | unset: no metrics | where Prometheus metrics are served, at `/metrics` (e.g. `0.0.0.0:9090`); one endpoint per process (see `kit::metrics`) |
 //!
 //! `<SERVICE>` is `INTAKE`, `INSPECTION`, `CLAIMS`, `SETTLEMENT` or `ARCHIVES`.
@@ -146,6 +148,10 @@ pub struct Config {
     pub log_format: crate::telemetry::LogFormat,
     /// Where `/metrics` is served (`kit::metrics`); `None`: not served, nothing sampled.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the console is served (`KEFU_CONSOLE_ADDR`); `None` (`off`): `kefu up` serves none.
+    pub console_addr: Option<SocketAddr>,
+    /// The console's single sign-on (`KEFU_CONSOLE_OIDC_*`); `None`: staff sign in with a token.
+    pub console_sign_on: Option<ConsoleSignOn>,
 }
 
 /// A secret from the environment: it never appears in `Debug` output, logs or errors.
@@ -177,6 +183,17 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub client_ca: Option<PathBuf>,
+}
+
+/// How the console signs staff in through the company's identity provider: the OAuth 2.0
+/// authorization code flow with PKCE, run by the page itself as a public client. The token it gets
+/// is what the gateway verifies ([`OidcConfig`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSignOn {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub scope: String,
 }
 
 /// Where staff's single sign-on keys are, and which claims say what.
@@ -313,6 +330,42 @@ impl Config {
                 });
             }
         };
+        let console_sign_on = match (
+            get("KEFU_CONSOLE_OIDC_AUTHORIZE_URL"),
+            get("KEFU_CONSOLE_OIDC_TOKEN_URL"),
+            get("KEFU_CONSOLE_OIDC_CLIENT_ID"),
+        ) {
+            (None, None, None) => None,
+            (Some(authorize_url), Some(token_url), Some(client_id)) => {
+                for (variable, url) in
+                    [("KEFU_CONSOLE_OIDC_AUTHORIZE_URL", &authorize_url), ("KEFU_CONSOLE_OIDC_TOKEN_URL", &token_url)]
+                {
+                    let origin = url.split('/').nth(2).unwrap_or_default();
+                    if !(url.starts_with("https://") || url.starts_with("http://")) || origin.is_empty() {
+                        return Err(ConfigError {
+                            variable: variable.into(),
+                            value: url.clone(),
+                            problem: "expected the identity provider's https:// address".into(),
+                        });
+                    }
+                }
+                Some(ConsoleSignOn {
+                    authorize_url,
+                    token_url,
+                    client_id,
+                    scope: get("KEFU_CONSOLE_OIDC_SCOPE").unwrap_or_else(|| "openid".into()),
+                })
+            }
+            _ => {
+                return Err(ConfigError {
+                    variable:
+                        "KEFU_CONSOLE_OIDC_AUTHORIZE_URL, KEFU_CONSOLE_OIDC_TOKEN_URL, KEFU_CONSOLE_OIDC_CLIENT_ID"
+                            .into(),
+                    value: String::new(),
+                    problem: "the console's single sign-on needs all three".into(),
+                });
+            }
+        };
         let number = |key: &str, range: std::ops::RangeInclusive<u64>, default: u64| -> Result<u64, ConfigError> {
             match get(key) {
                 None => Ok(default),
@@ -381,6 +434,10 @@ impl Config {
             None => None,
             Some(_) => Some(parse_addr("KEFU_METRICS_ADDR", loopback(0))?),
         };
+        let console_addr = match get("KEFU_CONSOLE_ADDR") {
+            Some(off) if off.trim() == "off" => None,
+            _ => Some(parse_addr("KEFU_CONSOLE_ADDR", loopback(8080))?),
+        };
         let database_pool = match get("KEFU_DATABASE_POOL") {
             None => None,
             Some(_) => Some(number("KEFU_DATABASE_POOL", 1..=100, 0)? as u32),
@@ -418,6 +475,8 @@ impl Config {
             log: get("KEFU_LOG").unwrap_or_else(|| "info".into()),
             log_format,
             metrics_addr,
+            console_addr,
+            console_sign_on,
         })
     }
 
@@ -464,6 +523,26 @@ mod tests {
         assert_eq!(config.endpoint(ServiceName::Claims).url, "http://127.0.0.1:50063");
         assert_eq!(config.database_url, None);
         assert_eq!(config.time_zone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn the_console_is_served_on_loopback_unless_off_and_its_sign_on_needs_all_three_settings() {
+        let defaults = config(&[]).expect("defaults are valid");
+        assert_eq!(defaults.console_addr.map(|addr| addr.to_string()).as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(defaults.console_sign_on, None);
+        assert_eq!(config(&[("KEFU_CONSOLE_ADDR", "off")]).expect("valid").console_addr, None);
+        let sign_on = [
+            ("KEFU_CONSOLE_OIDC_AUTHORIZE_URL", "https://sso.example.com/authorize"),
+            ("KEFU_CONSOLE_OIDC_TOKEN_URL", "https://sso.example.com/token"),
+            ("KEFU_CONSOLE_OIDC_CLIENT_ID", "kefu-console"),
+        ];
+        let configured = config(&sign_on).expect("valid").console_sign_on.expect("configured");
+        assert_eq!((configured.client_id.as_str(), configured.scope.as_str()), ("kefu-console", "openid"));
+        let error = config(&sign_on[..2]).expect_err("two of three is an error");
+        assert!(error.to_string().contains("KEFU_CONSOLE_OIDC_CLIENT_ID"), "{error}");
+        let error = config(&[sign_on[0], ("KEFU_CONSOLE_OIDC_TOKEN_URL", "sso.example.com/token"), sign_on[2]])
+            .expect_err("not an address");
+        assert!(error.to_string().contains("KEFU_CONSOLE_OIDC_TOKEN_URL"), "{error}");
     }
 
     #[test]
