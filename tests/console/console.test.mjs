@@ -182,6 +182,8 @@ before(async () => {
   tokens.approver = createToken('S2003', { department: 'claims', roles: ['agent', 'supervisor'] });
   tokens.branch = createToken('branch-SH01', { branch: 'SH01', roles: ['branch_system'] });
   tokens.head = createToken('H1', { department: 'intake', roles: ['department_head'] });
+  tokens.inspector = createToken('Q100', { department: 'inspection', roles: ['agent'] });
+  tokens.inspectionHead = createToken('H2', { department: 'inspection', roles: ['department_head'] });
 });
 
 // A failed test leaves a screenshot of every page it had open, to see why.
@@ -386,6 +388,39 @@ test('reports as charts with their CSV, shortcuts, and English', async () => {
   assert.match(await page.textContent('[data-view=overdue]'), /Overdue/);
   await screenshot(page, 'inbox-english');
   await page.context().close();
+});
+
+test('access requests to a closed file are signed in bulk by each signer in turn', async () => {
+  // A complaint filed, resolved by settlement and closed: archives files it.
+  const complaint = await fileComplaint(tokens.agent, { category: 'late_remittance', waybill_number: 'WB-ARCH-1', branch: 'SH01',
+    description: '代收货款未到帐', contact: { name: '钱女士', phone: '13900000004' } });
+  const reference = await acceptedBy(tokens.agent, complaint.name);
+  await apiCall(tokens.settlement, 'kefu.settlement.v1.Settlement/ResolveCase', { name: reference, resolution: '已补转', request_id: crypto.randomUUID() });
+  await eventually('resolved', async () => ['RESOLVED', 'NOTIFIED'].includes((await apiCall(tokens.agent, 'kefu.intake.v1.Intake/GetComplaint', { name: complaint.name })).state));
+  await apiCall(tokens.agent, 'kefu.intake.v1.Intake/CloseComplaint', { name: complaint.name, request_id: crypto.randomUUID(), note: '客户满意' });
+  const file = `caseFiles/${complaint.name.replace('complaints/', '')}`;
+  await eventually('filed', () => apiCall(tokens.inspector, 'kefu.archives.v1.Archives/GetCaseFile', { name: file }));
+  // Inspection asks twice to read it.
+  const asked = [];
+  for (const purpose of ['复核罚款', '整改检查']) {
+    asked.push((await apiCall(tokens.inspector, 'kefu.archives.v1.Archives/CreateAccessRequest', { request_id: crypto.randomUUID(),
+      access_request: { file, kind: 'READ', purpose, reason: '分公司对罚款有异议' } })).name);
+  }
+
+  // Each signer's queue holds both; approving the selection signs both at once.
+  for (const [token, who] of [[tokens.inspectionHead, 'inspection-head'], [tokens.head, 'intake-head']]) {
+    const page = await pageFor(token);
+    await page.click('[data-nav=archives]');
+    for (const name of asked) await page.locator(`[data-access-queue] tr[data-access-request="${name}"]`).waitFor();
+    await screenshot(page, `archives-queue-${who}`);
+    await page.click('[data-action=approve-access]');
+    await eventually('the queue emptied', async () => (await page.locator('[data-access-queue] tr[data-access-request]').count()) === 0);
+    await page.context().close();
+  }
+  for (const name of asked) {
+    const request = await apiCall(tokens.inspector, 'kefu.archives.v1.Archives/GetAccessRequest', { name });
+    assert.equal(request.state, 'APPROVED', name);
+  }
 });
 
 test("staff sign in through the company's single sign-on", async () => {

@@ -217,6 +217,23 @@ async fn a_closed_case_is_sealed_and_read_only_under_an_approved_unexpired_reque
     assert_eq!(retried.into_inner().name, asked.name);
     let pending = archives.read_case_file(as_user(read(&file.name, &asked.name), "Q100", "inspection")).await;
     assert_eq!(pending.expect_err("pending").code(), Code::PermissionDenied);
+    // A signer's queue: what awaits the caller's signature now, never the requester's own request.
+    let lister = archives.clone();
+    let queue = |user: &'static str, department: &'static str, roles: &'static str| {
+        let mut archives = lister.clone();
+        async move {
+            let request = pb::ListAccessRequestsRequest { awaiting_my_signature: true, ..Default::default() };
+            let listed = archives.list_access_requests(by(request, user, department, roles, "")).await;
+            listed.expect("listed").into_inner().access_requests.into_iter().map(|asked| asked.name).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(queue("H1", "inspection", "department_head").await, [asked.name.clone()]);
+    assert_eq!(queue("S1", "intake", "department_head").await, [asked.name.clone()]);
+    assert!(queue("Q100", "inspection", "department_head").await.is_empty(), "not one's own request");
+    assert!(queue("A5", "claims", "department_head").await.is_empty(), "not another department's head");
+    let own = pb::ListAccessRequestsRequest::default();
+    let own = archives.list_access_requests(as_user(own, "Q100", "inspection")).await.expect("listed").into_inner();
+    assert_eq!(own.access_requests.iter().map(|asked| &asked.name).collect::<Vec<_>>(), [&asked.name], "one's own");
     let own =
         archives.approve_access_request(by(approve(&asked.name), "Q100", "inspection", "department_head", "")).await;
     assert_eq!(own.expect_err("own request").code(), Code::PermissionDenied);
@@ -226,6 +243,8 @@ async fn a_closed_case_is_sealed_and_read_only_under_an_approved_unexpired_reque
         .expect("signed")
         .into_inner();
     assert_eq!(half.state(), pb::AccessState::Pending);
+    assert!(queue("H1", "inspection", "department_head").await.is_empty(), "signed: off the queue");
+    assert_eq!(queue("S1", "intake", "department_head").await, [asked.name.clone()], "still the other's");
     let approved = archives
         .approve_access_request(by(approve(&asked.name), "S1", "intake", "department_head", ""))
         .await

@@ -238,6 +238,13 @@ impl Request {
         Ok(())
     }
 
+    /// Whether the request waits for a signature `caller` may give now (never its requester's).
+    pub fn awaits(&self, caller: &Caller) -> bool {
+        self.state == State::Pending
+            && caller.user != self.requester
+            && self.missing().iter().any(|needed| needed.may_sign(caller, &self.requester_department))
+    }
+
     /// Whether `caller` may see this request: its requester, the archives, and whoever may sign it.
     pub fn visible_to(&self, caller: &Caller) -> bool {
         caller.user == self.requester

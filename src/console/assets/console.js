@@ -47,7 +47,7 @@ const WORDS = {
     not_offered: '您的角色不能执行此操作。', loading: '加载中…', unavailable: '无法显示：',
     approval_queue: '待主管审批', quote: '赔偿试算', amount: '赔偿金额', rule: '依据', all_records: '全部记录',
     late_remittances: '代收货款转帐不及时', waybill: '运单', look_up: '查询', access_requests: '调阅申请',
-    access_names: '调阅申请编号 (每行一个)', approve_selected: '批准所选', refuse_selected: '拒绝所选', load: '载入',
+    access_queue: '待我签批的调阅申请', approve_selected: '批准所选', refuse_selected: '拒绝所选', load: '载入',
     borrowing: '借阅登记', case_files: '案卷', chase_overdue: '催办超时案件', close_selected: '结案所选',
     selected: '已选 {n} 件', bulk_result: '{ok} 件成功，{failed} 件未成功', chased: '已催办 {n} 件',
     report_week: '周投诉汇总', report_visits: '回访汇总', report_inspection: '监察月报', report_claims: '理赔月报',
@@ -98,8 +98,8 @@ const WORDS = {
     not_offered: 'Your role may not do this.', loading: 'Loading…', unavailable: 'Not shown: ',
     approval_queue: "Awaiting a supervisor's approval", quote: 'Compensation quote', amount: 'Amount', rule: 'Rule',
     all_records: 'All records', late_remittances: 'Late COD remittances', waybill: 'Waybill', look_up: 'Look up',
-    access_requests: 'Access requests', access_names: 'Access request names (one a line)', approve_selected: 'Approve selected',
-    refuse_selected: 'Refuse selected', load: 'Load', borrowing: 'Borrowing register', case_files: 'Case files',
+    access_requests: 'Access requests', access_queue: 'Access requests awaiting my signature', approve_selected: 'Approve selected',
+    refuse_selected: 'Refuse selected', borrowing: 'Borrowing register', case_files: 'Case files',
     chase_overdue: 'Chase overdue cases', close_selected: 'Close selected', selected: '{n} selected',
     bulk_result: '{ok} done, {failed} not done', chased: '{n} chased',
     report_week: 'Weekly complaints', report_visits: 'Visits', report_inspection: 'Inspection (monthly)',
@@ -150,6 +150,10 @@ function h(tag, attributes = {}, ...children) {
 
 // Leaves out what is not there (`cond ? element : null`), as h() does.
 const present = (children) => children.flat(Infinity).filter((child) => child !== null && child !== undefined && child !== false);
+
+// Every navigation is a new generation: a page whose data arrives after the person has moved on
+// (a slow inbox, then a click on 理赔部) must not draw over the newer page.
+let generation = 0;
 
 function show(...children) {
   document.getElementById('main').replaceChildren(...present(children));
@@ -498,11 +502,14 @@ function defaultQuery() {
 async function inboxPage() {
   inbox.query ||= defaultQuery();
   const q = inbox.query;
+  const mine = generation;
   show(h('p', { class: 'loading' }, t('loading')));
   let answer;
   try {
     answer = await api('inbox', q);
+    if (mine !== generation) return;
   } catch (error) {
+    if (mine !== generation) return;
     show(h('div', { class: 'panel form-errors', role: 'alert' }, explain(error)));
     return;
   }
@@ -822,9 +829,11 @@ async function departmentPage(name, record) {
   if (name === 'claims' && can('kefu.claims.v1.Claims/QuoteCompensation')) parts.push(quoteWidget());
   if (name === 'settlement') parts.push(...settlementExtras());
   const listMethod = `${department.service}/${department.list}`;
+  const mine = generation;
   if (can(listMethod)) {
     try {
       const answer = await call(listMethod, { page_size: 200 });
+      if (mine !== generation) return;
       const items = answer[department.items] || [];
       if (department.bulk && can(`${department.service}/${department.bulk}`)) {
         parts.push(h('div', { class: 'bulk' }, h('button', { type: 'button', onclick: async () => {
@@ -839,6 +848,7 @@ async function departmentPage(name, record) {
       parts.push(h('div', { class: 'panel form-errors' }, explain(error)));
     }
   }
+  if (mine !== generation) return;
   show(h('div', { 'data-page': name }, parts));
 }
 
@@ -846,11 +856,11 @@ function recordTable(page, items, columns, label) {
   if (!items.length) return h('p', { class: 'muted panel', 'data-table': label }, t('nothing'));
   return h('table', { 'data-table': label },
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', {}, c)))),
-    h('tbody', {}, items.map((item) => h('tr', { 'data-record': item.name, onclick: () => { location.hash = `#/${page}/${item.name}`; } },
+    h('tbody', {}, items.map((item) => h('tr', { 'data-record': item.name, onclick: page ? () => { location.hash = `#/${page}/${item.name}`; } : null },
       columns.map((c) => {
         // A record names its complaint, or carries it whole (a claim).
         const value = c === 'complaint' && item[c] && typeof item[c] === 'object' ? item[c].complaint : item[c];
-        if (c === 'name') return h('td', { class: 'nowrap' }, h('a', { href: `#/${page}/${item.name}` }, value));
+        if (c === 'name') return h('td', { class: 'nowrap' }, page ? h('a', { href: `#/${page}/${item.name}` }, value) : value);
         if (c === 'complaint' && value) return h('td', { class: 'nowrap' }, h('a', { href: `#/case/${caseNumber(value)}`, onclick: (e) => e.stopPropagation() }, caseNumber(value)));
         if (value && typeof value === 'object') return h('td', {}, value.name || '');
         if (c.endsWith('_fen')) return h('td', { class: 'nowrap' }, value === undefined ? '' : yuan(value));
@@ -862,10 +872,12 @@ function recordTable(page, items, columns, label) {
 // One record of a department: its fields, and a form for each action the caller may take.
 async function recordPage(page, getMethod, recordName, actions) {
   let record;
+  const mine = generation;
   try { record = await call(getMethod, { name: recordName }); } catch (error) {
-    show(h('div', { class: 'panel form-errors' }, explain(error)));
+    if (mine === generation) show(h('div', { class: 'panel form-errors' }, explain(error)));
     return;
   }
+  if (mine !== generation) return;
   const forms = h('div');
   const reload = () => recordPage(page, getMethod, recordName, actions);
   const buttons = actions.filter(can).map((method) => h('button', { type: 'button', 'data-method': method.split('/')[1],
@@ -965,32 +977,41 @@ async function archivesPage(record) {
     });
     parts.push(form, results);
   }
-  if (can(`${service}/GetAccessRequest`)) {
-    const names = h('textarea', { 'data-access-names': '' });
-    const list = h('div');
-    const loaded = [];
+  if (can(`${service}/ListAccessRequests`)) {
+    // The signer's queue: pending requests awaiting the caller's signature, signed in bulk.
+    const queue = h('div', { 'data-access-queue': '' }, t('loading'));
+    const mine = h('div', { 'data-access-all': '' });
     const load = async () => {
-      loaded.length = 0;
-      const wanted = names.value.split(/\s+/).filter(Boolean).map((n) => (n.includes('/') ? n : `accessRequests/${n}`));
-      for (const name of wanted) {
-        try { loaded.push(await call(`${service}/GetAccessRequest`, { name })); } catch (error) { toast(`${name}: ${error.message}`, true); }
-      }
-      list.replaceChildren(h('table', {}, h('tbody', {}, loaded.map((request) => h('tr', {},
-        h('td', {}, h('input', { type: 'checkbox', checked: request.state === 'PENDING', 'data-access': request.name })),
-        h('td', {}, request.name), h('td', {}, request.state || ''), h('td', {}, fieldList(request)))))));
+      try {
+        const [awaiting, all] = await Promise.all([
+          call(`${service}/ListAccessRequests`, { awaiting_my_signature: true, page_size: 200 }),
+          call(`${service}/ListAccessRequests`, { page_size: 50 }),
+        ]);
+        const rows = awaiting.access_requests || [];
+        queue.replaceChildren(rows.length ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, ''), ['name', 'file', 'kind', 'purpose', 'requester', 'required_approvals', 'create_time'].map((c) => h('th', {}, c)))),
+          h('tbody', {}, rows.map((request) => h('tr', { 'data-access-request': request.name },
+            h('td', {}, h('input', { type: 'checkbox', checked: true, 'data-access': request.name, 'aria-label': request.name })),
+            h('td', {}, request.name), h('td', {}, request.file), h('td', {}, request.kind || ''), h('td', {}, request.purpose || ''),
+            h('td', {}, `${request.requester} · ${dept(request.requester_department)}`), h('td', {}, (request.required_approvals || []).join(', ')),
+            h('td', { class: 'nowrap' }, formatTime(request.create_time)))))) : h('p', { class: 'muted' }, t('nothing')));
+        mine.replaceChildren(recordTable(null, all.access_requests || [], ['name', 'file', 'state', 'requester', 'create_time'], 'access-requests'));
+      } catch (error) { queue.replaceChildren(h('div', { class: 'form-errors' }, explain(error))); }
     };
     const signed = async (method) => {
-      const chosen = [...list.querySelectorAll('input[data-access]:checked')].map((box) => box.dataset.access);
-      const results = await Promise.allSettled(chosen.map((name) => call(`${service}/${method}`, { name, request_id: requestId() })));
+      const chosen = [...queue.querySelectorAll('input[data-access]:checked')].map((box) => box.dataset.access);
+      const body = (name) => (method === 'RefuseAccessRequest' ? { name, reason: t('refuse_selected') } : { name });
+      const results = await Promise.allSettled(chosen.map((name) => call(`${service}/${method}`, body(name))));
       const failed = results.filter((r) => r.status === 'rejected');
       toast(t('bulk_result', { ok: results.length - failed.length, failed: failed.length }), failed.length > 0);
       if (failed.length) toast(explain(failed[0].reason), true);
       load();
     };
-    parts.push(h('div', { class: 'panel' }, h('h2', {}, t('access_requests')), field('names', t('access_names'), names),
-      h('div', { class: 'actions' }, h('button', { type: 'button', onclick: load }, t('load')),
-        can(`${service}/ApproveAccessRequest`) ? h('button', { type: 'button', class: 'primary', onclick: () => signed('ApproveAccessRequest') }, t('approve_selected')) : null,
-        can(`${service}/RefuseAccessRequest`) ? h('button', { type: 'button', onclick: () => signed('RefuseAccessRequest') }, t('refuse_selected')) : null), list));
+    parts.push(h('div', { class: 'panel' }, h('h2', {}, t('access_queue')),
+      h('div', { class: 'actions' },
+        can(`${service}/ApproveAccessRequest`) ? h('button', { type: 'button', class: 'primary', 'data-action': 'approve-access', onclick: () => signed('ApproveAccessRequest') }, t('approve_selected')) : null,
+        can(`${service}/RefuseAccessRequest`) ? h('button', { type: 'button', 'data-action': 'refuse-access', onclick: () => signed('RefuseAccessRequest') }, t('refuse_selected')) : null),
+      queue, h('h2', {}, t('access_requests')), mine));
+    load();
   }
   show(h('div', { 'data-page': 'archives' }, parts));
 }
@@ -1109,6 +1130,7 @@ async function trend(method) {
 // Pages by address, and the keyboard.
 
 async function route() {
+  generation += 1;
   clearTimeout(casePoll);
   if (!session.caller) { signInPage(); return; }
   renderHeader();

@@ -285,6 +285,41 @@ impl ArchivesApi {
         Ok(access_to_proto(&row, &asked))
     }
 
+    pub(super) async fn list_access_requests(
+        &self,
+        caller: &Caller,
+        request: pb::ListAccessRequestsRequest,
+    ) -> Result<pb::ListAccessRequestsResponse, Error> {
+        let page_size = paging::page_size(request.page_size)?;
+        let scope = if request.awaiting_my_signature { "awaiting" } else { "all" };
+        let after = paging::decode_token(&request.page_token, scope)?;
+        let read = db("listing access requests");
+        let (rows, next) = store::access_requests::access_request_page(
+            &self.context.db,
+            request.awaiting_my_signature,
+            page_size,
+            after,
+        )
+        .await
+        .map_err(read)?;
+        // As GetAccessRequest: only what the caller may see, and nothing naming a file above its clearance.
+        let hidden = store::case_files::names_above(&self.context.db, Classification::clearance_of(caller).level())
+            .await
+            .map_err(db("listing access requests"))?;
+        let mut shown = Vec::new();
+        for row in &rows {
+            let asked = access_from_row(row)?;
+            let wanted = if request.awaiting_my_signature { asked.awaits(caller) } else { asked.visible_to(caller) };
+            if wanted && !hidden.contains(&row.file) {
+                shown.push(access_to_proto(row, &asked));
+            }
+        }
+        Ok(pb::ListAccessRequestsResponse {
+            access_requests: shown,
+            next_page_token: next.map(|seq| paging::encode_token(seq, scope)).unwrap_or_default(),
+        })
+    }
+
     pub(super) async fn approve_access_request(
         &self,
         caller: &Caller,

@@ -7,7 +7,7 @@
 //! - `case_files.rs`: `GetCaseFile`, `SearchCaseFiles`, `ReadCaseFile`, `ClassifyCaseFile`, `SetLegalHold`;
 //! - `destruction.rs`: `ListDueForDestruction`, `ProposeDestruction`, `DestroyCaseFile`,
 //!   `ListDestructionRecords`;
-//! - `access_requests.rs`: `CreateAccessRequest`, `GetAccessRequest`, `ApproveAccessRequest`,
+//! - `access_requests.rs`: `CreateAccessRequest`, `GetAccessRequest`, `ListAccessRequests`, `ApproveAccessRequest`,
 //!   `RefuseAccessRequest`, `ListBorrowingRegister`, and reading under an approved request;
 //! - `customers.rs`: `CreateCustomerFile`, `ReadCustomerFile`, `ScoreCustomer`, `GetCustomerGrade`;
 //! - `audit.rs`: `ListAuditEntries`, `VerifyAuditLog`.
@@ -354,6 +354,14 @@ impl pb::archives_server::Archives for ArchivesApi {
     async fn get_access_request(&self, request: Request<pb::GetAccessRequestRequest>) -> Answer<pb::AccessRequest> {
         let (caller, request) = called(request);
         answer(self.get_access_request(&caller, request).await)
+    }
+
+    async fn list_access_requests(
+        &self,
+        request: Request<pb::ListAccessRequestsRequest>,
+    ) -> Answer<pb::ListAccessRequestsResponse> {
+        let (caller, request) = called(request);
+        answer(self.list_access_requests(&caller, request).await)
     }
 
     async fn approve_access_request(

@@ -217,6 +217,25 @@ pub async fn register_read(tx: &impl ConnectionTrait, entry: Borrowing) -> Resul
     Ok(())
 }
 
+/// Up to `page_size` access requests, newest first, after the position `after` if given (only
+/// pending ones if `pending_only`); and the position to go on from if there may be more. Whom each
+/// may be shown to is the caller's to decide.
+pub async fn access_request_page(
+    db: &impl ConnectionTrait,
+    pending_only: bool,
+    page_size: u64,
+    after: Option<i64>,
+) -> Result<(Vec<access_request::Model>, Option<i64>), DbErr> {
+    let mut query = access_request::Entity::find().order_by_desc(A::Seq).limit(page_size + 1);
+    if pending_only {
+        query = query.filter(A::State.eq(access::State::Pending.as_str()));
+    }
+    if let Some(after) = after {
+        query = query.filter(A::Seq.lt(after));
+    }
+    Ok(kefu_kit::paging::take_page(query.all(db).await?, page_size, |row| row.seq))
+}
+
 /// One page of the borrowing register, newest first, optionally of one file, without the files
 /// above `max_level`.
 pub async fn borrowing_page(
