@@ -33,7 +33,7 @@
 
 mod inbox;
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{convert::Infallible, sync::Arc};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
@@ -128,6 +128,11 @@ pub async fn run(
     let assets = std::env::var_os("KEFU_CONSOLE_ASSETS").map(std::path::PathBuf::from);
     let console =
         Arc::new(Console { api, settings, gateway, clock, zone: config.time_zone, content_security_policy, assets });
+    // As every kefu server: at most KEFU_MAX_CONNECTIONS at once, 10 s to send the headers, and
+    // a connection's calls bounded by the gateway's call timeout.
+    let connections = Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections));
+    let handshake = config.limits.handshake_timeout;
+    let lifetime = config.limits.call_timeout * 4;
     loop {
         let stream = tokio::select! {
             () = shutdown.clone().wait() => return Ok(()),
@@ -136,9 +141,12 @@ pub async fn run(
                 Err(_) => continue,
             },
         };
+        // Over the limit, a connection is closed at once rather than queued.
+        let Ok(permit) = connections.clone().try_acquire_owned() else { continue };
         let _ = stream.set_nodelay(true);
         let console = console.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service = hyper::service::service_fn(move |request| {
                 let console = console.clone();
                 async move {
@@ -148,9 +156,9 @@ pub async fn run(
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(handshake)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(Duration::from_secs(300), connection).await;
+            let _ = tokio::time::timeout(lifetime, connection).await;
         });
     }
 }

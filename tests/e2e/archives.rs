@@ -227,8 +227,8 @@ async fn a_closed_case_is_sealed_and_read_only_under_an_approved_unexpired_reque
             listed.expect("listed").into_inner().access_requests.into_iter().map(|asked| asked.name).collect::<Vec<_>>()
         }
     };
-    assert_eq!(queue("H1", "inspection", "department_head").await, [asked.name.clone()]);
-    assert_eq!(queue("S1", "intake", "department_head").await, [asked.name.clone()]);
+    assert_eq!(queue("H1", "inspection", "department_head").await, std::slice::from_ref(&asked.name));
+    assert_eq!(queue("S1", "intake", "department_head").await, std::slice::from_ref(&asked.name));
     assert!(queue("Q100", "inspection", "department_head").await.is_empty(), "not one's own request");
     assert!(queue("A5", "claims", "department_head").await.is_empty(), "not another department's head");
     let own = pb::ListAccessRequestsRequest::default();
@@ -244,7 +244,7 @@ async fn a_closed_case_is_sealed_and_read_only_under_an_approved_unexpired_reque
         .into_inner();
     assert_eq!(half.state(), pb::AccessState::Pending);
     assert!(queue("H1", "inspection", "department_head").await.is_empty(), "signed: off the queue");
-    assert_eq!(queue("S1", "intake", "department_head").await, [asked.name.clone()], "still the other's");
+    assert_eq!(queue("S1", "intake", "department_head").await, std::slice::from_ref(&asked.name), "still the other's");
     let approved = archives
         .approve_access_request(by(approve(&asked.name), "S1", "intake", "department_head", ""))
         .await
