@@ -177,6 +177,7 @@ before(async () => {
   });
   tokens.agent = createToken('A1024', { department: 'intake', roles: ['agent'] });
   tokens.settlement = createToken('J2001', { department: 'settlement', roles: ['agent'] });
+  tokens.settlementSupervisor = createToken('S3001', { department: 'settlement', roles: ['agent', 'supervisor'] });
   tokens.claimsAgent = createToken('L3001', { department: 'claims', roles: ['agent'] });
   tokens.offerer = createToken('S2002', { department: 'claims', roles: ['agent', 'supervisor'] });
   tokens.approver = createToken('S2003', { department: 'claims', roles: ['agent', 'supervisor'] });
@@ -421,6 +422,37 @@ test('access requests to a closed file are signed in bulk by each signer in turn
     const request = await apiCall(tokens.inspector, 'kefu.archives.v1.Archives/GetAccessRequest', { name });
     assert.equal(request.state, 'APPROVED', name);
   }
+});
+
+test("a settlement supervisor decides the waybill change requests waiting in the queue", async () => {
+  for (const number of ['WB-CHG-1', 'WB-CHG-2']) {
+    await apiCall(tokens.settlement, 'kefu.settlement.v1.Settlement/RecordWaybill', { request_id: crypto.randomUUID(), waybill: {
+      name: `waybills/${number}`, shipper: 'S1001', branch: 'SH01', freight_fen: '2000', payment_method: 'collect',
+      cod_amount_fen: '50000', consignee: '李四', consignee_phone: '13900000005' } });
+    await apiCall(tokens.settlement, 'kefu.settlement.v1.Settlement/RequestChange', { name: `waybills/${number}`, request_id: crypto.randomUUID(),
+      changes: [{ field: 'payment_method', after: 'monthly' }], reason: '发货人电话要求改为月结' });
+  }
+  // A clerk sees the queue but is not offered the decision.
+  const clerk = await pageFor(tokens.settlement);
+  await clerk.click('[data-nav=settlement]');
+  await clerk.locator('[data-change-queue] tr[data-change-request="waybills/WB-CHG-1/changeRequests/1"]').waitFor();
+  assert.equal(await clerk.locator('[data-action=approve-changes]').count(), 0);
+  await clerk.context().close();
+
+  const supervisor = await pageFor(tokens.settlementSupervisor);
+  await supervisor.click('[data-nav=settlement]');
+  for (const number of ['WB-CHG-1', 'WB-CHG-2']) {
+    await supervisor.check(`[data-change-queue] input[data-change="waybills/${number}/changeRequests/1"]`);
+  }
+  await supervisor.fill('[data-change-queue] input[name=reason]', '已与发货人核实');
+  await screenshot(supervisor, 'settlement-changes');
+  await supervisor.click('[data-action=approve-changes]');
+  await eventually('the queue emptied', async () => (await supervisor.locator('[data-change-queue] tr[data-change-request]').count()) === 0);
+  for (const number of ['WB-CHG-1', 'WB-CHG-2']) {
+    const waybill = await apiCall(tokens.settlement, 'kefu.settlement.v1.Settlement/GetWaybill', { name: `waybills/${number}` });
+    assert.equal(waybill.payment_method, 'monthly', number);
+  }
+  await supervisor.context().close();
 });
 
 test("staff sign in through the company's single sign-on", async () => {

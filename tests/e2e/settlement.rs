@@ -236,6 +236,15 @@ async fn a_change_of_money_is_settlement_s_and_is_applied_only_by_a_supervisor(b
         reason: reason.into(),
         request_id: String::new(),
     };
+    // The supervisors' queue holds the waybill while its request waits, and not after.
+    let queue = |settlement: &SettlementClient<_>| {
+        let mut settlement = settlement.clone();
+        async move {
+            let listed = settlement.list_pending_changes(pb::ListPendingChangesRequest::default()).await;
+            listed.expect("listed").into_inner().waybills.into_iter().map(|waybill| waybill.name).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(queue(&settlement).await, ["waybills/WB7101"]);
     let clerk = settlement.approve_change(as_user(decide("ok"), "J001", "settlement")).await.expect_err("a clerk");
     assert_eq!(clerk.code(), Code::PermissionDenied);
     let applied = settlement.approve_change(supervisor(decide("confirmed with the shipper"))).await.expect("applied");
@@ -250,6 +259,7 @@ async fn a_change_of_money_is_settlement_s_and_is_applied_only_by_a_supervisor(b
         [("branch:SH01", -2_000), ("shipper:S1001", 2_000)],
         "the shipper now owes the freight"
     );
+    assert!(queue(&settlement).await.is_empty(), "decided: off the queue");
     let again = settlement.reject_change(supervisor(reject("too late"))).await.expect_err("decided");
     assert_eq!(again.code(), Code::FailedPrecondition);
 

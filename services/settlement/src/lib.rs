@@ -68,6 +68,7 @@ pub static MIGRATIONS: &[&Migration] = &[
     &history::MIGRATION,
     &store::MIGRATION,
     &ledger::MIGRATION_REVERSAL_REQUESTS,
+    &store::MIGRATION_PENDING_CHANGES,
 ];
 
 /// Serves settlement on `listener` until `shutdown`.

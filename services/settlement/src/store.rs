@@ -31,6 +31,8 @@ pub mod waybill_row {
         /// The late_remittance complaint filed, `complaints/{case_number}`.
         pub late_complaint: Option<String>,
         pub create_time: DateTimeUtc,
+        /// Set while a change request waits for a supervisor: when the oldest was asked.
+        pub change_pending_since: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -78,6 +80,32 @@ pub mod resolution {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Change requests waiting for a supervisor, found without reading every waybill. A waybill
+/// whose request was asked before this migration joins the queue when it is next changed.
+pub static MIGRATION_PENDING_CHANGES: Migration = Migration {
+    name: "settlement_0004_waybills_pending_changes",
+    statements: || {
+        vec![
+            SchemaStatement::Alter(
+                Table::alter()
+                    .table(waybill_row::Entity)
+                    .add_column(
+                        ColumnDef::new(waybill_row::Column::ChangePendingSince).timestamp_with_time_zone().null(),
+                    )
+                    .to_owned(),
+            ),
+            SchemaStatement::Index(
+                Index::create()
+                    .if_not_exists()
+                    .name("settlement_waybills_change_pending")
+                    .table(waybill_row::Entity)
+                    .col(waybill_row::Column::ChangePendingSince)
+                    .to_owned(),
+            ),
+        ]
+    },
+};
 
 pub static MIGRATION: Migration = Migration {
     name: "settlement_0002_waybills",
@@ -159,6 +187,16 @@ fn remit_due(waybill: &Waybill) -> Option<DateTime<Utc>> {
     if waybill.cod_owed() && waybill.cod.remit_time.is_none() { waybill.cod.remit_due_time } else { None }
 }
 
+/// The column that makes a waybill's waiting change requests findable: the oldest one's time.
+fn change_pending(waybill: &Waybill) -> Option<DateTime<Utc>> {
+    waybill
+        .change_requests
+        .iter()
+        .filter(|request| request.state == crate::waybill::ChangeState::Pending)
+        .map(|request| request.request_time)
+        .min()
+}
+
 /// A waybill with its version and its late complaint, if any.
 pub struct Stored {
     pub waybill: Waybill,
@@ -182,6 +220,7 @@ pub async fn insert(db: &impl ConnectionTrait, waybill: &Waybill) -> Result<bool
         remit_due_time: Set(remit_due(waybill)),
         late_complaint: Set(None),
         create_time: Set(waybill.create_time),
+        change_pending_since: Set(change_pending(waybill)),
     };
     let inserted = waybill_row::Entity::insert(row)
         .on_conflict(OnConflict::column(waybill_row::Column::Number).do_nothing().to_owned())
@@ -196,11 +235,27 @@ pub async fn save(db: &impl ConnectionTrait, waybill: &Waybill, version: i32) ->
         .col_expr(waybill_row::Column::Record, Expr::value(encode(waybill)?))
         .col_expr(waybill_row::Column::Version, Expr::value(version + 1))
         .col_expr(waybill_row::Column::RemitDueTime, Expr::value(remit_due(waybill)))
+        .col_expr(waybill_row::Column::ChangePendingSince, Expr::value(change_pending(waybill)))
         .filter(waybill_row::Column::Number.eq(&waybill.number))
         .filter(waybill_row::Column::Version.eq(version))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Waybills with a change request waiting for a supervisor, the longest waiting first.
+pub async fn pending_changes(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<Stored>, DbErr> {
+    waybill_row::Entity::find()
+        .filter(waybill_row::Column::ChangePendingSince.is_not_null())
+        .order_by_asc(waybill_row::Column::ChangePendingSince)
+        .limit(limit)
+        .all(db)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Stored { waybill: decode(row)?, version: row.version, late_complaint: row.late_complaint.clone() })
+        })
+        .collect()
 }
 
 /// Waybills whose COD was due before `now` and is not remitted, oldest due first; with

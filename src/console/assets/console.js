@@ -47,7 +47,7 @@ const WORDS = {
     not_offered: '您的角色不能执行此操作。', loading: '加载中…', unavailable: '无法显示：',
     approval_queue: '待主管审批', quote: '赔偿试算', amount: '赔偿金额', rule: '依据', all_records: '全部记录',
     late_remittances: '代收货款转帐不及时', waybill: '运单', look_up: '查询', access_requests: '调阅申请',
-    access_queue: '待我签批的调阅申请', approve_selected: '批准所选', refuse_selected: '拒绝所选', load: '载入',
+    access_queue: '待我签批的调阅申请', change_queue: '待审批的运单更改申请', approve_selected: '批准所选', refuse_selected: '拒绝所选', load: '载入',
     borrowing: '借阅登记', case_files: '案卷', chase_overdue: '催办超时案件', close_selected: '结案所选',
     selected: '已选 {n} 件', bulk_result: '{ok} 件成功，{failed} 件未成功', chased: '已催办 {n} 件',
     report_week: '周投诉汇总', report_visits: '回访汇总', report_inspection: '监察月报', report_claims: '理赔月报',
@@ -98,7 +98,8 @@ const WORDS = {
     not_offered: 'Your role may not do this.', loading: 'Loading…', unavailable: 'Not shown: ',
     approval_queue: "Awaiting a supervisor's approval", quote: 'Compensation quote', amount: 'Amount', rule: 'Rule',
     all_records: 'All records', late_remittances: 'Late COD remittances', waybill: 'Waybill', look_up: 'Look up',
-    access_requests: 'Access requests', access_queue: 'Access requests awaiting my signature', approve_selected: 'Approve selected',
+    access_requests: 'Access requests', access_queue: 'Access requests awaiting my signature',
+    change_queue: 'Waybill change requests awaiting a supervisor', approve_selected: 'Approve selected',
     refuse_selected: 'Refuse selected', borrowing: 'Borrowing register', case_files: 'Case files',
     chase_overdue: 'Chase overdue cases', close_selected: 'Close selected', selected: '{n} selected',
     bulk_result: '{ok} done, {failed} not done', chased: '{n} chased',
@@ -937,6 +938,38 @@ function settlementExtras() {
         box.replaceChildren(h('h2', {}, t('late_remittances')), items?.length ? h('div', {}, items.map((item) => fieldList(item))) : h('p', { class: 'muted' }, t('nothing')));
       })
       .catch((error) => box.replaceChildren(h('h2', {}, t('late_remittances')), explain(error)));
+    parts.push(box);
+  }
+  if (can('kefu.settlement.v1.Settlement/ListPendingChanges')) {
+    // The supervisors' queue: every change request waiting, decided one by one or as a selection.
+    const box = h('div', { class: 'panel', 'data-change-queue': '' }, h('h2', {}, t('change_queue')), t('loading'));
+    const load = () => call('kefu.settlement.v1.Settlement/ListPendingChanges', { page_size: 100 })
+      .then((answer) => {
+        const pending = (answer.waybills || []).flatMap((waybill) => (waybill.change_requests || [])
+          .filter((request) => request.state === 'pending').map((request) => ({ waybill, request })));
+        const reason = h('input', { type: 'text', name: 'reason', placeholder: t('reason') });
+        const decide = async (method) => {
+          const chosen = [...box.querySelectorAll('input[data-change]:checked')].map((input) => input.dataset.change);
+          const results = await Promise.allSettled(chosen.map((name) => call(`kefu.settlement.v1.Settlement/${method}`,
+            { name, reason: reason.value, request_id: requestId() })));
+          const failed = results.filter((r) => r.status === 'rejected');
+          toast(t('bulk_result', { ok: results.length - failed.length, failed: failed.length }), failed.length > 0);
+          if (failed.length) toast(explain(failed[0].reason), true);
+          load();
+        };
+        box.replaceChildren(...present([h('h2', {}, t('change_queue')),
+          pending.length ? h('table', {}, h('tbody', {}, pending.map(({ waybill, request }) => h('tr', { 'data-change-request': request.name },
+            h('td', {}, h('input', { type: 'checkbox', 'data-change': request.name, 'aria-label': request.name })),
+            h('td', { class: 'nowrap' }, request.name),
+            h('td', {}, (request.changes || []).map((change) => h('div', {}, `${change.field}: ${change.before} → ${change.after}`))),
+            h('td', {}, request.reason || ''), h('td', {}, request.requested_by || ''),
+            h('td', { class: 'nowrap' }, formatTime(request.request_time)), h('td', {}, waybill.branch || ''))))) : h('p', { class: 'muted' }, t('nothing')),
+          pending.length && can('kefu.settlement.v1.Settlement/ApproveChange') ? h('div', { class: 'bulk' }, reason,
+            h('button', { type: 'button', class: 'primary', 'data-action': 'approve-changes', onclick: () => decide('ApproveChange') }, t('approve_selected')),
+            can('kefu.settlement.v1.Settlement/RejectChange') ? h('button', { type: 'button', 'data-action': 'reject-changes', onclick: () => decide('RejectChange') }, t('refuse_selected')) : null) : null]));
+      })
+      .catch((error) => box.replaceChildren(h('h2', {}, t('change_queue')), explain(error)));
+    load();
     parts.push(box);
   }
   if (can('kefu.settlement.v1.Settlement/GetWaybill')) {

@@ -102,6 +102,18 @@ impl SettlementApi {
         }))
     }
 
+    pub(super) async fn list_pending_changes(
+        &self,
+        request: Request<pb::ListPendingChangesRequest>,
+    ) -> Reply<pb::ListPendingChangesResponse> {
+        let page_size = kefu_kit::paging::page_size(request.get_ref().page_size)?;
+        let waiting =
+            store::pending_changes(&self.context.db, page_size).await.map_err(db_error("finding change requests"))?;
+        Ok(Response::new(pb::ListPendingChangesResponse {
+            waybills: waiting.iter().map(|stored| waybill_to_proto(stored, Vec::new())).collect(),
+        }))
+    }
+
     pub(super) async fn report_late_remittances(
         &self,
         _request: Request<pb::ReportLateRemittancesRequest>,

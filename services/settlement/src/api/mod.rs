@@ -123,6 +123,13 @@ impl settlement_server::Settlement for SettlementApi {
         self.list_late_remittances(request).await
     }
 
+    async fn list_pending_changes(
+        &self,
+        request: Request<pb::ListPendingChangesRequest>,
+    ) -> Reply<pb::ListPendingChangesResponse> {
+        self.list_pending_changes(request).await
+    }
+
     async fn report_late_remittances(
         &self,
         _request: Request<pb::ReportLateRemittancesRequest>,
