@@ -424,6 +424,41 @@ test('access requests to a closed file are signed in bulk by each signer in turn
   }
 });
 
+test('inspection takes a complaint about staff from the written report to the fine, and the customer is told', async () => {
+  const complaint = await fileComplaint(tokens.agent, { category: 'attitude', waybill_number: 'WB-INSP-1', branch: 'SH01',
+    description: '送货员语气生硬', contact: { name: '孙先生', phone: '13900000006' } });
+  const reference = await acceptedBy(tokens.agent, complaint.name);
+  const page = await pageFor(tokens.inspector);
+  await page.click('[data-nav=inspection]');
+  await page.click(`table[data-table=records] tr[data-record="${reference}"] td:first-child a`);
+  await page.waitForSelector('[data-page=inspection-record]');
+  // Each step is a form built from the method's request: inner fields as inputs, lists as lines or JSON.
+  const step = async (method, fill) => {
+    await page.click(`[data-method=${method}]`);
+    await page.waitForSelector(`.action-form[data-method$="/${method}"]`);
+    for (const [name, value] of Object.entries(fill)) await page.fill(`.action-form [name="${name}"]`, value);
+    await page.click('.action-form button[type=submit]');
+    await page.waitForSelector('.action-form', { state: 'detached' });
+  };
+  await step('RecordWrittenReport', { 'author.kind': 'person', 'author.id': 'B042', content: '客户催问时我语气生硬，没有耐心解释' });
+  await step('RecordFindings', { facts: '通话录音证实投诉属实', evidence: '录音 2026-11-21 14:02' });
+  await step('DivideResponsibility', { shares: JSON.stringify([{ party: { kind: 'person', id: 'B042' }, share_percent: 100 }]) });
+  await step('DecidePenalties', { penalties: JSON.stringify([{ party: { kind: 'person', id: 'B042' }, kind: 'FINE',
+    violation: 'attitude_or_inefficiency', amount_fen: '8000' }]) });
+  await page.waitForSelector('[data-page=inspection-record][data-state=DECIDED]');
+  await screenshot(page, 'inspection-case');
+  // A refused step is shown at its field: resolving without a resolution.
+  await page.click('[data-method=ResolveCase]');
+  await page.click('.action-form button[type=submit]');
+  await page.locator('.action-form .field[data-name=resolution] .error').filter({ hasText: /./ }).waitFor();
+  await page.fill('.action-form [name=resolution]', '对责任人罚款80元并进行服务培训');
+  await page.click('.action-form button[type=submit]');
+  await page.waitForSelector('[data-page=inspection-record][data-state=RESOLVED]');
+  await eventually('the complaint resolved', async () =>
+    ['RESOLVED', 'NOTIFIED'].includes((await apiCall(tokens.agent, 'kefu.intake.v1.Intake/GetComplaint', { name: complaint.name })).state));
+  await page.context().close();
+});
+
 test("a settlement supervisor decides the waybill change requests waiting in the queue", async () => {
   for (const number of ['WB-CHG-1', 'WB-CHG-2']) {
     await apiCall(tokens.settlement, 'kefu.settlement.v1.Settlement/RecordWaybill', { request_id: crypto.randomUUID(), waybill: {

@@ -329,33 +329,58 @@ function actionForm({ method, title, fields, body, onDone }) {
 // many actions. `fixed` fills fields the page knows (the record's name, a request id).
 async function describedForm(method, fixed, onDone) {
   const description = await api('describe', { method });
+  const scalar = (f) => !f.repeated && f.kind !== 'message';
+  // One input per scalar field; a message of scalars as one input per inner field
+  // (`author.kind`, `author.id`); a list of text as one line each; a list of messages as JSON,
+  // started from one empty element.
+  const inputFor = (f) => {
+    if (f.kind === 'bool') return h('input', { type: 'checkbox', value: 'true' });
+    if (f.kind === 'enum') return select([['', '—'], ...f.values.map((v) => [v, v])]);
+    if (f.repeated && f.kind === 'string') return h('textarea', { 'data-lines': 'true' });
+    if (f.repeated || f.kind === 'message') {
+      const example = Object.fromEntries((f.fields || []).map((x) => [x.name, x.kind === 'message' ? {} : x.kind === 'bool' ? false : '']));
+      const template = JSON.stringify(f.repeated ? [example] : example);
+      const area = h('textarea', { 'data-json': 'true', 'data-template': template });
+      area.value = template;
+      return area;
+    }
+    if (f.name.endsWith('_fen')) return h('input', { type: 'number', step: '0.01', 'data-fen': 'true' });
+    if (/int|fixed/.test(f.kind)) return h('input', { type: 'number', step: '1' });
+    if (f.kind === 'timestamp') return h('input', { type: 'datetime-local' });
+    return h('input', { type: 'text' });
+  };
+  const label = (name) => (name.endsWith('_fen') ? `${name.replace(/_fen$/, '')} (${t('yuan')})` : name);
   const inputs = [];
   for (const f of description.fields) {
     if (f.name in fixed || f.name === 'request_id') continue;
-    let input;
-    if (f.kind === 'bool') input = h('input', { type: 'checkbox', value: 'true' });
-    else if (f.kind === 'enum') input = select([['', '—'], ...f.values.map((v) => [v, v])]);
-    else if (f.kind === 'message' || f.repeated) input = h('textarea', { placeholder: f.kind === 'message' ? `{ ${(f.fields || []).map((x) => x.name).join(', ')} }` : '[ … ]' });
-    else if (f.name.endsWith('_fen')) input = h('input', { type: 'number', step: '0.01', 'data-fen': 'true' });
-    else if (/int|fixed/.test(f.kind)) input = h('input', { type: 'number', step: '1' });
-    else if (f.kind === 'timestamp') input = h('input', { type: 'datetime-local' });
-    else input = h('input', { type: 'text' });
-    const label = f.name.endsWith('_fen') ? `${f.name.replace(/_fen$/, '')} (${t('yuan')})` : f.name;
-    inputs.push([f, field(f.name, label, input)]);
+    if (f.kind === 'message' && !f.repeated && (f.fields || []).length && f.fields.every(scalar)) {
+      for (const inner of f.fields) inputs.push([{ ...inner, path: [f.name, inner.name] }, field(`${f.name}.${inner.name}`, `${f.name}.${label(inner.name)}`, inputFor(inner))]);
+    } else {
+      const input = inputFor(f);
+      inputs.push([{ ...f, path: [f.name], template: input.dataset.template }, field(f.name, label(f.name), input)]);
+    }
   }
+  const place = (request, path, value) => {
+    let at = request;
+    for (const key of path.slice(0, -1)) at = at[key] ||= {};
+    at[path[path.length - 1]] = value;
+  };
   return actionForm({
     method, title: method.split('/')[1], fields: inputs.map(([, element]) => element),
     body: (data, id) => {
       const request = { ...fixed };
       if (description.fields.some((f) => f.name === 'request_id')) request.request_id = id;
       for (const [f] of inputs) {
-        const raw = data.get(f.name);
-        if (f.kind === 'bool') { if (raw) request[f.name] = true; continue; }
-        if (raw === null || raw === '') continue;
-        if (f.kind === 'message' || f.repeated) { try { request[f.name] = JSON.parse(raw); } catch { request[f.name] = raw; } }
-        else if (f.name.endsWith('_fen')) request[f.name] = String(Math.round(Number(raw) * 100));
-        else if (f.kind === 'timestamp') request[f.name] = new Date(raw).toISOString();
-        else request[f.name] = raw;
+        const raw = data.get(f.path.join('.'));
+        if (f.kind === 'bool') { if (raw) place(request, f.path, true); continue; }
+        // Left empty, or as the untouched template: not sent.
+        if (raw === null || raw === '' || raw === f.template) continue;
+        let value = raw;
+        if (f.repeated && f.kind === 'string') value = raw.split('\n').map((line) => line.trim()).filter(Boolean);
+        else if (f.kind === 'message' || f.repeated) { try { value = JSON.parse(raw); } catch { value = raw; } }
+        else if (f.name.endsWith('_fen')) value = String(Math.round(Number(raw) * 100));
+        else if (f.kind === 'timestamp') value = new Date(raw).toISOString();
+        place(request, f.path, value);
       }
       return request;
     },
