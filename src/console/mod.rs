@@ -27,6 +27,11 @@
 //! against the company's identity provider and uses the token it gets like a kefu token; the
 //! gateway verifies it (`KEFU_OIDC_*`). The server never sees the code or the verifier.
 //!
+//! Why JSON over HTTP rather than gRPC-Web from the browser: the page then needs no generated
+//! protobuf client and no front-end build, and the one transcoder is the one `kefu call` already
+//! proves, from the same compiled-in descriptors; the gateway still sees only gRPC, with the
+//! caller's own token, through the same front door.
+//!
 //! A failure is `{"code": "INVALID_ARGUMENT", "message": …, "violations": [{"field", "description"}]}`
 //! with the HTTP status its gRPC code means. The API takes no cookies, so another site's page
 //! cannot make a signed-in browser call it; a request from another origin is refused as well.

@@ -122,6 +122,25 @@ const CATEGORY_EN = {
   slow_feedback: 'Slow feedback',
 };
 
+// The departments' records are shown field by field; in Chinese, by the handbook's names.
+const FIELD_ZH = {
+  name: '编号', state: '状态', complaint: '投诉', accept_time: '接收时间', create_time: '创建时间', resolve_time: '处理时间',
+  resolution: '处理结果', resolved_by: '处理人', branch: '分公司', category: '类别', deadline: '处理时限',
+  deadline_reason: '时限依据', overdue: '已超时', kind: '类型', written_report: '书面报告', report_request: '要求书面报告',
+  findings: '查明事实', responsibility: '责任划分', decision: '处罚决定', penalties: '处罚', rectifications: '整改',
+  incident: '二次投诉', history: '处理过程', facts: '事实', quote: '赔偿试算', evidence: '证据', investigation: '调查',
+  offer_fen: '赔偿报价', counter_offer_fen: '客户还价', agreed_amount_fen: '约定金额', approval_reasons: '审批原因',
+  approval: '审批', responsible_share_fen: '责任方承担', insurer_recovery: '保险追偿', missing_documents: '缺少单据',
+  waybill_number: '运单号', shipper: '发货人', freight_fen: '运费', payment_method: '付款方式', cod_amount_fen: '代收货款',
+  consignee: '收货人', consignee_phone: '收货人电话', cod: '代收货款', change_requests: '更改申请', seizure: '查扣',
+  file: '案卷', purpose: '目的', reason: '原因', requester: '申请人', requester_department: '申请部门',
+  required_approvals: '需签批', approvals: '签批', expire_time: '有效期至', classification: '密级', location: '存放处',
+  close_time: '结案时间', archive_time: '归档时间', retention_rule: '保管期限规则', retain_until: '保管至', legal_hold: '诉讼保全',
+  amount_fen: '金额', party: '当事方', violation: '违规', note: '备注', contact_name: '客户姓名', contact_phone: '联系电话',
+  description: '投诉内容', customer_request: '客户要求', received_by: '受理人', responsible_unit: '责任单位', channel: '受理方式',
+};
+const fieldName = (key) => (lang === 'en' ? key : FIELD_ZH[key] || key);
+
 let lang = localStorage.getItem('kefu.lang') === 'en' ? 'en' : 'zh-CN';
 
 function t(key, vars = {}) {
@@ -252,7 +271,7 @@ function fieldList(value) {
     else if (Array.isArray(item)) shown = item.every((x) => typeof x !== 'object') ? item.join(', ') : h('div', {}, item.map((x) => fieldList(x)));
     else if (item && typeof item === 'object') shown = fieldList(item);
     else shown = String(item);
-    list.append(h('dt', {}, key), h('dd', { 'data-field': key }, shown));
+    list.append(h('dt', { title: key }, fieldName(key)), h('dd', { 'data-field': key }, shown));
   }
   return list;
 }
@@ -881,7 +900,7 @@ async function departmentPage(name, record) {
 function recordTable(page, items, columns, label) {
   if (!items.length) return h('p', { class: 'muted panel', 'data-table': label }, t('nothing'));
   return h('table', { 'data-table': label },
-    h('thead', {}, h('tr', {}, columns.map((c) => h('th', {}, c)))),
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { title: c }, fieldName(c))))),
     h('tbody', {}, items.map((item) => h('tr', { 'data-record': item.name, onclick: page ? () => { location.hash = `#/${page}/${item.name}`; } : null },
       columns.map((c) => {
         // A record names its complaint, or carries it whole (a claim).
