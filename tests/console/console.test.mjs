@@ -263,6 +263,10 @@ test('an agent takes a call, sees it in the inbox with its badge, the owner acce
   await page.press('[data-search]', 'Enter');
   await page.locator(`tr[data-case="${number}"]`).waitFor();
 
+  // The same customer calls again about another waybill: the case page will show it beside.
+  const again = await fileComplaint(tokens.agent, { category: 'late_delivery', waybill_number: 'WB-CONSOLE-2', branch: 'SH01',
+    description: '另一票货也晚到', contact: { name: '李女士', phone: '13900000001' } });
+
   // Open it from the keyboard, and watch the owner accept it.
   await page.locator('h1').click();
   await page.keyboard.press('Enter');
@@ -273,7 +277,19 @@ test('an agent takes a call, sees it in the inbox with its badge, the owner acce
   assert.equal(await page.getAttribute('[data-owner]', 'data-owner'), 'settlement');
   assert.match(await page.textContent('[data-deadline]'), /late_remittance/);
   assert.match(await page.textContent('[data-timeline]'), /accepted/);
+  const related = page.locator(`[data-related] li:has(a[href="#/case/${again.name.replace('complaints/', '')}"])`);
+  assert.match(await related.textContent(), /同一电话/);
   await screenshot(page, 'case');
+
+  // Waiting on the customer pauses the deadline: the server's badge says so, and again when resumed.
+  await page.click('[data-method=WaitForCustomer]');
+  await page.fill('.action-form [name=reason]', '等客户提供收款凭证');
+  await page.click('.action-form button[type=submit]');
+  await page.waitForSelector('h1 [data-sla=paused]');
+  await page.click('[data-method=ResumeComplaint]');
+  await page.fill('.action-form [name=note]', '凭证已收到');
+  await page.click('.action-form button[type=submit]');
+  await page.waitForSelector('h1 [data-sla]:not([data-sla=paused])');
 
   // Settlement resolves it on its own page; the customer's case says so.
   const clerk = await pageFor(tokens.settlement);
