@@ -637,14 +637,18 @@ function toggleChecked(name) {
   inbox.renderBulk?.();
 }
 
-// Runs one call per selected case and says how many went through.
-async function bulkCall(names, one) {
+// Runs one call per selected name, says how many went through (and why the first failed), then
+// `after()`: the one way every bulk action in the console reports.
+async function bulk(names, one, after) {
   const results = await Promise.allSettled(names.map(one));
   const failed = results.filter((r) => r.status === 'rejected');
   toast(t('bulk_result', { ok: results.length - failed.length, failed: failed.length }), failed.length > 0);
   if (failed.length) toast(explain(failed[0].reason), true);
-  inbox.checked.clear();
-  inboxPage();
+  after();
+}
+
+function bulkCall(names, one) {
+  return bulk(names, one, () => { inbox.checked.clear(); inboxPage(); });
 }
 
 function openCase(name) { location.hash = `#/case/${caseNumber(name)}`; }
@@ -994,12 +998,8 @@ function settlementExtras() {
         const reason = h('input', { type: 'text', name: 'reason', placeholder: t('reason') });
         const decide = async (method) => {
           const chosen = [...box.querySelectorAll('input[data-change]:checked')].map((input) => input.dataset.change);
-          const results = await Promise.allSettled(chosen.map((name) => call(`kefu.settlement.v1.Settlement/${method}`,
-            { name, reason: reason.value, request_id: requestId() })));
-          const failed = results.filter((r) => r.status === 'rejected');
-          toast(t('bulk_result', { ok: results.length - failed.length, failed: failed.length }), failed.length > 0);
-          if (failed.length) toast(explain(failed[0].reason), true);
-          load();
+          await bulk(chosen, (name) => call(`kefu.settlement.v1.Settlement/${method}`,
+            { name, reason: reason.value, request_id: requestId() }), load);
         };
         box.replaceChildren(...present([h('h2', {}, t('change_queue')),
           pending.length ? h('table', {}, h('tbody', {}, pending.map(({ waybill, request }) => h('tr', { 'data-change-request': request.name },
@@ -1077,11 +1077,7 @@ async function archivesPage(record) {
     const signed = async (method) => {
       const chosen = [...queue.querySelectorAll('input[data-access]:checked')].map((box) => box.dataset.access);
       const body = (name) => (method === 'RefuseAccessRequest' ? { name, reason: t('refuse_selected') } : { name });
-      const results = await Promise.allSettled(chosen.map((name) => call(`${service}/${method}`, body(name))));
-      const failed = results.filter((r) => r.status === 'rejected');
-      toast(t('bulk_result', { ok: results.length - failed.length, failed: failed.length }), failed.length > 0);
-      if (failed.length) toast(explain(failed[0].reason), true);
-      load();
+      await bulk(chosen, (name) => call(`${service}/${method}`, body(name)), load);
     };
     parts.push(h('div', { class: 'panel' }, h('h2', {}, t('access_queue')),
       h('div', { class: 'actions' },
