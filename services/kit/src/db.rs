@@ -20,6 +20,14 @@ use crate::config::{Config, redact_password};
 /// is load, not an outage.)
 pub const POSTGRES_WAIT: Duration = Duration::from_secs(3);
 
+/// The prepared statements each connection keeps. A batched statement has a shape per batch size
+/// (a multi-row insert of seven complaints is not the statement of eight), and under load the
+/// services run some 900 shapes in all; with sqlx's default of 100 most of them were evicted and
+/// prepared again, on PostgreSQL a round trip to parse and describe each (docs/benchmarks.md,
+/// "Issue 20, third round"). The cost is memory: on PostgreSQL up to some 8 MiB more in each
+/// server process that serves kefu, so also in each pooled connection that `pool_size` allows.
+pub const STATEMENT_CACHE: usize = 1024;
+
 /// The connections a part of kefu keeps to PostgreSQL at most, unless `KEFU_DATABASE_POOL` says:
 /// intake, where every registration reads the customer's earlier complaints and grade besides four
 /// group-commit writers, its relay and its inbox, 10; every other service, whose inbox and relay
@@ -60,12 +68,16 @@ async fn connect_sqlite(config: &Config, service: &str) -> Result<DatabaseConnec
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30))
-        .sqlx_logging(false);
-    let db = Database::connect(options).await?;
-    for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=10000"] {
-        db.execute(Statement::from_string(DbBackend::Sqlite, pragma)).await?;
-    }
-    Ok(db)
+        .sqlx_logging(false)
+        // On every connection the pool opens, also one that replaces an old one.
+        .map_sqlx_sqlite_opts(|options| {
+            options
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .statement_cache_capacity(STATEMENT_CACHE)
+        });
+    Database::connect(options).await
 }
 
 async fn connect_postgres(url: &str, service: &str, pool: u32) -> Result<DatabaseConnection, DbErr> {
@@ -95,7 +107,8 @@ async fn connect_postgres(url: &str, service: &str, pool: u32) -> Result<Databas
         .connect_timeout(POSTGRES_WAIT)
         .acquire_timeout(POSTGRES_WAIT)
         .set_schema_search_path(service)
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        .map_sqlx_postgres_opts(|options| options.statement_cache_capacity(STATEMENT_CACHE));
     Database::connect(options).await.map_err(unreachable)
 }
 
@@ -109,6 +122,33 @@ pub fn starting_with(prefix: &str) -> sea_orm::sea_query::LikeExpr {
 #[cfg(test)]
 mod tests {
     use sea_orm::sea_query::{Alias, Expr, Query, SqliteQueryBuilder};
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    /// Durability and waiting are settings of every connection the pool opens (its connect
+    /// options), not statements run once on the first: a connection that replaces a retired one is
+    /// set up alike. sqlx's own busy timeout would be 5 s.
+    #[tokio::test]
+    async fn every_sqlite_connection_is_in_wal_mode_with_full_sync() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let data_dir = dir.path().display().to_string();
+        let config = crate::config::Config::from_lookup(|key| (key == "KEFU_DATA_DIR").then(|| data_dir.clone()))
+            .expect("a configuration");
+        let pragma = |db: sea_orm::DatabaseConnection, name: &'static str| async move {
+            let row = db
+                .query_one(Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}")))
+                .await
+                .expect("the pragma")
+                .expect("a row");
+            row.try_get_by_index::<String>(0)
+                .or_else(|_| row.try_get_by_index::<i64>(0).map(|number| number.to_string()))
+                .expect("a value")
+        };
+        let db = super::connect(&config, "intake").await.expect("connected");
+        assert_eq!(pragma(db.clone(), "journal_mode").await, "wal");
+        assert_eq!(pragma(db.clone(), "synchronous").await, "2", "FULL");
+        assert_eq!(pragma(db.clone(), "busy_timeout").await, "10000");
+        db.close().await.expect("closed");
+    }
 
     #[test]
     fn a_prefix_is_never_a_wildcard() {
