@@ -24,9 +24,10 @@ pub const POSTGRES_WAIT: Duration = Duration::from_secs(3);
 /// (a multi-row insert of seven complaints is not the statement of eight), and under load the
 /// services run some 900 shapes in all; with sqlx's default of 100 most of them were evicted and
 /// prepared again, on PostgreSQL a round trip to parse and describe each (docs/benchmarks.md,
-/// "Issue 20, third round"). The cost is memory: on PostgreSQL up to some 8 MiB more in each
-/// server process that serves kefu, so also in each pooled connection that `pool_size` allows.
-pub const STATEMENT_CACHE: usize = 1024;
+/// "Issue 20, third round"). The cost is memory, on PostgreSQL about 10 MiB more in each server
+/// process that serves kefu (so in each pooled connection `pool_size` allows). 256 keeps the
+/// shapes in use; 1,024 was no faster, and its memory was still growing after five minutes.
+pub const STATEMENT_CACHE: usize = 256;
 
 /// The connections a part of kefu keeps to PostgreSQL at most, unless `KEFU_DATABASE_POOL` says:
 /// intake, where every registration reads the customer's earlier complaints and grade besides four
