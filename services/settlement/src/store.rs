@@ -204,11 +204,14 @@ pub struct Stored {
     pub late_complaint: Option<String>,
 }
 
+impl Stored {
+    fn of(row: waybill_row::Model) -> Result<Stored, DbErr> {
+        Ok(Stored { waybill: decode(&row)?, version: row.version, late_complaint: row.late_complaint })
+    }
+}
+
 pub async fn load(db: &impl ConnectionTrait, number: &str) -> Result<Option<Stored>, DbErr> {
-    let Some(row) = waybill_row::Entity::find_by_id(number.to_owned()).one(db).await? else {
-        return Ok(None);
-    };
-    Ok(Some(Stored { waybill: decode(&row)?, version: row.version, late_complaint: row.late_complaint }))
+    waybill_row::Entity::find_by_id(number.to_owned()).one(db).await?.map(Stored::of).transpose()
 }
 
 /// Inserts a new waybill; false if the number is taken.
@@ -251,10 +254,8 @@ pub async fn pending_changes(db: &impl ConnectionTrait, limit: u64) -> Result<Ve
         .limit(limit)
         .all(db)
         .await?
-        .iter()
-        .map(|row| {
-            Ok(Stored { waybill: decode(row)?, version: row.version, late_complaint: row.late_complaint.clone() })
-        })
+        .into_iter()
+        .map(Stored::of)
         .collect()
 }
 
@@ -273,14 +274,7 @@ pub async fn late(
     if unreported {
         query = query.filter(waybill_row::Column::LateComplaint.is_null());
     }
-    query
-        .all(db)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(Stored { waybill: decode(row)?, version: row.version, late_complaint: row.late_complaint.clone() })
-        })
-        .collect()
+    query.all(db).await?.into_iter().map(Stored::of).collect()
 }
 
 /// Every waybill, for reconciliation and the month's summary.
