@@ -71,7 +71,11 @@ impl ServiceContext {
     ) -> Result<Self, StartError> {
         let database = |source| StartError::Database { service: name, source };
         let db = db::connect(config, name.as_str()).await.map_err(database)?;
-        let mut all = vec![&crate::outbox::MIGRATION, &crate::inbox::MIGRATION_RECEIVE_TIME];
+        let mut all = vec![
+            &crate::outbox::MIGRATION,
+            &crate::inbox::MIGRATION_RECEIVE_TIME,
+            &crate::outbox::MIGRATION_EVENT_ID_NOT_UNIQUE,
+        ];
         all.extend_from_slice(migrations);
         let applied = migrate::run(&db, name.as_str(), &all).await.map_err(database)?;
         if !applied.is_empty() {
