@@ -199,11 +199,13 @@ async fn the_relay_vacuums_its_outbox_as_it_delivers_on_postgresql() {
     suite.stop().await;
 }
 
-/// What a vacuum of the outbox scans is what the relay needs and no more: the rows by their
-/// sequence and by when they are due. (An index on the event's id served nothing and made every
-/// vacuum a third longer; a second delivery of an event is the receiver's inbox's to refuse.)
+/// The outbox is a queue, and on PostgreSQL it is kept as one: its indexes are what the relay reads
+/// and no more (the rows by their sequence and by when they are due; an index on the event's id
+/// served nothing and made every vacuum a third longer — a second delivery of an event is the
+/// receiver's inbox's to refuse), and a vacuum keeps the empty pages at its end, so it never waits
+/// for the table's exclusive lock while registrations insert there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgresql_each_outbox_keeps_only_the_indexes_its_relay_reads() {
+async fn on_postgresql_each_outbox_is_kept_as_a_queue() {
     let suite = TestSuite::start(Backend::Postgres, system_clock()).await;
     for service in ServiceName::ALL {
         let db = kefu_kit::db::connect(&suite.config, service.as_str()).await.expect("the service's database");
@@ -222,8 +224,20 @@ async fn on_postgresql_each_outbox_keeps_only_the_indexes_its_relay_reads() {
             (!indexes.is_empty()).then_some(indexes)
         })
         .await;
+        let options = db
+            .query_one(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT coalesce(array_to_string(reloptions, ','), '') AS options FROM pg_class \
+                 WHERE oid = 'outbox'::regclass",
+            ))
+            .await
+            .expect("the outbox's options")
+            .expect("the outbox")
+            .try_get::<String>("", "options")
+            .expect("its options as text");
         let _ = db.close().await;
         assert_eq!(indexes, BTreeSet::from(["outbox_due".to_owned(), "outbox_pkey".to_owned()]), "{service}");
+        assert_eq!(options, "vacuum_truncate=false", "{service}");
     }
     suite.stop().await;
 }

@@ -97,6 +97,17 @@ pub static MIGRATION_EVENT_ID_NOT_UNIQUE: Migration = Migration {
     },
 };
 
+/// A vacuum of the outbox keeps its empty pages at the end rather than giving them back to the file
+/// system. Giving them back needs the table's exclusive lock, which a vacuum asks for every 50 ms
+/// while registrations keep inserting at that end: the relay's vacuums, which should take a few
+/// milliseconds, took 100–300 ms (19 of them over 40 ms, 2.0 s in all, in a 15 s run at 64 callers;
+/// none over 40 ms with this; docs/benchmarks.md, "Issue 20, fourth round"), holding up the relay
+/// worker that ran them. A queue fills those pages again within the second. PostgreSQL only.
+pub static MIGRATION_VACUUM_KEEPS_PAGES: Migration = Migration {
+    name: "kit_0004_outbox_vacuum_keeps_its_pages",
+    statements: || vec![SchemaStatement::PostgresOnly("ALTER TABLE outbox SET (vacuum_truncate = false)")],
+};
+
 /// Wakes the relay after an outbox write has been committed, so handoffs go out at once rather
 /// than at the next poll.
 #[derive(Debug, Clone, Default)]

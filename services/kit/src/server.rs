@@ -75,6 +75,7 @@ impl ServiceContext {
             &crate::outbox::MIGRATION,
             &crate::inbox::MIGRATION_RECEIVE_TIME,
             &crate::outbox::MIGRATION_EVENT_ID_NOT_UNIQUE,
+            &crate::outbox::MIGRATION_VACUUM_KEEPS_PAGES,
         ];
         all.extend_from_slice(migrations);
         let applied = migrate::run(&db, name.as_str(), &all).await.map_err(database)?;
