@@ -42,6 +42,7 @@ mod intake;
 mod operations;
 mod processes;
 mod settlement;
+mod statements;
 mod support;
 mod traces;
 mod upkeep;

@@ -263,7 +263,7 @@ pub async fn insert(
     if rows.is_empty() {
         return Ok(());
     }
-    case_row::Entity::insert_many(rows).exec_without_returning(db).await?;
+    kefu_kit::statements::insert_many(db, rows).await?;
     Ok(())
 }
 
@@ -303,7 +303,7 @@ pub async fn add_penalties(db: &impl ConnectionTrait, case: &Case) -> Result<(),
     if rows.is_empty() {
         return Ok(());
     }
-    penalty_row::Entity::insert_many(rows).exec_without_returning(db).await?;
+    kefu_kit::statements::insert_many(db, rows).await?;
     Ok(())
 }
 
@@ -329,7 +329,7 @@ pub async fn add_responsibility(
     if rows.is_empty() {
         return Ok(());
     }
-    responsibility_row::Entity::insert_many(rows).exec_without_returning(db).await?;
+    kefu_kit::statements::insert_many(db, rows).await?;
     Ok(())
 }
 

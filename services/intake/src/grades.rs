@@ -49,7 +49,7 @@ pub async fn of_phones(db: &impl ConnectionTrait, phones: &[&str]) -> Result<Has
     if phones.is_empty() {
         return Ok(HashMap::new());
     }
-    let graded = Entity::find().filter(Column::Phone.is_in(phones)).all(db).await?;
+    let graded = kefu_kit::statements::find_in::<Entity, _>(db, Column::Phone, phones).await?;
     Ok(graded.into_iter().map(|row| (row.phone, row.grade)).collect())
 }
 

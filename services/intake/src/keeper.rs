@@ -17,7 +17,7 @@ use kefu_kit::{
     write::{self, Acted, Applied, Message},
 };
 use kefu_proto::events::v1::event::Payload;
-use sea_orm::{ActiveValue::NotSet, DatabaseTransaction, DbErr, EntityTrait, Iterable, ModelTrait};
+use sea_orm::{ActiveValue::NotSet, DatabaseTransaction, DbErr, Iterable, ModelTrait};
 
 use crate::{
     closing,
@@ -228,7 +228,7 @@ impl ComplaintKeeper {
             row.seq = NotSet;
             row
         });
-        store::Entity::insert_many(rows).exec_without_returning(tx).await?;
+        kefu_kit::statements::insert_many(tx, rows).await?;
         Ok(())
     }
 

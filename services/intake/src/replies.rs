@@ -144,7 +144,7 @@ pub async fn insert(db: &impl ConnectionTrait, replies: &[(&str, &NewReply, Date
         create_time: Set(now),
         last_note: Set(if reply.delivered { "said in the call".into() } else { String::new() }),
     });
-    Entity::insert_many(rows).exec_without_returning(db).await?;
+    kefu_kit::statements::insert_many(db, rows).await?;
     Ok(())
 }
 

@@ -300,7 +300,7 @@ pub async fn about_waybills(db: &impl ConnectionTrait, waybill_numbers: &[&str])
     // SQL, which tempts the planner into walking the whole table in `seq` order when nothing
     // matches. (A term per waybill, category and phone made PostgreSQL OR a hundred index scans.)
     let mut earlier =
-        Entity::find().filter(Column::WaybillNumber.is_in(waybill_numbers.iter().copied())).all(db).await?;
+        kefu_kit::statements::find_in::<Entity, _>(db, Column::WaybillNumber, waybill_numbers.to_vec()).await?;
     earlier.sort_by_key(|complaint| complaint.seq);
     Ok(earlier)
 }
@@ -370,7 +370,7 @@ pub async fn save_changed(
 
 /// The complaints with these case numbers, in one statement, in no particular order.
 pub async fn by_case_numbers(db: &impl ConnectionTrait, case_numbers: &[&str]) -> Result<Vec<Model>, DbErr> {
-    Entity::find().filter(Column::CaseNumber.is_in(case_numbers.iter().copied())).all(db).await
+    kefu_kit::statements::find_in::<Entity, _>(db, Column::CaseNumber, case_numbers.to_vec()).await
 }
 
 pub async fn by_request_id(db: &impl ConnectionTrait, request_id: &str) -> Result<Option<Model>, DbErr> {

@@ -161,7 +161,7 @@ pub async fn insert(
         reopened: Set(false),
         create_time: Set(now),
     });
-    Entity::insert_many(rows).exec_without_returning(db).await?;
+    kefu_kit::statements::insert_many(db, rows).await?;
     Ok(())
 }
 

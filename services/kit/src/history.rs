@@ -95,7 +95,7 @@ pub async fn record(
         time: Set(step.time),
         ..Default::default()
     });
-    Entity::insert_many(rows).exec_without_returning(db).await?;
+    crate::statements::insert_many(db, rows).await?;
     Ok(())
 }
 
@@ -113,7 +113,7 @@ pub async fn record_many(db: &impl ConnectionTrait, steps: &[(&str, &Step)]) -> 
         time: Set(step.time),
         ..Default::default()
     });
-    Entity::insert_many(rows).exec_without_returning(db).await?;
+    crate::statements::insert_many(db, rows).await?;
     Ok(())
 }
 

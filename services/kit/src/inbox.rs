@@ -69,15 +69,20 @@ pub static MIGRATION_RECEIVE_TIME: Migration = Migration {
 /// An event received before (or twice in this batch) is not new: its effect is already committed,
 /// or being committed by a concurrent delivery, and must not be applied again.
 pub async fn record(tx: &impl ConnectionTrait, events: &[Event], now: DateTime<Utc>) -> Result<Vec<bool>, DbErr> {
-    let mut insert = Query::insert();
-    insert.into_table(Entity).columns([Column::EventId, Column::Source, Column::ReceiveTime]);
-    for event in events {
-        insert.values_panic([event.id.clone().into(), event.source.clone().into(), now.into()]);
-    }
-    insert.on_conflict(OnConflict::column(Column::EventId).do_nothing().to_owned()).returning_col(Column::EventId);
+    let values: Vec<Value> =
+        events.iter().flat_map(|event| [event.id.clone().into(), event.source.clone().into(), now.into()]).collect();
     let backend = tx.get_database_backend();
+    let insert = crate::statements::kept(backend, "inbox record", values, || {
+        let mut insert = Query::insert();
+        insert.into_table(Entity).columns([Column::EventId, Column::Source, Column::ReceiveTime]);
+        for event in events {
+            insert.values_panic([event.id.clone().into(), event.source.clone().into(), now.into()]);
+        }
+        insert.on_conflict(OnConflict::column(Column::EventId).do_nothing().to_owned()).returning_col(Column::EventId);
+        backend.build(&insert)
+    });
     let inserted: HashSet<String> = tx
-        .query_all(backend.build(&insert))
+        .query_all(insert)
         .await?
         .iter()
         .map(|row| row.try_get::<String>("", "event_id"))

@@ -6,6 +6,7 @@
 //! - [`config`]: the one typed configuration, read from `KEFU_*` environment variables;
 //! - [`clock`]: the injected clock and the company's time zone;
 //! - [`db`] and [`migrate`]: connecting to SQLite or PostgreSQL and running migrations;
+//! - [`statements`]: the complaint path's inserts and look-ups, their SQL written once per shape;
 //! - [`outbox`], [`relay`] and [`inbox`]: events between services — written in the same
 //!   transaction as the change that caused them, delivered with retries, applied at most once;
 //! - [`backup`]: a consistent copy of a running suite's SQLite databases (`kefu backup`);
@@ -56,6 +57,7 @@ pub mod report;
 pub mod routed;
 pub mod server;
 pub mod shutdown;
+pub mod statements;
 pub mod telemetry;
 pub mod text;
 pub mod time;

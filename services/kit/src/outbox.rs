@@ -187,7 +187,7 @@ pub async fn enqueue_many<'a>(
     if rows.is_empty() {
         return Ok(());
     }
-    Entity::insert_many(rows).exec_without_returning(tx).await?;
+    crate::statements::insert_many(tx, rows).await?;
     Ok(())
 }
 

@@ -122,10 +122,7 @@ impl EventHandler for AcceptRoutedCases {
         if rows.is_empty() {
             return Ok(());
         }
-        Entity::insert_many(rows)
-            .exec_without_returning(tx)
-            .await
-            .map_err(|e| error::from_db("accepting routed cases", e))?;
+        crate::statements::insert_many(tx, rows).await.map_err(|e| error::from_db("accepting routed cases", e))?;
         outbox::enqueue_many(tx, replies.iter().map(|reply| (ServiceName::Intake, reply, now)))
             .await
             .map_err(|e| error::from_db("queueing case_accepted", e))?;

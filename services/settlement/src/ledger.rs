@@ -309,7 +309,7 @@ pub async fn post(
         amount_fen: Set(*amount_fen),
         ..Default::default()
     });
-    posting::Entity::insert_many(postings).exec_without_returning(db).await?;
+    kefu_kit::statements::insert_many(db, postings).await?;
     Ok(true)
 }
 

@@ -295,7 +295,7 @@ pub async fn add_receipts(db: &impl ConnectionTrait, rows: Vec<receipt::ActiveMo
     if rows.is_empty() {
         return Ok(());
     }
-    receipt::Entity::insert_many(rows).exec_without_returning(db).await?;
+    kefu_kit::statements::insert_many(db, rows).await?;
     Ok(())
 }
 

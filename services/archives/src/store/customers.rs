@@ -153,7 +153,7 @@ pub async fn open_customer_file(tx: &impl ConnectionTrait, new: NewCustomerFile)
         phone: Set(phone.clone()),
         customer_id: Set(new.customer_id.clone()),
     });
-    match customer_phone::Entity::insert_many(phone_rows).exec_without_returning(tx).await {
+    match kefu_kit::statements::insert_many(tx, phone_rows).await {
         Ok(_) => Ok(Opened::Opened),
         Err(error) if is_unique_violation(&error) => Ok(Opened::PhoneTaken),
         Err(error) => Err(error),

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
     sea_query::{ColumnDef, Expr, Index, Order, Query, Table},
 };
 
@@ -249,11 +249,13 @@ pub async fn active_for(db: &impl ConnectionTrait, branches: &[&str]) -> Result<
     if branches.is_empty() {
         return Ok(Vec::new());
     }
-    endpoint::Entity::find()
-        .filter(endpoint::Column::Branch.is_in(branches.iter().copied()))
-        .filter(endpoint::Column::Active.eq(true))
-        .all(db)
-        .await
+    let values = branches.iter().map(|branch| Value::from(*branch)).chain([Value::from(true)]).collect();
+    kefu_kit::statements::find(db, "active webhook endpoints of branches", values, || {
+        endpoint::Entity::find()
+            .filter(endpoint::Column::Branch.is_in(branches.iter().copied()))
+            .filter(endpoint::Column::Active.eq(true))
+    })
+    .await
 }
 
 pub async fn endpoint_by_id(db: &impl ConnectionTrait, id: &str) -> Result<Option<endpoint::Model>, DbErr> {
@@ -305,7 +307,7 @@ pub async fn insert_deliveries(db: &impl ConnectionTrait, deliveries: Vec<delive
         row.seq = NotSet;
         row
     });
-    delivery::Entity::insert_many(rows).exec_without_returning(db).await.map(drop)
+    kefu_kit::statements::insert_many(db, rows).await.map(drop)
 }
 
 /// Pending deliveries due by `now`, the longest waiting first (by the state and time index), except
