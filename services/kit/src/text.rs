@@ -6,9 +6,16 @@ pub fn is_code(text: &str, max: usize) -> bool {
     !text.is_empty() && text.len() <= max && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Lower-case hexadecimal, two digits a byte (how digests are shown).
+/// Lower-case hexadecimal, two digits a byte (how digests are shown). Every internal call's
+/// signature is written with it, so it allocates once, not once a byte.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 /// The bytes of lower- or upper-case hexadecimal; `None` if it is not that.
@@ -34,5 +41,8 @@ mod tests {
         assert!(!is_code("", 8));
         assert!(!is_code("C 1", 8));
         assert_eq!(hex(&[0, 15, 255]), "000fff");
+        assert_eq!(hex(&[0x1a, 0xb2, 0x90]), "1ab290");
+        let every: Vec<u8> = (0..=255).collect();
+        assert_eq!(unhex(&hex(&every)), Some(every));
     }
 }
