@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use kefu_kit::{ManualClock, clock::SharedClock, config::ServiceName, history, server::ServiceContext, statements};
+use kefu_kit::{ManualClock, clock::SharedClock, history, statements};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, EntityTrait, QueryFilter,
 };
 
-use crate::support::{Backend, TestDatabase, on_both_backends, test_config};
+use crate::support::{Backend, IntakeDatabase, on_both_backends};
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 28, 2, 0, 0).single().expect("a time")
@@ -33,17 +33,9 @@ fn steps(prefix: &str, count: i64) -> Vec<history::ActiveModel> {
 
 on_both_backends!(a_kept_statement_binds_each_call_s_own_values);
 async fn a_kept_statement_binds_each_call_s_own_values(backend: Backend) {
-    let dir = tempfile::tempdir().expect("a directory");
-    let database = match backend {
-        Backend::Postgres => Some(TestDatabase::create().await),
-        Backend::Sqlite => None,
-    };
-    let config = test_config(dir.path(), database.as_ref());
     let clock: SharedClock = Arc::new(ManualClock::new(start()));
-    let context = ServiceContext::open(ServiceName::Intake, &config, clock, kefu_intake::MIGRATIONS)
-        .await
-        .expect("intake's database");
-    let db = &context.db;
+    let intake = IntakeDatabase::open(backend, clock).await;
+    let db = &intake.context.db;
 
     // The same shape twice (the second through the first's SQL), another size, and rows that do
     // not set the same columns (built by sea-orm each time).
@@ -77,8 +69,5 @@ async fn a_kept_statement_binds_each_call_s_own_values(backend: Backend) {
             assert_eq!(step.actor, format!("actor {prefix}"), "{} has its own row's values", step.case_number);
         }
     }
-    let _ = context.db.close().await;
-    if let Some(database) = database {
-        database.drop_database().await;
-    }
+    intake.close().await;
 }

@@ -78,6 +78,42 @@ impl TestDatabase {
     }
 }
 
+/// Intake's database alone, fresh, with no server in front of it: for tests of what the kit keeps
+/// in a service's database.
+pub struct IntakeDatabase {
+    pub context: kefu_kit::server::ServiceContext,
+    database: Option<TestDatabase>,
+    _dir: tempfile::TempDir,
+}
+
+impl IntakeDatabase {
+    pub async fn open(backend: Backend, clock: SharedClock) -> IntakeDatabase {
+        let dir = tempfile::tempdir().expect("a directory");
+        let database = match backend {
+            Backend::Postgres => Some(TestDatabase::create().await),
+            Backend::Sqlite => None,
+        };
+        let config = test_config(dir.path(), database.as_ref());
+        let context = kefu_kit::server::ServiceContext::open(
+            kefu_kit::config::ServiceName::Intake,
+            &config,
+            clock,
+            kefu_intake::MIGRATIONS,
+        )
+        .await
+        .expect("intake's database");
+        IntakeDatabase { context, database, _dir: dir }
+    }
+
+    /// Closes the connections and drops the PostgreSQL database.
+    pub async fn close(self) {
+        let _ = self.context.db.close().await;
+        if let Some(database) = self.database {
+            database.drop_database().await;
+        }
+    }
+}
+
 /// A configuration with every address on a free loopback port and storage in `dir` or `database`.
 pub fn test_config(dir: &Path, database: Option<&TestDatabase>) -> Config {
     let mut vars = vec![

@@ -11,7 +11,6 @@ use kefu_kit::{
     clock::SharedClock,
     config::ServiceName,
     inbox,
-    server::ServiceContext,
     upkeep::{PRUNE_BATCH, Upkeep, tend_tables},
 };
 use kefu_proto::events::v1::Event;
@@ -20,9 +19,7 @@ use sea_orm::{
     ConnectionTrait, DbBackend, EntityTrait, QueryOrder, Statement,
 };
 
-use crate::support::{
-    Backend, TestDatabase, TestSuite, complaint, create, on_both_backends, system_clock, test_config,
-};
+use crate::support::{Backend, IntakeDatabase, TestSuite, complaint, create, on_both_backends, system_clock};
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 2, 0, 0).single().expect("a time")
@@ -51,18 +48,10 @@ fn delivery_at(id: &str, state: &str, created: DateTime<Utc>) -> delivery::Activ
 
 on_both_backends!(upkeep_prunes_what_grows_with_traffic_after_its_retention_and_nothing_sooner);
 async fn upkeep_prunes_what_grows_with_traffic_after_its_retention_and_nothing_sooner(backend: Backend) {
-    let dir = tempfile::tempdir().expect("a directory");
-    let database = match backend {
-        Backend::Postgres => Some(TestDatabase::create().await),
-        Backend::Sqlite => None,
-    };
-    let config = test_config(dir.path(), database.as_ref());
     let clock = Arc::new(ManualClock::new(start()));
     let shared: SharedClock = clock.clone();
-    let context = ServiceContext::open(ServiceName::Intake, &config, shared.clone(), kefu_intake::MIGRATIONS)
-        .await
-        .expect("intake's database");
-    let db = &context.db;
+    let intake = IntakeDatabase::open(backend, shared.clone()).await;
+    let db = &intake.context.db;
 
     // Event ids received eight days, six days and a moment ago: seven days are kept.
     for (id, age) in [("old", Duration::days(8)), ("six-days", Duration::days(6)), ("new", Duration::zero())] {
@@ -147,10 +136,7 @@ async fn upkeep_prunes_what_grows_with_traffic_after_its_retention_and_nothing_s
         let (vacuumed, analyzed) = tend_tables(db).await.expect("tended");
         assert!(!vacuumed.contains(&"\"inbox\"".to_owned()) && !analyzed.contains(&"\"inbox\"".to_owned()));
     }
-    let _ = context.db.close().await;
-    if let Some(database) = database {
-        database.drop_database().await;
-    }
+    intake.close().await;
 }
 
 /// Every complaint leaves two dead versions of an outbox row behind (its lease, its deletion). The
