@@ -5,9 +5,13 @@
 //! - a row leaves the outbox only after the receiver acknowledged the event, so a crash at any
 //!   point leaves it to be delivered again (at least once); the receiver's inbox makes the second
 //!   delivery harmless (at most once);
+//! - each process delivers a service's outbox with one worker, which claims everything committed
+//!   while it was delivering: under load its claims, its delivery calls and the receivers'
+//!   transactions grow larger rather than more numerous (four workers each woken by a commit made
+//!   three small claims where one would do; docs/benchmarks.md, "sixth round");
 //! - with several replicas on PostgreSQL, a relay claims rows with `FOR UPDATE SKIP LOCKED` and a
 //!   short lease, so replicas share the work without delivering the same row at the same time; on
-//!   SQLite, one worker in the one process that owns the file reads its rows without a lease;
+//!   SQLite, the one process that owns the file reads its rows without a lease;
 //! - the relay wakes when its service commits an outbox row, and polls besides, to pick up rows
 //!   left by a crash, by another replica, or due for a retry — every half second while it finds
 //!   work, less often the longer it finds none (up to every [`IDLE_POLL_MAX`]), so an idle suite
@@ -49,8 +53,6 @@ const CLAIM_LIMIT: usize = 128;
 const EVENTS_PER_CALL: usize = 32;
 /// Delivery calls one worker has in flight at once.
 const IN_FLIGHT: usize = 4;
-/// Relay workers per service on PostgreSQL (SQLite, with one connection, has one).
-const POSTGRES_WORKERS: usize = 4;
 /// How long a claim keeps other replicas off a row.
 const LEASE: chrono::Duration = chrono::Duration::seconds(15);
 /// How long one delivery may take.
@@ -116,23 +118,15 @@ impl Relay {
         }
     }
 
-    /// Delivers until `shutdown` fires.
+    /// Delivers until `shutdown` fires: what is due (claim after claim while claims come back
+    /// full), then waits to be woken or for the next poll.
     pub async fn run(self, shutdown: Shutdown) {
-        let workers = if self.db.get_database_backend() == DbBackend::Sqlite {
+        if self.db.get_database_backend() == DbBackend::Sqlite {
             // A SQLite file has one process; a lease left by a crash of that process is void.
             if let Err(error) = self.release_all_leases().await {
                 crate::error::log_db("outbox relay: releasing leases", &error);
             }
-            1
-        } else {
-            POSTGRES_WORKERS
-        };
-        futures_util::future::join_all((0..workers).map(|_| self.work(shutdown.clone()))).await;
-    }
-
-    /// One worker: delivers what is due (claim after claim while claims come back full), then
-    /// waits to be woken or for the next poll.
-    async fn work(&self, shutdown: Shutdown) {
+        }
         let mut wait = POLL_INTERVAL;
         loop {
             let mut found = false;
@@ -147,8 +141,8 @@ impl Relay {
                     Ok(claimed) => {
                         found = true;
                         if claimed < CLAIM_LIMIT {
-                            // That was all that was due. What is committed meanwhile wakes a
-                            // worker, so looking again now would mostly find nothing.
+                            // That was all that was due. What was committed meanwhile has woken
+                            // the relay, so it is claimed next, together.
                             break;
                         }
                     }
@@ -182,10 +176,6 @@ impl Relay {
         // the order they were written, so a receiver applies one change's events as they happened.
         rows.sort_by_key(|row| row.seq);
         let claimed = rows.len();
-        if claimed == CLAIM_LIMIT {
-            // There is likely more: let another worker claim it while this one delivers.
-            self.waker.wake();
-        }
         // One call per destination and chunk of events, a few calls at once.
         let mut calls: Vec<Vec<outbox::Model>> = Vec::new();
         for row in rows {

@@ -45,10 +45,12 @@ pub struct IntakeApi {
 impl IntakeApi {
     pub fn new(context: ServiceContext, webhook_rules: webhooks::Rules) -> Self {
         let keeper = ComplaintKeeper { time_zone: context.time_zone };
-        // SQLite has one connection; PostgreSQL gains from a few transactions in flight.
+        // SQLite has one connection. On PostgreSQL a second writer's transaction is in flight
+        // while the first one's commits; more would make each one's batch smaller, not the
+        // commits faster (docs/benchmarks.md, "sixth round").
         let writers = match context.db.get_database_backend() {
             DbBackend::Sqlite => 1,
-            _ => 4,
+            _ => 2,
         };
         let writers = Writers::start(context.db.clone(), writers, keeper, context.relay.clone());
         Self { context, keeper, writers, webhook_rules }
