@@ -41,6 +41,7 @@ mod inspection;
 mod intake;
 mod operations;
 mod processes;
+mod registration_batches;
 mod settlement;
 mod statements;
 mod support;

@@ -1,7 +1,10 @@
 //! The `complaints` table: one row per complaint, the case number and request id unique.
 
+use std::collections::HashSet;
+
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement,
     entity::prelude::*,
     sea_query::{ColumnDef, Index, Table},
 };
@@ -375,6 +378,43 @@ pub async fn by_case_numbers(db: &impl ConnectionTrait, case_numbers: &[&str]) -
 
 pub async fn by_request_id(db: &impl ConnectionTrait, request_id: &str) -> Result<Option<Model>, DbErr> {
     Entity::find().filter(Column::RequestId.eq(request_id)).one(db).await
+}
+
+/// Which of some case numbers and request ids earlier complaints have.
+#[derive(Debug, Default)]
+pub struct TakenKeys {
+    pub case_numbers: HashSet<String>,
+    pub request_ids: HashSet<String>,
+}
+
+/// Of `case_numbers` and `request_ids`, those that complaints already have: in one statement.
+pub async fn taken_keys(
+    db: &impl ConnectionTrait,
+    case_numbers: &[&str],
+    request_ids: &[&str],
+) -> Result<TakenKeys, DbErr> {
+    let rows: Vec<(String, Option<String>)> = Entity::find()
+        .select_only()
+        .column(Column::CaseNumber)
+        .column(Column::RequestId)
+        .filter(
+            Condition::any()
+                .add(Column::CaseNumber.is_in(case_numbers.iter().copied()))
+                .add(Column::RequestId.is_in(request_ids.iter().copied())),
+        )
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut taken = TakenKeys::default();
+    for (case_number, request_id) in rows {
+        if case_numbers.contains(&case_number.as_str()) {
+            taken.case_numbers.insert(case_number);
+        }
+        if let Some(request_id) = request_id.filter(|request_id| request_ids.contains(&request_id.as_str())) {
+            taken.request_ids.insert(request_id);
+        }
+    }
+    Ok(taken)
 }
 
 /// One page, newest first, matching every term, after the position `after` if given; also the

@@ -16,12 +16,18 @@
 //! [`ComplaintKeeper`]: the same insert, history, effects (replies, webhook deliveries) and outbox
 //! as any change, for many new complaints in one transaction.
 //!
-//! If a batch fails — a unique-key conflict (a retried `request_id`, a case number drawn twice), or
-//! any row the database refuses — it is rolled back and its registrations are written one per
-//! transaction, so that each caller learns of its own failure and no one else's call is lost.
+//! If a batch fails on a unique key, the keys it was refused for are looked up: a registration whose
+//! `request_id` an earlier complaint has is answered [`Written::Conflict`] (its caller finds that
+//! complaint), a case number drawn before is drawn again, and the rest is written together once
+//! more. A day's case numbers are six random characters (`kefu_kit::case_number`): after a million
+//! complaints in a day one draw in about 250 is taken, and a batch of fourteen meets one about one
+//! time in eighteen, which written one per transaction cost fifteen transactions instead of one
+//! (docs/benchmarks.md, "sixth round"). If the batch fails again, or on anything else the database
+//! refuses, it is rolled back and its registrations are written one per transaction, so that each
+//! caller learns of its own failure and no one else's call is lost.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -113,7 +119,17 @@ async fn write_batches(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match write(&db, &keeper, batch.iter().map(|(new, _)| new)).await {
+        let mut written = write(&db, &keeper, batch.iter().map(|(new, _)| new)).await;
+        if batch.len() > 1
+            && written.as_ref().is_err_and(Error::is_unique_violation)
+            && clear_taken_keys(&db, &keeper, &mut batch).await.is_ok()
+        {
+            written = match batch.is_empty() {
+                true => Ok(Vec::new()),
+                false => write(&db, &keeper, batch.iter().map(|(new, _)| new)).await,
+            };
+        }
+        match written {
             Ok(complaints) => {
                 for ((_, reply), complaint) in batch.drain(..).zip(complaints) {
                     let _ = reply.send(Ok(Written::Committed(Box::new(complaint))));
@@ -149,6 +165,35 @@ async fn write_batches(
         // The handoffs the batch committed go at once: one wake for the batch, not one per case.
         relay.wake();
     }
+}
+
+/// After a batch was refused on a unique key: answers the registrations whose `request_id` an
+/// earlier complaint has ([`Written::Conflict`]: their callers find it), and draws again each case
+/// number that an earlier complaint or another registration of the batch has. What remains in
+/// `batch` can be written together again.
+async fn clear_taken_keys(
+    db: &DatabaseConnection,
+    keeper: &ComplaintKeeper,
+    batch: &mut Vec<(New, Reply)>,
+) -> Result<(), Error> {
+    let case_numbers: Vec<&str> = batch.iter().map(|(new, _)| new.case_number.as_str()).collect();
+    let request_ids: Vec<&str> = batch.iter().filter_map(|(new, _)| new.request_id.as_deref()).collect();
+    let taken =
+        store::taken_keys(db, &case_numbers, &request_ids).await.map_err(error::db("registering a complaint"))?;
+    let mut drawn = HashSet::with_capacity(batch.len());
+    let mut remaining = Vec::with_capacity(batch.len());
+    for (mut new, reply) in batch.drain(..) {
+        if new.request_id.as_ref().is_some_and(|request_id| taken.request_ids.contains(request_id)) {
+            let _ = reply.send(Ok(Written::Conflict));
+            continue;
+        }
+        while taken.case_numbers.contains(&new.case_number) || !drawn.insert(new.case_number.clone()) {
+            new.case_number = kefu_kit::case_number::generate(new.now, keeper.time_zone);
+        }
+        remaining.push((new, reply));
+    }
+    *batch = remaining;
+    Ok(())
 }
 
 fn outcome(result: Result<Vec<Complaint>, Error>) -> Result<Written, Error> {
