@@ -124,9 +124,10 @@ async fn write_batches(
             && written.as_ref().is_err_and(Error::is_unique_violation)
             && clear_taken_keys(&db, &keeper, &mut batch).await.is_ok()
         {
-            written = match batch.is_empty() {
-                true => Ok(Vec::new()),
-                false => write(&db, &keeper, batch.iter().map(|(new, _)| new)).await,
+            written = if batch.is_empty() {
+                Ok(Vec::new())
+            } else {
+                write(&db, &keeper, batch.iter().map(|(new, _)| new)).await
             };
         }
         match written {

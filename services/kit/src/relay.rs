@@ -7,8 +7,8 @@
 //!   delivery harmless (at most once);
 //! - each process delivers a service's outbox with one worker, which claims everything committed
 //!   while it was delivering: under load its claims, its delivery calls and the receivers'
-//!   transactions grow larger rather than more numerous (four workers each woken by a commit made
-//!   three small claims where one would do; docs/benchmarks.md, "sixth round");
+//!   transactions grow larger rather than more numerous (four workers, each woken by a commit,
+//!   claimed 11 rows at a time where one claims 26; docs/benchmarks.md, "sixth round");
 //! - with several replicas on PostgreSQL, a relay claims rows with `FOR UPDATE SKIP LOCKED` and a
 //!   short lease, so replicas share the work without delivering the same row at the same time; on
 //!   SQLite, the one process that owns the file reads its rows without a lease;
