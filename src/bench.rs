@@ -11,7 +11,11 @@
 //! each call's count, rate and latency.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    collections::BTreeMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -67,6 +71,25 @@ pub enum Mix {
 /// Complaints registered so far, for `--interval`.
 static REGISTERED: AtomicU64 = AtomicU64::new(0);
 
+/// The run's failed registrations by gRPC code: how many, and the first one's message. Printed
+/// under the run's row, so a failure says why.
+static FAILURES: Mutex<BTreeMap<String, (u64, String)>> = Mutex::new(BTreeMap::new());
+
+/// Counts a failed registration under its code.
+fn failed(status: &tonic::Status) {
+    let mut failures = FAILURES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let entry = failures.entry(format!("{:?}", status.code())).or_insert_with(|| (0, status.message().to_owned()));
+    entry.0 += 1;
+}
+
+/// Prints the run's failed registrations, one line per code, and forgets them for the next run.
+fn print_failures() {
+    let failures = std::mem::take(&mut *FAILURES.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    for (code, (count, first)) in failures {
+        println!("      {count} failed with {code}, the first: {first}");
+    }
+}
+
 /// The branches the load files complaints for.
 const BRANCHES: usize = 20;
 
@@ -91,6 +114,8 @@ pub async fn run(args: BenchArgs) -> Result<(), crate::client::Failure> {
     for &concurrency in &args.concurrency {
         let concurrency = concurrency.max(1);
         drive(&channel, args.mix, concurrency, Duration::from_secs(2)).await;
+        // The warm-up's failures are not the run's.
+        FAILURES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         let suite_before = args.suite_pid.and_then(cpu_ticks);
         let postgres_before = args.postgres.then(postgres_ticks);
         let started = Instant::now();
@@ -129,6 +154,7 @@ pub async fn run(args: BenchArgs) -> Result<(), crate::client::Failure> {
             rss_loaded.map(format_kib).unwrap_or_else(|| "-".into()),
             backlog_at_end.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
         );
+        print_failures();
         if args.mix == Mix::Day {
             print_calls(calls, elapsed);
         }
@@ -356,7 +382,10 @@ async fn create_only(channel: Channel, run: String, worker: usize, deadline: Ins
                 latencies.push(started.elapsed().as_micros() as u64);
                 REGISTERED.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => errors += 1,
+            Err(status) => {
+                failed(&status);
+                errors += 1;
+            }
         }
     }
     vec![(Call::CreateComplaint, latencies, errors)]
@@ -385,7 +414,10 @@ async fn day(channel: Channel, run: String, worker: usize, deadline: Instant) ->
                         REGISTERED.fetch_add(1, Ordering::Relaxed);
                         true
                     }
-                    Err(_) => false,
+                    Err(status) => {
+                        failed(&status);
+                        false
+                    }
                 },
                 Call::CreateInquiry => {
                     let request = CreateRequestRequest {
