@@ -82,10 +82,14 @@ fn failed(status: &tonic::Status) {
     entry.0 += 1;
 }
 
+/// The failed registrations counted so far, forgotten here.
+fn take_failures() -> BTreeMap<String, (u64, String)> {
+    std::mem::take(&mut *FAILURES.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
 /// Prints the run's failed registrations, one line per code, and forgets them for the next run.
 fn print_failures() {
-    let failures = std::mem::take(&mut *FAILURES.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    for (code, (count, first)) in failures {
+    for (code, (count, first)) in take_failures() {
         println!("      {count} failed with {code}, the first: {first}");
     }
 }
@@ -115,7 +119,7 @@ pub async fn run(args: BenchArgs) -> Result<(), crate::client::Failure> {
         let concurrency = concurrency.max(1);
         drive(&channel, args.mix, concurrency, Duration::from_secs(2)).await;
         // The warm-up's failures are not the run's.
-        FAILURES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        take_failures();
         let suite_before = args.suite_pid.and_then(cpu_ticks);
         let postgres_before = args.postgres.then(postgres_ticks);
         let started = Instant::now();

@@ -22,14 +22,14 @@ use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 const ALPHABET: &[u8] = b"34679ACDEFGHJKMNPQRTUVWXY";
-const RANDOM_LEN: usize = 6;
+const SUFFIX_LEN: usize = 6;
 
 pub fn generate(now: DateTime<Utc>, time_zone: Tz) -> String {
     let local = now.with_timezone(&time_zone);
     let date = local.format("%Y%m%d");
     let span_of_day = (local.num_seconds_from_midnight() / 10) as usize;
     let random = uuid::Uuid::new_v4();
-    let drawn = random.as_bytes()[..RANDOM_LEN - 1].iter().map(|byte| ALPHABET[usize::from(*byte) % ALPHABET.len()]);
+    let drawn = random.as_bytes()[..SUFFIX_LEN - 1].iter().map(|byte| ALPHABET[usize::from(*byte) % ALPHABET.len()]);
     let suffix: String = std::iter::once(ALPHABET[span_of_day % ALPHABET.len()]).chain(drawn).map(char::from).collect();
     format!("{date}-{suffix}")
 }
@@ -38,7 +38,7 @@ pub fn is_well_formed(number: &str) -> bool {
     let Some((date, suffix)) = number.split_once('-') else { return false };
     date.len() == 8
         && date.bytes().all(|b| b.is_ascii_digit())
-        && suffix.len() == RANDOM_LEN
+        && suffix.len() == SUFFIX_LEN
         && suffix.bytes().all(|b| ALPHABET.contains(&b))
 }
 
