@@ -16,15 +16,18 @@
 //! [`ComplaintKeeper`]: the same insert, history, effects (replies, webhook deliveries) and outbox
 //! as any change, for many new complaints in one transaction.
 //!
-//! If a batch fails on a unique key, the keys it was refused for are looked up: a registration whose
-//! `request_id` an earlier complaint has is answered [`Written::Conflict`] (its caller finds that
-//! complaint), a case number drawn before is drawn again, and the rest is written together once
-//! more. A day's case numbers are six random characters (`kefu_kit::case_number`): after a million
-//! complaints in a day one draw in about 250 is taken, and a batch of fourteen meets one about one
-//! time in eighteen, which written one per transaction cost fifteen transactions instead of one
-//! (docs/benchmarks.md, "sixth round"). If the batch fails again, or on anything else the database
-//! refuses, it is rolled back and its registrations are written one per transaction, so that each
-//! caller learns of its own failure and no one else's call is lost.
+//! A batch's keys are looked at in its own transaction before anything is written: a registration
+//! whose `request_id` an earlier complaint has is answered [`Written::Conflict`] (its caller finds
+//! that complaint), and a case number an earlier complaint or another registration of the batch
+//! has is drawn again, so that the rest is written at once. A day's case numbers share 25⁶ values
+//! (`kefu_kit::case_number`): in a day's fourth million one draw in about sixty is taken, and a
+//! batch that learned of it only from the database's refusal was written twice (58,579 batches in
+//! an hour at 64 callers, docs/benchmarks.md, "eighth round"). A key another writer commits after
+//! the look (a retry racing its first call, the same number drawn at the same moment) still fails
+//! the batch: it is written once more, in a new transaction that sees that key. If the batch fails
+//! again, or on anything else the database refuses, it is rolled back and its registrations are
+//! written one per transaction, so that each caller learns of its own failure and no one else's
+//! call is lost.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -120,20 +123,13 @@ async fn write_batches(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut written = write(&db, &keeper, batch.iter().map(|(new, _)| new)).await;
-        if batch.len() > 1
-            && written.as_ref().is_err_and(Error::is_unique_violation)
-            && clear_taken_keys(&db, &keeper, &mut batch).await.is_ok()
-        {
-            written = if batch.is_empty() {
-                Ok(Vec::new())
-            } else {
-                write(&db, &keeper, batch.iter().map(|(new, _)| new)).await
-            };
+        if written.as_ref().is_err_and(Error::is_unique_violation) {
+            written = write(&db, &keeper, batch.iter().map(|(new, _)| new)).await;
         }
         match written {
-            Ok(complaints) => {
-                for ((_, reply), complaint) in batch.drain(..).zip(complaints) {
-                    let _ = reply.send(Ok(Written::Committed(Box::new(complaint))));
+            Ok(outcomes) => {
+                for ((_, reply), written) in batch.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(written));
                 }
             }
             Err(Error::Failure(failure)) if failure.is_unreachable() => {
@@ -168,54 +164,24 @@ async fn write_batches(
     }
 }
 
-/// After a batch was refused on a unique key: answers the registrations whose `request_id` an
-/// earlier complaint has ([`Written::Conflict`]: their callers find it), and draws again each case
-/// number that an earlier complaint or another registration of the batch has. What remains in
-/// `batch` can be written together again.
-async fn clear_taken_keys(
-    db: &DatabaseConnection,
-    keeper: &ComplaintKeeper,
-    batch: &mut Vec<(New, Reply)>,
-) -> Result<(), Error> {
-    let case_numbers: Vec<&str> = batch.iter().map(|(new, _)| new.case_number.as_str()).collect();
-    let request_ids: Vec<&str> = batch.iter().filter_map(|(new, _)| new.request_id.as_deref()).collect();
-    let taken =
-        store::taken_keys(db, &case_numbers, &request_ids).await.map_err(error::db("registering a complaint"))?;
-    let mut drawn = HashSet::with_capacity(batch.len());
-    let mut remaining = Vec::with_capacity(batch.len());
-    for (mut new, reply) in batch.drain(..) {
-        if new.request_id.as_ref().is_some_and(|request_id| taken.request_ids.contains(request_id)) {
-            let _ = reply.send(Ok(Written::Conflict));
-            continue;
-        }
-        while taken.case_numbers.contains(&new.case_number) || !drawn.insert(new.case_number.clone()) {
-            new.case_number = kefu_kit::case_number::generate(new.now, keeper.time_zone);
-        }
-        remaining.push((new, reply));
-    }
-    *batch = remaining;
-    Ok(())
-}
-
-fn outcome(result: Result<Vec<Complaint>, Error>) -> Result<Written, Error> {
+fn outcome(result: Result<Vec<Written>, Error>) -> Result<Written, Error> {
     match result {
-        Ok(mut complaints) => complaints
-            .pop()
-            .map(|complaint| Written::Committed(Box::new(complaint)))
-            .ok_or(Error::Unavailable("nothing was registered; retry with the same request_id")),
+        Ok(mut outcomes) => {
+            outcomes.pop().ok_or(Error::Unavailable("nothing was registered; retry with the same request_id"))
+        }
         Err(conflict) if conflict.is_unique_violation() => Ok(Written::Conflict),
         Err(failure) => Err(failure),
     }
 }
 
-/// Registers the batch in one transaction, on the kit's write path: reads what is known of its
-/// customers, makes each case, and writes the new complaints, their histories, replies, webhook
-/// deliveries and handoffs. The cases, in the batch's order.
+/// Registers the batch in one transaction, on the kit's write path: clears its keys, reads what is
+/// known of its customers, makes each case, and writes the new complaints, their histories,
+/// replies, webhook deliveries and handoffs. What became of each registration, in the batch's order.
 async fn write<'a>(
     db: &DatabaseConnection,
     keeper: &ComplaintKeeper,
     batch: impl Iterator<Item = &'a New>,
-) -> Result<Vec<Complaint>, Error> {
+) -> Result<Vec<Written>, Error> {
     let batch: Vec<&New> = batch.collect();
     // Where traces are exported, each registration's trace has the batch's transaction in it, and
     // the first one's has its statements besides.
@@ -225,16 +191,18 @@ async fn write<'a>(
     tracing::Instrument::instrument(write_batch(db, keeper, &batch), first).await
 }
 
-async fn write_batch(
-    db: &DatabaseConnection,
-    keeper: &ComplaintKeeper,
-    batch: &[&New],
-) -> Result<Vec<Complaint>, Error> {
+async fn write_batch(db: &DatabaseConnection, keeper: &ComplaintKeeper, batch: &[&New]) -> Result<Vec<Written>, Error> {
     let tx = db.begin().await.map_err(error::db("registering a complaint"))?;
-    let known = Customers::read(&tx, batch).await?;
-    let registered: Vec<(Complaint, Applied<Effects>)> = batch
+    let case_numbers = clear_keys(&tx, keeper, batch).await?;
+    let going: Vec<(&New, &String)> =
+        batch.iter().zip(&case_numbers).filter_map(|(new, case_number)| Some((*new, case_number.as_ref()?))).collect();
+    if going.is_empty() {
+        return Ok(batch.iter().map(|_| Written::Conflict).collect());
+    }
+    let known = Customers::read(&tx, going.iter().map(|(new, _)| *new)).await?;
+    let registered: Vec<(Complaint, Applied<Effects>)> = going
         .iter()
-        .map(|new| {
+        .map(|(new, case_number)| {
             let complaint = &new.registration.complaint;
             let earlier = if Customers::compares(&new.registration) {
                 let same: Vec<Complaint> =
@@ -246,7 +214,7 @@ async fn write_batch(
             let grade = known.grades.get(&complaint.contact_phone).map(String::as_str).unwrap_or_default();
             let time_zone = keeper.time_zone;
             new.registration.register(
-                &new.case_number,
+                case_number,
                 new.request_id.clone(),
                 &earlier,
                 grade,
@@ -256,10 +224,10 @@ async fn write_batch(
             )
         })
         .collect();
-    let created: Vec<_> = batch
+    let created: Vec<_> = going
         .iter()
         .zip(&registered)
-        .map(|(new, (complaint, applied))| write::Created {
+        .map(|((new, _), (complaint, applied))| write::Created {
             key: &complaint.case_number,
             aggregate: complaint,
             applied,
@@ -273,7 +241,39 @@ async fn write_batch(
         .collect();
     write::create_all(keeper, &tx, ServiceName::Intake, &created).await?;
     tx.commit().await.map_err(error::db("registering a complaint"))?;
-    Ok(registered.into_iter().map(|(complaint, _)| complaint).collect())
+    let mut registered = registered.into_iter().map(|(complaint, _)| Written::Committed(Box::new(complaint)));
+    Ok(case_numbers
+        .iter()
+        .map(|case_number| case_number.as_ref().and_then(|_| registered.next()).unwrap_or(Written::Conflict))
+        .collect())
+}
+
+/// The case number each registration of the batch is written under, or `None` for one whose
+/// `request_id` an earlier complaint has: a number an earlier complaint or an earlier registration
+/// of the batch has is drawn again. One statement.
+async fn clear_keys(
+    tx: &impl sea_orm::ConnectionTrait,
+    keeper: &ComplaintKeeper,
+    batch: &[&New],
+) -> Result<Vec<Option<String>>, Error> {
+    let case_numbers: Vec<&str> = batch.iter().map(|new| new.case_number.as_str()).collect();
+    let request_ids: Vec<&str> = batch.iter().filter_map(|new| new.request_id.as_deref()).collect();
+    let taken =
+        store::taken_keys(tx, &case_numbers, &request_ids).await.map_err(error::db("registering a complaint"))?;
+    let mut drawn = HashSet::with_capacity(batch.len());
+    Ok(batch
+        .iter()
+        .map(|new| {
+            if new.request_id.as_ref().is_some_and(|request_id| taken.request_ids.contains(request_id)) {
+                return None;
+            }
+            let mut case_number = new.case_number.clone();
+            while taken.case_numbers.contains(&case_number) || !drawn.insert(case_number.clone()) {
+                case_number = kefu_kit::case_number::generate(new.now, keeper.time_zone);
+            }
+            Some(case_number)
+        })
+        .collect())
 }
 
 /// What registration must know of a batch's customers, read in one statement each.
@@ -285,9 +285,12 @@ struct Customers {
 }
 
 impl Customers {
-    async fn read(tx: &impl sea_orm::ConnectionTrait, batch: &[&New]) -> Result<Customers, Error> {
+    async fn read<'a>(
+        tx: &impl sea_orm::ConnectionTrait,
+        batch: impl Iterator<Item = &'a New> + Clone,
+    ) -> Result<Customers, Error> {
         let mut waybills: Vec<&str> = batch
-            .iter()
+            .clone()
             .filter(|new| Customers::compares(&new.registration))
             .map(|new| new.registration.complaint.waybill_number.as_str())
             .collect();
@@ -295,7 +298,7 @@ impl Customers {
         waybills.dedup();
         let earlier =
             store::about_waybills(tx, &waybills).await.map_err(error::db("looking for an earlier complaint"))?;
-        let phones: Vec<&str> = batch.iter().map(|new| new.registration.complaint.contact_phone.as_str()).collect();
+        let phones: Vec<&str> = batch.map(|new| new.registration.complaint.contact_phone.as_str()).collect();
         let grades = grades::of_phones(tx, &phones).await.map_err(error::db("reading the customer's grade"))?;
         Ok(Customers { earlier, grades })
     }
