@@ -4,11 +4,11 @@
 //! script: a message that says what to do next, and an exit code ([`Failure`]).
 
 use clap::Args;
+use kefu_kit::resend::Resending;
 use tonic::{
     Request, Status,
     metadata::{Ascii, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
 };
 
 #[derive(Debug, Clone, Args)]
@@ -40,8 +40,9 @@ impl Interceptor for Bearer {
     }
 }
 
-/// A channel to the gateway whose calls carry the token.
-pub type Gateway = InterceptedService<Channel, Bearer>;
+/// A channel to the gateway whose calls carry the token; a call the connection refused unsent
+/// (the gateway retiring it) is sent again.
+pub type Gateway = InterceptedService<Resending, Bearer>;
 
 impl GatewayArgs {
     /// Connects to the gateway, or says what to do.
@@ -68,7 +69,7 @@ impl GatewayArgs {
                     ),
                 )
             })?;
-        Ok(InterceptedService::new(channel, bearer))
+        Ok(InterceptedService::new(Resending::new(channel), bearer))
     }
 }
 

@@ -84,7 +84,7 @@ pub struct Console {
     api: Api,
     /// The company's time zone and the routing policy's categories, for the page.
     settings: Value,
-    gateway: tonic::transport::Channel,
+    gateway: kefu_kit::resend::Resending,
     clock: SharedClock,
     zone: chrono_tz::Tz,
     content_security_policy: HeaderValue,
@@ -102,9 +102,11 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let setup = |message: String| StartError::Setup { part: "console", message };
     let api = Api::load().map_err(|failure| setup(failure.message))?;
-    let gateway = kefu_kit::server::endpoint(&config.gateway_url)
-        .map_err(|error| setup(format!("KEFU_GATEWAY_URL {}: {error}", config.gateway_url)))?
-        .connect_lazy();
+    let gateway = kefu_kit::resend::Resending::new(
+        kefu_kit::server::endpoint(&config.gateway_url)
+            .map_err(|error| setup(format!("KEFU_GATEWAY_URL {}: {error}", config.gateway_url)))?
+            .connect_lazy(),
+    );
     let policy = kefu_gateway::RoutingPolicy::load(config.routing_policy.as_deref())
         .map_err(|error| setup(error.to_string()))?;
     let categories = policy

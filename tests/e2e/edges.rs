@@ -721,3 +721,98 @@ async fn a_call_whose_request_never_ends_is_ended_in_time() {
     suite.complaints().list_complaints(ListComplaintsRequest::default()).await.expect("served");
     suite.stop().await;
 }
+
+/// A connection past its age (`KEFU_MAX_CONNECTION_AGE`) is told to go: a client of kefu's own
+/// (`kefu::client`, as the CLI, the console and `kefu bench` call the gateway) takes its next
+/// calls to a new connection, and no call fails or is made twice — neither those in flight when
+/// the server said GOAWAY nor the one the old connection then refused unsent, which is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_past_its_age_is_replaced_without_failing_or_repeating_a_call() {
+    use kefu_proto::gateway::v1::ListComplaintsResponse;
+
+    let suite = TestSuite::start_configured(Backend::Sqlite, system_clock(), |config, _| {
+        config.limits.max_connection_age = Duration::from_secs(1);
+    })
+    .await;
+    let token = suite.gateway.token(&crate::support::Principal::staff("A001", "intake", &["agent"])).await;
+    let args =
+        kefu::client::GatewayArgs { gateway: format!("http://{}", suite.config.gateway_addr), token: Some(token) };
+    let gateway = args.connect().await.expect("connected");
+    ComplaintsClient::new(gateway.clone()).list_complaints(ListComplaintsRequest::default()).await.expect("served");
+    let port = suite.config.gateway_addr.port();
+    let before = connections_to(port);
+
+    // Eight callers file complaints without request ids (a repeated call would be a second
+    // complaint) for five ages of a connection, while the connections to the gateway are watched.
+    let until = Instant::now() + Duration::from_secs(5);
+    let watcher = tokio::spawn(async move {
+        let mut seen = std::collections::BTreeSet::new();
+        while Instant::now() < until {
+            seen.extend(connections_to(port));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        seen
+    });
+    let callers: Vec<_> = (0..8)
+        .map(|caller| {
+            let mut complaints = ComplaintsClient::new(gateway.clone());
+            tokio::spawn(async move {
+                let (mut served, mut failed) = (0usize, Vec::new());
+                for n in 0.. {
+                    if Instant::now() >= until {
+                        break;
+                    }
+                    let waybill = format!("YD-AGE-{caller}-{n}");
+                    match complaints.create_complaint(create("", complaint("late_delivery", &waybill))).await {
+                        Ok(_) => served += 1,
+                        Err(status) => failed.push(format!("{:?}: {}", status.code(), status.message())),
+                    }
+                }
+                (served, failed)
+            })
+        })
+        .collect();
+    let (mut served, mut failed) = (0, Vec::new());
+    for caller in callers {
+        let (their_served, their_failed) = caller.await.expect("a caller");
+        served += their_served;
+        failed.extend(their_failed);
+    }
+    let seen = watcher.await.expect("the watcher");
+    let new_connections = seen.difference(&before).count();
+    println!("{served} complaints filed over {new_connections} new connections to the gateway; failed: {failed:?}");
+    assert!(failed.is_empty(), "no call failed: {failed:?}");
+    assert!(new_connections >= 3, "the connections were replaced at their age (1 s): {new_connections} new in 5 s");
+
+    // Every complaint filed once: as many stored as were answered, plus the first caller's none.
+    let mut stored = 0;
+    let mut page_token = String::new();
+    let mut complaints = ComplaintsClient::new(gateway);
+    loop {
+        let request = ListComplaintsRequest { page_size: 1_000, page_token, ..ListComplaintsRequest::default() };
+        let ListComplaintsResponse { complaints: page, next_page_token, .. } =
+            complaints.list_complaints(request).await.expect("listed").into_inner();
+        stored += page.iter().filter(|complaint| complaint.waybill_number.starts_with("YD-AGE-")).count();
+        if next_page_token.is_empty() {
+            break;
+        }
+        page_token = next_page_token;
+    }
+    assert_eq!(stored, served, "each answered call made one complaint, none was made twice");
+    suite.stop().await;
+}
+
+/// The local ports of this machine's established IPv4 connections to 127.0.0.1:`port`.
+fn connections_to(port: u16) -> std::collections::BTreeSet<u16> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, peer, state) = (fields.get(1)?, fields.get(2)?, fields.get(3)?);
+            (*peer == remote && *state == "01").then(|| u16::from_str_radix(local.rsplit(':').next()?, 16).ok())?
+        })
+        .collect()
+}

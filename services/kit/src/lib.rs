@@ -26,6 +26,7 @@
 //! - [`limits`]: what every server bounds (connections, handshakes, calls, time), in one table;
 //! - [`server`]: one gRPC server with health, reflection and graceful shutdown (draining first);
 //! - [`readiness`]: what health reports — not while draining, not while the database is away;
+//! - [`resend`]: a call its connection refused unsent (a server retiring the connection) is sent again;
 //! - [`paging`]: AIP-158 page tokens;
 //! - [`policy_file`]: reading the policy files operators may replace;
 //! - [`report`]: the calendar month and CSV fields of the monthly reports;
@@ -54,6 +55,7 @@ pub mod policy_file;
 pub mod readiness;
 pub mod relay;
 pub mod report;
+pub mod resend;
 pub mod routed;
 pub mod server;
 pub mod shutdown;

@@ -9,7 +9,7 @@
 //! | HTTP/2 streams per connection | the same | | the client is told by `SETTINGS_MAX_CONCURRENT_STREAMS` |
 //! | time one call may take (a shorter `grpc-timeout` wins) | 30 s | `KEFU_CALL_TIMEOUT` | `CANCELLED`, and the handler is dropped |
 //! | keep-alive ping, and the wait for its answer | 30 s, 20 s | `KEFU_KEEPALIVE` (the ping; the wait is two thirds of it) | a dead peer's connection is closed |
-//! | a connection's age | 30 min, then 30 s to finish | `KEFU_MAX_CONNECTION_AGE` | the client reconnects, so load spreads over replicas |
+//! | a connection's age | 30 min | `KEFU_MAX_CONNECTION_AGE` | the server says GOAWAY: the client makes its next calls on a new connection (so load spreads over replicas) while the calls in flight finish |
 //! | answering after SIGTERM while reporting `NOT_SERVING` (the drain) | 5 s | `KEFU_DRAIN` | the server takes no new connections and gives calls in flight 10 s more |
 //! | request size | 6 MiB | | `RESOURCE_EXHAUSTED` (`kefu_kit::server::MAX_REQUEST_BYTES`) |
 //! | calls per second of one principal, at the gateway | 50, bursts of 100 | `KEFU_RATE_LIMIT` | `RESOURCE_EXHAUSTED`, saying when to retry |

@@ -255,8 +255,12 @@ where
     let server = builder
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        // At its age a connection is told to go (HTTP/2 GOAWAY): the client takes its next calls
+        // to a new connection and the calls in flight finish, each within the call timeout. No
+        // `max_connection_age_grace`: with it, tonic sends no GOAWAY at all and cuts the
+        // connection at age + grace, failing every call in flight (82 of an hour's calls at 64
+        // callers, docs/benchmarks.md, "eighth round").
         .max_connection_age(limits.max_connection_age)
-        .max_connection_age_grace(Duration::from_secs(30))
         .max_concurrent_streams(calls)
         .concurrency_limit_per_connection(limits.calls_per_connection)
         .load_shed(true)

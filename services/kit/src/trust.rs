@@ -36,6 +36,7 @@ use tonic::{Status, body::Body, transport::Channel};
 use crate::{
     caller::{BRANCH, CLEARANCE, DEPARTMENT, ROLES, USER},
     config::ServiceName,
+    resend::Resending,
     text::{hex, unhex},
 };
 
@@ -144,24 +145,25 @@ pub fn random_hex(bytes: usize) -> Result<String, String> {
     Ok(hex(&buffer))
 }
 
-/// A channel that signs every call it carries as `issuer`.
+/// A channel that signs every call it carries as `issuer`, and sends again a call its connection
+/// refused unsent ([`Resending`]).
 #[derive(Clone)]
 pub struct SignedChannel {
-    channel: Channel,
+    channel: Resending,
     key: InternalKey,
     issuer: &'static str,
 }
 
 impl SignedChannel {
     pub fn new(channel: Channel, key: InternalKey, issuer: &'static str) -> SignedChannel {
-        SignedChannel { channel, key, issuer }
+        SignedChannel { channel: Resending::new(channel), key, issuer }
     }
 }
 
 impl tower::Service<Request<Body>> for SignedChannel {
     type Response = Response<Body>;
-    type Error = tonic::transport::Error;
-    type Future = tracing::instrument::Instrumented<<Channel as tower::Service<Request<Body>>>::Future>;
+    type Error = tower::BoxError;
+    type Future = tracing::instrument::Instrumented<<Resending as tower::Service<Request<Body>>>::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         tower::Service::poll_ready(&mut self.channel, cx)
