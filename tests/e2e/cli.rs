@@ -192,3 +192,45 @@ async fn staff_file_and_follow_a_complaint_from_the_command_line() {
     let told = nowhere.fails(&["complaint", "get", &case], 7).await;
     assert!(told.contains("cannot reach the gateway"), "{told}");
 }
+
+/// `kefu bench` says why registrations failed: under the run's row, each gRPC code with its count
+/// and the first message, adding up to the row's errors. Here the gateway keeps the bench's one
+/// principal to 20 calls a second, so most of two callers' calls are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kefu_bench_tells_why_registrations_failed() {
+    let suite =
+        TestSuite::start_configured(Backend::Sqlite, std::sync::Arc::new(kefu_kit::SystemClock), |config, _| {
+            config.limits.rate_per_principal = 20;
+        })
+        .await;
+    let gateway = format!("http://{}", suite.config.gateway_addr);
+    let admin = Kefu { gateway: gateway.clone(), token: BOOTSTRAP_TOKEN.into() };
+    let secret = admin
+        .ok(&["token", "create", "--subject", "bench", "--department", "intake", "--role", "agent"])
+        .await
+        .trim()
+        .to_owned();
+    let bench = Kefu { gateway, token: secret };
+    let report = bench.ok(&["bench", "--concurrency", "2", "--seconds", "2", "--drain-seconds", "10"]).await;
+
+    let row = report
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some("2"))
+        .unwrap_or_else(|| panic!("the run's row for 2 callers in:\n{report}"));
+    let errors: u64 = row.split_whitespace().nth(5).and_then(|errors| errors.parse().ok()).expect("the errors column");
+    let told: Vec<(u64, &str)> = report
+        .lines()
+        .filter_map(|line| {
+            let (count, rest) = line.trim().split_once(" failed with ")?;
+            Some((count.parse().ok()?, rest))
+        })
+        .collect();
+    assert!(errors > 0, "the rate refused some calls:\n{report}");
+    assert_eq!(told.iter().map(|(count, _)| count).sum::<u64>(), errors, "the lines add up to the row:\n{report}");
+    let (_, why) = told.first().expect("a line");
+    assert!(
+        why.starts_with("ResourceExhausted, the first: too many calls from bench"),
+        "the code and the gateway's message: {why}"
+    );
+    suite.stop().await;
+}
