@@ -1,7 +1,5 @@
 //! The `complaints` table: one row per complaint, the case number and request id unique.
 
-use std::collections::HashSet;
-
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement,
@@ -296,16 +294,37 @@ pub static MIGRATION_DEPTH: Migration = Migration {
 /// The complaints about these waybills, oldest first: registration keeps those of the same
 /// customer in the same category (001 §8 4.10).
 pub async fn about_waybills(db: &impl ConnectionTrait, waybill_numbers: &[&str]) -> Result<Vec<Model>, DbErr> {
-    if waybill_numbers.is_empty() {
+    about_batch(db, waybill_numbers, &[], &[]).await
+}
+
+/// The complaints a batch of registrations must know of, oldest first, in one statement: those
+/// about its waybills (of which each keeps its customer's in the same category, 001 §8 4.10), and
+/// those that already have one of its case numbers or request ids.
+pub async fn about_batch(
+    db: &impl ConnectionTrait,
+    waybill_numbers: &[&str],
+    case_numbers: &[&str],
+    request_ids: &[&str],
+) -> Result<Vec<Model>, DbErr> {
+    // A scan of the `complaints_same_event` index by its first column and one of each key's unique
+    // index, OR-ed; no ORDER BY … LIMIT in SQL, which tempts the planner into walking the whole
+    // table in `seq` order when nothing matches. (A term per waybill, category and phone made
+    // PostgreSQL OR a hundred index scans.)
+    let terms = [
+        (Column::WaybillNumber, waybill_numbers),
+        (Column::CaseNumber, case_numbers),
+        (Column::RequestId, request_ids),
+    ];
+    let mut any = Condition::any();
+    for (column, keys) in terms.into_iter().filter(|(_, keys)| !keys.is_empty()) {
+        any = any.add(column.is_in(keys.iter().copied()));
+    }
+    if any.is_empty() {
         return Ok(Vec::new());
     }
-    // One scan of the `complaints_same_event` index by its first column; no ORDER BY … LIMIT in
-    // SQL, which tempts the planner into walking the whole table in `seq` order when nothing
-    // matches. (A term per waybill, category and phone made PostgreSQL OR a hundred index scans.)
-    let mut earlier =
-        kefu_kit::statements::find_in::<Entity, _>(db, Column::WaybillNumber, waybill_numbers.to_vec()).await?;
-    earlier.sort_by_key(|complaint| complaint.seq);
-    Ok(earlier)
+    let mut found = Entity::find().filter(any).all(db).await?;
+    found.sort_by_key(|complaint| complaint.seq);
+    Ok(found)
 }
 
 /// The open cases due to be chased at `now`, oldest deadline first, at most `limit` (by the
@@ -378,43 +397,6 @@ pub async fn by_case_numbers(db: &impl ConnectionTrait, case_numbers: &[&str]) -
 
 pub async fn by_request_id(db: &impl ConnectionTrait, request_id: &str) -> Result<Option<Model>, DbErr> {
     Entity::find().filter(Column::RequestId.eq(request_id)).one(db).await
-}
-
-/// Which of some case numbers and request ids earlier complaints have.
-#[derive(Debug, Default)]
-pub struct TakenKeys {
-    pub case_numbers: HashSet<String>,
-    pub request_ids: HashSet<String>,
-}
-
-/// Of `case_numbers` and `request_ids`, those that complaints already have: in one statement.
-pub async fn taken_keys(
-    db: &impl ConnectionTrait,
-    case_numbers: &[&str],
-    request_ids: &[&str],
-) -> Result<TakenKeys, DbErr> {
-    let rows: Vec<(String, Option<String>)> = Entity::find()
-        .select_only()
-        .column(Column::CaseNumber)
-        .column(Column::RequestId)
-        .filter(
-            Condition::any()
-                .add(Column::CaseNumber.is_in(case_numbers.iter().copied()))
-                .add(Column::RequestId.is_in(request_ids.iter().copied())),
-        )
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut taken = TakenKeys::default();
-    for (case_number, request_id) in rows {
-        if case_numbers.contains(&case_number.as_str()) {
-            taken.case_numbers.insert(case_number);
-        }
-        if let Some(request_id) = request_id.filter(|request_id| request_ids.contains(&request_id.as_str())) {
-            taken.request_ids.insert(request_id);
-        }
-    }
-    Ok(taken)
 }
 
 /// One page, newest first, matching every term, after the position `after` if given; also the

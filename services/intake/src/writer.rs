@@ -7,7 +7,8 @@
 //!
 //! What registration must know of the customers is read in that same transaction, for the whole
 //! batch at once: the complaints about the same waybills, of which each registration keeps its
-//! customer's in the same category (one statement), and their grades (one more). Then each case
+//! customer's in the same category, together with those that have one of the batch's keys (one
+//! statement), and their grades (one more). Then each case
 //! is made by [`Registration::register`], the rule, which does no I/O. (Complaints registered at
 //! the same moment, in one batch or in two, do not see each other, as before the look-ups moved
 //! here.)
@@ -16,7 +17,8 @@
 //! [`ComplaintKeeper`]: the same insert, history, effects (replies, webhook deliveries) and outbox
 //! as any change, for many new complaints in one transaction.
 //!
-//! A batch's keys are looked at in its own transaction before anything is written: a registration
+//! A batch's keys are looked at in its own transaction before anything is written (in the statement
+//! that reads the complaints about its waybills, so they cost no statement of their own): a registration
 //! whose `request_id` an earlier complaint has is answered [`Written::Conflict`] (its caller finds
 //! that complaint), and a case number an earlier complaint or another registration of the batch
 //! has is drawn again, so that the rest is written at once. A day's case numbers share 25⁶ values
@@ -174,8 +176,8 @@ fn outcome(result: Result<Vec<Written>, Error>) -> Result<Written, Error> {
     }
 }
 
-/// Registers the batch in one transaction, on the kit's write path: clears its keys, reads what is
-/// known of its customers, makes each case, and writes the new complaints, their histories,
+/// Registers the batch in one transaction, on the kit's write path: reads what is known of its
+/// customers and keys, clears its keys, makes each case, and writes the new complaints, their histories,
 /// replies, webhook deliveries and handoffs. What became of each registration, in the batch's order.
 async fn write<'a>(
     db: &DatabaseConnection,
@@ -193,13 +195,13 @@ async fn write<'a>(
 
 async fn write_batch(db: &DatabaseConnection, keeper: &ComplaintKeeper, batch: &[&New]) -> Result<Vec<Written>, Error> {
     let tx = db.begin().await.map_err(error::db("registering a complaint"))?;
-    let case_numbers = clear_keys(&tx, keeper, batch).await?;
+    let known = Customers::read(&tx, batch).await?;
+    let case_numbers = known.clear_keys(keeper, batch);
     let going: Vec<(&New, &String)> =
         batch.iter().zip(&case_numbers).filter_map(|(new, case_number)| Some((*new, case_number.as_ref()?))).collect();
     if going.is_empty() {
         return Ok(batch.iter().map(|_| Written::Conflict).collect());
     }
-    let known = Customers::read(&tx, going.iter().map(|(new, _)| *new)).await?;
     let registered: Vec<(Complaint, Applied<Effects>)> = going
         .iter()
         .map(|(new, case_number)| {
@@ -248,59 +250,75 @@ async fn write_batch(db: &DatabaseConnection, keeper: &ComplaintKeeper, batch: &
         .collect())
 }
 
-/// The case number each registration of the batch is written under, or `None` for one whose
-/// `request_id` an earlier complaint has: a number an earlier complaint or an earlier registration
-/// of the batch has is drawn again. One statement.
-async fn clear_keys(
-    tx: &impl sea_orm::ConnectionTrait,
-    keeper: &ComplaintKeeper,
-    batch: &[&New],
-) -> Result<Vec<Option<String>>, Error> {
-    let case_numbers: Vec<&str> = batch.iter().map(|new| new.case_number.as_str()).collect();
-    let request_ids: Vec<&str> = batch.iter().filter_map(|new| new.request_id.as_deref()).collect();
-    let taken =
-        store::taken_keys(tx, &case_numbers, &request_ids).await.map_err(error::db("registering a complaint"))?;
-    let mut drawn = HashSet::with_capacity(batch.len());
-    Ok(batch
-        .iter()
-        .map(|new| {
-            if new.request_id.as_ref().is_some_and(|request_id| taken.request_ids.contains(request_id)) {
-                return None;
-            }
-            let mut case_number = new.case_number.clone();
-            while taken.case_numbers.contains(&case_number) || !drawn.insert(case_number.clone()) {
-                case_number = kefu_kit::case_number::generate(new.now, keeper.time_zone);
-            }
-            Some(case_number)
-        })
-        .collect())
-}
-
-/// What registration must know of a batch's customers, read in one statement each.
+/// What registration must know of a batch's customers and keys, read in two statements.
 struct Customers {
     /// The complaints about their waybills, oldest first (of the same customer and category or not).
     earlier: Vec<Complaint>,
     /// Archives' grade of each phone that has one.
     grades: HashMap<String, String>,
+    /// The batch's case numbers that earlier complaints have.
+    taken_case_numbers: HashSet<String>,
+    /// The batch's request ids that earlier complaints have.
+    taken_request_ids: HashSet<String>,
 }
 
 impl Customers {
-    async fn read<'a>(
-        tx: &impl sea_orm::ConnectionTrait,
-        batch: impl Iterator<Item = &'a New> + Clone,
-    ) -> Result<Customers, Error> {
+    /// Reads, in one statement, the complaints about the batch's waybills together with those that
+    /// have one of its keys (both are look-ups in `complaints`, by its indexes), and in another the
+    /// grades of its phones.
+    async fn read(tx: &impl sea_orm::ConnectionTrait, batch: &[&New]) -> Result<Customers, Error> {
         let mut waybills: Vec<&str> = batch
-            .clone()
+            .iter()
             .filter(|new| Customers::compares(&new.registration))
             .map(|new| new.registration.complaint.waybill_number.as_str())
             .collect();
         waybills.sort_unstable();
         waybills.dedup();
-        let earlier =
-            store::about_waybills(tx, &waybills).await.map_err(error::db("looking for an earlier complaint"))?;
-        let phones: Vec<&str> = batch.map(|new| new.registration.complaint.contact_phone.as_str()).collect();
-        let grades = grades::of_phones(tx, &phones).await.map_err(error::db("reading the customer's grade"))?;
-        Ok(Customers { earlier, grades })
+        let case_numbers: Vec<&str> = batch.iter().map(|new| new.case_number.as_str()).collect();
+        let request_ids: Vec<&str> = batch.iter().filter_map(|new| new.request_id.as_deref()).collect();
+        let found = store::about_batch(tx, &waybills, &case_numbers, &request_ids)
+            .await
+            .map_err(error::db("looking for an earlier complaint"))?;
+        let mut known = Customers {
+            earlier: Vec::with_capacity(found.len()),
+            grades: HashMap::new(),
+            taken_case_numbers: HashSet::new(),
+            taken_request_ids: HashSet::new(),
+        };
+        for complaint in found {
+            if case_numbers.contains(&complaint.case_number.as_str()) {
+                known.taken_case_numbers.insert(complaint.case_number.clone());
+            }
+            if let Some(request_id) = complaint.request_id.as_deref().filter(|id| request_ids.contains(id)) {
+                known.taken_request_ids.insert(request_id.to_owned());
+            }
+            if waybills.binary_search(&complaint.waybill_number.as_str()).is_ok() {
+                known.earlier.push(complaint);
+            }
+        }
+        let phones: Vec<&str> = batch.iter().map(|new| new.registration.complaint.contact_phone.as_str()).collect();
+        known.grades = grades::of_phones(tx, &phones).await.map_err(error::db("reading the customer's grade"))?;
+        Ok(known)
+    }
+
+    /// The case number each registration of the batch is written under, or `None` for one whose
+    /// `request_id` an earlier complaint has: a number an earlier complaint or an earlier
+    /// registration of the batch has is drawn again.
+    fn clear_keys(&self, keeper: &ComplaintKeeper, batch: &[&New]) -> Vec<Option<String>> {
+        let mut drawn = HashSet::with_capacity(batch.len());
+        batch
+            .iter()
+            .map(|new| {
+                if new.request_id.as_ref().is_some_and(|request_id| self.taken_request_ids.contains(request_id)) {
+                    return None;
+                }
+                let mut case_number = new.case_number.clone();
+                while self.taken_case_numbers.contains(&case_number) || !drawn.insert(case_number.clone()) {
+                    case_number = kefu_kit::case_number::generate(new.now, keeper.time_zone);
+                }
+                Some(case_number)
+            })
+            .collect()
     }
 
     /// Whether a registration is compared with the customer's earlier complaints (001 §8 4.10):
