@@ -2,7 +2,8 @@
 //! fixed time, and reports throughput, p50/p99 latency, errors, the CPU time the suite (and
 //! PostgreSQL) spent per complaint, the suite's resident memory, and whether the handoff to the
 //! owners kept up (complaints still waiting for their owner at the end, and how long they took to
-//! drain). CPU and memory are read from /proc, so pass the suite's pid.
+//! drain). CPU and memory are read from /proc, so pass the suite's pid. The callers send
+//! time-ordered request ids (UUIDv7), as the API recommends; `--request-ids random` sends UUIDv4.
 //!
 //! `--mix day` drives a service center's day instead of registrations alone: each caller, in every
 //! ten calls, files four complaints through the gateway and one inquiry at intake, reads two
@@ -14,7 +15,7 @@ use std::{
     collections::BTreeMap,
     sync::{
         Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -54,6 +55,10 @@ pub struct BenchArgs {
     /// and updates staff make: get, timeline, resolve, overdue; see the module's doc).
     #[arg(long, value_enum, default_value_t = Mix::Create)]
     mix: Mix,
+    /// The request ids the callers send: `time-ordered` (UUIDv7, as the API recommends) or `random`
+    /// (UUIDv4), to see what random keys cost a large database (docs/benchmarks.md, ninth round).
+    #[arg(long, value_enum, default_value_t = RequestIds::TimeOrdered)]
+    request_ids: RequestIds,
     /// Register this URL as the webhook of every branch the load uses (B00–B19), so that every
     /// complaint is also posted to it (e.g. `python3 bench/webhook-sink.py 8099`).
     #[arg(long)]
@@ -66,6 +71,22 @@ pub enum Mix {
     Create,
     /// A service center's day: creates, reads and updates (see the module's doc).
     Day,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RequestIds {
+    /// UUIDv7: each new key sorts after the ones before, so it joins the request-id index at its end.
+    TimeOrdered,
+    /// UUIDv4: each new key lands at a random place in the index.
+    Random,
+}
+
+/// Whether this run's callers send random request ids (`--request-ids random`).
+static RANDOM_REQUEST_IDS: AtomicBool = AtomicBool::new(false);
+
+/// A new request id, of the kind `--request-ids` chose.
+fn request_id() -> String {
+    if RANDOM_REQUEST_IDS.load(Ordering::Relaxed) { uuid::Uuid::new_v4() } else { uuid::Uuid::now_v7() }.to_string()
 }
 
 /// Complaints registered so far, for `--interval`.
@@ -100,7 +121,12 @@ const BRANCHES: usize = 20;
 pub async fn run(args: BenchArgs) -> Result<(), crate::client::Failure> {
     let channel = args.gateway.connect().await?;
     let client = ComplaintsClient::new(channel.clone());
-    println!("kefu bench against {} ({} s per run)", args.gateway.gateway, args.seconds);
+    RANDOM_REQUEST_IDS.store(args.request_ids == RequestIds::Random, Ordering::Relaxed);
+    let ids = match args.request_ids {
+        RequestIds::TimeOrdered => "time-ordered",
+        RequestIds::Random => "random",
+    };
+    println!("kefu bench against {} ({} s per run, {ids} request ids)", args.gateway.gateway, args.seconds);
     if let Some(url) = &args.webhook_url {
         register_webhooks(channel.clone(), url).await?;
         println!("webhooks: every branch's events posted to {url}");
@@ -324,7 +350,7 @@ fn print_calls(calls: Vec<(Call, Vec<u64>, u64)>, elapsed: f64) {
 fn new_complaint(run: &str, worker: usize, n: usize) -> CreateComplaintRequest {
     let categories = ["late_delivery", "cargo_damage", "late_remittance", "attitude", "mis_sort"];
     CreateComplaintRequest {
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: request_id(),
         complaint: Some(Complaint {
             category: categories[(worker + n) % categories.len()].into(),
             waybill_number: format!("YD{run}{worker:03}{n:08}"),
@@ -425,7 +451,7 @@ async fn day(channel: Channel, run: String, worker: usize, deadline: Instant) ->
                 },
                 Call::CreateInquiry => {
                     let request = CreateRequestRequest {
-                        request_id: uuid::Uuid::new_v4().to_string(),
+                        request_id: request_id(),
                         request: Some(intake::Complaint {
                             kind: intake::Kind::Inquiry as i32,
                             waybill_number: format!("YQ{run}{worker:03}{n:08}"),
@@ -458,7 +484,7 @@ async fn day(channel: Channel, run: String, worker: usize, deadline: Instant) ->
                     Some(name) => {
                         let request = ResolveComplaintRequest {
                             name,
-                            request_id: uuid::Uuid::new_v4().to_string(),
+                            request_id: request_id(),
                             resolution: "已告知客户货物位置".into(),
                             cause: String::new(),
                         };
@@ -527,20 +553,29 @@ fn cpu_ms_per(before: Option<u64>, after: Option<u64>, complaints: u64) -> Strin
 
 /// utime + stime of a process, in clock ticks (1/100 s on Linux).
 fn cpu_ticks(pid: u32) -> Option<u64> {
+    stat_ticks(pid, 11..13)
+}
+
+/// The sum of some clock-tick fields of a process's `/proc/{pid}/stat`, counted from the field after
+/// its state: `11..13` its own utime and stime, `11..15` also its exited children's.
+fn stat_ticks(pid: u32, fields: std::ops::Range<usize>) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces; the fields after it are fixed.
     let after_name = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    let values: Vec<&str> = after_name.split_whitespace().collect();
+    fields.map(|field| values.get(field)?.parse::<u64>().ok()).sum()
 }
 
+/// The CPU of PostgreSQL's processes, with that of those that have exited: server processes come
+/// and go (sqlx's pool replaces a connection after 30 minutes), and the postmaster
+/// counts each one's CPU among its exited children's, so a long run loses none of it.
 fn postgres_ticks() -> u64 {
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "postgres"))
-        .filter_map(cpu_ticks)
+        .filter_map(|pid| stat_ticks(pid, 11..15))
         .sum()
 }
 

@@ -179,7 +179,7 @@ fn name_of(case: &str) -> String {
 }
 
 pub(crate) fn request_id(given: Option<String>) -> String {
-    given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+    given.unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
 fn complaint_of(form: &Form) -> Value {

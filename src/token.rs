@@ -70,7 +70,7 @@ pub async fn run(args: TokenArgs) -> Result<(), Failure> {
         TokenCommand::Create { subject, display_name, department, branch, roles, clearance, days, request_id } => {
             let expire_time = chrono::Utc::now() + chrono::Duration::days(days);
             let request = CreateTokenRequest {
-                request_id: request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                request_id: request_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
                 token: Some(Token {
                     subject,
                     display_name,
