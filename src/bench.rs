@@ -44,8 +44,9 @@ pub struct BenchArgs {
     #[arg(long)]
     postgres: bool,
     /// Also print, every this many seconds of a run, its registrations per second, the suite's CPU
-    /// per complaint and its resident memory in that interval: for long runs (`--seconds 600
-    /// --interval 60` shows whether the last minute is as fast as the first, and memory flat).
+    /// per complaint (and PostgreSQL's, with `--postgres`) and its resident memory in that
+    /// interval: for long runs (`--seconds 600 --interval 60` shows whether the last minute is as
+    /// fast as the first, and memory flat).
     #[arg(long, default_value_t = 0)]
     interval: u64,
     /// How long to wait, after a run, for every complaint to reach its owner.
@@ -149,7 +150,8 @@ pub async fn run(args: BenchArgs) -> Result<(), crate::client::Failure> {
         let suite_before = args.suite_pid.and_then(cpu_ticks);
         let postgres_before = args.postgres.then(postgres_ticks);
         let started = Instant::now();
-        let reporter = (args.interval > 0).then(|| tokio::spawn(report_intervals(args.interval, args.suite_pid)));
+        let reporter =
+            (args.interval > 0).then(|| tokio::spawn(report_intervals(args.interval, args.suite_pid, args.postgres)));
         let progress = (args.interval == 0 && std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .then(|| tokio::spawn(show_progress(concurrency, args.seconds)));
         let result = drive(&channel, args.mix, concurrency, Duration::from_secs(args.seconds)).await;
@@ -188,13 +190,18 @@ pub async fn run(args: BenchArgs) -> Result<(), crate::client::Failure> {
         if args.mix == Mix::Day {
             print_calls(calls, elapsed);
         }
+        // The backlog is counted by listing the routed complaints, which takes a while on a large
+        // table; the database reads as of the start of its statement, so a count of none means
+        // the backlog had drained by the time that count was asked for.
         let drain_started = Instant::now();
         loop {
+            let asked = drain_started.elapsed();
             match backlog(&client).await {
                 Some(0) => {
                     println!(
-                        "      all complaints reached their owners {:.1} s after the run",
-                        drain_started.elapsed().as_secs_f64()
+                        "      all complaints reached their owners {:.1} s after the run (counted in {:.1} s)",
+                        asked.as_secs_f64(),
+                        (drain_started.elapsed() - asked).as_secs_f64()
                     );
                     break;
                 }
@@ -307,24 +314,29 @@ async fn show_progress(concurrency: usize, seconds: u64) {
 }
 
 /// Prints, every `seconds`, what the interval registered, the suite's CPU per complaint and its memory.
-async fn report_intervals(seconds: u64, suite_pid: Option<u32>) {
+async fn report_intervals(seconds: u64, suite_pid: Option<u32>, postgres: bool) {
     let started = Instant::now();
     let mut ticks = tokio::time::interval(Duration::from_secs(seconds));
     ticks.tick().await;
-    let (mut count, mut cpu) = (REGISTERED.load(Ordering::Relaxed), suite_pid.and_then(cpu_ticks));
+    let read = || (REGISTERED.load(Ordering::Relaxed), suite_pid.and_then(cpu_ticks), postgres.then(postgres_ticks));
+    let (mut count, mut cpu, mut postgres_cpu) = read();
     loop {
         ticks.tick().await;
-        let (now_count, now_cpu) = (REGISTERED.load(Ordering::Relaxed), suite_pid.and_then(cpu_ticks));
+        let (now_count, now_cpu, now_postgres_cpu) = read();
         let done = now_count - count;
-        let per_complaint = cpu_ms_per(cpu, now_cpu, done);
+        let postgres_part = if postgres {
+            format!(", PostgreSQL {}", cpu_ms_per(postgres_cpu, now_postgres_cpu, done))
+        } else {
+            String::new()
+        };
         println!(
-            "      at {:>5} s: {:>6.0} complaints/s, suite {} CPU ms per complaint, resident {}",
+            "      at {:>5} s: {:>6.0} complaints/s, suite {}{postgres_part} CPU ms per complaint, resident {}",
             started.elapsed().as_secs(),
             done as f64 / seconds as f64,
-            per_complaint,
+            cpu_ms_per(cpu, now_cpu, done),
             suite_pid.and_then(rss).map(format_kib).unwrap_or_else(|| "-".into())
         );
-        (count, cpu) = (now_count, now_cpu);
+        (count, cpu, postgres_cpu) = (now_count, now_cpu, now_postgres_cpu);
     }
 }
 
