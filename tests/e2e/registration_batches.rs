@@ -102,3 +102,73 @@ async fn a_batch_that_meets_a_taken_key_is_written_with_the_key_cleared(backend:
     drop(writers);
     intake.close().await;
 }
+
+// On one thread, so that the two calls below make one batch, and the writer draws from this
+// thread's numbers.
+mod a_number_drawn_again_is_looked_up_before_the_batch_is_written {
+    #[tokio::test(flavor = "current_thread")]
+    async fn sqlite() {
+        super::a_number_drawn_again_is_looked_up_before_the_batch_is_written(crate::support::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "current_thread")]
+    async fn postgres() {
+        super::a_number_drawn_again_is_looked_up_before_the_batch_is_written(crate::support::Backend::Postgres).await
+    }
+}
+
+thread_local! {
+    /// The case numbers the writer draws, in turn: the first is taken too, the second is free.
+    static DRAWS: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn draw_in_turn(_: DateTime<Utc>, _: chrono_tz::Tz) -> String {
+    DRAWS.with(|draws| {
+        let mut draws = draws.borrow_mut();
+        assert!(!draws.is_empty(), "the writer drew more numbers than the test has");
+        draws.remove(0).to_owned()
+    })
+}
+
+/// Late in a busy day a number drawn again is itself taken now and then; it is looked up and drawn
+/// once more, and the batch goes in with its first insert — on PostgreSQL no number of the
+/// `complaints` sequence is spent on an insert that failed.
+async fn a_number_drawn_again_is_looked_up_before_the_batch_is_written(backend: Backend) {
+    let clock: SharedClock = Arc::new(ManualClock::new(now()));
+    let intake = IntakeDatabase::open(backend, clock).await;
+    let keeper = ComplaintKeeper { time_zone: intake.context.time_zone };
+    let writers =
+        Writers::start_drawing(intake.context.db.clone(), 1, keeper, intake.context.relay.clone(), draw_in_turn);
+    for (waybill, case_number, request_id) in [("YB1", "20261128-AAAAAA", "rq-1"), ("YB2", "20261128-CCCCCC", "rq-2")] {
+        let written = writers.write(new(waybill, case_number, request_id)).await.expect("written");
+        assert!(matches!(written, Written::Committed(_)), "{written:?}");
+    }
+
+    DRAWS.with(|draws| *draws.borrow_mut() = vec!["20261128-CCCCCC", "20261128-EEEEEE"]);
+    let (taken_twice, clear) = tokio::join!(
+        writers.write(new("YB3", "20261128-AAAAAA", "rq-3")),
+        writers.write(new("YB4", "20261128-DDDDDD", "rq-4")),
+    );
+    let case_number = |written: Result<Written, _>| match written.expect("no failure") {
+        Written::Committed(complaint) => complaint.case_number,
+        Written::Conflict => panic!("expected the complaint written"),
+    };
+    assert_eq!(case_number(taken_twice), "20261128-EEEEEE", "AAAAAA taken, CCCCCC drawn and taken, EEEEEE free");
+    assert_eq!(case_number(clear), "20261128-DDDDDD");
+    assert!(DRAWS.with(|draws| draws.borrow().is_empty()), "both numbers were drawn");
+
+    let db = &intake.context.db;
+    let mut seqs = Vec::new();
+    for (waybill, request_id) in [("YB1", "rq-1"), ("YB2", "rq-2"), ("YB3", "rq-3"), ("YB4", "rq-4")] {
+        let stored = store::by_request_id(db, request_id).await.expect("read").expect("stored");
+        assert_eq!(stored.waybill_number, waybill);
+        seqs.push(stored.seq);
+    }
+    seqs.sort_unstable();
+    if backend == Backend::Postgres {
+        // A batch insert that met CCCCCC would have spent two numbers of the sequence before
+        // rolling back, and the batch written again would have had 5 and 6.
+        assert_eq!(seqs, [1, 2, 3, 4], "the batch was written by its first insert");
+    }
+    drop(writers);
+    intake.close().await;
+}

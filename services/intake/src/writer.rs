@@ -63,6 +63,8 @@ use crate::{
 
 /// Registrations in one transaction at most.
 const MAX_BATCH: usize = 128;
+/// How many times, at most, one batch looks up the case numbers it drew again ([`Customers::clear_keys`]).
+const REDRAW_LOOK_UPS: usize = 3;
 
 /// One registration to write under a freshly drawn case number, with who registered it, in which
 /// trace, and when.
@@ -97,10 +99,22 @@ impl Writers {
     /// Starts `count` writers on `db`, each waking `relay` once a batch has committed. They stop
     /// when every handle is dropped.
     pub fn start(db: DatabaseConnection, count: usize, keeper: ComplaintKeeper, relay: RelayWaker) -> Writers {
+        Writers::start_drawing(db, count, keeper, relay, kefu_kit::case_number::generate)
+    }
+
+    /// [`Writers::start`], with the writers drawing a taken case number again by `draw` (a test's
+    /// own numbers) instead of [`kefu_kit::case_number::generate`].
+    pub fn start_drawing(
+        db: DatabaseConnection,
+        count: usize,
+        keeper: ComplaintKeeper,
+        relay: RelayWaker,
+        draw: Draw,
+    ) -> Writers {
         let mut queues = Vec::with_capacity(count);
         for _ in 0..count.max(1) {
             let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
-            tokio::spawn(write_batches(db.clone(), receiver, keeper, relay.clone()));
+            tokio::spawn(write_batches(db.clone(), receiver, Drawing { keeper, draw }, relay.clone()));
             queues.push(sender);
         }
         Writers { queues: Arc::new(queues), next: Arc::new(AtomicUsize::new(0)) }
@@ -116,17 +130,27 @@ impl Writers {
     }
 }
 
+/// How a case number is drawn: at a time, in the company's time zone.
+pub type Draw = fn(DateTime<Utc>, chrono_tz::Tz) -> String;
+
+/// What a writer writes with: the keeper, and how it draws a taken case number again.
+#[derive(Clone, Copy)]
+struct Drawing {
+    keeper: ComplaintKeeper,
+    draw: Draw,
+}
+
 async fn write_batches(
     db: DatabaseConnection,
     mut receiver: mpsc::Receiver<(New, Reply)>,
-    keeper: ComplaintKeeper,
+    drawing: Drawing,
     relay: RelayWaker,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut written = write(&db, &keeper, batch.iter().map(|(new, _)| new)).await;
+        let mut written = write(&db, &drawing, batch.iter().map(|(new, _)| new)).await;
         if written.as_ref().is_err_and(Error::is_unique_violation) {
-            written = write(&db, &keeper, batch.iter().map(|(new, _)| new)).await;
+            written = write(&db, &drawing, batch.iter().map(|(new, _)| new)).await;
         }
         match written {
             Ok(outcomes) => {
@@ -151,7 +175,7 @@ async fn write_batches(
             }
             Err(_) if batch.len() > 1 => {
                 for (new, reply) in batch.drain(..) {
-                    let _ = reply.send(outcome(write(&db, &keeper, std::iter::once(&new)).await));
+                    let _ = reply.send(outcome(write(&db, &drawing, std::iter::once(&new)).await));
                 }
             }
             Err(failure) => {
@@ -181,7 +205,7 @@ fn outcome(result: Result<Vec<Written>, Error>) -> Result<Written, Error> {
 /// replies, webhook deliveries and handoffs. What became of each registration, in the batch's order.
 async fn write<'a>(
     db: &DatabaseConnection,
-    keeper: &ComplaintKeeper,
+    drawing: &Drawing,
     batch: impl Iterator<Item = &'a New>,
 ) -> Result<Vec<Written>, Error> {
     let batch: Vec<&New> = batch.collect();
@@ -190,13 +214,14 @@ async fn write<'a>(
     let spans: Vec<tracing::Span> =
         batch.iter().map(|new| kefu_kit::trace::transaction_span(db, "kefu.register", Some(&new.trace))).collect();
     let first = spans.first().cloned().unwrap_or_else(tracing::Span::none);
-    tracing::Instrument::instrument(write_batch(db, keeper, &batch), first).await
+    tracing::Instrument::instrument(write_batch(db, drawing, &batch), first).await
 }
 
-async fn write_batch(db: &DatabaseConnection, keeper: &ComplaintKeeper, batch: &[&New]) -> Result<Vec<Written>, Error> {
+async fn write_batch(db: &DatabaseConnection, drawing: &Drawing, batch: &[&New]) -> Result<Vec<Written>, Error> {
+    let keeper = &drawing.keeper;
     let tx = db.begin().await.map_err(error::db("registering a complaint"))?;
-    let known = Customers::read(&tx, batch).await?;
-    let case_numbers = known.clear_keys(keeper, batch);
+    let mut known = Customers::read(&tx, batch).await?;
+    let case_numbers = known.clear_keys(&tx, drawing, batch).await?;
     let going: Vec<(&New, &String)> =
         batch.iter().zip(&case_numbers).filter_map(|(new, case_number)| Some((*new, case_number.as_ref()?))).collect();
     if going.is_empty() {
@@ -303,18 +328,62 @@ impl Customers {
 
     /// The case number each registration of the batch is written under, or `None` for one whose
     /// `request_id` an earlier complaint has: a number an earlier complaint or an earlier
-    /// registration of the batch has is drawn again.
-    fn clear_keys(&self, keeper: &ComplaintKeeper, batch: &[&New]) -> Vec<Option<String>> {
+    /// registration of the batch has is drawn again, and a number drawn again is looked up in turn
+    /// (at most [`REDRAW_LOOK_UPS`] times), so the insert meets a taken one only when another
+    /// writer took it meanwhile. Late in a busy day a fresh draw is itself taken now and then (the
+    /// numbers of a ten-second span share their first character with a twenty-fifth of the day's),
+    /// and an insert that meets it rolls the whole batch back to be written one by one.
+    async fn clear_keys(
+        &mut self,
+        tx: &impl sea_orm::ConnectionTrait,
+        drawing: &Drawing,
+        batch: &[&New],
+    ) -> Result<Vec<Option<String>>, Error> {
+        // The batch's own numbers were looked up with its customers.
+        let mut looked_up: HashSet<String> = batch.iter().map(|new| new.case_number.clone()).collect();
+        let mut case_numbers: Vec<Option<String>> = batch.iter().map(|new| Some(new.case_number.clone())).collect();
+        for _ in 0..REDRAW_LOOK_UPS {
+            case_numbers = self.draw_again_where_taken(drawing, batch, case_numbers);
+            let drawn_again: Vec<&str> = case_numbers
+                .iter()
+                .flatten()
+                .filter(|number| !looked_up.contains(*number))
+                .map(String::as_str)
+                .collect();
+            if drawn_again.is_empty() {
+                break;
+            }
+            let taken = store::about_batch(tx, &[], &drawn_again, &[])
+                .await
+                .map_err(error::db("looking up a case number drawn again"))?;
+            looked_up.extend(drawn_again.iter().map(|number| (*number).to_owned()));
+            if taken.is_empty() {
+                break;
+            }
+            self.taken_case_numbers.extend(taken.into_iter().map(|complaint| complaint.case_number));
+        }
+        Ok(case_numbers)
+    }
+
+    /// `case_numbers` with each number that is taken, or that an earlier registration of the batch
+    /// has, drawn again; `None` (and every number, for a registration whose `request_id` is taken).
+    fn draw_again_where_taken(
+        &self,
+        drawing: &Drawing,
+        batch: &[&New],
+        case_numbers: Vec<Option<String>>,
+    ) -> Vec<Option<String>> {
         let mut drawn = HashSet::with_capacity(batch.len());
         batch
             .iter()
-            .map(|new| {
+            .zip(case_numbers)
+            .map(|(new, case_number)| {
                 if new.request_id.as_ref().is_some_and(|request_id| self.taken_request_ids.contains(request_id)) {
                     return None;
                 }
-                let mut case_number = new.case_number.clone();
+                let mut case_number = case_number.unwrap_or_else(|| new.case_number.clone());
                 while self.taken_case_numbers.contains(&case_number) || !drawn.insert(case_number.clone()) {
-                    case_number = kefu_kit::case_number::generate(new.now, keeper.time_zone);
+                    case_number = (drawing.draw)(new.now, drawing.keeper.time_zone);
                 }
                 Some(case_number)
             })
