@@ -332,7 +332,7 @@ impl Customers {
     /// (at most [`REDRAW_LOOK_UPS`] times), so the insert meets a taken one only when another
     /// writer took it meanwhile. Late in a busy day a fresh draw is itself taken now and then (the
     /// numbers of a ten-second span share their first character with a twenty-fifth of the day's),
-    /// and an insert that meets it rolls the whole batch back to be written one by one.
+    /// and an insert that meets it rolls the whole batch back to be written again.
     async fn clear_keys(
         &mut self,
         tx: &impl sea_orm::ConnectionTrait,
@@ -362,11 +362,12 @@ impl Customers {
             }
             self.taken_case_numbers.extend(taken.into_iter().map(|complaint| complaint.case_number));
         }
-        Ok(case_numbers)
+        // After the last look-up, a number it found taken is drawn once more (unlooked-up).
+        Ok(self.draw_again_where_taken(drawing, batch, case_numbers))
     }
 
     /// `case_numbers` with each number that is taken, or that an earlier registration of the batch
-    /// has, drawn again; `None` (and every number, for a registration whose `request_id` is taken).
+    /// has, drawn again; `None` for a registration whose `request_id` is taken.
     fn draw_again_where_taken(
         &self,
         drawing: &Drawing,
