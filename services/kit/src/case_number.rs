@@ -17,6 +17,12 @@
 //! into one twenty-fifth of each index, which is read once and then stays in memory
 //! (docs/benchmarks.md, "Issue 20, seventh round"). Collisions stay as rare as before: after four
 //! minutes a day's numbers are spread over all 25 characters as evenly as drawn ones would be.
+//!
+//! That twenty-fifth holds a twenty-fifth of all the day's cases so far, so it grows through the
+//! day, and after each checkpoint the first change to each of its pages is logged whole: after six
+//! million complaints in a day, 12 KB of WAL per complaint against 8 on a fresh database, with no
+//! loss in speed. The date in front starts a new one at midnight (docs/benchmarks.md, "Issue 20,
+//! eleventh round").
 
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
