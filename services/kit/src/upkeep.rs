@@ -19,10 +19,14 @@
 //!   statistics said "empty" keeps a plan that scans the whole table (seen here: the look-up of a
 //!   customer's earlier complaints read every complaint, at half a millisecond and growing). Half,
 //!   not autovacuum's tenth: the planner scales what statistics say to a table's current size, so
-//!   growth alone needs no new statistics, and each analysis reads up to 30,000 random pages (two
-//!   seconds for intake's tables at 350,000 complaints, pushing hot pages out of the cache; a
-//!   ten-minute run analyzed them 22 times at a tenth). SQLite reuses a deleted row's space by
-//!   itself and plans without such statistics.
+//!   growth alone needs no new statistics. And a sample of [`ANALYZE_SAMPLE_TARGET`] (3,000 rows),
+//!   not PostgreSQL's default 100 (30,000 rows read from up to 30,000 random pages): kefu's look-ups
+//!   go by keys, waybills and deadlines through indexes, and what the planner needs to choose them —
+//!   how many rows, how distinct a column is — a tenth of the sample tells. The default's sample
+//!   cost two seconds for intake's tables at 350,000 complaints, pushing hot pages out of the
+//!   cache, and while a table grows from nothing its analyses took 15% of PostgreSQL's statement time
+//!   (docs/benchmarks.md, "Issue 20, twelfth round"). SQLite reuses a deleted row's space by itself
+//!   and plans without such statistics.
 //!
 //! Business data — complaints, cases, claims, the ledger, histories, archives — is never pruned here.
 
@@ -38,6 +42,9 @@ use crate::{clock::SharedClock, inbox};
 
 /// How often a service looks at its tables' statistics (PostgreSQL) and whether pruning is due.
 pub const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// The statistics target upkeep's analyses use (PostgreSQL samples 300 rows per unit: 3,000 rows),
+/// for its own transaction only; see the module's doc for why not the default's 100.
+pub const ANALYZE_SAMPLE_TARGET: u32 = 10;
 /// How often a service prunes.
 pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Rows one pruning statement deletes at most; a round repeats it until less is left.
@@ -146,8 +153,9 @@ impl Upkeep {
 
 /// Vacuums the tables of the connection's schema with more dead rows than 50 + 20% of their live
 /// ones, and analyzes those changed by more than 50 + 50% of their rows since they were last
-/// analyzed (PostgreSQL; see the module's doc for why half). `SKIP_LOCKED`: a table another replica
-/// is at is left to it. Returns the tables vacuumed and analyzed.
+/// analyzed (PostgreSQL; see the module's doc for why half), with a sample of
+/// [`ANALYZE_SAMPLE_TARGET`]. `SKIP_LOCKED`: a table another replica is at is left to it. Returns
+/// the tables vacuumed and analyzed.
 pub async fn tend_tables(db: &DatabaseConnection) -> Result<(Vec<String>, Vec<String>), DbErr> {
     let rows = db
         .query_all(Statement::from_string(
@@ -172,7 +180,11 @@ pub async fn tend_tables(db: &DatabaseConnection) -> Result<(Vec<String>, Vec<St
         db.execute_unprepared(&format!("VACUUM (SKIP_LOCKED) {}", vacuum.join(", "))).await?;
     }
     if !analyze.is_empty() {
-        db.execute_unprepared(&format!("ANALYZE (SKIP_LOCKED) {}", analyze.join(", "))).await?;
+        // `SET LOCAL` ends with the transaction: the pooled connection goes back as it came.
+        let analysis = db.begin().await?;
+        analysis.execute_unprepared(&format!("SET LOCAL default_statistics_target = {ANALYZE_SAMPLE_TARGET}")).await?;
+        analysis.execute_unprepared(&format!("ANALYZE (SKIP_LOCKED) {}", analyze.join(", "))).await?;
+        analysis.commit().await?;
     }
     if !vacuum.is_empty() || !analyze.is_empty() {
         tracing::debug!(?vacuum, ?analyze, "tables tended");
