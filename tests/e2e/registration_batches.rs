@@ -65,7 +65,7 @@ mod a_batch_that_meets_a_taken_key_is_written_with_the_key_cleared {
 async fn a_batch_that_meets_a_taken_key_is_written_with_the_key_cleared(backend: Backend) {
     let clock: SharedClock = Arc::new(ManualClock::new(now()));
     let intake = IntakeDatabase::open(backend, clock).await;
-    let keeper = ComplaintKeeper { time_zone: intake.context.time_zone };
+    let keeper = ComplaintKeeper { time_zone: intake.context.time_zone, webhooks: Default::default() };
     let writers = Writers::start(intake.context.db.clone(), 1, keeper, intake.context.relay.clone());
     let first = writers.write(new("YB1", "20261128-AAAAAA", "rq-1")).await.expect("written");
     assert!(matches!(first, Written::Committed(_)), "{first:?}");
@@ -135,7 +135,7 @@ fn draw_in_turn(_: DateTime<Utc>, _: chrono_tz::Tz) -> String {
 async fn a_number_drawn_again_is_looked_up_before_the_batch_is_written(backend: Backend) {
     let clock: SharedClock = Arc::new(ManualClock::new(now()));
     let intake = IntakeDatabase::open(backend, clock).await;
-    let keeper = ComplaintKeeper { time_zone: intake.context.time_zone };
+    let keeper = ComplaintKeeper { time_zone: intake.context.time_zone, webhooks: Default::default() };
     let writers =
         Writers::start_drawing(intake.context.db.clone(), 1, keeper, intake.context.relay.clone(), draw_in_turn);
     for (waybill, case_number, request_id) in [("YB1", "20261128-AAAAAA", "rq-1"), ("YB2", "20261128-CCCCCC", "rq-2")] {

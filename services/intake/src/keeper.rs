@@ -26,11 +26,12 @@ use crate::{
     replies, store, visits, webhooks,
 };
 
-/// Intake's keeper of complaints: it holds only the company's time zone, so every part that
-/// writes complaints (the API, the inbox, the chaser) has its own copy.
-#[derive(Clone, Copy)]
+/// Intake's keeper of complaints: it holds the company's time zone and what wakes the webhook
+/// sender, so every part that writes complaints (the API, the inbox, the chaser) has its own clone.
+#[derive(Clone)]
 pub struct ComplaintKeeper {
     pub time_zone: Tz,
+    pub webhooks: webhooks::Wake,
 }
 
 impl write::Keeper for ComplaintKeeper {
@@ -142,7 +143,9 @@ impl write::Keeper for ComplaintKeeper {
                     .map(move |signal| (change.after, signal, change.now))
             })
             .collect();
-        webhooks::enqueue(tx, &signals, self.time_zone).await.map_err(db("queueing webhook deliveries"))?;
+        webhooks::enqueue(tx, &signals, self.time_zone, &self.webhooks)
+            .await
+            .map_err(db("queueing webhook deliveries"))?;
         let mut messages = Vec::with_capacity(changes.len());
         for (change, effects) in changes {
             let (complaint, now) = (change.after, change.now);
@@ -216,7 +219,9 @@ impl write::Batch for ComplaintKeeper {
         replies::insert(tx, &replies).await.map_err(db("recording replies"))?;
         let registered: Vec<_> =
             created.iter().map(|item| (item.aggregate, webhooks::CaseEvent::Registered, item.now)).collect();
-        webhooks::enqueue(tx, &registered, self.time_zone).await.map_err(db("queueing webhook deliveries"))?;
+        webhooks::enqueue(tx, &registered, self.time_zone, &self.webhooks)
+            .await
+            .map_err(db("queueing webhook deliveries"))?;
         Ok(created.iter().map(|item| item.applied.effects.events.clone()).collect())
     }
 }

@@ -113,24 +113,28 @@ pub async fn run(
     };
     let metrics = config.metrics_addr.is_some();
     run_service(spec, config, clock, listener, shutdown, |context| {
-        let keeper = keeper::ComplaintKeeper { time_zone: context.time_zone };
-        let events = events::IntakeEvents { keeper, clock: context.clock.clone() };
+        let wake = webhooks::Wake::default();
+        let keeper = keeper::ComplaintKeeper { time_zone: context.time_zone, webhooks: wake.clone() };
+        let events = events::IntakeEvents { keeper: keeper.clone(), clock: context.clock.clone() };
         let inbox = Inbox::new(context, events);
         let chaser = context.clone();
-        let sender = webhooks::sender::Sender::new(context.clone(), config.webhook_timeout, tls.clone(), rules.clone());
+        let sender = webhooks::sender::Sender::new(
+            context.clone(),
+            config.webhook_timeout,
+            tls.clone(),
+            rules.clone(),
+            wake.clone(),
+        );
         let counter = context.clone();
         let served = Served::new(
-            Routes::new(api::IntakeApi::new(context.clone(), rules.clone()).into_server())
+            Routes::new(api::IntakeApi::new(context.clone(), rules.clone(), wake).into_server())
                 .add_service(inbox.into_server()),
         )
         .every(CHASE_EVERY, "chasing overdue cases", move || {
-            let chaser = chaser.clone();
+            let (chaser, keeper) = (chaser.clone(), keeper.clone());
             async move { keeper.chase_overdue(&chaser).await.map(drop).map_err(tonic::Status::from) }
         })
-        .every(webhooks::sender::POLL_EVERY, "sending webhooks", move || {
-            let sender = sender.clone();
-            async move { sender.round().await }
-        });
+        .until_shutdown(move |shutdown| sender.run(shutdown));
         if !metrics {
             return served;
         }

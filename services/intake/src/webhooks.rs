@@ -13,6 +13,10 @@
 //!   with the same `Kefu-Delivery` id and the same signature, so a receiver deduplicates by the id.
 //! - Intake's requests never wait on an endpoint: deliveries are posted by the sender, after the
 //!   commit, each endpoint in its own task with a timeout, so a dead endpoint delays only itself.
+//! - A delivery written or sent again wakes the sender ([`Wake`]), which then looks within
+//!   [`sender::POLL_EVERY`]; with nothing written it looks less and less often, up to every
+//!   [`sender::IDLE_POLL_MAX`] (for retries falling due, and deliveries another replica wrote), so
+//!   an idle intake is idle.
 //! - The body carries no personal data (no customer name or phone); a branch reads the case by
 //!   its name through the API when it needs more.
 
@@ -26,6 +30,25 @@ pub struct Rules {
     /// The key endpoints' secrets are sealed with in the database.
     pub secrets: sealed::SecretBox,
 }
+/// Wakes the sender: deliveries were written (or a delivery sent again). Every part of intake that
+/// writes deliveries holds a clone of the one its sender waits on.
+#[derive(Clone, Default)]
+pub struct Wake(std::sync::Arc<tokio::sync::Notify>);
+
+impl Wake {
+    /// Deliveries may be due (written, sent again, or waiting behind an endpoint's task that has
+    /// ended): the sender looks within [`sender::POLL_EVERY`]. Called in the writing transaction,
+    /// before its commit: the sender's look comes after the commit (or, should the commit take
+    /// longer, its next one does).
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    async fn woken(&self) {
+        self.0.notified().await;
+    }
+}
+
 pub mod api;
 pub mod sealed;
 pub mod sender;
@@ -122,11 +145,12 @@ pub fn signature(secret: &str, time: i64, body: &[u8]) -> String {
 }
 
 /// Writes, in `tx`, a delivery of each signal — the case as it became, the event, when — to every
-/// active endpoint of the case's branch that takes that event.
+/// active endpoint of the case's branch that takes that event, and wakes the sender if it wrote any.
 pub async fn enqueue(
     tx: &impl ConnectionTrait,
     signals: &[(&complaints::Model, CaseEvent, DateTime<Utc>)],
     time_zone: Tz,
+    wake: &Wake,
 ) -> Result<(), DbErr> {
     let mut branches: Vec<&str> = signals.iter().map(|(row, _, _)| row.branch.as_str()).collect();
     branches.sort_unstable();
@@ -152,7 +176,12 @@ pub async fn enqueue(
             });
         }
     }
-    store::insert_deliveries(tx, deliveries).await
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    store::insert_deliveries(tx, deliveries).await?;
+    wake.wake();
+    Ok(())
 }
 
 fn takes(endpoint: &store::endpoint::Model, event: CaseEvent) -> bool {

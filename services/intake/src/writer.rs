@@ -114,7 +114,7 @@ impl Writers {
         let mut queues = Vec::with_capacity(count);
         for _ in 0..count.max(1) {
             let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
-            tokio::spawn(write_batches(db.clone(), receiver, Drawing { keeper, draw }, relay.clone()));
+            tokio::spawn(write_batches(db.clone(), receiver, Drawing { keeper: keeper.clone(), draw }, relay.clone()));
             queues.push(sender);
         }
         Writers { queues: Arc::new(queues), next: Arc::new(AtomicUsize::new(0)) }
@@ -134,7 +134,7 @@ impl Writers {
 pub type Draw = fn(DateTime<Utc>, chrono_tz::Tz) -> String;
 
 /// What a writer writes with: the keeper, and how it draws a taken case number again.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Drawing {
     keeper: ComplaintKeeper,
     draw: Draw,

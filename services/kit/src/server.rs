@@ -355,6 +355,16 @@ impl Served {
         self.jobs.push(Box::new(move |_| Box::pin(job)));
         self
     }
+
+    /// Runs `job` until the shutdown it is given fires: a job that keeps its own time (the
+    /// webhook sender, which waits longer the less it finds).
+    pub fn until_shutdown<Fut>(mut self, job: impl FnOnce(Shutdown) -> Fut + Send + 'static) -> Served
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.jobs.push(Box::new(move |shutdown| Box::pin(job(shutdown))));
+        self
+    }
 }
 
 impl From<Routes> for Served {

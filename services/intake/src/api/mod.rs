@@ -43,8 +43,10 @@ pub struct IntakeApi {
 }
 
 impl IntakeApi {
-    pub fn new(context: ServiceContext, webhook_rules: webhooks::Rules) -> Self {
-        let keeper = ComplaintKeeper { time_zone: context.time_zone };
+    /// The API of intake in `context`, registering webhooks by `webhook_rules`; what it writes for
+    /// them wakes the sender through `webhooks`.
+    pub fn new(context: ServiceContext, webhook_rules: webhooks::Rules, webhooks: webhooks::Wake) -> Self {
+        let keeper = ComplaintKeeper { time_zone: context.time_zone, webhooks };
         // SQLite has one connection. On PostgreSQL a second writer's transaction is in flight
         // while the first one's commits; more would make each one's batch smaller, not the
         // commits faster (docs/benchmarks.md, "sixth round").
@@ -52,7 +54,7 @@ impl IntakeApi {
             DbBackend::Sqlite => 1,
             _ => 2,
         };
-        let writers = Writers::start(context.db.clone(), writers, keeper, context.relay.clone());
+        let writers = Writers::start(context.db.clone(), writers, keeper.clone(), context.relay.clone());
         Self { context, keeper, writers, webhook_rules }
     }
 
@@ -263,6 +265,6 @@ impl intake_server::Intake for IntakeApi {
         request: Request<pb::RedeliverWebhookDeliveryRequest>,
     ) -> Reply<pb::WebhookDelivery> {
         let (caller, _, request) = parts(request);
-        Ok(Response::new(webhooks::api::redeliver(&self.context, &caller, request).await?))
+        Ok(Response::new(webhooks::api::redeliver(&self.context, &self.keeper.webhooks, &caller, request).await?))
     }
 }

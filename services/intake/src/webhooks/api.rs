@@ -198,6 +198,7 @@ pub async fn list_deliveries(
 
 pub async fn redeliver(
     context: &ServiceContext,
+    wake: &super::Wake,
     caller: &Caller,
     request: pb::RedeliverWebhookDeliveryRequest,
 ) -> Result<pb::WebhookDelivery, Error> {
@@ -226,6 +227,7 @@ pub async fn redeliver(
     store::redeliver(&context.db, delivery.seq, now, now + RETRY_FOR)
         .await
         .map_err(db("redelivering a webhook delivery"))?;
+    wake.wake();
     tracing::info!(webhook = %endpoint.id, delivery = %delivery.delivery_id, by = %caller.user, "webhook delivery sent again");
     let delivery = store::delivery::Model {
         state: store::PENDING.into(),

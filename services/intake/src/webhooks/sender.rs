@@ -1,7 +1,8 @@
-//! The sender: every [`POLL_EVERY`] it reads the due deliveries (by the state and time index) of
-//! the endpoints not being posted to, and posts them, each endpoint in a task of its own — one at a
-//! time per endpoint, in the order they were written — so that a slow or dead endpoint holds up
-//! nobody else. Each attempt is recorded with what the endpoint answered; a failure is tried again
+//! The sender: it reads the due deliveries (by the state and time index) of the endpoints not being
+//! posted to, and posts them, each endpoint in a task of its own — one at a time per endpoint, in
+//! the order they were written — so that a slow or dead endpoint holds up nobody else. It looks
+//! every [`POLL_EVERY`] while it finds deliveries or is woken by new ones ([`super::Wake`]); each
+//! look that finds none doubles the wait, up to [`IDLE_POLL_MAX`], so an idle intake is idle. Each attempt is recorded with what the endpoint answered; a failure is tried again
 //! after [`super::backoff`], for [`super::RETRY_FOR`], and the endpoint's other deliveries wait
 //! until then too.
 //!
@@ -36,8 +37,12 @@ use super::{
     backoff, signature, store,
 };
 
-/// How often the sender looks for due deliveries.
+/// How soon the sender looks for due deliveries after a look that found some, or after it was
+/// woken by deliveries written.
 pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long the sender waits at most between two looks: when nothing has been written in this
+/// process, only retries falling due and deliveries written by another replica are there to find.
+pub const IDLE_POLL_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long past the timeout a claimed delivery waits before another replica may take it: only
 /// when the replica that claimed it died before recording the attempt.
@@ -65,6 +70,8 @@ pub struct Sender {
     timeout: std::time::Duration,
     /// Endpoints with a task posting to them now.
     busy: Arc<Mutex<HashSet<String>>>,
+    /// What wakes the sender: deliveries written, and an endpoint's task ended.
+    wake: super::Wake,
 }
 
 /// What became of one POST.
@@ -80,6 +87,7 @@ impl Sender {
         timeout: std::time::Duration,
         tls: ClientConfig,
         rules: super::Rules,
+        wake: super::Wake,
     ) -> Arc<Sender> {
         let allowed = rules.allowed;
         let mut connector = HttpConnector::new_with_resolver(GuardedResolver::new(allowed.clone()));
@@ -89,17 +97,50 @@ impl Sender {
         let connector =
             HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Arc::new(Sender { context, client, allowed, secrets: rules.secrets, timeout, busy: Arc::default() })
+        Arc::new(Sender { context, client, allowed, secrets: rules.secrets, timeout, busy: Arc::default(), wake })
     }
 
-    /// Starts a task for every endpoint with due deliveries and no task running.
-    pub async fn round(self: &Arc<Self>) -> Result<(), Status> {
+    /// Looks for due deliveries until `shutdown`: within [`POLL_EVERY`] of a look that found some
+    /// or of a wake, after twice the last wait (at most [`IDLE_POLL_MAX`]) of one that found none.
+    pub async fn run(self: Arc<Self>, shutdown: kefu_kit::shutdown::Shutdown) {
+        let mut wait = POLL_EVERY;
+        loop {
+            let found = match self.round().await {
+                Ok(found) => found,
+                Err(error) => {
+                    // Logged where it was met, if the database is away; otherwise here.
+                    if error.code() != tonic::Code::Unavailable {
+                        tracing::error!(?error, "sending webhooks failed");
+                    }
+                    false
+                }
+            };
+            wait = next_wait(wait, found);
+            tokio::select! {
+                () = shutdown.clone().wait() => return,
+                () = self.wake.woken() => {
+                    // Woken in the writing transaction: look once it has had time to commit.
+                    wait = POLL_EVERY;
+                    tokio::select! {
+                        () = shutdown.clone().wait() => return,
+                        () = tokio::time::sleep(POLL_EVERY) => {}
+                    }
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Starts a task for every endpoint with due deliveries and no task running. Whether it found
+    /// any.
+    pub async fn round(self: &Arc<Self>) -> Result<bool, Status> {
         let now = to_micros(self.context.clock.now());
         let busy: Vec<String> =
             self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect();
         let due = store::due(&self.context.db, now, ROUND, &busy)
             .await
             .map_err(|e| error::from_db("finding due webhook deliveries", e))?;
+        let found = !due.is_empty();
         let mut by_endpoint: Vec<(String, Vec<store::delivery::Model>)> = Vec::new();
         for delivery in due {
             match by_endpoint.iter_mut().find(|(webhook_id, _)| *webhook_id == delivery.webhook_id) {
@@ -113,9 +154,11 @@ impl Sender {
             tokio::spawn(async move {
                 sender.deliver_to(&webhook_id, deliveries).await;
                 drop(claim);
+                // The endpoint's deliveries written while it was busy go next.
+                sender.wake.wake();
             });
         }
-        Ok(())
+        Ok(found)
     }
 
     /// Posts `deliveries` to their endpoint in order, until one fails.
@@ -345,6 +388,12 @@ impl Drop for Claim {
     }
 }
 
+/// How long the sender waits before it looks again: [`POLL_EVERY`] after a look that found
+/// deliveries, twice the last wait after one that found none, at most [`IDLE_POLL_MAX`].
+fn next_wait(last: std::time::Duration, found: bool) -> std::time::Duration {
+    if found { POLL_EVERY } else { (last * 2).min(IDLE_POLL_MAX) }
+}
+
 #[cfg(test)]
 mod tests {
     use std::{path::Path, sync::Arc};
@@ -352,10 +401,18 @@ mod tests {
     use chrono::{Duration, TimeZone, Utc};
     use kefu_kit::{Config, ManualClock, server::ServiceContext};
 
-    use super::{store, tls_config};
+    use super::{IDLE_POLL_MAX, POLL_EVERY, next_wait, store, tls_config};
 
     fn fixture(name: &str) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/webhook-tls").join(name)
+    }
+
+    #[test]
+    fn an_idle_sender_looks_less_and_less_often() {
+        assert_eq!(next_wait(POLL_EVERY, false), POLL_EVERY * 2);
+        assert_eq!(next_wait(POLL_EVERY * 16, false), IDLE_POLL_MAX, "at most every five seconds");
+        assert_eq!(next_wait(IDLE_POLL_MAX, false), IDLE_POLL_MAX);
+        assert_eq!(next_wait(IDLE_POLL_MAX, true), POLL_EVERY, "deliveries found: look again soon");
     }
 
     #[test]
