@@ -30,6 +30,7 @@ pub struct Rules {
     /// The key endpoints' secrets are sealed with in the database.
     pub secrets: sealed::SecretBox,
 }
+
 /// Wakes the sender: deliveries were written (or a delivery sent again). Every part of intake that
 /// writes deliveries holds a clone of the one its sender waits on.
 #[derive(Clone, Default)]
@@ -37,9 +38,9 @@ pub struct Wake(std::sync::Arc<tokio::sync::Notify>);
 
 impl Wake {
     /// Deliveries may be due (written, sent again, or waiting behind an endpoint's task that has
-    /// ended): the sender looks within [`sender::POLL_EVERY`]. Called in the writing transaction,
-    /// before its commit: the sender's look comes after the commit (or, should the commit take
-    /// longer, its next one does).
+    /// ended): the sender looks within [`sender::POLL_EVERY`]. [`enqueue`] calls it in the writing
+    /// transaction, before its commit: the sender's look comes after the commit (or, should the
+    /// commit take longer, its next one does).
     pub fn wake(&self) {
         self.0.notify_one();
     }

@@ -2,9 +2,11 @@
 //! posted to, and posts them, each endpoint in a task of its own — one at a time per endpoint, in
 //! the order they were written — so that a slow or dead endpoint holds up nobody else. It looks
 //! every [`POLL_EVERY`] while it finds deliveries or is woken by new ones ([`super::Wake`]); each
-//! look that finds none doubles the wait, up to [`IDLE_POLL_MAX`], so an idle intake is idle. Each attempt is recorded with what the endpoint answered; a failure is tried again
-//! after [`super::backoff`], for [`super::RETRY_FOR`], and the endpoint's other deliveries wait
-//! until then too.
+//! look that finds none doubles the wait, up to [`IDLE_POLL_MAX`], so an idle intake is idle.
+//!
+//! Each attempt is recorded with what the endpoint answered; a failure is tried again after
+//! [`super::backoff`], for [`super::RETRY_FOR`], and the endpoint's other deliveries wait until
+//! then too.
 //!
 //! Several replicas of intake may send: each delivery is claimed before its attempt
 //! ([`store::claim`]), so one replica posts it, and another takes it over if that one dies.
