@@ -107,14 +107,17 @@ where
     loop {
         tokio::select! {
             () = shutdown.clone().wait() => return,
-            _ = ticks.tick() => {
-                match job().await {
-                    Ok(()) => {}
-                    // Logged where it was met (now and then, while the cause lasts).
-                    Err(error) if error.code() == tonic::Code::Unavailable => {}
-                    Err(error) => tracing::error!(?error, "{what} failed"),
-                }
-            }
+            _ = ticks.tick() => job_failed(what, job().await.err()),
         }
+    }
+}
+
+/// Logs a background job's failure as `what` failing — except a database away (`UNAVAILABLE`),
+/// which is logged where it was met, now and then while the cause lasts.
+pub fn job_failed(what: &str, error: Option<tonic::Status>) {
+    match error {
+        None => {}
+        Some(error) if error.code() == tonic::Code::Unavailable => {}
+        Some(error) => tracing::error!(?error, "{what} failed"),
     }
 }

@@ -110,10 +110,7 @@ impl Sender {
             let found = match self.round().await {
                 Ok(found) => found,
                 Err(error) => {
-                    // Logged where it was met, if the database is away; otherwise here.
-                    if error.code() != tonic::Code::Unavailable {
-                        tracing::error!(?error, "sending webhooks failed");
-                    }
+                    kefu_kit::shutdown::job_failed("sending webhooks", Some(error));
                     false
                 }
             };
