@@ -125,11 +125,8 @@ impl Service<Request<Body>> for Dispatch {
         if let Some(principal) = &principal
             && principal.service().is_none()
         {
-            let key = match &principal.kind {
-                identity::Kind::Token(name) => name.clone(),
-                _ => principal.caller.user.clone(),
-            };
-            if let Err(wait) = self.limiter.admit(&key, std::time::Instant::now()) {
+            // Per subject, not per token: a dozen tokens of one person share one rate.
+            if let Err(wait) = self.limiter.admit(&principal.caller.user, std::time::Instant::now()) {
                 identity::record_limited(&path, principal);
                 return refuse(Status::resource_exhausted(format!(
                     "too many calls from {}: at most {} a second; retry in {} ms",

@@ -1,6 +1,6 @@
 //! Calls per second, per principal: one caller in a loop cannot take the gateway from everyone
-//! else. A token bucket per principal (its token's name, or its subject), refilled at the rate
-//! (`KEFU_RATE_LIMIT`) and holding twice as much for bursts; a call finding it empty is
+//! else. A token bucket per subject (every token of one person or system shares it), refilled at
+//! the rate (`KEFU_RATE_LIMIT`) and holding twice as much for bursts; a call finding it empty is
 //! `RESOURCE_EXHAUSTED` at once, told when to retry. kefu's own services are not limited.
 
 use std::{

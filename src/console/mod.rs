@@ -40,6 +40,8 @@ mod inbox;
 
 use std::{convert::Infallible, sync::Arc};
 
+use futures_util::StreamExt as _;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -135,26 +137,27 @@ pub async fn run(
     let assets = std::env::var_os("KEFU_CONSOLE_ASSETS").map(std::path::PathBuf::from);
     let console =
         Arc::new(Console { api, settings, gateway, clock, zone: config.time_zone, content_security_policy, assets });
-    // As every kefu server: at most KEFU_MAX_CONNECTIONS at once, 10 s to send the headers, and
-    // a connection's calls bounded by the gateway's call timeout.
-    let connections = Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections));
+    // As every kefu server (`kefu_kit::limits::incoming`): at most KEFU_MAX_CONNECTIONS at once and
+    // KEFU_MAX_CONNECTIONS_PER_PEER from one address, a whole first request within the handshake
+    // time, and a connection's calls bounded by the gateway's call timeout.
     let handshake = config.limits.handshake_timeout;
     let lifetime = config.limits.call_timeout * 4;
+    let accepted = kefu_kit::limits::incoming(listener, &config.limits);
+    let mut accepted = std::pin::pin!(accepted);
     loop {
-        let stream = tokio::select! {
+        let connection = tokio::select! {
             () = shutdown.clone().wait() => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
+            accepted = accepted.next() => match accepted {
+                Some(Ok(connection)) => connection,
+                Some(Err(_)) => continue,
+                None => return Ok(()),
             },
         };
-        // Over the limit, a connection is closed at once rather than queued.
-        let Ok(permit) = connections.clone().try_acquire_owned() else { continue };
-        let _ = stream.set_nodelay(true);
         let console = console.clone();
+        let peer = connection.peer().clone();
         tokio::spawn(async move {
-            let _permit = permit;
             let service = hyper::service::service_fn(move |request| {
+                peer.mark_served();
                 let console = console.clone();
                 async move {
                     let answer = console.answer(request).await;
@@ -164,7 +167,7 @@ pub async fn run(
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(handshake)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                .serve_connection(hyper_util::rt::TokioIo::new(connection), service);
             let _ = tokio::time::timeout(lifetime, connection).await;
         });
     }

@@ -442,6 +442,43 @@ async fn a_flooding_principal_is_slowed_and_no_one_else(backend: Backend) {
     for _ in 0..10 {
         complaints.list_complaints(list(&honest)).await.expect("another principal is not slowed");
     }
+
+    // A dozen tokens of one subject share that subject's rate: no more calls get through than one
+    // token's burst and refill (before, each token had its own, twelve times the rate).
+    let raw = crate::support::gateway_channel(&suite.config, true);
+    let mut secrets = Vec::new();
+    for n in 0..12 {
+        let mut request = tonic::Request::new(kefu_proto::gateway::v1::CreateTokenRequest {
+            request_id: format!("many-tokens-{n}"),
+            token: Some(kefu_proto::gateway::v1::Token {
+                subject: "F2".into(),
+                department: "intake".into(),
+                roles: vec!["agent".into()],
+                ..Default::default()
+            }),
+        });
+        crate::support::bearer(&mut request, crate::support::BOOTSTRAP_TOKEN);
+        let created = kefu_proto::gateway::v1::tokens_client::TokensClient::new(raw.clone())
+            .create_token(request)
+            .await
+            .expect("a token");
+        secrets.push(created.into_inner().secret);
+    }
+    let mut raw_complaints = ComplaintsClient::new(raw);
+    let started = Instant::now();
+    let mut served = 0;
+    for round in 0..5 {
+        for secret in &secrets {
+            let mut request = tonic::Request::new(ListComplaintsRequest::default());
+            crate::support::bearer(&mut request, secret);
+            match raw_complaints.list_complaints(request).await {
+                Ok(_) => served += 1,
+                Err(status) => assert_eq!(status.code(), Code::ResourceExhausted, "round {round}: {status:?}"),
+            }
+        }
+    }
+    let allowed = 20 + (started.elapsed().as_secs_f64() * 10.0).ceil() as usize;
+    assert!(served <= allowed, "12 tokens of one subject: {served} of 60 served, one subject's rate allows {allowed}");
     suite.stop().await;
 }
 
@@ -477,6 +514,79 @@ async fn a_connection_that_says_nothing_is_closed_and_others_are_served(backend:
         assert!(closed.is_ok(), "closed by the server within the handshake timeout");
     }
     assert!(started.elapsed() < Duration::from_secs(3), "closed after {:?}", started.elapsed());
+    suite.stop().await;
+}
+
+/// One machine cannot lock everyone out: 1,100 connections from one address (127.0.0.2), half of
+/// them sending one byte and half the bare HTTP/2 preface, then an honest call from another address
+/// (127.0.0.1) is served within a second, at the gateway and at the console. The attacker's address
+/// keeps at most its share open, and what it holds is closed at the handshake time though it sent
+/// bytes. (Before: the first byte stopped the handshake clock and the 1,024 slots were all held.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_machine_holding_connections_locks_no_one_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let suite = TestSuite::start_configured(Backend::Sqlite, system_clock(), |config, _| {
+        config.limits.handshake_timeout = Duration::from_secs(2);
+    })
+    .await;
+    assert_eq!(suite.config.limits.max_connections_per_peer, 64, "the documented default");
+    let console = suite.config.console_addr.expect("the console is served");
+    let attack = |target: std::net::SocketAddr| async move {
+        let mut held = Vec::new();
+        for n in 0..1_100 {
+            let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+            socket.bind("127.0.0.2:0".parse().expect("an address")).expect("bound");
+            let Ok(mut connection) = socket.connect(target).await else { continue };
+            let said: &[u8] = if n % 2 == 0 { b"P" } else { b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" };
+            let _ = connection.write_all(said).await;
+            held.push(connection);
+        }
+        held
+    };
+    let held_at_gateway = attack(suite.config.gateway_addr).await;
+
+    let started = Instant::now();
+    suite.complaints().list_complaints(ListComplaintsRequest::default()).await.expect("an honest caller is served");
+    let honest = started.elapsed();
+    println!("honest call beside 1,100 held connections: {honest:?}");
+    assert!(honest < Duration::from_secs(1), "served in {honest:?}");
+
+    let held_at_console = attack(console).await;
+    let started = Instant::now();
+    let mut page = tokio::net::TcpStream::connect(console).await.expect("connected");
+    page.write_all(b"GET / HTTP/1.1\r\nhost: kefu\r\nconnection: close\r\n\r\n").await.expect("sent");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), page.read_to_end(&mut answer)).await.expect("answered").expect("read");
+    let honest = started.elapsed();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&answer[..answer.len().min(80)]));
+    assert!(honest < Duration::from_secs(1), "the console answered in {honest:?}");
+
+    // Of the attacker's connections, at most its share stayed open, and those are closed by the
+    // handshake time though each sent bytes.
+    for (target, held) in [("gateway", held_at_gateway), ("console", held_at_console)] {
+        let mut open_after_handshake = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for mut connection in held {
+            let mut buffer = [0u8; 256];
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, connection.read(&mut buffer)).await {
+                    Ok(Ok(0) | Err(_)) => break,
+                    Ok(Ok(_)) => continue,
+                    Err(_) => {
+                        open_after_handshake += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        assert_eq!(open_after_handshake, 0, "{target}: connections still open after the handshake time");
+    }
+    let metrics = kefu_kit::limits::REFUSED_OVER_PEER_SHARE.load(std::sync::atomic::Ordering::Relaxed);
+    // All but the share were closed at once (a few more were let in as the first were cut off at
+    // the handshake time while the loop was still connecting).
+    assert!(metrics >= 2 * 900, "connections over the share were closed at once: {metrics}");
     suite.stop().await;
 }
 

@@ -27,7 +27,7 @@
 //! | `KEFU_ACCESS_POLICY` | unset: the built-in table | the access table: who may call which RPC (see `gateway/src/access-policy.txt`) |
 //! | `KEFU_OIDC_ISSUER`, `KEFU_OIDC_AUDIENCE`, `KEFU_OIDC_JWKS_FILE` | unset: no single sign-on | staff's OIDC bearer JWTs are verified against the keys in the JWKS file (re-read within 5 seconds of a change), with this `iss` and `aud`; all three or none |
 //! | `KEFU_OIDC_SUBJECT_CLAIM`, `KEFU_OIDC_DEPARTMENT_CLAIM`, `KEFU_OIDC_BRANCH_CLAIM`, `KEFU_OIDC_ROLES_CLAIM`, `KEFU_OIDC_CLEARANCE_CLAIM` | `sub`, `department`, `branch`, `roles`, `clearance` | which JWT claims carry the staff member's id, department, branch, roles (an array, or a string separated by spaces or commas) and clearance |
-//! | `KEFU_MAX_CONNECTIONS`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_KEEPALIVE`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT`, `KEFU_DRAIN` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per principal |
+//! | `KEFU_MAX_CONNECTIONS`, `KEFU_MAX_CONNECTIONS_PER_PEER`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_KEEPALIVE`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT`, `KEFU_DRAIN` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per principal |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //! | `KEFU_LOG_FORMAT` | `text` | `json`: one JSON object a line, with the `trace_id` and `span_id` of the call (for a log collector) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` and the other standard `OTEL_*` variables | unset: no traces exported | where servers export their spans over OTLP/gRPC (see `kit::telemetry`) |
@@ -395,6 +395,11 @@ impl Config {
         let seconds = std::time::Duration::from_secs;
         let limits = crate::limits::Limits {
             max_connections: number("KEFU_MAX_CONNECTIONS", 1..=100_000, defaults.max_connections as u64)? as usize,
+            max_connections_per_peer: number(
+                "KEFU_MAX_CONNECTIONS_PER_PEER",
+                1..=100_000,
+                defaults.max_connections_per_peer as u64,
+            )? as usize,
             handshake_timeout: seconds(number(
                 "KEFU_HANDSHAKE_TIMEOUT",
                 1..=300,

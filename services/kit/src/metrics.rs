@@ -17,6 +17,7 @@
 //! | `kefu_database_connections` | gauge | `part`, `state` | a part's database connections, `in_use` or `idle` |
 //! | `kefu_ready` | gauge | `part` | 1 while the part reports `SERVING`, 0 while draining or its database does not answer |
 //! | `kefu_gateway_refused_calls_total` | counter | `reason` | calls the gateway refused: `unauthenticated`, `denied`, `rate_limited` |
+//! | `kefu_connections_closed_total` | counter | `reason` | connections a kefu server closed before serving them: `peer_share` (the peer address held its share, `KEFU_MAX_CONNECTIONS_PER_PEER`), `handshake_timeout` (no whole first request in time) |
 //! | `kefu_build_info` | gauge | `version` | 1, with the binary's version |
 //!
 //! Labels are bounded: parts, destinations, owners, statuses and kefu's own methods. No label ever
@@ -189,6 +190,12 @@ static GATEWAY_REFUSED: Family<f64> = Family::new(
     "Calls the gateway refused: unauthenticated, denied by the access table, over the principal's rate.",
     &["reason"],
 );
+static CONNECTIONS_CLOSED: Family<f64> = Family::new(
+    "kefu_connections_closed_total",
+    "counter",
+    "Connections closed before they were served: the peer address held its share, or no first request in time.",
+    &["reason"],
+);
 static BUILD_INFO: Family<f64> =
     Family::new("kefu_build_info", "gauge", "1, labelled with the kefu binary's version.", &["version"]);
 
@@ -242,6 +249,10 @@ pub fn inbox_applied(part: &str, source: &str, events: usize) {
 
 pub fn webhook_delivery(delivered: bool) {
     WEBHOOK_DELIVERIES.with(&[if delivered { "delivered" } else { "failed" }], |value| *value += 1.0);
+}
+
+pub fn connection_refused(reason: &'static str) {
+    CONNECTIONS_CLOSED.with(&[reason], |value| *value += 1.0);
 }
 
 pub fn gateway_refused(reason: &'static str) {
@@ -336,6 +347,7 @@ pub fn render() -> String {
         &DATABASE_CONNECTIONS,
         &READY,
         &GATEWAY_REFUSED,
+        &CONNECTIONS_CLOSED,
         &BUILD_INFO,
     ] {
         family.encode(&mut out);

@@ -225,15 +225,18 @@ fn bound_status(headers: &mut http::HeaderMap) {
 /// flight finish (at most [`DRAIN_LIMIT`]). Every server of kefu is this one stack, read from the
 /// outside in:
 ///
-/// 1. the listener's connections ([`crate::limits::incoming`]): at most so many open, each closed
-///    if it sends nothing in time; then TLS, where it is configured (the gateway's);
+/// 1. the listener's connections ([`crate::limits::incoming`]): at most so many open, and so many
+///    from one peer address, each closed if it makes no whole first request in time; then TLS,
+///    where it is configured (the gateway's);
 /// 2. HTTP/2 and calls (the builder): keep-alive, a connection's age, calls per connection with load
 ///    shedding (`RESOURCE_EXHAUSTED` at once, never a queue), a timeout per call (or the caller's
 ///    shorter `grpc-timeout`);
-/// 3. [`Observed`]: each call's span (exported as OpenTelemetry's where configured), its duration,
+/// 3. the connection is marked served ([`crate::limits::Peer::mark_served`]): its handshake clock
+///    stops;
+/// 4. [`Observed`]: each call's span (exported as OpenTelemetry's where configured), its duration,
 ///    method and status, and the calls in flight;
-/// 4. [`BoundedStatus`]: no error status too large for HTTP/2;
-/// 5. `service`: the gateway's front door, or a service's door (`trust::Verify`) and its routes.
+/// 5. [`BoundedStatus`]: no error status too large for HTTP/2;
+/// 6. `service`: the gateway's front door, or a service's door (`trust::Verify`) and its routes.
 pub async fn serve<S>(
     service: S,
     listener: TcpListener,
@@ -270,6 +273,12 @@ where
             // error statuses, then the service (the gateway's front door, or a service's door and
             // its routes).
             tower::ServiceBuilder::new()
+                .map_request(|request: Request<Body>| {
+                    if let Some(peer) = crate::limits::Peer::of(&request) {
+                        peer.mark_served();
+                    }
+                    request
+                })
                 .layer_fn(|inner| Observed::new(inner, part))
                 .layer_fn(BoundedStatus)
                 .service(service),
