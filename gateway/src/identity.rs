@@ -54,6 +54,26 @@ pub const CLEARANCES: [&str; 2] = ["confidential", "top_secret"];
 /// The bootstrap administrator's subject.
 pub const BOOTSTRAP: &str = "bootstrap";
 
+/// Roles that may be held only alone, and what each needs: `admin` manages tokens and does no case
+/// work; `branch_system` is a branch office's system, not staff, and needs its branch. The same
+/// rule for kefu tokens and single sign-on identities. The error names the field (`roles`,
+/// `branch`) and the rule.
+pub fn roles_hold_together(roles: &[String], branch: &str) -> Result<(), (&'static str, &'static str)> {
+    let holds = |role: &str| roles.iter().any(|held| held == role);
+    if holds(ADMIN) && roles.len() > 1 {
+        return Err(("roles", "admin is given alone: a token that manages tokens does no case work"));
+    }
+    if holds(BRANCH_SYSTEM) {
+        if roles.len() > 1 {
+            return Err(("roles", "branch_system is given alone: a branch's system is not staff"));
+        }
+        if branch.is_empty() {
+            return Err(("branch", "required for the role branch_system: the branch it acts for"));
+        }
+    }
+    Ok(())
+}
+
 /// How far up [`CLEARANCES`] a clearance reaches: 0 for none.
 pub fn clearance_rank(clearance: &str) -> usize {
     CLEARANCES.iter().position(|known| *known == clearance).map_or(0, |index| index + 1)

@@ -139,18 +139,29 @@ impl Oidc {
         }
         let department = text(&self.config.department_claim);
         let clearance = text(&self.config.clearance_claim);
+        // The rules a kefu token is held to hold for a single sign-on identity too: roles that
+        // are held alone, a branch system's branch, and no credential good for more than a year.
+        let branch = Some(text(&self.config.branch_claim)).filter(|branch| kefu_kit::text::is_code(branch, 16));
+        if let Err((field, rule)) = identity::roles_hold_together(&known, branch.as_deref().unwrap_or("")) {
+            let claim = if field == "branch" { &self.config.branch_claim } else { &self.config.roles_claim };
+            return Err(format!("the {claim} claim breaks kefu's rule: {rule}"));
+        }
+        if expires > now + MAX_LIFETIME_SECONDS {
+            return Err("exp is more than a year away; kefu accepts no credential good for longer".into());
+        }
         let caller = Caller {
             user: subject,
             department: if identity::DEPARTMENTS.contains(&department.as_str()) { department } else { String::new() },
-            branch: Some(text(&self.config.branch_claim))
-                .filter(|branch| kefu_kit::text::is_code(branch, 16))
-                .unwrap_or_default(),
+            branch: branch.unwrap_or_default(),
             roles: known,
             clearance: if identity::CLEARANCES.contains(&clearance.as_str()) { clearance } else { String::new() },
         };
         Ok((caller, DateTime::from_timestamp(expires, 0)))
     }
 }
+
+/// The longest a credential may be good for, as for a kefu token: a year (366 days).
+const MAX_LIFETIME_SECONDS: i64 = 366 * 24 * 3600;
 
 fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> String {
     use jsonwebtoken::errors::ErrorKind::*;

@@ -75,8 +75,12 @@ pub mod token_row {
         pub create_time: DateTimeUtc,
         pub creator: String,
         pub revoke_time: Option<DateTimeUtc>,
+        /// Scoped to the creator (see `scoped_request_id`): another admin's id is a fresh one.
         #[sea_orm(unique)]
         pub request_id: Option<String>,
+        /// The kefu token its creator made it with (`tokens/{id}`); none for the bootstrap secret
+        /// and single sign-on. While that token is revoked, so is this one (suspended).
+        pub creator_token: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -117,6 +121,17 @@ pub static MIGRATION: Migration = Migration {
     },
 };
 
+/// Who made each token: a token made with a kefu token stands only while that token stands.
+pub static MIGRATION_CREATOR_TOKEN: Migration = Migration {
+    name: "gateway_0002_tokens_creator_token",
+    statements: || {
+        use token_row::{Column as C, Entity};
+        vec![SchemaStatement::Alter(
+            Table::alter().table(Entity).add_column(ColumnDef::new(C::CreatorToken).string_len(48).null()).to_owned(),
+        )]
+    },
+};
+
 /// What a replica keeps of one valid token.
 #[derive(Debug, Clone)]
 struct Cached {
@@ -148,11 +163,11 @@ impl TokenCache {
         Ok(cache)
     }
 
-    /// Reads every token not revoked.
+    /// Reads every token that stands: not revoked, and made by no revoked token ([`standing`]).
     pub async fn refresh(&self) -> Result<(), sea_orm::DbErr> {
-        let rows = token_row::Entity::find().filter(token_row::Column::RevokeTime.is_null()).all(&self.db).await?;
+        let rows = token_row::Entity::find().all(&self.db).await?;
         let tokens: HashMap<String, Arc<Cached>> =
-            rows.into_iter().filter_map(|row| Some((row.id.clone(), Arc::new(cached(&row)?)))).collect();
+            standing(&rows).into_iter().filter_map(|row| Some((row.id.clone(), Arc::new(cached(row)?)))).collect();
         if let Ok(mut held) = self.tokens.write() {
             *held = tokens;
         }
@@ -178,12 +193,6 @@ impl TokenCache {
         }
     }
 
-    fn remove(&self, id: &str) {
-        if let Ok(mut held) = self.tokens.write() {
-            held.remove(id);
-        }
-    }
-
     /// The caller a presented secret stands for, and when its token expires.
     pub fn verify(&self, secret: &str, now: DateTime<Utc>) -> Result<(Caller, DateTime<Utc>, String), TokenRefusal> {
         let (id, random) =
@@ -198,6 +207,45 @@ impl TokenCache {
         }
         Ok((cached.caller.clone(), cached.expire_time, name_of(id)))
     }
+}
+
+/// The tokens that stand: not revoked, and — where a kefu token made them — made by a token that
+/// stands. Revoking an admin's token suspends every token it made, and theirs in turn; revoked by
+/// hand, they stay revoked. (An admin's token that merely expired suspends nothing: no token it
+/// gave outlives it.)
+fn standing(rows: &[token_row::Model]) -> Vec<&token_row::Model> {
+    let by_id: HashMap<&str, &token_row::Model> = rows.iter().map(|row| (row.id.as_str(), row)).collect();
+    let mut known: HashMap<&str, bool> = HashMap::new();
+    fn stands<'a>(
+        row: &'a token_row::Model,
+        by_id: &HashMap<&str, &'a token_row::Model>,
+        known: &mut HashMap<&'a str, bool>,
+        depth: usize,
+    ) -> bool {
+        if let Some(known) = known.get(row.id.as_str()) {
+            return *known;
+        }
+        let maker = row.creator_token.as_deref().and_then(|name| name.strip_prefix("tokens/"));
+        let result = row.revoke_time.is_none()
+            && match maker {
+                None => true,
+                // A maker that cannot be found, or a chain longer than any real one, does not stand.
+                Some(id) => depth < 64 && by_id.get(id).is_some_and(|maker| stands(maker, by_id, known, depth + 1)),
+            };
+        known.insert(row.id.as_str(), result);
+        result
+    }
+    rows.iter().filter(|row| stands(row, &by_id, &mut known, 0)).collect()
+}
+
+/// The stored idempotency key of a token's creation: the creator's subject and its request id,
+/// hashed, so one admin's request id says nothing about another's tokens.
+fn scoped_request_id(creator: &str, request_id: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(creator.as_bytes());
+    hasher.update([0]);
+    hasher.update(request_id.as_bytes());
+    hex(&hasher.finalize())
 }
 
 fn cached(row: &token_row::Model) -> Option<Cached> {
@@ -277,16 +325,8 @@ fn validate(token: &pb::Token, now: DateTime<Utc>) -> Result<Wanted, FieldViolat
     if token.roles.is_empty() {
         violations.add("token.roles", "required: at least one role");
     }
-    if roles.iter().any(|role| role == identity::ADMIN) && token.roles.len() > 1 {
-        violations.add("token.roles", "admin is given alone: a token that manages tokens does no case work");
-    }
-    if roles.iter().any(|role| role == identity::BRANCH_SYSTEM) {
-        if branch.is_empty() {
-            violations.add("token.branch", "required for the role branch_system: the branch it acts for");
-        }
-        if token.roles.len() > 1 {
-            violations.add("token.roles", "branch_system is given alone: a branch's system is not staff");
-        }
+    if let Err((field, rule)) = identity::roles_hold_together(&roles, branch) {
+        violations.add(format!("token.{field}"), rule);
     }
     let clearance = token.clearance.trim();
     if !clearance.is_empty() && !identity::CLEARANCES.contains(&clearance) {
@@ -320,39 +360,73 @@ fn validate(token: &pb::Token, now: DateTime<Utc>) -> Result<Wanted, FieldViolat
     })
 }
 
-/// The rule of delegation: an admin gives no token more than it holds. Returns the rule broken.
+/// What a token is or would be, as the rule of delegation looks at it.
+pub struct Grant<'a> {
+    pub department: &'a str,
+    pub branch: &'a str,
+    pub roles: &'a [String],
+    pub clearance: &'a str,
+    pub expire_time: Option<DateTime<Utc>>,
+}
+
+/// The roles an admin bound to a department gives, in that department: its own staff. Never a
+/// company-wide role (`general_manager`, `business_manager`), never `admin`, never a branch's system.
+fn department_roles(department: &str) -> &'static [&'static str] {
+    if department == "archives" {
+        &["agent", "supervisor", "department_head", "archivist"]
+    } else {
+        &["agent", "supervisor", "department_head"]
+    }
+}
+
+/// The rule of delegation: an admin gives no token more than it holds, and only roles within its
+/// own scope (docs/identity.md, "What an admin may give", has it as a table). Returns the rule
+/// broken.
 ///
-/// - an admin bound to a department (its own token names one) gives tokens of that department only;
-/// - an admin bound to a branch gives tokens of that branch only;
-/// - no clearance above the admin's own;
-/// - with a kefu token, no expiry after the admin's own (a single sign-on session's end is no limit).
+/// | the admin | gives |
+/// |---|---|
+/// | company-wide (no department, no branch; the bootstrap) | any token, other admins included |
+/// | bound to a department | that department's own roles ([`department_roles`]), in that department |
+/// | bound to a branch | that branch's `branch_system` only |
 ///
-/// The bootstrap administrator is bound to nothing and holds `top_secret`: it can set up any token.
-fn check_delegation(
-    admin: &Principal,
-    department: &str,
-    branch: &str,
-    clearance: &str,
-    expire_time: Option<DateTime<Utc>>,
-) -> Result<(), String> {
+/// And for every admin: no clearance above its own; with a kefu token, no expiry after its own (a
+/// single sign-on session's end is no limit, its roles are: `oidc` refuses a JWT whose roles break
+/// [`identity::roles_hold_together`]).
+pub fn check_delegation(admin: &Principal, grant: &Grant<'_>) -> Result<(), String> {
     let caller = &admin.caller;
-    if !caller.department.is_empty() && caller.department != department {
+    if !caller.department.is_empty() && caller.department != grant.department {
         return Err(format!(
             "you administer the tokens of department {} only, and this one is for {}",
             caller.department,
-            if department.is_empty() { "no department" } else { department }
+            if grant.department.is_empty() { "no department" } else { grant.department }
         ));
     }
-    if !caller.branch.is_empty() && caller.branch != branch {
+    if !caller.branch.is_empty() && caller.branch != grant.branch {
         return Err(format!("you administer the tokens of branch {} only", caller.branch));
     }
-    if identity::clearance_rank(clearance) > identity::clearance_rank(&caller.clearance) {
+    let company_wide = caller.department.is_empty() && caller.branch.is_empty();
+    if !company_wide {
+        let allowed: &[&str] =
+            if caller.branch.is_empty() { department_roles(&caller.department) } else { &[identity::BRANCH_SYSTEM] };
+        if let Some(role) = grant.roles.iter().find(|role| !allowed.contains(&role.as_str())) {
+            let scope = if caller.branch.is_empty() {
+                format!("department {}", caller.department)
+            } else {
+                format!("branch {}", caller.branch)
+            };
+            return Err(format!(
+                "an admin of {scope} gives only the roles {} — not {role}: a company-wide role, another admin or another scope's role is given by a company-wide admin",
+                allowed.join(", ")
+            ));
+        }
+    }
+    if identity::clearance_rank(grant.clearance) > identity::clearance_rank(&caller.clearance) {
         return Err(format!(
             "you may give no clearance above your own ({})",
             if caller.clearance.is_empty() { "none" } else { &caller.clearance }
         ));
     }
-    if let (Some(limit), Some(expire_time)) = (admin.delegation_limit(), expire_time)
+    if let (Some(limit), Some(expire_time)) = (admin.delegation_limit(), grant.expire_time)
         && expire_time > limit
     {
         return Err(format!(
@@ -438,7 +512,7 @@ impl tokens_server::Tokens for TokensApi {
         if !expiry_asked && let Some(limit) = admin.delegation_limit() {
             wanted.expire_time = wanted.expire_time.min(limit);
         }
-        let request_id = idempotency_key(&request.request_id).map(str::to_owned);
+        let request_id = idempotency_key(&request.request_id).map(|id| scoped_request_id(&admin.caller.user, id));
         if let Some(request_id) = &request_id
             && let Some(earlier) = token_row::Entity::find()
                 .filter(token_row::Column::RequestId.eq(request_id.as_str()))
@@ -448,7 +522,14 @@ impl tokens_server::Tokens for TokensApi {
         {
             return Err(already_created(&earlier));
         }
-        check_delegation(&admin, &wanted.department, &wanted.branch, &wanted.clearance, Some(wanted.expire_time))
+        let grant = Grant {
+            department: &wanted.department,
+            branch: &wanted.branch,
+            roles: &wanted.roles,
+            clearance: &wanted.clearance,
+            expire_time: Some(wanted.expire_time),
+        };
+        check_delegation(&admin, &grant)
             .map_err(|rule| Status::permission_denied(format!("token not created: {rule}")))?;
         let id = kefu_kit::trust::random_hex(8).map_err(Status::internal)?;
         let random = kefu_kit::trust::random_hex(32).map_err(Status::internal)?;
@@ -467,6 +548,10 @@ impl tokens_server::Tokens for TokensApi {
             creator: admin.caller.user.clone(),
             revoke_time: None,
             request_id: request_id.clone(),
+            creator_token: match &admin.kind {
+                identity::Kind::Token(name) => Some(name.clone()),
+                _ => None,
+            },
         };
         let mut active: token_row::ActiveModel = row.clone().into();
         active.seq = sea_orm::ActiveValue::NotSet;
@@ -557,7 +642,10 @@ impl tokens_server::Tokens for TokensApi {
             .map_err(|e| from_db("reading tokens", e))?
             .ok_or_else(not_found)?;
         // A token outside the admin's scope is answered exactly like a missing one.
-        if check_delegation(&admin, &row.department, &row.branch, "", None).is_err() {
+        let roles = split_roles(&row.roles);
+        let grant =
+            Grant { department: &row.department, branch: &row.branch, roles: &roles, clearance: "", expire_time: None };
+        if check_delegation(&admin, &grant).is_err() {
             return Err(not_found());
         }
         if row.revoke_time.is_some() {
@@ -571,7 +659,11 @@ impl tokens_server::Tokens for TokensApi {
             .exec(&self.db)
             .await
             .map_err(|e| from_db("revoking a token", e))?;
-        self.cache.remove(id);
+        // Read again at once: the tokens this one made are suspended with it on this replica now,
+        // on the others at their next reload.
+        if let Err(error) = self.cache.refresh().await {
+            kefu_kit::error::log_db("cannot reload the tokens after a revocation", &error);
+        }
         tracing::info!(token = %name, subject = %row.subject, by = %admin.caller.user, "token revoked");
         Ok(Response::new(to_proto(&token_row::Model { revoke_time: Some(now), ..row })))
     }
@@ -587,7 +679,7 @@ fn already_created(earlier: &token_row::Model) -> Status {
 /// Opens the gateway's database (its own schema or file, like a service's) and its tables.
 pub async fn open(config: &kefu_kit::Config) -> Result<DatabaseConnection, sea_orm::DbErr> {
     let db = kefu_kit::db::connect(config, "gateway").await?;
-    kefu_kit::migrate::run(&db, "gateway", &[&MIGRATION]).await?;
+    kefu_kit::migrate::run(&db, "gateway", &[&MIGRATION, &MIGRATION_CREATOR_TOKEN]).await?;
     Ok(db)
 }
 
@@ -610,30 +702,109 @@ mod tests {
         }
     }
 
+    fn grant<'a>(department: &'a str, branch: &'a str, roles: &'a [String], clearance: &'a str) -> Grant<'a> {
+        Grant { department, branch, roles, clearance, expire_time: None }
+    }
+
+    fn roles(roles: &[&str]) -> Vec<String> {
+        roles.iter().map(|role| role.to_string()).collect()
+    }
+
     #[test]
     fn an_admin_gives_no_more_than_it_holds() {
+        let agent = roles(&["agent"]);
         let company = admin("", "", "top_secret", None);
-        assert_eq!(check_delegation(&company, "archives", "", "top_secret", None), Ok(()));
+        assert_eq!(check_delegation(&company, &grant("archives", "", &agent, "top_secret")), Ok(()));
         let claims = admin("claims", "", "confidential", None);
-        assert_eq!(check_delegation(&claims, "claims", "", "confidential", None), Ok(()));
-        let refused = check_delegation(&claims, "intake", "", "", None).expect_err("another department");
+        assert_eq!(check_delegation(&claims, &grant("claims", "", &agent, "confidential")), Ok(()));
+        let refused = check_delegation(&claims, &grant("intake", "", &agent, "")).expect_err("another department");
         assert!(refused.contains("department claims only"), "{refused}");
-        assert!(check_delegation(&claims, "", "", "", None).is_err(), "a company-wide token is more than claims");
-        let refused = check_delegation(&claims, "claims", "", "top_secret", None).expect_err("more clearance");
+        assert!(
+            check_delegation(&claims, &grant("", "", &agent, "")).is_err(),
+            "a company-wide token is more than claims"
+        );
+        let refused =
+            check_delegation(&claims, &grant("claims", "", &agent, "top_secret")).expect_err("more clearance");
         assert!(refused.contains("above your own"), "{refused}");
+        let branch_system = roles(&["branch_system"]);
         let branch = admin("", "SH01", "", None);
-        assert!(check_delegation(&branch, "", "BJ02", "", None).is_err());
-        assert_eq!(check_delegation(&branch, "", "SH01", "", None), Ok(()));
+        assert!(check_delegation(&branch, &grant("", "BJ02", &branch_system, "")).is_err());
+        assert_eq!(check_delegation(&branch, &grant("", "SH01", &branch_system, "")), Ok(()));
         let now = Utc::now();
         let expiring = admin("", "", "", Some(now + chrono::Duration::days(10)));
-        assert!(check_delegation(&expiring, "", "", "", Some(now + chrono::Duration::days(11))).is_err());
-        assert_eq!(check_delegation(&expiring, "", "", "", Some(now + chrono::Duration::days(9))), Ok(()));
+        let later = |days| Grant { expire_time: Some(now + chrono::Duration::days(days)), ..grant("", "", &agent, "") };
+        assert!(check_delegation(&expiring, &later(11)).is_err());
+        assert_eq!(check_delegation(&expiring, &later(9)), Ok(()));
         let signed_in = Principal { kind: Kind::Staff, ..admin("", "", "", Some(now + chrono::Duration::hours(1))) };
-        assert_eq!(
-            check_delegation(&signed_in, "", "", "", Some(now + chrono::Duration::days(90))),
-            Ok(()),
-            "a single sign-on session's end is no limit"
-        );
+        assert_eq!(check_delegation(&signed_in, &later(90)), Ok(()), "a single sign-on session's end is no limit");
+    }
+
+    /// An admin grants only roles within its own scope (issue 41: an admin of claims made
+    /// general managers, other admins and branch systems; one of SH01 made claims supervisors).
+    #[test]
+    fn an_admin_gives_only_the_roles_of_its_scope() {
+        let claims = admin("claims", "", "top_secret", None);
+        for given in ["agent", "supervisor", "department_head"] {
+            assert_eq!(check_delegation(&claims, &grant("claims", "", &roles(&[given]), "")), Ok(()), "{given}");
+        }
+        for refused in ["general_manager", "business_manager", "admin", "archivist"] {
+            let rule = check_delegation(&claims, &grant("claims", "", &roles(&[refused]), ""))
+                .expect_err("outside the department's roles");
+            assert!(rule.contains(&format!("not {refused}")), "{rule}");
+        }
+        assert!(check_delegation(&claims, &grant("claims", "BJ02", &roles(&["branch_system"]), "")).is_err());
+        let archives = admin("archives", "", "", None);
+        assert_eq!(check_delegation(&archives, &grant("archives", "", &roles(&["archivist"]), "")), Ok(()));
+        let branch = admin("", "SH01", "", None);
+        for refused in ["supervisor", "agent", "admin", "general_manager"] {
+            assert!(check_delegation(&branch, &grant("", "SH01", &roles(&[refused]), "")).is_err(), "{refused}");
+        }
+        let company = admin("", "", "", None);
+        for given in ["general_manager", "business_manager", "admin"] {
+            assert_eq!(check_delegation(&company, &grant("", "", &roles(&[given]), "")), Ok(()), "{given}");
+        }
+    }
+
+    fn row(id: &str, creator_token: Option<&str>, revoked: bool) -> token_row::Model {
+        token_row::Model {
+            seq: 0,
+            id: id.into(),
+            subject: id.into(),
+            display_name: String::new(),
+            department: String::new(),
+            branch: String::new(),
+            roles: "agent".into(),
+            clearance: String::new(),
+            secret_hash: String::new(),
+            expire_time: Utc::now(),
+            create_time: Utc::now(),
+            creator: String::new(),
+            revoke_time: revoked.then(Utc::now),
+            request_id: None,
+            creator_token: creator_token.map(str::to_owned),
+        }
+    }
+
+    /// Revoking an admin's token suspends what it made, down the chain; the rest stand.
+    #[test]
+    fn a_token_stands_only_while_its_maker_stands() {
+        let rows = [
+            row("a1", None, true),
+            row("a2", Some("tokens/a1"), false),
+            row("t3", Some("tokens/a2"), false),
+            row("b1", None, false),
+            row("t4", Some("tokens/b1"), false),
+            row("t5", Some("tokens/gone"), false),
+        ];
+        let standing: Vec<&str> = standing(&rows).into_iter().map(|row| row.id.as_str()).collect();
+        assert_eq!(standing, ["b1", "t4"]);
+    }
+
+    #[test]
+    fn one_admins_request_id_is_not_anothers() {
+        assert_ne!(scoped_request_id("admin-a", "r1"), scoped_request_id("admin-b", "r1"));
+        assert_eq!(scoped_request_id("admin-a", "r1"), scoped_request_id("admin-a", "r1"));
+        assert_ne!(scoped_request_id("a", "br1"), scoped_request_id("ab", "r1"), "no shifting between the parts");
     }
 
     #[test]

@@ -273,6 +273,74 @@ async fn admins_give_no_more_than_they_hold_and_a_revoked_token_dies_on_every_re
     suite.stop().await;
 }
 
+on_both_backends!(an_admin_gives_only_its_own_scope_and_what_it_made_falls_with_it);
+/// Issue 41: a limited admin minted unlimited powers. An admin of claims gives claims' own roles
+/// only — no company-wide role, no admin, no branch system; an admin bound to SH01 gives SH01's
+/// branch system only; only a company-wide admin makes admins. Revoking an admin suspends every
+/// token it made; another admin's request id is a fresh id, and names nothing.
+async fn an_admin_gives_only_its_own_scope_and_what_it_made_falls_with_it(backend: Backend) {
+    let suite = TestSuite::start(backend, system_clock()).await;
+    let a = raw(&suite);
+    let (claims_admin, claims_secret) =
+        create_token(&a, BOOTSTRAP_TOKEN, "scope-admin", token("claims-admin", "claims", &["admin"]))
+            .await
+            .expect("a claims admin");
+    let mut sh01 = token("sh01-admin", "", &["admin"]);
+    sh01.branch = "SH01".into();
+    let (_, sh01_secret) = create_token(&a, BOOTSTRAP_TOKEN, "scope-sh01", sh01).await.expect("an SH01 admin");
+
+    let refused = |what: &'static str, by: &'static str, result: Result<(Token, String), tonic::Status>| {
+        let status = result.expect_err(what);
+        assert_eq!(status.code(), Code::PermissionDenied, "{by}: {what}: {status:?}");
+    };
+    for role in ["general_manager", "business_manager", "admin"] {
+        refused(role, "claims admin", create_token(&a, &claims_secret, role, token("X1", "claims", &[role])).await);
+    }
+    refused(
+        "settlement supervisor",
+        "claims admin",
+        create_token(&a, &claims_secret, "s-sup", token("X2", "settlement", &["supervisor"])).await,
+    );
+    let mut other_branch = token("X3", "claims", &["branch_system"]);
+    other_branch.branch = "BJ02".into();
+    refused("BJ02 system", "claims admin", create_token(&a, &claims_secret, "bj02", other_branch).await);
+    let mut sh01_supervisor = token("X4", "claims", &["supervisor"]);
+    sh01_supervisor.branch = "SH01".into();
+    refused("claims supervisor", "SH01 admin", create_token(&a, &sh01_secret, "sup", sh01_supervisor).await);
+    let mut sh01_system = token("X5", "", &["branch_system"]);
+    sh01_system.branch = "SH01".into();
+    create_token(&a, &sh01_secret, "sys", sh01_system).await.expect("the SH01 admin gives SH01's system");
+    let (_, supervisor_secret) =
+        create_token(&a, &claims_secret, "c-sup", token("S7", "claims", &["supervisor"])).await.expect("its own");
+    let (_, gm_secret) = create_token(&a, BOOTSTRAP_TOKEN, "gm", token("GM1", "", &["general_manager"]))
+        .await
+        .expect("a company-wide admin gives company-wide roles");
+
+    // Another admin's request id is a fresh one: no token of the other admin is named.
+    let (reused, _) = create_token(&a, &claims_secret, "gm", token("S8", "claims", &["agent"]))
+        .await
+        .expect("the bootstrap's request id is fresh for the claims admin");
+    assert_eq!(reused.subject, "S8");
+    let again = create_token(&a, &claims_secret, "gm", token("S8", "claims", &["agent"])).await.expect_err("its own");
+    assert_eq!(again.code(), Code::AlreadyExists);
+    assert!(again.message().contains(&reused.name), "{}", again.message());
+
+    // Revoking the claims admin suspends what it made, at once on this replica; not the others.
+    let list_claims = |secret: String| {
+        let mut claims = ClaimsClient::new(a.clone());
+        async move { claims.list_claims(with_secret(ListClaimsRequest::default(), &secret)).await }
+    };
+    list_claims(supervisor_secret.clone()).await.expect("the supervisor works");
+    TokensClient::new(a.clone())
+        .revoke_token(with_secret(RevokeTokenRequest { name: claims_admin.name.clone() }, BOOTSTRAP_TOKEN))
+        .await
+        .expect("revoked");
+    let suspended = list_claims(supervisor_secret).await.expect_err("suspended with its maker");
+    assert_eq!(suspended.code(), Code::Unauthenticated, "{suspended:?}");
+    list_claims(gm_secret).await.expect("the bootstrap's tokens stand");
+    suite.stop().await;
+}
+
 /// Base64url without padding, as JWKs and JWTs write keys.
 fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -350,6 +418,14 @@ async fn staff_sign_in_with_the_companys_single_sign_on(backend: Backend) {
         (jwt(&pkcs8, "2026-11", &claims(json!({"exp": "tomorrow"}))), "exp"),
         (jwt(&stranger, "2026-11", &claims(json!({}))), "bad signature"),
         (jwt(&pkcs8, "2025-01", &claims(json!({}))), "does not hold"),
+        // The rules of a kefu token hold for a single sign-on identity too.
+        (jwt(&pkcs8, "2026-11", &claims(json!({"groups": ["admin", "agent"]}))), "admin is given alone"),
+        (
+            jwt(&pkcs8, "2026-11", &claims(json!({"groups": ["branch_system", "supervisor"], "branch": "SH01"}))),
+            "branch_system is given alone",
+        ),
+        (jwt(&pkcs8, "2026-11", &claims(json!({"groups": ["branch_system"]}))), "the branch it acts for"),
+        (jwt(&pkcs8, "2026-11", &claims(json!({"exp": 32_503_680_000_i64}))), "more than a year away"),
     ];
     for (token, why) in refusals {
         let refused = claims_api.list_claims(list(&token)).await.expect_err(why);
