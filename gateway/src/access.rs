@@ -149,7 +149,11 @@ impl AccessTable {
             Grant::Role { role, department } => {
                 principal.service().is_none()
                     && principal.caller.has_role(role)
-                    && department.as_ref().is_none_or(|department| *department == principal.caller.department)
+                    && match department {
+                        Some(department) => *department == principal.caller.department,
+                        // A role alone is the company's: outsiders are named as `role@external`.
+                        None => principal.caller.department != identity::EXTERNAL,
+                    }
             }
         })
     }

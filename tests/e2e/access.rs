@@ -1,6 +1,7 @@
 //! The authorization matrix: every RPC of kefu's contracts, called through the gateway by each of
-//! thirteen principals, answered as the access table says — checked against the running suite,
-//! and printed.
+//! fourteen principals (an outsider of department `external` among them), answered as the access
+//! table says — checked against the running suite, and printed; and one more row, who sees a
+//! customer's name and phone.
 //!
 //! A cell the table denies must come back `PERMISSION_DENIED` from the gateway (its message names
 //! the access table), or `UNAUTHENTICATED` for a caller without a token; a cell the table allows
@@ -46,8 +47,20 @@ fn principals() -> Vec<(&'static str, Option<Principal>)> {
         ("general manager", staff("G1", "", &["general_manager"])),
         ("archivist top_secret", Some(archivist)),
         ("admin", staff("it-admin", "", &["admin"])),
+        ("outsider external", staff("X1", "external", &["agent", "supervisor", "general_manager"])),
     ]
 }
+
+/// What an outsider (department `external`, 003 第20条) may call, whatever roles its token holds:
+/// who it is, and asking for and reading a file under an approved request. Written here, not read
+/// from the table, so a table that makes outsiders staff again fails.
+const OUTSIDER_MAY_CALL: [&str; 5] = [
+    "kefu.archives.v1.Archives/CreateAccessRequest",
+    "kefu.archives.v1.Archives/GetAccessRequest",
+    "kefu.archives.v1.Archives/ListAccessRequests",
+    "kefu.archives.v1.Archives/ReadCaseFile",
+    "kefu.gateway.v1.Tokens/GetCaller",
+];
 
 /// The principal as the gateway sees it, for asking the table.
 fn as_gateway_sees(principal: &Principal) -> GatewayPrincipal {
@@ -169,6 +182,10 @@ async fn every_rpc_answers_every_principal_as_the_access_table_says(backend: Bac
         mismatches.len(),
         mismatches.join("\n")
     );
+    let outsider = principals.iter().position(|(label, _)| *label == "outsider external").expect("an outsider");
+    let outsider_through: Vec<&str> =
+        matrix.iter().filter(|(_, row)| row[outsider] == Cell::Through).map(|(method, _)| method.as_str()).collect();
+    assert_eq!(outsider_through, OUTSIDER_MAY_CALL, "an outsider is never staff");
     // The matrix says something: every principal is let through somewhere and denied elsewhere.
     for (index, (label, principal)) in principals.iter().enumerate() {
         let through = matrix.values().filter(|row| row[index] == Cell::Through).count();
@@ -176,5 +193,85 @@ async fn every_rpc_answers_every_principal_as_the_access_table_says(backend: Bac
         assert!(denied > 0, "{label} is denied nothing");
         assert_eq!(through > 0, principal.is_some(), "{label}: {through} methods let through");
     }
+    suite.stop().await;
+}
+
+/// How a principal sees the customer on a complaint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sight {
+    Whole,
+    Masked,
+    NotFound,
+    Refused,
+}
+
+on_both_backends!(a_customers_name_and_phone_are_seen_by_the_service_center_the_branch_and_the_owner_only);
+/// The personal-data row of the matrix: a cargo damage complaint of SH01 (owned by claims), read
+/// through the gateway by every principal. Whole for the service center, SH01's system and claims;
+/// masked for every other department and the managers; another branch's system finds nothing; an
+/// outsider and an admin are refused. A search by the customer's phone finds the case only for
+/// those who see the phone.
+async fn a_customers_name_and_phone_are_seen_by_the_service_center_the_branch_and_the_owner_only(backend: Backend) {
+    use kefu_proto::gateway::v1::{GetComplaintRequest, ListComplaintsRequest};
+
+    use crate::support::{complaint, create};
+
+    let suite = TestSuite::start(backend, system_clock()).await;
+    let filed = suite
+        .complaints()
+        .create_complaint(create("pd-1", complaint("cargo_damage", "YD-PD-1")))
+        .await
+        .expect("filed")
+        .into_inner();
+    let expected = |label: &str| match label {
+        "agent intake" | "head of intake" | "branch SH01" | "agent claims" => Sight::Whole,
+        "branch BJ02" => Sight::NotFound,
+        "anonymous" | "admin" | "outsider external" => Sight::Refused,
+        _ => Sight::Masked,
+    };
+    let mut mismatches = Vec::new();
+    let mut row = String::new();
+    for (label, principal) in principals() {
+        let Some(principal) = principal else {
+            row.push_str("  ?");
+            continue;
+        };
+        let request = as_principal(GetComplaintRequest { name: filed.name.clone() }, principal.clone());
+        let sight = match suite.complaints().get_complaint(request).await {
+            Ok(found) => {
+                let contact = found.into_inner().contact.unwrap_or_default();
+                match (contact.name.as_str(), contact.phone.as_str()) {
+                    ("王先生", "13800000000") => Sight::Whole,
+                    ("王**", "138****0000") => Sight::Masked,
+                    other => panic!("{label}: a contact neither whole nor masked: {other:?}"),
+                }
+            }
+            Err(status) if status.code() == Code::NotFound => Sight::NotFound,
+            Err(status) if status.code() == Code::PermissionDenied => Sight::Refused,
+            Err(status) => panic!("{label}: {status:?}"),
+        };
+        row.push_str(match sight {
+            Sight::Whole => "  W",
+            Sight::Masked => "  m",
+            Sight::NotFound => "  -",
+            Sight::Refused => "  ·",
+        });
+        if sight != expected(label) {
+            mismatches.push(format!("{label}: expected {:?}, saw {sight:?}", expected(label)));
+        }
+        // By phone: found only where the phone is seen whole.
+        if sight == Sight::Whole || sight == Sight::Masked {
+            let by_phone =
+                ListComplaintsRequest { filter: "contact.phone = \"13800000000\"".into(), ..Default::default() };
+            let listed =
+                suite.complaints().list_complaints(as_principal(by_phone, principal.clone())).await.expect("listed");
+            let found = listed.into_inner().complaints.iter().any(|listed| listed.name == filed.name);
+            if found != (sight == Sight::Whole) {
+                mismatches.push(format!("{label}: a search by the phone found the case: {found}"));
+            }
+        }
+    }
+    println!("{:<58} {row}", "sees the customer (W whole, m masked)");
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     suite.stop().await;
 }

@@ -51,6 +51,7 @@ pub mod names;
 pub mod observe;
 pub mod outbox;
 pub mod paging;
+pub mod personal;
 pub mod policy_file;
 pub mod readiness;
 pub mod relay;

@@ -17,6 +17,19 @@ use crate::{
     store,
 };
 
+/// A complaint as `caller` may read it: the customer's name and phone masked unless the caller
+/// sees them ([`kefu_kit::caller::Caller::sees_personal_data_of`]: the service center, the branch's
+/// system, the owning department).
+fn as_seen_by(caller: &kefu_kit::caller::Caller, mut complaint: pb::Complaint) -> pb::Complaint {
+    if !caller.sees_personal_data_of(&complaint.owner)
+        && let Some(contact) = complaint.contact.as_mut()
+    {
+        contact.name = kefu_kit::personal::mask_name(&contact.name);
+        contact.phone = kefu_kit::personal::mask_phone(&contact.phone);
+    }
+    complaint
+}
+
 impl IntakeApi {
     /// The complaint named `name`, if the caller's branch may see it.
     async fn visible(&self, name: &str, caller: &kefu_kit::caller::Caller) -> Result<Complaint, Error> {
@@ -30,7 +43,7 @@ impl IntakeApi {
 
     pub(super) async fn get_complaint(&self, request: Request<pb::GetComplaintRequest>) -> Reply<pb::Complaint> {
         let (caller, _, request) = parts(request);
-        Ok(Response::new(to_proto(self.visible(&request.name, &caller).await?)))
+        Ok(Response::new(as_seen_by(&caller, to_proto(self.visible(&request.name, &caller).await?))))
     }
 
     pub(super) async fn list_complaints(
@@ -45,11 +58,20 @@ impl IntakeApi {
         if let Some(scope) = caller.branch_scope() {
             terms.push((domain::FilterField::Branch, scope.to_owned()));
         }
+        // A search by phone finds only the cases whose phone the caller sees: a department's own,
+        // where it does not see every customer's. No one learns whether a phone has complained
+        // elsewhere.
+        if !caller.sees_all_personal_data()
+            && terms.iter().any(|(field, _)| *field == domain::FilterField::ContactPhone)
+        {
+            let own = caller.department.parse::<kefu_kit::config::ServiceName>().map_or("none", |owner| owner.as_str());
+            terms.push((domain::FilterField::Owner, own.to_owned()));
+        }
         let after = paging::decode_token(&request.page_token, &request.filter)?;
         let (rows, next) =
             store::list(&self.context.db, &terms, page_size, after).await.map_err(db("listing complaints"))?;
         Ok(Response::new(pb::ListComplaintsResponse {
-            complaints: rows.into_iter().map(to_proto).collect(),
+            complaints: rows.into_iter().map(|row| as_seen_by(&caller, to_proto(row))).collect(),
             next_page_token: next.map(|seq| paging::encode_token(seq, &request.filter)).unwrap_or_default(),
         }))
     }
