@@ -93,11 +93,11 @@ impl Service<Request<Body>> for Dispatch {
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let path = request.uri().path().to_owned();
         let refuse = |status: Status| -> Self::Future { Box::pin(async move { Ok(status_response(status)) }) };
-        let principal = if trust::is_open(&path) {
-            None
+        let (principal, service_assertion) = if trust::is_open(&path) {
+            (None, None)
         } else {
             match self.authenticator.authenticate(&path, request.headers()) {
-                Ok(principal) => Some(principal),
+                Ok((principal, service_assertion)) => (Some(principal), service_assertion),
                 Err(error) => {
                     identity::record_unauthenticated(&path, &error);
                     return refuse(Status::unauthenticated(error.message()));
@@ -158,26 +158,36 @@ impl Service<Request<Body>> for Dispatch {
         let backend = self.backend_for(&path);
         let local = self.local.clone();
         let guard = self.guard.clone();
+        let authenticator = self.authenticator.clone();
         Box::pin(async move {
-            // Read the message once against its contract before anyone else sees it.
-            let request = match guard.request_type(&path).map(str::to_owned) {
-                None => request,
-                Some(request_type) => {
-                    let (parts, body) = request.into_parts();
-                    let limited = http_body_util::Limited::new(body, MAX_REQUEST_BYTES);
-                    let bytes = match http_body_util::BodyExt::collect(limited).await {
-                        Ok(collected) => collected.to_bytes(),
-                        Err(_) => {
-                            return Ok(status_response(Status::resource_exhausted(format!(
-                                "a request may be at most {MAX_REQUEST_BYTES} bytes"
-                            ))));
-                        }
-                    };
-                    if let Err(refusal) = guard.check(&path, &bytes) {
-                        return Ok(status_response(refusal.into_violations(&request_type).into_status()));
+            // Read the message once — against its contract, and against a kefu service's
+            // assertion — before anyone else sees it.
+            let request_type = guard.request_type(&path).map(str::to_owned);
+            let request = if request_type.is_none() && service_assertion.is_none() {
+                request
+            } else {
+                let (parts, body) = request.into_parts();
+                let limited = http_body_util::Limited::new(body, MAX_REQUEST_BYTES);
+                let bytes = match http_body_util::BodyExt::collect(limited).await {
+                    Ok(collected) => collected.to_bytes(),
+                    Err(_) => {
+                        return Ok(status_response(Status::resource_exhausted(format!(
+                            "a request may be at most {MAX_REQUEST_BYTES} bytes"
+                        ))));
                     }
-                    Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes)))
+                };
+                if let Some(verified) = service_assertion
+                    && let Err(error) = authenticator.accept_service(verified, &bytes)
+                {
+                    identity::record_unauthenticated(&path, &error);
+                    return Ok(status_response(Status::unauthenticated(error.message())));
                 }
+                if let Some(request_type) = &request_type
+                    && let Err(refusal) = guard.check(&path, &bytes)
+                {
+                    return Ok(status_response(refusal.into_violations(request_type).into_status()));
+                }
+                Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes)))
             };
             match backend {
                 Some((service, channel)) => match channel.oneshot(request).await {

@@ -25,7 +25,7 @@ use kefu_kit::{
     caller::Caller,
     clock::SharedClock,
     config::ServiceName,
-    trust::{self, InternalKey},
+    trust::{self, InternalKey, Verified},
 };
 use sha2::{Digest, Sha256};
 
@@ -197,11 +197,22 @@ impl Authenticator {
         Authenticator { tokens, bootstrap, oidc, internal, clock }
     }
 
-    /// The principal calling `path` with these headers.
-    pub fn authenticate(&self, path: &str, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    /// The principal calling `path` with these headers; for a kefu service, also what is left to
+    /// check of its assertion once the body is read ([`Authenticator::accept_service`]).
+    pub fn authenticate(&self, path: &str, headers: &HeaderMap) -> Result<(Principal, Option<Verified>), AuthError> {
         if headers.contains_key(trust::ASSERTION) {
-            return self.service(path, headers);
+            return self.service(path, headers).map(|(principal, verified)| (principal, Some(verified)));
         }
+        self.person(headers).map(|principal| (principal, None))
+    }
+
+    /// A kefu service's call, the second half: the body is the one its assertion was made for, and
+    /// the assertion was not used before.
+    pub fn accept_service(&self, verified: Verified, body: &[u8]) -> Result<(), AuthError> {
+        self.internal.accept(verified, body, std::time::SystemTime::now()).map(drop).map_err(AuthError::Internal)
+    }
+
+    fn person(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         let value = headers.get(http::header::AUTHORIZATION).ok_or(AuthError::Missing)?;
         let value = value.to_str().map_err(|_| AuthError::NotBearer)?.trim();
         let secret = match value.split_once(' ') {
@@ -240,10 +251,12 @@ impl Authenticator {
     }
 
     /// A kefu service calling the gateway with a signed assertion.
-    fn service(&self, path: &str, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let issuer = self.internal.verify(path, headers, std::time::SystemTime::now()).map_err(AuthError::Internal)?;
-        let service: ServiceName = issuer.parse().map_err(|_| AuthError::Internal(trust::Refusal::WrongIssuer))?;
-        Ok(Principal {
+    fn service(&self, path: &str, headers: &HeaderMap) -> Result<(Principal, Verified), AuthError> {
+        let verified =
+            self.internal.verify(path, headers, std::time::SystemTime::now()).map_err(AuthError::Internal)?;
+        let service: ServiceName =
+            verified.issuer.parse().map_err(|_| AuthError::Internal(trust::Refusal::WrongIssuer))?;
+        let principal = Principal {
             caller: Caller {
                 user: service.as_str().into(),
                 department: service.as_str().into(),
@@ -253,7 +266,8 @@ impl Authenticator {
             },
             kind: Kind::Service(service),
             expires: None,
-        })
+        };
+        Ok((principal, verified))
     }
 }
 

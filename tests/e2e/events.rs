@@ -292,3 +292,102 @@ async fn complaints_saved_together_are_each_saved_over_the_version_read_or_none_
     let _ = db.close().await;
     suite.stop().await;
 }
+
+/// Sends one gRPC call to a service's own port exactly as given — its headers, its framed message —
+/// as one who recorded a call off the wire would, and returns the status code and message.
+async fn send_as_recorded(
+    suite: &TestSuite,
+    service: ServiceName,
+    path: &str,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> (Code, String) {
+    let url = suite.config.endpoint(service).url.clone();
+    let channel = Channel::from_shared(url).expect("a URL").connect_lazy();
+    let mut request = http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::copy_from_slice(body))))
+        .expect("a request");
+    request.headers_mut().extend(headers.clone());
+    let response = tower::ServiceExt::oneshot(channel, request).await.expect("answered");
+    if let Some(status) = tonic::Status::from_header_map(response.headers()) {
+        return (status.code(), status.message().to_owned());
+    }
+    let collected = http_body_util::BodyExt::collect(response.into_body()).await.expect("a body");
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let status = tonic::Status::from_header_map(&trailers).expect("a status in the trailers");
+    (status.code(), status.message().to_owned())
+}
+
+/// A message in its gRPC frame: no compression, its length, its bytes.
+fn framed(message: &impl prost::Message) -> Vec<u8> {
+    let encoded = message.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&encoded);
+    frame
+}
+
+on_both_backends!(a_recorded_assertion_carries_no_other_message_and_is_taken_once);
+/// Issue 41: a recorded assertion from the gateway to claims approved another claim, and one from
+/// claims to settlement carried a forged 10,000,000-yuan `claim_approved`, for up to 90 s. The
+/// assertion now covers the message (so the events and their ids too) and is taken once.
+async fn a_recorded_assertion_carries_no_other_message_and_is_taken_once(backend: Backend) {
+    let suite = TestSuite::start(backend, system_clock()).await;
+    let key = InternalKey::new(INTERNAL_KEY);
+    let now = std::time::SystemTime::now();
+
+    // Claims to settlement: a delivery of one harmless event, recorded.
+    let deliver = "/kefu.events.v1.EventInbox/Deliver";
+    let harmless = DeliverRequest {
+        events: vec![Event {
+            id: "rec-1".into(),
+            source: "claims".into(),
+            create_time: Some(to_timestamp(chrono::Utc::now())),
+            ..Default::default()
+        }],
+    };
+    let mut forged_event = harmless.events[0].clone();
+    forged_event.id = "rec-2".into();
+    forged_event.payload = Some(Payload::ClaimApproved(kefu_proto::events::v1::ClaimApproved {
+        claim: "claims/20261122-FORGED".into(),
+        complaint: "complaints/20261122-FORGED".into(),
+        waybill_number: "YD-FORGED".into(),
+        branch: "SH01".into(),
+        amount_fen: 1_000_000_000,
+        ..Default::default()
+    }));
+    let forged = DeliverRequest { events: vec![forged_event] };
+    let mut headers = http::HeaderMap::new();
+    let assertion = key.sign("claims", deliver, &headers, &framed(&harmless), now);
+    headers.insert(kefu_kit::trust::ASSERTION, assertion.parse().expect("ascii"));
+    let (code, message) = send_as_recorded(&suite, ServiceName::Settlement, deliver, &headers, &framed(&forged)).await;
+    assert_eq!(code, Code::Unauthenticated, "the forged delivery: {message}");
+    assert!(message.contains("another message"), "{message}");
+    let (code, message) =
+        send_as_recorded(&suite, ServiceName::Settlement, deliver, &headers, &framed(&harmless)).await;
+    assert_ne!(code, Code::Unauthenticated, "the recorded delivery itself, once: {message}");
+    let (code, message) =
+        send_as_recorded(&suite, ServiceName::Settlement, deliver, &headers, &framed(&harmless)).await;
+    assert_eq!(code, Code::Unauthenticated, "the same delivery again: {message}");
+    assert!(message.contains("already used"), "{message}");
+
+    // The gateway to claims: a supervisor's approval of one claim does not approve another.
+    let approve = "/kefu.claims.v1.Claims/ApproveClaim";
+    let mut headers = http::HeaderMap::new();
+    headers.insert(kefu_kit::caller::USER, "S2003".parse().expect("ascii"));
+    headers.insert(kefu_kit::caller::DEPARTMENT, "claims".parse().expect("ascii"));
+    headers.insert(kefu_kit::caller::ROLES, "supervisor".parse().expect("ascii"));
+    let mine = ApproveClaimRequest { name: "claims/20261122-AAAAAA".into(), ..Default::default() };
+    let other = ApproveClaimRequest { name: "claims/20261122-BBBBBB".into(), ..Default::default() };
+    let assertion = key.sign("gateway", approve, &headers, &framed(&mine), now);
+    headers.insert(kefu_kit::trust::ASSERTION, assertion.parse().expect("ascii"));
+    let (code, message) = send_as_recorded(&suite, ServiceName::Claims, approve, &headers, &framed(&other)).await;
+    assert_eq!(code, Code::Unauthenticated, "another claim: {message}");
+    let (code, message) = send_as_recorded(&suite, ServiceName::Claims, approve, &headers, &framed(&mine)).await;
+    assert_ne!(code, Code::Unauthenticated, "the claim it was made for: {message}");
+    suite.stop().await;
+}
