@@ -143,7 +143,7 @@ impl Oidc {
             user: subject,
             department: if identity::DEPARTMENTS.contains(&department.as_str()) { department } else { String::new() },
             branch: Some(text(&self.config.branch_claim))
-                .filter(|branch| kefu_kit::text::is_code(branch, 16))
+                .filter(|branch| kefu_kit::text::is_branch(branch))
                 .unwrap_or_default(),
             roles: known,
             clearance: if identity::CLEARANCES.contains(&clearance.as_str()) { clearance } else { String::new() },

@@ -145,6 +145,27 @@ async fn connect_postgres(given: &str, service: &str, pool: u32) -> Result<Datab
     Database::connect(options).await.map_err(unreachable)
 }
 
+/// Serializes, until `transaction` ends, the transactions that take the same `key`, so that a
+/// check and the write it allows (a count under a cap, a quota) never race: two callers cannot both
+/// count 4 under a cap of 5 and both insert. On PostgreSQL a transaction-level advisory lock on the
+/// key's hash (`pg_advisory_xact_lock(hashtext(key))`, released at commit or rollback; keys name
+/// their service and purpose, as `intake/webhooks/SH01`, and a collision of hashes only makes two
+/// keys wait for each other). On SQLite nothing is needed: a service has one connection, so its
+/// transactions run one after another.
+pub async fn serialize(transaction: &sea_orm::DatabaseTransaction, key: &str) -> Result<(), DbErr> {
+    if transaction.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    transaction
+        .execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            [key.into()],
+        ))
+        .await
+        .map(drop)
+}
+
 /// A `LIKE` pattern for what starts with `prefix` exactly: a `%`, `_` or `\\` in the prefix matches
 /// only itself, so a caller's prefix is never a wildcard.
 pub fn starting_with(prefix: &str) -> sea_orm::sea_query::LikeExpr {
