@@ -28,6 +28,7 @@
 //! | `KEFU_OIDC_ISSUER`, `KEFU_OIDC_AUDIENCE`, `KEFU_OIDC_JWKS_FILE` | unset: no single sign-on | staff's OIDC bearer JWTs are verified against the keys in the JWKS file (re-read within 5 seconds of a change), with this `iss` and `aud`; all three or none |
 //! | `KEFU_OIDC_SUBJECT_CLAIM`, `KEFU_OIDC_DEPARTMENT_CLAIM`, `KEFU_OIDC_BRANCH_CLAIM`, `KEFU_OIDC_ROLES_CLAIM`, `KEFU_OIDC_CLEARANCE_CLAIM` | `sub`, `department`, `branch`, `roles`, `clearance` | which JWT claims carry the staff member's id, department, branch, roles (an array, or a string separated by spaces or commas) and clearance |
 //! | `KEFU_MAX_CONNECTIONS`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_KEEPALIVE`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT`, `KEFU_DRAIN` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per principal |
+//! | `KEFU_EVIDENCE_FILES_PER_CLAIM`, `KEFU_EVIDENCE_MIB_PER_CLAIM`, `KEFU_EVIDENCE_FILES_PER_DAY`, `KEFU_EVIDENCE_MIB_PER_DAY` | 50, 100, 200, 200 (see `kit::limits`) | the evidence one claim may hold, and one principal attach in a company day, in files and MiB |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //! | `KEFU_LOG_FORMAT` | `text` | `json`: one JSON object a line, with the `trace_id` and `span_id` of the call (for a log collector) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` and the other standard `OTEL_*` variables | unset: no traces exported | where servers export their spans over OTLP/gRPC (see `kit::telemetry`) |
@@ -414,6 +415,17 @@ impl Config {
             rate_per_principal: number("KEFU_RATE_LIMIT", 1..=1_000_000, u64::from(defaults.rate_per_principal))?
                 as u32,
             drain: seconds(number("KEFU_DRAIN", 0..=300, defaults.drain.as_secs())?),
+            evidence: {
+                const MIB: u64 = 1024 * 1024;
+                let quota = defaults.evidence;
+                crate::limits::EvidenceQuota {
+                    files_per_claim: number("KEFU_EVIDENCE_FILES_PER_CLAIM", 1..=100_000, quota.files_per_claim)?,
+                    bytes_per_claim: number("KEFU_EVIDENCE_MIB_PER_CLAIM", 1..=1_000_000, quota.bytes_per_claim / MIB)?
+                        * MIB,
+                    files_per_day: number("KEFU_EVIDENCE_FILES_PER_DAY", 1..=1_000_000, quota.files_per_day)?,
+                    bytes_per_day: number("KEFU_EVIDENCE_MIB_PER_DAY", 1..=1_000_000, quota.bytes_per_day / MIB)? * MIB,
+                }
+            },
             ..defaults
         };
         let keepalive = seconds(number("KEFU_KEEPALIVE", 3..=3_600, limits.keepalive_interval.as_secs())?);
@@ -752,6 +764,15 @@ mod tests {
         assert_eq!(told.call_timeout, std::time::Duration::from_secs(5));
         assert_eq!(told.keepalive_timeout, std::time::Duration::from_secs(20));
         assert_eq!(told.rate_per_principal, 10);
+        let evidence = config(&[("KEFU_EVIDENCE_FILES_PER_DAY", "3"), ("KEFU_EVIDENCE_MIB_PER_CLAIM", "1")])
+            .expect("valid")
+            .limits
+            .evidence;
+        assert_eq!((evidence.files_per_day, evidence.bytes_per_claim, evidence.files_per_claim), (3, 1024 * 1024, 50));
+        assert_eq!(
+            config(&[("KEFU_EVIDENCE_MIB_PER_DAY", "0")]).expect_err("none").variable,
+            "KEFU_EVIDENCE_MIB_PER_DAY"
+        );
         for (variable, value) in [("KEFU_CALL_TIMEOUT", "0"), ("KEFU_MAX_CONNECTIONS", "many"), ("KEFU_KEEPALIVE", "1")]
         {
             assert_eq!(config(&[(variable, value)]).expect_err("out of bounds").variable, variable);
