@@ -522,7 +522,7 @@ async fn evidence_beyond_its_quotas_is_refused_naming_the_quota_and_nothing_is_w
         assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());
         assert!(status.message().contains("per claim") && status.message().contains("3 files"), "{}", status.message());
         assert!(status.message().contains("does not reset"), "{}", status.message());
-        assert_eq!(quota_subjects(status), [first.clone()]);
+        assert_eq!(quota_subjects(status), std::slice::from_ref(&first));
     }
     let claim = claims.get_claim(pb::GetClaimRequest { name: first.clone() }).await.expect("get").into_inner();
     assert_eq!(claim.evidence.len(), 3, "nothing refused was written");
