@@ -141,7 +141,7 @@ impl Oidc {
         let clearance = text(&self.config.clearance_claim);
         // The rules a kefu token is held to hold for a single sign-on identity too: roles that
         // are held alone, a branch system's branch, and no credential good for more than a year.
-        let branch = Some(text(&self.config.branch_claim)).filter(|branch| kefu_kit::text::is_code(branch, 16));
+        let branch = Some(text(&self.config.branch_claim)).filter(|branch| kefu_kit::text::is_branch(branch));
         if let Err((field, rule)) = identity::roles_hold_together(&known, branch.as_deref().unwrap_or("")) {
             let claim = if field == "branch" { &self.config.branch_claim } else { &self.config.roles_claim };
             return Err(format!("the {claim} claim breaks kefu's rule: {rule}"));

@@ -308,8 +308,8 @@ fn validate(token: &pb::Token, now: DateTime<Utc>) -> Result<Wanted, FieldViolat
         violations.add("token.department", format!("one of {}, or empty", identity::DEPARTMENTS.join(", ")));
     }
     let branch = token.branch.trim();
-    if !branch.is_empty() && !kefu_kit::text::is_code(branch, 16) {
-        violations.add("token.branch", "a branch office code of letters and digits, at most 16, e.g. SH01");
+    if !branch.is_empty() && !kefu_kit::text::is_branch(branch) {
+        violations.add("token.branch", kefu_kit::text::BRANCH_RULE);
     }
     let mut roles: Vec<String> = Vec::new();
     for (index, role) in token.roles.iter().enumerate() {

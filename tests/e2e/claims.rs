@@ -467,3 +467,92 @@ async fn settlement_posts_each_origin_once_however_often_the_payout_arrives(back
     assert!(entries.iter().all(|entry| entry.postings.iter().map(|p| p.amount_fen).sum::<i64>() == 0));
     suite.stop().await;
 }
+
+on_both_backends!(evidence_beyond_its_quotas_is_refused_naming_the_quota_and_nothing_is_written);
+/// Evidence is bounded per claim and per principal a company day (`kit::limits`, here configured
+/// small): beyond a quota, `RESOURCE_EXHAUSTED` says which quota, its size and when it resets, and
+/// nothing is written — also for uploads at the same moment, which are counted one after another.
+async fn evidence_beyond_its_quotas_is_refused_naming_the_quota_and_nothing_is_written(backend: Backend) {
+    let clock = clock();
+    let suite = TestSuite::start_configured(backend, clock.clone(), |config, _| {
+        config.limits.evidence = kefu_kit::limits::EvidenceQuota {
+            files_per_claim: 3,
+            bytes_per_claim: 10 * 1024,
+            files_per_day: 5,
+            bytes_per_day: 1024 * 1024,
+        };
+    })
+    .await;
+    let mut claims = claims(&suite);
+    let photo = |n: usize, size: usize| {
+        let mut content = JPEG.to_vec();
+        content.extend(format!(" #{n}").bytes());
+        content.resize(size.max(content.len()), b' ');
+        content
+    };
+    let attach = |parent: &str, n: usize, size: usize| pb::AttachEvidenceRequest {
+        parent: parent.to_owned(),
+        evidence: Some(pb::Evidence {
+            kind: "photo".into(),
+            file_name: format!("damage-{n}.jpg"),
+            media_type: "image/jpeg".into(),
+            content: photo(n, size),
+            ..Default::default()
+        }),
+        request_id: format!("evidence-{n}"),
+    };
+    let quota_subjects = |status: &tonic::Status| -> Vec<String> {
+        status
+            .get_details_quota_failure()
+            .map(|failure| failure.violations.into_iter().map(|v| v.subject).collect())
+            .unwrap_or_default()
+    };
+
+    // Eight different photos of one claim at once: the claim holds three, the rest are refused.
+    let first = open_claim(&suite, "WB-Q1").await;
+    let uploads = (0..8).map(|n| {
+        let mut claims = claims.clone();
+        let request = as_user(attach(&first, n, 100), "L3001", "claims");
+        async move { claims.attach_evidence(request).await }
+    });
+    let answers = futures_util::future::join_all(uploads).await;
+    let refused: Vec<&tonic::Status> = answers.iter().filter_map(|answer| answer.as_ref().err()).collect();
+    assert_eq!(answers.len() - refused.len(), 3, "{:?}", refused.first().map(|status| status.message()));
+    for status in &refused {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{}", status.message());
+        assert!(status.message().contains("per claim") && status.message().contains("3 files"), "{}", status.message());
+        assert!(status.message().contains("does not reset"), "{}", status.message());
+        assert_eq!(quota_subjects(status), std::slice::from_ref(&first));
+    }
+    let claim = claims.get_claim(pb::GetClaimRequest { name: first.clone() }).await.expect("get").into_inner();
+    assert_eq!(claim.evidence.len(), 3, "nothing refused was written");
+    assert_eq!(claim.history.iter().filter(|step| step.action == "evidence_attached").count(), 3);
+
+    // Bytes per claim: 6 KiB fits under 10 KiB, another 6 KiB does not.
+    let second = open_claim(&suite, "WB-Q2").await;
+    claims.attach_evidence(as_user(attach(&second, 10, 6 * 1024), "L3001", "claims")).await.expect("6 KiB");
+    let over = claims.attach_evidence(as_user(attach(&second, 11, 6 * 1024), "L3001", "claims")).await;
+    let over = over.expect_err("12 KiB in all");
+    assert_eq!(over.code(), Code::ResourceExhausted);
+    assert!(over.message().contains("per claim") && over.message().contains("10240 bytes"), "{}", over.message());
+
+    // Per principal and day: L3001 has attached 4 today, the fifth fits and the sixth is refused,
+    // saying when the day ends; another agent may still attach, and L3001 again tomorrow.
+    let third = open_claim(&suite, "WB-Q3").await;
+    claims.attach_evidence(as_user(attach(&third, 20, 100), "L3001", "claims")).await.expect("the fifth today");
+    let sixth = claims.attach_evidence(as_user(attach(&third, 21, 100), "L3001", "claims")).await.expect_err("a sixth");
+    assert_eq!(sixth.code(), Code::ResourceExhausted);
+    assert!(
+        sixth.message().contains("per principal per day") && sixth.message().contains("5 files"),
+        "{}",
+        sixth.message()
+    );
+    assert!(sixth.message().contains("resets at 2026-11-23T00:00:00+08:00"), "{}", sixth.message());
+    assert_eq!(quota_subjects(&sixth), ["principal:L3001"]);
+    claims.attach_evidence(as_user(attach(&third, 22, 100), "L3002", "claims")).await.expect("another agent's");
+    clock.advance(chrono::Duration::hours(14));
+    claims.attach_evidence(as_user(attach(&third, 21, 100), "L3001", "claims")).await.expect("the next day");
+    let claim = claims.get_claim(pb::GetClaimRequest { name: third }).await.expect("get").into_inner();
+    assert_eq!(claim.evidence.len(), 3);
+    suite.stop().await;
+}

@@ -97,6 +97,60 @@ async fn a_complaint_is_routed_to_its_owner_which_accepts_and_shows_it(backend: 
     suite.stop().await;
 }
 
+on_both_backends!(a_branch_code_with_quotes_markup_or_bidi_controls_is_refused_and_nothing_is_filed);
+/// A branch code is letters, digits, `-` and `_`, at most 16 (`kit::text::is_branch`), wherever it
+/// enters: staff's complaint and request, and a list's filter. Quotes, markup and a right-to-left
+/// override are refused naming the field, and nothing is filed.
+async fn a_branch_code_with_quotes_markup_or_bidi_controls_is_refused_and_nothing_is_filed(backend: Backend) {
+    let suite = TestSuite::start(backend, system_clock()).await;
+    let mut complaints = suite.complaints();
+    let mut intake = IntakeClient::new(suite.gateway.clone());
+    for (n, hostile) in ["SH\"01", "<b>SH01</b>", "SH\u{202E}01", "SH01-0123456789ab"].into_iter().enumerate() {
+        let filed = Complaint { branch: hostile.into(), ..complaint("late_delivery", "YD1") };
+        let refused = complaints
+            .create_complaint(as_user(create(&format!("hostile-{n}"), filed), "A1024", "intake"))
+            .await
+            .expect_err(hostile);
+        assert_eq!(
+            (refused.code(), violated_fields(&refused)),
+            (Code::InvalidArgument, vec!["complaint.branch".to_owned()]),
+            "{hostile:?}"
+        );
+        let inquiry = kefu_proto::intake::v1::CreateRequestRequest {
+            request_id: format!("hostile-request-{n}"),
+            request: Some(kefu_proto::intake::v1::Complaint {
+                kind: kefu_proto::intake::v1::Kind::Inquiry as i32,
+                waybill_number: "YD2".into(),
+                channel: kefu_proto::intake::v1::Channel::Online as i32,
+                description: "where is my parcel".into(),
+                branch: hostile.into(),
+                ..Default::default()
+            }),
+        };
+        let refused = intake.create_request(as_user(inquiry, "A1024", "intake")).await.expect_err(hostile);
+        assert_eq!(
+            (refused.code(), violated_fields(&refused)),
+            (Code::InvalidArgument, vec!["request.branch".to_owned()]),
+            "{hostile:?}"
+        );
+        let filter = format!("branch = \"{}\"", hostile.replace('"', "\\\""));
+        let refused = complaints
+            .list_complaints(as_user(ListComplaintsRequest { filter, ..Default::default() }, "A1024", "intake"))
+            .await
+            .expect_err(hostile);
+        assert_eq!((refused.code(), violated_fields(&refused)), (Code::InvalidArgument, vec!["filter".to_owned()]));
+    }
+    let filed = Complaint { branch: "SH01-north_2".into(), ..complaint("late_delivery", "YD1") };
+    complaints.create_complaint(as_user(create("fine", filed), "A1024", "intake")).await.expect("a branch code");
+    let listed = complaints
+        .list_complaints(as_user(ListComplaintsRequest::default(), "A1024", "intake"))
+        .await
+        .expect("listed")
+        .into_inner();
+    assert_eq!(listed.complaints.iter().map(|c| c.branch.as_str()).collect::<Vec<_>>(), ["SH01-north_2"]);
+    suite.stop().await;
+}
+
 on_both_backends!(bad_input_is_refused_naming_every_field_and_nothing_is_stored);
 async fn bad_input_is_refused_naming_every_field_and_nothing_is_stored(backend: Backend) {
     let suite = TestSuite::start(backend, system_clock()).await;

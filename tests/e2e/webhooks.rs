@@ -562,3 +562,55 @@ async fn https_endpoints_are_verified_against_trusted_roots(backend: Backend) {
     assert_eq!(delivered[0].state(), pb::WebhookDeliveryState::DeliverySucceeded);
     suite.stop().await;
 }
+
+on_both_backends!(concurrent_registrations_never_pass_the_cap_of_a_branch);
+/// Thirty registrations for one branch at once, each a different endpoint: exactly the cap (5, the
+/// default) are active, every other one is refused `FAILED_PRECONDITION` — the count and the
+/// insert are one transaction, one branch's after another's. A refused branch code changes nothing.
+async fn concurrent_registrations_never_pass_the_cap_of_a_branch(backend: Backend) {
+    let suite = TestSuite::start(backend, crate::support::system_clock()).await;
+    let cap = suite.config.webhook_max_per_branch;
+    assert_eq!(cap, 5, "the documented default");
+    let intake = intake(&suite);
+    let registrations = (0..30).map(|n| {
+        let mut intake = intake.clone();
+        async move {
+            let request = webhook(&format!("race-{n}"), &format!("http://127.0.0.1:9/hook-{n}"), &[]);
+            intake.register_webhook(staff(request)).await
+        }
+    });
+    let answers = futures_util::future::join_all(registrations).await;
+    let registered = answers.iter().filter(|answer| answer.is_ok()).count();
+    let refused: Vec<(Code, &str)> = answers
+        .iter()
+        .filter_map(|answer| answer.as_ref().err())
+        .map(|status| (status.code(), status.message()))
+        .collect();
+    assert_eq!(registered, cap, "{:?}", refused.first());
+    assert!(refused.iter().all(|(code, _)| *code == Code::FailedPrecondition), "{refused:?}");
+    let mut intake = intake.clone();
+    let listed = intake
+        .list_webhooks(staff(pb::ListWebhooksRequest { branch: "SH01".into() }))
+        .await
+        .expect("listed")
+        .into_inner()
+        .webhooks;
+    assert_eq!(listed.iter().filter(|webhook| webhook.active).count(), cap);
+
+    // A branch code is a code: no quotes, markup or bidirectional controls, for any branch.
+    for hostile in ["BJ\"01", "<b>BJ01</b>", "BJ\u{202E}01"] {
+        let mut request = webhook("hostile", "http://127.0.0.1:9/hook", &[]);
+        request.webhook.as_mut().expect("a webhook").branch = hostile.into();
+        let refused = intake.register_webhook(staff(request)).await.expect_err(hostile);
+        assert_eq!(
+            (refused.code(), violated_fields(&refused)),
+            (Code::InvalidArgument, vec!["webhook.branch".to_owned()])
+        );
+        let refused =
+            intake.list_webhooks(staff(pb::ListWebhooksRequest { branch: hostile.into() })).await.expect_err(hostile);
+        assert_eq!((refused.code(), violated_fields(&refused)), (Code::InvalidArgument, vec!["branch".to_owned()]));
+    }
+    let all = intake.list_webhooks(staff(pb::ListWebhooksRequest::default())).await.expect("listed").into_inner();
+    assert_eq!(all.webhooks.len(), cap, "nothing registered for a refused branch");
+    suite.stop().await;
+}

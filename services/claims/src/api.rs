@@ -37,6 +37,8 @@ use crate::{
 pub struct ClaimsApi {
     pub context: ServiceContext,
     pub policy: Arc<CompensationPolicy>,
+    /// What a claim holds and a principal attaches in a day, at most (`kit::limits`).
+    pub evidence_quota: kefu_kit::limits::EvidenceQuota,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -360,20 +362,22 @@ impl claims_server::Claims for ClaimsApi {
         if let Some(info) = existing.await.map_err(db_error("reading evidence"))? {
             return Ok(Response::new(evidence_to_proto(info)));
         }
-        if store::evidence_count(db, case_number).await.map_err(db_error("reading evidence"))?
-            >= evidence::MAX_PER_CLAIM
-        {
-            return Err(Error::Precondition(format!(
-                "the claim already holds {} pieces of evidence, the most one claim may hold",
-                evidence::MAX_PER_CLAIM
-            ))
-            .into());
-        }
         let now = to_micros(self.context.clock.now());
-        let info = store::attach_evidence(db, case_number, request_id, new, &caller.user, now)
-            .await
-            .map_err(db_error("attaching evidence"))?;
-        Ok(Response::new(evidence_to_proto(info)))
+        let day = evidence::company_day(now, self.context.time_zone);
+        let attached =
+            store::attach_evidence(db, case_number, request_id, new, &caller.user, now, &self.evidence_quota, day)
+                .await
+                .map_err(db_error("attaching evidence"))?;
+        match attached {
+            Ok(info) => Ok(Response::new(evidence_to_proto(info))),
+            Err(exceeded) => {
+                let subject =
+                    if exceeded.is_daily() { format!("principal:{}", caller.user) } else { request.parent.clone() };
+                let message = exceeded.message(day.1.with_timezone(&self.context.time_zone));
+                tracing::info!(claim = %case_number, quota = ?exceeded, "evidence refused over its quota");
+                Err(Error::Quota { subject, message }.into())
+            }
+        }
     }
 
     async fn get_evidence(&self, request: Request<pb::GetEvidenceRequest>) -> Reply<pb::Evidence> {

@@ -18,6 +18,9 @@ pub enum Error {
     NotSupervisor(String),
     /// `NOT_FOUND`.
     NotFound(String),
+    /// `RESOURCE_EXHAUSTED`: an evidence quota, with `google.rpc.QuotaFailure` naming its subject
+    /// (the claim, or the principal).
+    Quota { subject: String, message: String },
     /// `ABORTED`: another request changed the claim at the same moment.
     Conflict,
     /// A failure of kefu's machinery (the database), mapped by the kit.
@@ -49,6 +52,11 @@ impl From<Error> for Status {
             Error::Precondition(message) => Status::failed_precondition(message),
             Error::NotSupervisor(message) => Status::permission_denied(message),
             Error::NotFound(message) => Status::not_found(message),
+            Error::Quota { subject, message } => {
+                let mut details = ErrorDetails::new();
+                details.add_quota_failure_violation(subject, message.clone());
+                Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
             Error::Conflict => {
                 Status::aborted("the claim was changed by another request at the same moment; read it and retry")
             }

@@ -1,14 +1,19 @@
 //! Evidence (证据): photos and documents attached to a claim — damage photographed at once on
 //! delivery (`004 §6.3.1`), the waybill (配送单), the shipping list (发货清单), invoices. Each is
 //! kept whole with its SHA-256, so a file can later be shown to be the one that was attached.
+//!
+//! What one claim holds and what one principal attaches in a company day are bounded by the
+//! quotas of `kit::limits` ([`EvidenceQuota`]: 50 files and 100 MiB a claim, 200 files and 200 MiB
+//! a principal a day by default); [`admit`] is the rule, and the store counts and writes in one
+//! transaction per claim and principal, so concurrent uploads never pass a quota.
 
-use kefu_kit::error::FieldViolations;
+use chrono::{DateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use kefu_kit::{error::FieldViolations, limits::EvidenceQuota};
 use sha2::{Digest, Sha256};
 
 /// The largest evidence accepted: 4 MiB, a phone photo or a scanned document.
 pub const MAX_BYTES: usize = 4 * 1024 * 1024;
-/// The most evidence one claim may hold.
-pub const MAX_PER_CLAIM: u64 = 50;
 pub const KINDS: [&str; 6] = ["photo", "waybill", "shipping_list", "invoice", "report", "other"];
 /// The media types accepted, each with the bytes its content must start with.
 const MEDIA_TYPES: [(&str, &[u8]); 4] = [
@@ -70,6 +75,84 @@ impl NewEvidence {
     }
 }
 
+/// Evidence already counted against a quota.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// The quota a new piece of evidence would pass, with its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exceeded {
+    FilesPerClaim(u64),
+    BytesPerClaim(u64),
+    FilesPerDay(u64),
+    BytesPerDay(u64),
+}
+
+/// Whether one more file of `bytes` fits, beside what the claim holds (`claim`) and what its
+/// uploader attached today (`today`); the first quota it would pass if not.
+pub fn admit(quota: &EvidenceQuota, claim: Usage, today: Usage, bytes: u64) -> Result<(), Exceeded> {
+    if claim.files >= quota.files_per_claim {
+        Err(Exceeded::FilesPerClaim(quota.files_per_claim))
+    } else if claim.bytes + bytes > quota.bytes_per_claim {
+        Err(Exceeded::BytesPerClaim(quota.bytes_per_claim))
+    } else if today.files >= quota.files_per_day {
+        Err(Exceeded::FilesPerDay(quota.files_per_day))
+    } else if today.bytes + bytes > quota.bytes_per_day {
+        Err(Exceeded::BytesPerDay(quota.bytes_per_day))
+    } else {
+        Ok(())
+    }
+}
+
+impl Exceeded {
+    /// What the caller is told: which quota, its size, and when it resets (`resets`, the next
+    /// midnight of the company's day, for the daily ones).
+    pub fn message(&self, resets: DateTime<Tz>) -> String {
+        let mib = |bytes: &u64| bytes.div_ceil(1024 * 1024);
+        let kept = "it does not reset: a claim's evidence is kept";
+        let next =
+            format!("it resets at {} ({}, the start of the next day)", resets.to_rfc3339(), resets.timezone().name());
+        match self {
+            Exceeded::FilesPerClaim(max) => {
+                format!(
+                    "evidence quota per claim reached: the claim holds {max} files, the most one claim may hold; {kept}"
+                )
+            }
+            Exceeded::BytesPerClaim(max) => format!(
+                "evidence quota per claim reached: this file would take the claim over {} MiB ({max} bytes), the most one claim may hold; {kept}",
+                mib(max)
+            ),
+            Exceeded::FilesPerDay(max) => format!(
+                "evidence quota per principal per day reached: you attached {max} files today, the most one principal may attach in a day; {next}"
+            ),
+            Exceeded::BytesPerDay(max) => format!(
+                "evidence quota per principal per day reached: this file would take what you attached today over {} MiB ({max} bytes), the most one principal may attach in a day; {next}",
+                mib(max)
+            ),
+        }
+    }
+
+    /// Whether the quota is the uploader's of the day (else the claim's).
+    pub fn is_daily(&self) -> bool {
+        matches!(self, Exceeded::FilesPerDay(_) | Exceeded::BytesPerDay(_))
+    }
+}
+
+/// The company's day holding `now`, midnight to midnight in `time_zone`, as the UTC instants it
+/// runs between.
+pub fn company_day(now: DateTime<Utc>, time_zone: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
+    let date = now.with_timezone(&time_zone).date_naive();
+    let midnight = |date: chrono::NaiveDate| {
+        time_zone.from_local_datetime(&date.and_time(NaiveTime::MIN)).earliest().map(|time| time.with_timezone(&Utc))
+    };
+    let start = midnight(date).unwrap_or(now);
+    let end = date.succ_opt().and_then(midnight).unwrap_or(now + chrono::Duration::days(1));
+    (start, end)
+}
+
 fn is_of_type(media_type: &str, magic: &[u8], content: &[u8]) -> bool {
     content.starts_with(magic) && (media_type != "image/webp" || content.get(8..12) == Some(b"WEBP"))
 }
@@ -108,6 +191,39 @@ mod tests {
         assert!(parse("application/pdf", &big).is_ok(), "exactly the limit is accepted");
         big.push(b' ');
         assert_eq!(parse("application/pdf", &big).expect_err("one byte over"), ["evidence.content"]);
+    }
+
+    #[test]
+    fn quotas_per_claim_and_per_principal_and_day() {
+        let quota = EvidenceQuota { files_per_claim: 3, bytes_per_claim: 100, files_per_day: 5, bytes_per_day: 150 };
+        let usage = |files, bytes| Usage { files, bytes };
+        assert_eq!(admit(&quota, usage(2, 60), usage(4, 100), 40), Ok(()), "exactly at every limit");
+        assert_eq!(admit(&quota, usage(3, 0), usage(0, 0), 1), Err(Exceeded::FilesPerClaim(3)));
+        assert_eq!(admit(&quota, usage(2, 60), usage(0, 0), 41), Err(Exceeded::BytesPerClaim(100)));
+        assert_eq!(admit(&quota, usage(0, 0), usage(5, 0), 1), Err(Exceeded::FilesPerDay(5)));
+        assert_eq!(admit(&quota, usage(0, 0), usage(1, 120), 31), Err(Exceeded::BytesPerDay(150)));
+    }
+
+    #[test]
+    fn a_daily_quota_resets_at_the_companys_midnight() {
+        let shanghai = chrono_tz::Asia::Shanghai;
+        // 2026-12-08 23:30 in Shanghai is 15:30 UTC: the day began at 16:00 UTC the day before.
+        let now = "2026-12-08T15:30:00Z".parse::<DateTime<Utc>>().expect("a time");
+        let (start, end) = company_day(now, shanghai);
+        assert_eq!(
+            (start.to_rfc3339(), end.to_rfc3339()),
+            ("2026-12-07T16:00:00+00:00".into(), "2026-12-08T16:00:00+00:00".into())
+        );
+        let message = Exceeded::FilesPerDay(200).message(end.with_timezone(&shanghai));
+        assert!(
+            message.contains("200 files") && message.contains("2026-12-09T00:00:00+08:00 (Asia/Shanghai"),
+            "{message}"
+        );
+        let message = Exceeded::BytesPerClaim(100 * 1024 * 1024).message(end.with_timezone(&shanghai));
+        assert!(
+            message.contains("per claim") && message.contains("100 MiB") && message.contains("does not reset"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub static MIGRATIONS: &[&Migration] = &[
     &routed::MIGRATION_FIRST_COMPLAINT,
     &store::MIGRATION_HISTORY,
     &store::MIGRATION_FOUR_EYES,
+    &store::MIGRATION_EVIDENCE_BY_UPLOADER,
 ];
 
 /// Serves claims on `listener` until `shutdown`.
@@ -70,7 +71,7 @@ pub async fn run(
         retentions: &[],
     };
     run_service(spec, config, clock, listener, shutdown, |context| {
-        let api = api::ClaimsApi { context: context.clone(), policy };
+        let api = api::ClaimsApi { context: context.clone(), policy, evidence_quota: config.limits.evidence };
         Routes::new(
             claims_server::ClaimsServer::new(api).max_decoding_message_size(kefu_kit::server::MAX_REQUEST_BYTES),
         )

@@ -24,7 +24,7 @@ use crate::{
     claim::{Approval, Claim, InsurerRecovery, Investigation, PartyKind, State, Step},
     compensation::{AccidentKind, Facts, Quote, Rule},
     convert,
-    evidence::NewEvidence,
+    evidence::{self, Exceeded, NewEvidence, Usage},
 };
 
 pub mod claim_row {
@@ -241,6 +241,24 @@ pub static MIGRATION_FOUR_EYES: Migration = Migration {
     },
 };
 
+/// What a principal attached in a day is counted by an index of uploader and time (a claim's, by
+/// the index of case number and content).
+pub static MIGRATION_EVIDENCE_BY_UPLOADER: Migration = Migration {
+    name: "claims_0004_evidence_by_uploader",
+    statements: || {
+        use evidence_row::Column as E;
+        vec![SchemaStatement::Index(
+            Index::create()
+                .if_not_exists()
+                .name("claim_evidence_uploader")
+                .table(evidence_row::Entity)
+                .col(E::UploadedBy)
+                .col(E::CreateTime)
+                .to_owned(),
+        )]
+    },
+};
+
 /// The claim with `case_number` and the version it was read at; `None` if nothing has been
 /// recorded on it yet.
 pub async fn load(db: &impl ConnectionTrait, case_number: &str) -> Result<Option<(Claim, i32)>, DbErr> {
@@ -427,10 +445,6 @@ pub async fn evidence(db: &impl ConnectionTrait, case_number: &str) -> Result<Ve
         .await
 }
 
-pub async fn evidence_count(db: &impl ConnectionTrait, case_number: &str) -> Result<u64, DbErr> {
-    evidence_row::Entity::find().filter(evidence_row::Column::CaseNumber.eq(case_number)).count(db).await
-}
-
 /// The evidence `seq` of the claim `case_number`, with its content.
 pub async fn evidence_content(
     db: &impl ConnectionTrait,
@@ -456,9 +470,27 @@ pub async fn existing_evidence(
     Ok(row.map(EvidenceInfo::from))
 }
 
-/// Attaches `evidence` to the claim `case_number` and records the step, in one transaction. The
+/// The evidence `condition` selects: how many files, how many bytes.
+async fn usage(db: &impl ConnectionTrait, condition: sea_orm::Condition) -> Result<Usage, DbErr> {
+    let (files, bytes) = evidence_row::Entity::find()
+        .select_only()
+        .expr_as(sea_orm::sea_query::Expr::cust("COUNT(*)"), "files")
+        .expr_as(sea_orm::sea_query::Expr::cust("CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT)"), "bytes")
+        .filter(condition)
+        .into_tuple::<(i64, i64)>()
+        .one(db)
+        .await?
+        .unwrap_or_default();
+    Ok(Usage { files: files.max(0) as u64, bytes: bytes.max(0) as u64 })
+}
+
+/// Attaches `evidence` to the claim `case_number` and records the step, in one transaction — if
+/// it fits the quotas (`quota`; `day`: the company's day holding `now`), counted in the same
+/// transaction, one attachment of the claim and of the uploader after another, so that uploads
+/// at the same moment never pass them; else the quota it would pass, and nothing is written. The
 /// same content or request attached at the same moment by another call: that one counts, and is
 /// returned.
+#[allow(clippy::too_many_arguments)]
 pub async fn attach_evidence(
     db: &DatabaseConnection,
     case_number: &str,
@@ -466,7 +498,9 @@ pub async fn attach_evidence(
     evidence: NewEvidence,
     uploaded_by: &str,
     now: DateTime<Utc>,
-) -> Result<EvidenceInfo, DbErr> {
+    quota: &kefu_kit::limits::EvidenceQuota,
+    day: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Result<EvidenceInfo, Exceeded>, DbErr> {
     let step = Step {
         action: "evidence_attached",
         actor: uploaded_by.to_owned(),
@@ -504,6 +538,23 @@ pub async fn attach_evidence(
         ..Default::default()
     };
     let tx = db.begin().await?;
+    // Always the claim's lock before the uploader's: no two attachments wait for each other.
+    kefu_kit::db::serialize(&tx, &format!("claims/evidence/claim/{case_number}")).await?;
+    kefu_kit::db::serialize(&tx, &format!("claims/evidence/uploader/{uploaded_by}")).await?;
+    use evidence_row::Column as E;
+    let claim = usage(&tx, sea_orm::Condition::all().add(E::CaseNumber.eq(case_number))).await?;
+    let today = usage(
+        &tx,
+        sea_orm::Condition::all()
+            .add(E::UploadedBy.eq(uploaded_by))
+            .add(E::CreateTime.gte(day.0))
+            .add(E::CreateTime.lt(day.1)),
+    )
+    .await?;
+    if let Err(exceeded) = evidence::admit(quota, claim, today, info.size_bytes.max(0) as u64) {
+        // Dropped, the transaction rolls back: nothing is written.
+        return Ok(Err(exceeded));
+    }
     let written = async {
         let seq = evidence_row::Entity::insert(row).exec(&tx).await?.last_insert_id;
         history::record(&tx, case_number, None, std::slice::from_ref(&step)).await?;
@@ -514,12 +565,13 @@ pub async fn attach_evidence(
         Ok(seq) => {
             tx.commit().await?;
             info.seq = seq;
-            Ok(info)
+            Ok(Ok(info))
         }
         Err(error) if kefu_kit::error::is_unique_violation(&error) => {
             drop(tx);
             existing_evidence(db, case_number, &info.sha256, request_id)
                 .await?
+                .map(Ok)
                 .ok_or_else(|| DbErr::Custom("evidence in conflict but not found".into()))
         }
         Err(error) => Err(error),

@@ -282,8 +282,8 @@ impl Audit {
                 "required: freight_rate, service_standard, remittance_timeliness, cod_hand_in or appearance",
             );
         }
-        if branch.trim().is_empty() || branch.len() > MAX_SHORT {
-            violations.add("audit.branch", "required: the code of the branch audited");
+        if !kefu_kit::text::is_branch(branch.trim()) {
+            violations.add("audit.branch", format!("required, the branch audited: {}", kefu_kit::text::BRANCH_RULE));
         }
         check_text(&mut violations, "audit.subject", &subject, "what was checked");
         check_text(&mut violations, "audit.findings", &findings, "what the check found");

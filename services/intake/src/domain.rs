@@ -304,8 +304,8 @@ impl NewComplaint {
             violations.add("complaint.contact.phone", "digits, spaces and + - ( ) only");
         }
         let branch = fields.branch.trim();
-        if !branch.is_empty() && (branch.chars().count() > MAX_CODE || branch.chars().any(char::is_control)) {
-            violations.add("complaint.branch", format!("a branch code of at most {MAX_CODE} characters"));
+        if !branch.is_empty() && !kefu_kit::text::is_branch(branch) {
+            violations.add("complaint.branch", format!("{}, or empty", kefu_kit::text::BRANCH_RULE));
         }
         if fields.channel.is_none() {
             violations.add("complaint.channel", "unknown channel");
@@ -467,6 +467,9 @@ pub fn parse_filter(filter: &str) -> Result<Vec<(FilterField, String)>, String> 
                 .map_err(|()| format!("unknown severity {value:?}; severities are GENERAL, SERIOUS, CRITICAL"))?
                 .as_str()
                 .to_owned(),
+            FilterField::Branch if !kefu_kit::text::is_branch(&value) => {
+                return Err(format!("branch: {}", kefu_kit::text::BRANCH_RULE));
+            }
             _ => value,
         };
         terms.push((field, value));
@@ -563,9 +566,13 @@ mod tests {
             ]
         );
         assert_eq!(
-            parse_filter(r#"branch = "A AND B""#).expect("quoted AND"),
-            vec![(FilterField::Branch, "A AND B".to_owned())]
+            parse_filter(r#"waybill_number = "A AND B""#).expect("quoted AND"),
+            vec![(FilterField::WaybillNumber, "A AND B".to_owned())]
         );
+        assert_eq!(parse_filter("branch = SH01").expect("a branch"), vec![(FilterField::Branch, "SH01".to_owned())]);
+        for hostile in [r#"branch = "<b>SH01</b>""#, "branch = \"SH\u{202E}01\"", r#"branch = "SH"01""#] {
+            assert!(parse_filter(hostile).expect_err("not a branch code").contains("branch office code"), "{hostile}");
+        }
         assert!(parse_filter("color = red").is_err());
         assert!(parse_filter("owner = nobody").is_err());
         assert!(parse_filter("category").is_err());

@@ -121,6 +121,8 @@ async fn create_schema(db: &DatabaseConnection, to: &Path) -> Result<Vec<String>
         ))
         .await
         .map_err(|error| error.to_string())?;
+    // Readable by its owner only, like the databases it copies.
+    crate::db::owner_only(to).map_err(|error| format!("{}: {error}", to.display()))?;
     let copy = open(to, "rwc").await?;
     let mut tables = Vec::new();
     for row in rows {

@@ -3,7 +3,7 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `KEFU_DATABASE_URL` | unset: SQLite files `<data dir>/<service>.db` | `postgres://user@host:port/db`: every service uses this database, each in its own schema named after it |
+//! | `KEFU_DATABASE_URL` | unset: SQLite files `<data dir>/<service>.db` | `postgres://user@host:port/db`: every service uses this database, each in its own schema named after it; a password in it (`user:…@`, `password=`, `passwd=`, `sslpassword=`) is never shown (`redact_password`) |
 //! | `KEFU_DATABASE_POOL` | per service: intake 10, every other service and the gateway 2 (20 in all for `kefu up`) | PostgreSQL connections each service's pool holds at most, the same for every service (1–100) |
 //! | `KEFU_DATA_DIR` | `./data` | where the SQLite files live |
 //! | `KEFU_TIME_ZONE` | `Asia/Shanghai` | the company's time zone (IANA name): case-number dates, deadlines |
@@ -27,7 +27,8 @@
 //! | `KEFU_ACCESS_POLICY` | unset: the built-in table | the access table: who may call which RPC (see `gateway/src/access-policy.txt`) |
 //! | `KEFU_OIDC_ISSUER`, `KEFU_OIDC_AUDIENCE`, `KEFU_OIDC_JWKS_FILE` | unset: no single sign-on | staff's OIDC bearer JWTs are verified against the keys in the JWKS file (re-read within 5 seconds of a change), with this `iss` and `aud`; all three or none |
 //! | `KEFU_OIDC_SUBJECT_CLAIM`, `KEFU_OIDC_DEPARTMENT_CLAIM`, `KEFU_OIDC_BRANCH_CLAIM`, `KEFU_OIDC_ROLES_CLAIM`, `KEFU_OIDC_CLEARANCE_CLAIM` | `sub`, `department`, `branch`, `roles`, `clearance` | which JWT claims carry the staff member's id, department, branch, roles (an array, or a string separated by spaces or commas) and clearance |
-//! | `KEFU_MAX_CONNECTIONS`, `KEFU_MAX_CONNECTIONS_PER_PEER`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_KEEPALIVE`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT`, `KEFU_DRAIN` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per principal |
+//! | `KEFU_MAX_CONNECTIONS`, `KEFU_MAX_CONNECTIONS_PER_PEER`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_KEEPALIVE`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT`, `KEFU_DRAIN` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per subject |
+//! | `KEFU_EVIDENCE_FILES_PER_CLAIM`, `KEFU_EVIDENCE_MIB_PER_CLAIM`, `KEFU_EVIDENCE_FILES_PER_DAY`, `KEFU_EVIDENCE_MIB_PER_DAY` | 50, 100, 200, 200 (see `kit::limits`) | the evidence one claim may hold, and one principal attach in a company day, in files and MiB |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //! | `KEFU_LOG_FORMAT` | `text` | `json`: one JSON object a line, with the `trace_id` and `span_id` of the call (for a log collector) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` and the other standard `OTEL_*` variables | unset: no traces exported | where servers export their spans over OTLP/gRPC (see `kit::telemetry`) |
@@ -419,6 +420,17 @@ impl Config {
             rate_per_principal: number("KEFU_RATE_LIMIT", 1..=1_000_000, u64::from(defaults.rate_per_principal))?
                 as u32,
             drain: seconds(number("KEFU_DRAIN", 0..=300, defaults.drain.as_secs())?),
+            evidence: {
+                const MIB: u64 = 1024 * 1024;
+                let quota = defaults.evidence;
+                crate::limits::EvidenceQuota {
+                    files_per_claim: number("KEFU_EVIDENCE_FILES_PER_CLAIM", 1..=100_000, quota.files_per_claim)?,
+                    bytes_per_claim: number("KEFU_EVIDENCE_MIB_PER_CLAIM", 1..=1_000_000, quota.bytes_per_claim / MIB)?
+                        * MIB,
+                    files_per_day: number("KEFU_EVIDENCE_FILES_PER_DAY", 1..=1_000_000, quota.files_per_day)?,
+                    bytes_per_day: number("KEFU_EVIDENCE_MIB_PER_DAY", 1..=1_000_000, quota.bytes_per_day / MIB)? * MIB,
+                }
+            },
             ..defaults
         };
         let keepalive = seconds(number("KEFU_KEEPALIVE", 3..=3_600, limits.keepalive_interval.as_secs())?);
@@ -494,20 +506,134 @@ impl Config {
     }
 }
 
-/// A database URL fit for messages: the password, if any, replaced by `***`.
 /// The URL a listener is reached at by default: a listener on all interfaces is reached on loopback.
 pub fn reach_url(listen: SocketAddr) -> String {
     let reach = if listen.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], listen.port())) } else { listen };
     format!("http://{reach}")
 }
 
+/// The query parameters of a database URL that carry a password, compared without regard to case
+/// and after percent-decoding (`pass%77ord` is `password` to the driver).
+const PASSWORD_PARAMETERS: [&str; 3] = ["password", "passwd", "sslpassword"];
+
+/// A database URL fit for messages and logs: every password in it replaced by `***` — the
+/// userinfo's (`user:***@host`, where the separator is the **last** `@` before the host, so an
+/// unencoded `@` in a password leaks nothing of it) and the value of every `password=`, `passwd=`
+/// and `sslpassword=` parameter (`?password=***`). What is not a password is kept, so the message
+/// still says which server and database it means. Every place kefu shows `KEFU_DATABASE_URL`, or
+/// an error that may echo it ([`redact_in`]), goes through here.
 pub fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+    let mut redacted = String::with_capacity(url.len());
+    let mut at = 0;
+    for span in secret_spans(url) {
+        redacted.push_str(&url[at..span.start]);
+        redacted.push_str("***");
+        at = span.end;
     }
+    redacted.push_str(&url[at..]);
+    redacted
+}
+
+/// `text` (an error of the driver, which may echo the URL it was given) with the URL `url` and every
+/// password in it, as written and percent-decoded, replaced as [`redact_password`] does.
+pub fn redact_in(text: &str, url: &str) -> String {
+    let mut text = text.replace(url, &redact_password(url));
+    let mut secrets: Vec<String> = Vec::new();
+    for span in secret_spans(url) {
+        let written = &url[span];
+        secrets.push(written.to_owned());
+        secrets.push(percent_decode(written));
+        secrets.push(percent_decode(&written.replace('+', " ")));
+    }
+    // The longest first, so a secret containing another is replaced whole.
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
+        text = text.replace(secret.as_str(), "***");
+    }
+    text
+}
+
+/// `url` without the password parameters its driver does not know (`passwd`, `sslpassword`, or
+/// `password` spelled in other case): sqlx would log each as an unrecognized parameter, value and
+/// all. sqlx ignores them anyway, so leaving them out changes nothing but the log.
+pub fn without_unknown_password_parameters(url: &str) -> String {
+    let Some(query_start) = url.find('?') else { return url.to_owned() };
+    let (base, query) = url.split_at(query_start);
+    let kept: Vec<&str> = query[1..]
+        .split('&')
+        .filter(|pair| {
+            let key = percent_decode(pair.split_once('=').map_or(*pair, |(key, _)| key));
+            key == "password" || !PASSWORD_PARAMETERS.contains(&key.to_ascii_lowercase().as_str())
+        })
+        .collect();
+    if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) }
+}
+
+/// Where the passwords are in `url`, in order and not overlapping.
+fn secret_spans(url: &str) -> Vec<std::ops::Range<usize>> {
+    let bytes = url.as_bytes();
+    let mut spans = Vec::new();
+    // Parameters: `?key=value` or `&key=value`, a value running to the next `&` (or the end: a `#`
+    // in a password is not taken for a fragment).
+    for (separator, _) in url.match_indices(['?', '&']) {
+        let key_start = separator + 1;
+        let Some(equals) = url[key_start..].find(['=', '&', '?', '/']).map(|offset| key_start + offset) else {
+            continue;
+        };
+        if bytes[equals] != b'=' {
+            continue;
+        }
+        let key = percent_decode(&url[key_start..equals]).to_ascii_lowercase();
+        if PASSWORD_PARAMETERS.contains(&key.as_str()) {
+            let end = url[equals + 1..].find('&').map_or(url.len(), |offset| equals + 1 + offset);
+            spans.push(equals + 1..end);
+        }
+    }
+    // Userinfo: from after `://` to the last `@` before the host, which ends at the first `/`,
+    // `?` or `#` after the first `@` (an `@` inside a parameter's password does not count).
+    if let Some(scheme_end) = url.find("://") {
+        let start = scheme_end + 3;
+        let outside = |index: &usize| !spans.iter().any(|span| span.contains(index));
+        let ats: Vec<usize> =
+            url.match_indices('@').map(|(index, _)| index).filter(|i| *i >= start && outside(i)).collect();
+        if let Some(&first) = ats.first() {
+            let host_end = url[first..].find(['/', '?', '#']).map_or(url.len(), |offset| first + offset);
+            let last = ats.iter().copied().filter(|at| *at < host_end).max().unwrap_or(first);
+            if let Some(colon) = url[start..last].find(':') {
+                spans.push(start + colon + 1..last);
+            }
+        }
+    }
+    spans.sort_by_key(|span| span.start);
+    let mut merged: Vec<std::ops::Range<usize>> = Vec::new();
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+            _ => merged.push(span),
+        }
+    }
+    merged
+}
+
+/// `%XX` decoded; anything else, and a `%` not followed by two hex digits, as it is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                decoded.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 #[cfg(test)]
@@ -566,6 +692,58 @@ mod tests {
         assert_eq!(told.gateway_url, "http://gateway:50051");
     }
 
+    /// Every form a password takes in a PostgreSQL URL is redacted, and nothing else is.
+    #[test]
+    fn every_password_form_is_redacted() {
+        for (url, shown) in [
+            ("postgres://kefu:s3cret@db:5432/kefu", "postgres://kefu:***@db:5432/kefu"),
+            // An unencoded `@` in the password: the last `@` before the host separates.
+            ("postgres://kefu:p@ss@w0rd@db:5432/kefu", "postgres://kefu:***@db:5432/kefu"),
+            ("postgresql://kefu:pa/ss?wo#rd@db/kefu", "postgresql://kefu:***@db/kefu"),
+            ("postgres://kefu:%40s3cret@db/kefu", "postgres://kefu:***@db/kefu"),
+            ("postgres://:s3cret@db/kefu", "postgres://:***@db/kefu"),
+            ("postgres://kefu@db/kefu?password=s3cret", "postgres://kefu@db/kefu?password=***"),
+            (
+                "postgres://db/kefu?sslmode=disable&PassWord=s3cret&application_name=kefu",
+                "postgres://db/kefu?sslmode=disable&PassWord=***&application_name=kefu",
+            ),
+            ("postgres://db/kefu?passwd=s3cret", "postgres://db/kefu?passwd=***"),
+            ("postgres://db/kefu?SSLPASSWORD=s3cret", "postgres://db/kefu?SSLPASSWORD=***"),
+            ("postgres://db/kefu?pass%77ord=s3cret", "postgres://db/kefu?pass%77ord=***"),
+            ("postgres://db/kefu?password=s3@cret#x", "postgres://db/kefu?password=***"),
+            (
+                "postgres://kefu:one@two@db/kefu?user=kefu&password=three@four",
+                "postgres://kefu:***@db/kefu?user=kefu&password=***",
+            ),
+            ("postgres://kefu@db:5432/kefu", "postgres://kefu@db:5432/kefu"),
+            ("postgres://db/kefu?user=kefu&sslmode=require", "postgres://db/kefu?user=kefu&sslmode=require"),
+        ] {
+            assert_eq!(redact_password(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn an_error_echoing_the_url_or_its_password_shows_neither() {
+        let url = "postgres://kefu:p%40ss@db/kefu?sslpassword=key+pass";
+        let error =
+            format!("The connection string '{url}' cannot be parsed; password p@ss, then key pass, then key+pass");
+        let shown = redact_in(&error, url);
+        assert_eq!(
+            shown,
+            "The connection string 'postgres://kefu:***@db/kefu?sslpassword=***' cannot be parsed; password ***, then ***, then ***"
+        );
+    }
+
+    #[test]
+    fn password_parameters_the_driver_would_log_are_left_out() {
+        assert_eq!(
+            without_unknown_password_parameters("postgres://db/kefu?passwd=a&sslmode=disable&SSLPassword=b&password=c"),
+            "postgres://db/kefu?sslmode=disable&password=c"
+        );
+        assert_eq!(without_unknown_password_parameters("postgres://db/kefu?Password=a"), "postgres://db/kefu");
+        assert_eq!(without_unknown_password_parameters("postgres://u:p@db/kefu"), "postgres://u:p@db/kefu");
+    }
+
     #[test]
     fn bad_values_name_the_variable() {
         let error = config(&[("KEFU_GATEWAY_ADDR", "localhost")]).expect_err("not an address");
@@ -591,6 +769,15 @@ mod tests {
         assert_eq!(told.call_timeout, std::time::Duration::from_secs(5));
         assert_eq!(told.keepalive_timeout, std::time::Duration::from_secs(20));
         assert_eq!(told.rate_per_principal, 10);
+        let evidence = config(&[("KEFU_EVIDENCE_FILES_PER_DAY", "3"), ("KEFU_EVIDENCE_MIB_PER_CLAIM", "1")])
+            .expect("valid")
+            .limits
+            .evidence;
+        assert_eq!((evidence.files_per_day, evidence.bytes_per_claim, evidence.files_per_claim), (3, 1024 * 1024, 50));
+        assert_eq!(
+            config(&[("KEFU_EVIDENCE_MIB_PER_DAY", "0")]).expect_err("none").variable,
+            "KEFU_EVIDENCE_MIB_PER_DAY"
+        );
         for (variable, value) in [("KEFU_CALL_TIMEOUT", "0"), ("KEFU_MAX_CONNECTIONS", "many"), ("KEFU_KEEPALIVE", "1")]
         {
             assert_eq!(config(&[(variable, value)]).expect_err("out of bounds").variable, variable);

@@ -3,16 +3,19 @@
 //! - **SQLite** (default): one file per service, `<KEFU_DATA_DIR>/<service>.db`, in WAL mode with
 //!   `synchronous=FULL`, so a commit is on disk before the caller hears of it. One connection per
 //!   service: SQLite has one writer at a time anyway, and a single connection never meets
-//!   `SQLITE_BUSY`.
+//!   `SQLITE_BUSY`. The file is readable and writable by its owner only (0600, like the key files
+//!   beside it), and so are its `-wal` and `-shm` (SQLite gives them the database file's mode).
 //! - **PostgreSQL** (`KEFU_DATABASE_URL`): one database shared by the services, each in its own
 //!   schema named after it (`intake`, `inspection`, …), created on start; a service's connections
 //!   have `search_path` set to its schema, so no service can see another's tables by accident.
+//!   The URL's passwords never reach a message: every error of connecting is shown with
+//!   [`crate::config::redact_in`].
 
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
 
-use crate::config::{Config, redact_password};
+use crate::config::{Config, redact_in, redact_password, without_unknown_password_parameters};
 
 /// How long a call waits for a PostgreSQL connection, and a new connection for the server, before
 /// it fails with `UNAVAILABLE`: while the database is away a caller hears so within seconds,
@@ -63,6 +66,9 @@ async fn connect_sqlite(config: &Config, service: &str) -> Result<DatabaseConnec
         DbErr::Custom(format!("cannot create the data directory {}: {error}", config.data_dir.display()))
     })?;
     let path = config.data_dir.join(format!("{service}.db"));
+    owner_only(&path).map_err(|error| {
+        DbErr::Custom(format!("cannot make {} readable by its owner only: {error}", path.display()))
+    })?;
     let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
     options
         .max_connections(1)
@@ -81,11 +87,37 @@ async fn connect_sqlite(config: &Config, service: &str) -> Result<DatabaseConnec
     Database::connect(options).await
 }
 
-async fn connect_postgres(url: &str, service: &str, pool: u32) -> Result<DatabaseConnection, DbErr> {
+/// Makes the SQLite database `path`, and its `-wal` and `-shm` if they are there, readable and
+/// writable by its owner only: a new one is created so (SQLite then creates the `-wal` and `-shm`
+/// with the database's mode), one made earlier with another mode is changed. The files hold
+/// customers' names and phones.
+pub fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    drop(options.open(path)?);
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn connect_postgres(given: &str, service: &str, pool: u32) -> Result<DatabaseConnection, DbErr> {
+    // The driver's errors may echo the URL it was given, and its log names every parameter it does
+    // not know, value and all: both are kept free of passwords.
+    let url = without_unknown_password_parameters(given);
+    let url = url.as_str();
     let unreachable = |error: DbErr| {
         DbErr::Custom(format!(
-            "cannot connect to PostgreSQL at {}: {error}. Is the server running (pg_ctlcluster 15 main start) and does the database exist?",
-            redact_password(url)
+            "cannot connect to PostgreSQL at {}: {}. Is the server running (pg_ctlcluster 15 main start) and does the database exist?",
+            redact_password(given),
+            redact_in(&redact_in(&error.to_string(), url), given)
         ))
     };
     {
@@ -96,10 +128,10 @@ async fn connect_postgres(url: &str, service: &str, pool: u32) -> Result<Databas
         if let Err(error) = admin.execute(Statement::from_string(DbBackend::Postgres, create)).await {
             // Two replicas starting at once may race to create the schema; the loser finds it there.
             if !crate::error::is_unique_violation(&error) {
-                return Err(error);
+                return Err(unreachable(error));
             }
         }
-        admin.close().await?;
+        admin.close().await.map_err(unreachable)?;
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options
@@ -111,6 +143,27 @@ async fn connect_postgres(url: &str, service: &str, pool: u32) -> Result<Databas
         .sqlx_logging(false)
         .map_sqlx_postgres_opts(|options| options.statement_cache_capacity(STATEMENT_CACHE));
     Database::connect(options).await.map_err(unreachable)
+}
+
+/// Serializes, until `transaction` ends, the transactions that take the same `key`, so that a
+/// check and the write it allows (a count under a cap, a quota) never race: two callers cannot both
+/// count 4 under a cap of 5 and both insert. On PostgreSQL a transaction-level advisory lock on the
+/// key's hash (`pg_advisory_xact_lock(hashtext(key))`, released at commit or rollback; keys name
+/// their service and purpose, as `intake/webhooks/SH01`, and a collision of hashes only makes two
+/// keys wait for each other). On SQLite nothing is needed: a service has one connection, so its
+/// transactions run one after another.
+pub async fn serialize(transaction: &sea_orm::DatabaseTransaction, key: &str) -> Result<(), DbErr> {
+    if transaction.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    transaction
+        .execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            [key.into()],
+        ))
+        .await
+        .map(drop)
 }
 
 /// A `LIKE` pattern for what starts with `prefix` exactly: a `%`, `_` or `\\` in the prefix matches
@@ -149,6 +202,54 @@ mod tests {
         assert_eq!(pragma(db.clone(), "synchronous").await, "2", "FULL");
         assert_eq!(pragma(db.clone(), "busy_timeout").await, "10000");
         db.close().await.expect("closed");
+    }
+
+    /// The database files hold customers' names and phones: only their owner reads them, like the
+    /// key files. A file an older kefu made with the umask's mode is tightened too.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sqlite_files_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("a directory");
+        let data_dir = dir.path().display().to_string();
+        let config = crate::config::Config::from_lookup(|key| (key == "KEFU_DATA_DIR").then(|| data_dir.clone()))
+            .expect("a configuration");
+        let older = dir.path().join("claims.db");
+        std::fs::write(&older, b"").expect("an older, empty file");
+        std::fs::set_permissions(&older, std::fs::Permissions::from_mode(0o644)).expect("0644");
+        for service in ["intake", "claims"] {
+            let db = super::connect(&config, service).await.expect("connected");
+            db.execute(Statement::from_string(DbBackend::Sqlite, "CREATE TABLE t (x INTEGER)")).await.expect("a write");
+            for suffix in ["", "-wal", "-shm"] {
+                let file = dir.path().join(format!("{service}.db{suffix}"));
+                let mode = std::fs::metadata(&file).expect("the file is there").permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}: {mode:o}", file.display());
+            }
+            db.close().await.expect("closed");
+        }
+    }
+
+    /// A PostgreSQL that cannot be reached, or a URL the driver cannot read: the error names the
+    /// server and says what to do, and holds no password, in whatever form the URL carried it.
+    #[tokio::test]
+    async fn a_failed_connection_shows_no_password() {
+        let closed =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("its address").port();
+        for url in [
+            // Refused: the driver tries again until its connect timeout, 10 s.
+            format!(
+                "postgres://kefu:s3cret-one@x@127.0.0.1:{closed}/kefu?password=s3cret-two&sslpassword=s3cret-three&PASSWD=s3cret-four"
+            ),
+            // Not a port: the driver echoes the whole connection string it cannot parse.
+            "postgres://kefu:s3cret-five@127.0.0.1:99999/kefu?password=s3cret-six".to_owned(),
+            "postgres://kefu:s3cret%40seven@127.0.0.1:99999/kefu".to_owned(),
+        ] {
+            let config = crate::config::Config::from_lookup(|key| (key == "KEFU_DATABASE_URL").then(|| url.clone()))
+                .expect("a configuration");
+            let error = super::connect(&config, "intake").await.expect_err("nothing listens there").to_string();
+            assert!(error.contains("cannot connect to PostgreSQL at postgres://kefu"), "{error}");
+            assert!(!error.contains("s3cret"), "{error}");
+        }
     }
 
     #[test]

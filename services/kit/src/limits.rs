@@ -14,11 +14,15 @@
 //! | answering after SIGTERM while reporting `NOT_SERVING` (the drain) | 5 s | `KEFU_DRAIN` | the server takes no new connections and gives calls in flight 10 s more |
 //! | request size | 6 MiB | | `RESOURCE_EXHAUSTED` (`kefu_kit::server::MAX_REQUEST_BYTES`) |
 //! | calls per second of one subject (all its tokens together), at the gateway | 50, bursts of 100 | `KEFU_RATE_LIMIT` | `RESOURCE_EXHAUSTED`, saying when to retry |
+//! | evidence one claim holds (claims' `AttachEvidence`; each file at most 4 MiB) | 50 files, 100 MiB | `KEFU_EVIDENCE_FILES_PER_CLAIM`, `KEFU_EVIDENCE_MIB_PER_CLAIM` | `RESOURCE_EXHAUSTED` naming the quota and its size (it never resets: a claim's evidence is kept); nothing is written |
+//! | evidence one principal attaches in a day (the company's day: midnight to midnight in `KEFU_TIME_ZONE`, by the services' clock) | 200 files, 200 MiB | `KEFU_EVIDENCE_FILES_PER_DAY`, `KEFU_EVIDENCE_MIB_PER_DAY` | `RESOURCE_EXHAUSTED` naming the quota, its size and when it resets (the next midnight); nothing is written |
 //!
 //! The first three are kept here, on the accepted connections ([`incoming`]), for the gRPC servers
-//! and the console alike; the others by the server builder in [`crate::server::serve`] and the
-//! gateway's front door. A connection counts as having made its first request when the server's
-//! stack sees the request ([`Peer::mark_served`]): a byte, or the bare preface, is not enough.
+//! and the console alike; the evidence quotas by claims, counted and written in one transaction
+//! per claim and principal ([`crate::db::serialize`]), so concurrent uploads never pass them; the
+//! others by the server builder in [`crate::server::serve`] and the gateway's front door. A
+//! connection counts as having made its first request when the server's stack sees the request
+//! ([`Peer::mark_served`]): a byte, or the bare preface, is not enough.
 
 use std::{
     collections::HashMap,
@@ -59,6 +63,24 @@ pub struct Limits {
     /// How long a server goes on answering after SIGTERM, reporting `NOT_SERVING` so that
     /// Kubernetes and balancers stop sending it calls first (see [`crate::shutdown`]).
     pub drain: Duration,
+    /// What evidence a claim holds and a principal attaches in a day, at most.
+    pub evidence: EvidenceQuota,
+}
+
+/// The evidence quotas (claims' `AttachEvidence`; see the module's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvidenceQuota {
+    pub files_per_claim: u64,
+    pub bytes_per_claim: u64,
+    pub files_per_day: u64,
+    pub bytes_per_day: u64,
+}
+
+impl Default for EvidenceQuota {
+    fn default() -> Self {
+        const MIB: u64 = 1024 * 1024;
+        EvidenceQuota { files_per_claim: 50, bytes_per_claim: 100 * MIB, files_per_day: 200, bytes_per_day: 200 * MIB }
+    }
 }
 
 impl Default for Limits {
@@ -74,6 +96,7 @@ impl Default for Limits {
             max_connection_age: Duration::from_secs(30 * 60),
             rate_per_principal: 50,
             drain: Duration::from_secs(5),
+            evidence: EvidenceQuota::default(),
         }
     }
 }

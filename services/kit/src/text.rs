@@ -6,6 +6,21 @@ pub fn is_code(text: &str, max: usize) -> bool {
     !text.is_empty() && text.len() <= max && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// The longest branch office code.
+pub const MAX_BRANCH: usize = 16;
+
+/// What a branch office code is, for messages: every place a branch code enters kefu (a token's
+/// branch, a complaint's or request's, a webhook's, a filter's, a waybill's, an audit's) checks it
+/// with [`is_branch`] and says this when it is not one.
+pub const BRANCH_RULE: &str = "a branch office code of 1 to 16 ASCII letters, digits, - or _, e.g. SH01";
+
+/// Whether `text` is a branch office code: [`is_code`] of at most [`MAX_BRANCH`]. No quotes, markup,
+/// spaces or bidirectional controls (U+202E), so a branch code is safe in a page, a CSV, a filter
+/// and a log line as it is.
+pub fn is_branch(text: &str) -> bool {
+    is_code(text, MAX_BRANCH)
+}
+
 /// Lower-case hexadecimal, two digits a byte (how digests are shown). Every internal call's
 /// signature is written with it, so it allocates once, not once a byte.
 pub fn hex(bytes: &[u8]) -> String {
@@ -40,6 +55,10 @@ mod tests {
         assert!(!is_code("SH01-a_2", 7));
         assert!(!is_code("", 8));
         assert!(!is_code("C 1", 8));
+        assert!(is_branch("SH01") && is_branch("branch-SH01_tms") && !is_branch("SH01-0123456789ab"));
+        for hostile in ["SH\"01", "<b>SH01</b>", "SH\u{202E}01", "SH 01", "SH01\n", "ＳＨ01", ""] {
+            assert!(!is_branch(hostile), "{hostile:?}");
+        }
         assert_eq!(hex(&[0, 15, 255]), "000fff");
         assert_eq!(hex(&[0x1a, 0xb2, 0x90]), "1ab290");
         let every: Vec<u8> = (0..=255).collect();

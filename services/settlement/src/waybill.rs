@@ -303,8 +303,12 @@ impl Waybill {
         if !kefu_kit::text::is_code(fields.shipper, 64) {
             violations.add("waybill.shipper", "required: the shipper's customer code (letters, digits, '-', '_')");
         }
-        if !kefu_kit::text::is_code(fields.branch, 64) {
-            violations.add("waybill.branch", "required: the code of the branch that delivers and collects");
+        // A late remittance is filed as a complaint of this branch: the same rule as a complaint's.
+        if !kefu_kit::text::is_branch(fields.branch) {
+            violations.add(
+                "waybill.branch",
+                format!("required, the branch that delivers and collects: {}", kefu_kit::text::BRANCH_RULE),
+            );
         }
         if !(0..=MAX_AMOUNT_FEN).contains(&fields.freight_fen) {
             violations.add("waybill.freight_fen", "from 0 to 10,000,000 yuan, in fen");

@@ -68,6 +68,9 @@ impl ArchivesApi {
         let close_start = time(&request.close_start_time, "close_start_time");
         let close_end = time(&request.close_end_time, "close_end_time");
         let optional = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
+        if optional(&request.branch).is_some_and(|branch| !kefu_kit::text::is_branch(&branch)) {
+            violations.add("branch", format!("{}, or empty", kefu_kit::text::BRANCH_RULE));
+        }
         violations.into_result()?;
         let search = store::case_files::Search {
             waybill_number: optional(&request.waybill_number),

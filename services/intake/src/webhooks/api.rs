@@ -29,8 +29,8 @@ pub async fn register(
     let mut violations = FieldViolations::new();
     error::check_request_id(&mut violations, "request_id", &request.request_id);
     let branch = webhook.branch.trim();
-    if !text::is_code(branch, 64) {
-        violations.add("webhook.branch", "required: the branch code whose cases are sent, e.g. SH01");
+    if !text::is_branch(branch) {
+        violations.add("webhook.branch", format!("required, the branch whose cases are sent: {}", text::BRANCH_RULE));
     }
     let url = webhook.url.trim();
     if let Err(problem) = check_url(url, &rules.allowed) {
@@ -52,26 +52,7 @@ pub async fn register(
     }
     violations.into_result()?;
     may_manage(caller, branch)?;
-    let connection = &context.db;
     let request_id = error::idempotency_key(request.request_id.trim());
-    if let Some(request_id) = request_id
-        && let Some(earlier) =
-            store::endpoint_by_request_id(connection, request_id).await.map_err(db("reading webhooks"))?
-    {
-        return Ok(to_proto(earlier));
-    }
-    // One branch's endpoints are bounded, so they cannot slow the writing of every complaint.
-    let active = store::endpoints(connection, Some(branch))
-        .await
-        .map_err(db("reading webhooks"))?
-        .into_iter()
-        .filter(|endpoint| endpoint.active)
-        .count();
-    if active >= rules.max_per_branch {
-        return Err(Error::Precondition(format!(
-            "branch {branch} has {active} active endpoints, the most a branch may have (KEFU_WEBHOOK_MAX_PER_BRANCH): disable one first"
-        )));
-    }
     let id = uuid::Uuid::now_v7().to_string();
     let sealed = rules.secrets.seal(&id, &request.secret).map_err(Error::Internal)?;
     let endpoint = store::endpoint::Model {
@@ -86,21 +67,50 @@ pub async fn register(
         created_by: caller.user.clone(),
         disable_reason: String::new(),
     };
-    match store::insert_endpoint(connection, endpoint.clone()).await {
+    // The count and the insert in one transaction, one branch's registrations one after another:
+    // concurrent registrations never leave more than the cap active.
+    let registering = db("registering a webhook");
+    let transaction = sea_orm::TransactionTrait::begin(&context.db).await.map_err(db("registering a webhook"))?;
+    kefu_kit::db::serialize(&transaction, &format!("intake/webhooks/{branch}"))
+        .await
+        .map_err(db("registering a webhook"))?;
+    if let Some(request_id) = request_id
+        && let Some(earlier) =
+            store::endpoint_by_request_id(&transaction, request_id).await.map_err(db("reading webhooks"))?
+    {
+        return Ok(to_proto(earlier));
+    }
+    // One branch's endpoints are bounded, so they cannot slow the writing of every complaint.
+    let active = store::endpoints(&transaction, Some(branch))
+        .await
+        .map_err(db("reading webhooks"))?
+        .into_iter()
+        .filter(|endpoint| endpoint.active)
+        .count();
+    if active >= rules.max_per_branch {
+        return Err(Error::Precondition(format!(
+            "branch {branch} has {active} active endpoints, the most a branch may have (KEFU_WEBHOOK_MAX_PER_BRANCH): disable one first"
+        )));
+    }
+    let inserted = match store::insert_endpoint(&transaction, endpoint.clone()).await {
+        Ok(()) => transaction.commit().await,
+        Err(error) => Err(error),
+    };
+    match inserted {
         Ok(()) => {
             tracing::info!(webhook = %endpoint.id, branch = %endpoint.branch, "webhook registered");
             Ok(to_proto(endpoint))
         }
-        // The same request at the same moment: its endpoint is the answer.
+        // The same request id at the same moment, for another branch: its endpoint is the answer.
         Err(conflict) if error::is_unique_violation(&conflict) => {
             let request_id = request_id.unwrap_or_default();
-            store::endpoint_by_request_id(connection, request_id)
+            store::endpoint_by_request_id(&context.db, request_id)
                 .await
                 .map_err(db("reading webhooks"))?
                 .map(to_proto)
                 .ok_or_else(|| Failure::Conflict { what: "a webhook registered at the same moment".into() }.into())
         }
-        Err(failure) => Err(db("registering a webhook")(failure)),
+        Err(failure) => Err(registering(failure)),
     }
 }
 
@@ -110,6 +120,11 @@ pub async fn list(
     request: pb::ListWebhooksRequest,
 ) -> Result<pb::ListWebhooksResponse, Error> {
     let branch = request.branch.trim();
+    if !branch.is_empty() && !text::is_branch(branch) {
+        let mut violations = FieldViolations::new();
+        violations.add("branch", format!("{}, or empty for every branch", text::BRANCH_RULE));
+        return Err(violations.into());
+    }
     let branch = match (branch, caller.branch.as_str()) {
         ("", "") => None,
         ("", own) => Some(own),
