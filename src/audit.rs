@@ -91,7 +91,7 @@ async fn seal(config: &Config, accept_broken: bool) -> Result<(), String> {
         Some(head) => format!("the head file {} recorded entry {}", file.path().display(), head.seq),
         None => format!("there was no head file at {}", file.path().display()),
     };
-    println!("Found: {} entries; {anchor}.", sealed.found.checked);
+    println!("Found: {} entries; {anchor}.", sealed.entries);
     match &sealed.found.standing {
         Standing::Intact => {
             println!("The chain is intact and sealed with the audit key: nothing to seal.");

@@ -248,7 +248,15 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// The examination of a chain broken at `seq`. When entries before it are sealed without the
+    /// key, the first of them is the first that does not verify, and both are named.
     fn broken(&self, seq: i64, problem: String) -> Examination {
+        let (seq, problem) = match self.unsealed_through {
+            0 => (seq, problem),
+            through => {
+                (1, format!("{problem}; and entries 1–{through} are sealed without the audit key (plain SHA-256)"))
+            }
+        };
         Examination {
             checked: self.checked,
             last: Head { seq: self.checked, seal: self.prev_hash.clone() },
@@ -423,7 +431,6 @@ mod tests {
     use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, EntityTrait};
 
     use super::*;
-    use crate::store::audit_log::{HEAD, head};
 
     async fn log() -> DatabaseConnection {
         let db = Database::connect("sqlite::memory:").await.expect("SQLite in memory");
@@ -512,10 +519,13 @@ mod tests {
         let (_dir, file) = head_file();
         assert_eq!(
             examine(&db, &key, None).await.expect("examined").standing,
-            Standing::Broken { seq: 3, problem: "entry 3 is missing".into() }
+            Standing::Broken {
+                seq: 1,
+                problem: "entry 3 is missing; and entries 1–2 are sealed without the audit key (plain SHA-256)".into()
+            }
         );
         let refused = seal::seal(&db, &key, &file, false, at(10)).await.expect_err("broken");
-        assert!(matches!(refused, SealError::Broken { seq: 3, .. }), "{refused:?}");
+        assert!(matches!(refused, SealError::Broken { seq: 1, .. }), "{refused:?}");
         assert_eq!(file.read().expect("readable"), None, "nothing anchored");
         assert!(verify(&db, &key, &file).await.expect("verified").broken.is_some(), "nothing sealed");
 

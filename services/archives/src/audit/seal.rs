@@ -14,6 +14,8 @@ pub const SEALER: &str = "kefu audit seal";
 /// What [`seal`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
+    /// How many entries the log held before sealing.
+    pub entries: i64,
     /// What the walk found before sealing.
     pub found: Examination,
     /// The head file's anchor before, if there was a readable one.
@@ -71,13 +73,15 @@ pub async fn seal(
                 file.write(&found.last).map_err(file_error)?;
             }
             let head = found.last.clone();
-            return Ok(Sealed { found, anchor_before, resealed: 0, filled: Vec::new(), head });
+            let entries = found.checked;
+            return Ok(Sealed { entries, found, anchor_before, resealed: 0, filled: Vec::new(), head });
         }
         Standing::Unsealed { through } => format!("entries 1–{through} were sealed without the audit key"),
         Standing::Broken { seq, problem } if accept_broken => format!("broken at entry {seq}: {problem}"),
         Standing::Broken { seq, problem } => return Err(SealError::Broken { seq: *seq, problem: problem.clone() }),
     };
     let rows = store::audit_log::every_entry(&tx).await?;
+    let entries = rows.len() as i64;
     let head_row = store::audit_log::head(&tx).await?.map_or(0, |head| head.seq);
     let top =
         rows.last().map_or(0, |row| row.seq).max(head_row).max(anchor_before.as_ref().map_or(0, |anchor| anchor.seq));
@@ -119,5 +123,5 @@ pub async fn seal(
         .ok_or_else(|| DbErr::RecordNotFound("the audit log's head".into()))?;
     tx.commit().await?;
     file.write(&head).map_err(file_error)?;
-    Ok(Sealed { found, anchor_before, resealed, filled, head })
+    Ok(Sealed { entries, found, anchor_before, resealed, filled, head })
 }
