@@ -611,10 +611,27 @@ async fn customers_are_filed_graded_and_read_with_permission(backend: Backend) {
         .await
         .expect("asked")
         .into_inner();
-    archives
+    // The service center's head is the requester's department head and may approve for the
+    // service department too, but signs once: each signature is another person's (003 第19–23条).
+    let signed = archives
         .approve_access_request(by(approve(&asked.name), "S1", "intake", "department_head", ""))
         .await
-        .expect("approved");
+        .expect("signed")
+        .into_inner();
+    assert_eq!(signed.state(), pb::AccessState::Pending, "{signed:?}");
+    assert_eq!(signed.approvals.iter().map(|a| a.approver.as_str()).collect::<Vec<_>>(), ["S1"]);
+    let again = archives.approve_access_request(by(approve(&asked.name), "S1", "intake", "department_head", "")).await;
+    let again = again.expect_err("signed already");
+    assert_eq!(again.code(), Code::PermissionDenied);
+    assert!(again.message().contains("another person must sign"), "{}", again.message());
+    let pending = archives.read_customer_file(as_user(read_customer(&asked.name), "A2048", "intake")).await;
+    assert_eq!(pending.expect_err("not approved yet").code(), Code::PermissionDenied);
+    let approved = archives
+        .approve_access_request(by(approve(&asked.name), "S2", "intake", "department_head", ""))
+        .await
+        .expect("approved")
+        .into_inner();
+    assert_eq!(approved.state(), pb::AccessState::Approved);
     let customer_file = archives.read_customer_file(as_user(read_customer(&asked.name), "A2048", "intake")).await;
     let customer_file = customer_file.expect("read").into_inner();
     assert_eq!(customer_file.contact_name, "李女士");
