@@ -37,6 +37,8 @@ Configuration comes from environment variables only:
   KEFU_OIDC_ISSUER, KEFU_OIDC_AUDIENCE, KEFU_OIDC_JWKS_FILE  staff single sign-on
   KEFU_AUDIT_KEY, KEFU_WEBHOOK_KEY  keys kept out of the database (kefu up makes key
                        files under KEFU_DATA_DIR)
+  KEFU_AUDIT_HEAD_FILE where archives anchors its audit chain's head, outside the
+                       database (default KEFU_DATA_DIR/audit.head; `kefu audit seal`)
   KEFU_TLS_CERT_FILE, KEFU_TLS_KEY_FILE, KEFU_TLS_CLIENT_CA_FILE  TLS on the gateway
   KEFU_WEBHOOK_ALLOW_PRIVATE, KEFU_WEBHOOK_MAX_PER_BRANCH  where webhooks may go, how many
   KEFU_MAX_CONNECTIONS, KEFU_HANDSHAKE_TIMEOUT, KEFU_MAX_CALLS_PER_CONNECTION,
@@ -102,6 +104,12 @@ enum Command {
         /// A directory that does not exist yet, or is empty.
         dir: std::path::PathBuf,
     },
+    /// Archives' audit chain: `kefu audit seal` checks it and, when an operator decides, seals it
+    /// with the audit key (archives reports an unsealed or broken chain at start, and never seals
+    /// it itself). Runs against archives' database directly, like `kefu migrate`.
+    ///
+    /// Example:  KEFU_DATA_DIR=./data kefu audit seal
+    Audit(crate::audit::AuditArgs),
     /// Call any method of kefu's public API with JSON in and JSON out (`kefu call --list`).
     ///
     /// Example:  kefu call kefu.gateway.v1.Complaints/GetComplaint '{"name": "complaints/20261122-7K3M9Q"}'
@@ -157,6 +165,7 @@ pub async fn main() -> ExitCode {
         }
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Backup { dir } => backup(&config, &dir).await.map_err(Failure::from),
+        Command::Audit(args) => crate::audit::run(args, &config).await,
         Command::Report(args) => crate::report::run(args).await,
         Command::Token(args) => crate::token::run(args).await,
         Command::Call(args) => crate::call::run(args).await,

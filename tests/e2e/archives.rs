@@ -611,10 +611,27 @@ async fn customers_are_filed_graded_and_read_with_permission(backend: Backend) {
         .await
         .expect("asked")
         .into_inner();
-    archives
+    // The service center's head is the requester's department head and may approve for the
+    // service department too, but signs once: each signature is another person's (003 第19–23条).
+    let signed = archives
         .approve_access_request(by(approve(&asked.name), "S1", "intake", "department_head", ""))
         .await
-        .expect("approved");
+        .expect("signed")
+        .into_inner();
+    assert_eq!(signed.state(), pb::AccessState::Pending, "{signed:?}");
+    assert_eq!(signed.approvals.iter().map(|a| a.approver.as_str()).collect::<Vec<_>>(), ["S1"]);
+    let again = archives.approve_access_request(by(approve(&asked.name), "S1", "intake", "department_head", "")).await;
+    let again = again.expect_err("signed already");
+    assert_eq!(again.code(), Code::PermissionDenied);
+    assert!(again.message().contains("another person must sign"), "{}", again.message());
+    let pending = archives.read_customer_file(as_user(read_customer(&asked.name), "A2048", "intake")).await;
+    assert_eq!(pending.expect_err("not approved yet").code(), Code::PermissionDenied);
+    let approved = archives
+        .approve_access_request(by(approve(&asked.name), "S2", "intake", "department_head", ""))
+        .await
+        .expect("approved")
+        .into_inner();
+    assert_eq!(approved.state(), pb::AccessState::Approved);
     let customer_file = archives.read_customer_file(as_user(read_customer(&asked.name), "A2048", "intake")).await;
     let customer_file = customer_file.expect("read").into_inner();
     assert_eq!(customer_file.contact_name, "李女士");
@@ -735,4 +752,207 @@ async fn bad_archive_requests_get_clear_errors_and_change_nothing(backend: Backe
     // Nothing was recorded.
     assert_eq!(audit_actions(&mut archives).await, []);
     suite.stop().await;
+}
+
+/// Audited refusals, one per number: reads of files that do not exist, as intake agent A1024.
+async fn refused_reads(archives: &mut ArchivesClient<Gateway>, numbers: std::ops::Range<u32>) {
+    for number in numbers {
+        let name = format!("caseFiles/20261122-NONE{number:02}");
+        let refused = archives.read_case_file(as_user(read(&name, ""), "A1024", "intake")).await;
+        assert_eq!(refused.expect_err("no such file").code(), Code::NotFound);
+    }
+}
+
+/// Waits until archives has anchored entry `seq` in the head file `path`.
+async fn anchored_at(path: &std::path::Path, seq: i64) -> kefu_archives::audit::Head {
+    let file = kefu_archives::audit::HeadFile::at(path);
+    eventually(&format!("archives anchors entry {seq} in its head file"), || {
+        let found = file.read().ok().flatten().filter(|head| head.seq == seq);
+        async move { found }
+    })
+    .await
+}
+
+on_both_backends!(a_chain_recomputed_with_the_key_and_cut_short_is_caught_by_the_head_file);
+/// Whoever holds the audit key and can write the database drops the last entries, alters one and
+/// seals the rest anew, moving the head row back: the chain alone verifies, and the head file,
+/// written after each append where the database's users cannot write, says what was cut.
+async fn a_chain_recomputed_with_the_key_and_cut_short_is_caught_by_the_head_file(backend: Backend) {
+    use sea_orm::{EntityTrait, QueryOrder};
+
+    let suite = TestSuite::start(backend, clock()).await;
+    let mut archives = archives(&suite);
+    refused_reads(&mut archives, 0..4).await;
+    let head_file = suite.config.data_dir.join("audit.head");
+    anchored_at(&head_file, 4).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&head_file).expect("the head file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the head file is its owner's alone");
+    }
+    assert!(verified(&mut archives).await.intact);
+
+    let key = kefu_archives::audit::AuditKey::load(&suite.config).expect("the audit key");
+    let database = db::connect(&suite.config, ServiceName::Archives.as_str()).await.expect("the archives' database");
+    let backend = database.get_database_backend();
+    let sql = |text: &str| Statement::from_string(backend, text.to_owned());
+    use kefu_archives::store::audit_log::entry;
+    database.execute(sql("DELETE FROM archive_audit WHERE seq > 2")).await.expect("cut");
+    let mut prev_hash = String::new();
+    for row in entry::Entity::find().order_by_asc(entry::Column::Seq).all(&database).await.expect("the log") {
+        let mut row = row;
+        if row.seq == 2 {
+            row.actor = "nobody".into();
+        }
+        row.prev_hash = prev_hash.clone();
+        row.hash = kefu_archives::audit::sealed_with(&key, &prev_hash, &row);
+        prev_hash = row.hash.clone();
+        let update = format!(
+            "UPDATE archive_audit SET actor = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {}",
+            row.actor, row.prev_hash, row.hash, row.seq
+        );
+        database.execute(sql(&update)).await.expect("rewritten");
+    }
+    database
+        .execute(sql(&format!("UPDATE archive_audit_head SET seq = 2, hash = '{prev_hash}' WHERE id = 1")))
+        .await
+        .expect("the head moved back");
+
+    let cut = verified(&mut archives).await;
+    assert!(!cut.intact, "{cut:?}");
+    assert_eq!((cut.entries_checked, cut.first_broken_seq), (2, 3), "{cut:?}");
+    assert!(cut.problem.contains("the head file records entry 4"), "{}", cut.problem);
+    if backend == DbBackend::Postgres {
+        database.close().await.expect("closed");
+    }
+    suite.stop().await;
+}
+
+on_both_backends!(a_chain_rewritten_without_the_key_is_reported_at_restart_and_sealed_only_by_kefu_audit_seal);
+/// Someone who can write the database but does not hold the audit key erases an entry and seals
+/// the chain anew with plain SHA-256, as archives sealed logs before the key. Archives, restarted,
+/// does not adopt it: it says so in its log and its metric, goes on serving, and `VerifyAuditLog`
+/// says the chain is not intact. `kefu audit seal` refuses a broken chain, and seals it when the
+/// operator accepts the break; then it verifies, and the metric says so.
+async fn a_chain_rewritten_without_the_key_is_reported_at_restart_and_sealed_only_by_kefu_audit_seal(backend: Backend) {
+    use std::time::Duration as StdDuration;
+
+    use sea_orm::{EntityTrait, QueryOrder};
+    use sha2::Digest;
+
+    use crate::{
+        operations::{sample, scrape},
+        processes::Cluster,
+        support::{TestDatabase, free_port, test_config},
+    };
+
+    const METRIC: &str = "kefu_archives_audit_chain_intact";
+    let dir = tempfile::tempdir().expect("a directory");
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(TestDatabase::create().await),
+    };
+    let mut cluster = Cluster::new(dir.path(), database.as_ref());
+    let metrics_port = free_port();
+    let archives_env = [("KEFU_METRICS_ADDR".to_owned(), format!("127.0.0.1:{metrics_port}"))];
+    cluster.start_as("gateway", "gateway", &[]);
+    cluster.start_as("archives", "archives", &archives_env);
+    let mut archives = ArchivesClient::new(cluster.gateway());
+    eventually("archives answers through the gateway", || {
+        let mut archives = archives.clone();
+        async move { archives.verify_audit_log(archivist(pb::VerifyAuditLogRequest {})).await.ok() }
+    })
+    .await;
+    refused_reads(&mut archives, 0..4).await;
+    let head_file = dir.path().join("data").join("audit.head");
+    anchored_at(&head_file, 4).await;
+    let intact = verified(&mut archives).await;
+    assert!(intact.intact && intact.entries_checked == 4, "{intact:?}");
+    let metric = || async { scrape(metrics_port).await.and_then(|text| sample(&text, METRIC)) };
+    assert_eq!(metric().await, Some(1.0));
+
+    // Archives stops; entry 2 is erased, the rest numbered anew and sealed with plain SHA-256.
+    cluster.signal("archives", "KILL");
+    cluster.exit_of("archives", StdDuration::from_secs(10)).await;
+    let config = test_config(dir.path(), database.as_ref());
+    let db = db::connect(&config, ServiceName::Archives.as_str()).await.expect("the archives' database");
+    let sql = |text: String| Statement::from_string(db.get_database_backend(), text);
+    use kefu_archives::store::audit_log::entry;
+    let rows = entry::Entity::find().order_by_asc(entry::Column::Seq).all(&db).await.expect("the log");
+    db.execute(sql("DELETE FROM archive_audit".into())).await.expect("emptied");
+    let mut prev_hash = String::new();
+    for (seq, row) in (1..).zip(rows.into_iter().filter(|row| row.seq != 2)) {
+        let mut hasher = sha2::Sha256::new();
+        let (number, time) = (seq.to_string(), row.time.timestamp_micros().to_string());
+        for field in [prev_hash.as_str(), &number, &time, &row.actor, &row.action, &row.subject, &row.detail] {
+            hasher.update((field.len() as u64).to_be_bytes());
+            hasher.update(field.as_bytes());
+        }
+        let hash = kefu_kit::text::hex(&hasher.finalize());
+        let rewritten = entry::Model { seq, prev_hash: prev_hash.clone(), hash: hash.clone(), ..row };
+        kefu_archives::store::audit_log::insert_entry(&db, rewritten).await.expect("rewritten");
+        prev_hash = hash;
+    }
+    db.execute(sql(format!("UPDATE archive_audit_head SET seq = 3, hash = '{prev_hash}' WHERE id = 1")))
+        .await
+        .expect("the head moved");
+    let _ = db.close().await;
+
+    // Restarted: reported, not adopted; still serving.
+    let logged_before = cluster.log("archives").len();
+    cluster.start_as("archives", "archives", &archives_env);
+    let line = eventually("archives reports the chain at start", || {
+        let log = cluster.log("archives");
+        let line = log[logged_before.min(log.len())..]
+            .lines()
+            .find(|line| line.contains("the audit chain is broken"))
+            .map(str::to_owned);
+        async move { line }
+    })
+    .await;
+    assert!(line.contains("ERROR") && line.contains("the head file records entry 4"), "{line}");
+    assert!(!line.contains("A1024") && !line.contains("NONE0"), "no one's name or file in it: {line}");
+    let zero = eventually("the metric says the chain is not intact", || async {
+        metric().await.filter(|value| *value == 0.0)
+    })
+    .await;
+    assert_eq!(zero, 0.0);
+    let rewritten = verified(&mut archives).await;
+    assert!(!rewritten.intact, "a rewritten chain is never adopted: {rewritten:?}");
+    assert_eq!(rewritten.first_broken_seq, 1, "{rewritten:?}");
+    assert!(rewritten.problem.contains("sealed without the audit key"), "{}", rewritten.problem);
+    refused_reads(&mut archives, 4..5).await;
+
+    // The operator's command: a broken chain is refused, then sealed when the break is accepted.
+    let kefu = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args(args)
+            .env_clear()
+            .envs(cluster.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run kefu")
+    };
+    let refused = kefu(&["audit", "seal"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("the audit chain is broken at entry 1") && said.contains("--accept-broken"), "{said}");
+    assert!(!verified(&mut archives).await.intact, "nothing sealed");
+    let sealed = kefu(&["audit", "seal", "--accept-broken"]);
+    let said = String::from_utf8_lossy(&sealed.stdout);
+    assert!(sealed.status.success(), "{said}{}", String::from_utf8_lossy(&sealed.stderr));
+    assert!(said.contains("Found: 4 entries; the head file") && said.contains("recorded entry 4"), "{said}");
+    assert!(said.contains("Sealed 4 entries anew") && said.contains("as entry 5 (`chain_sealed`)"), "{said}");
+    let sealed = verified(&mut archives).await;
+    assert!(sealed.intact && sealed.entries_checked == 5, "{sealed:?}");
+    assert_eq!(anchored_at(&head_file, 5).await.seq, 5);
+    let one =
+        eventually("archives sees the sealed chain", || async { metric().await.filter(|value| *value == 1.0) }).await;
+    assert_eq!(one, 1.0);
+    let actions = audit_actions(&mut archives).await;
+    assert_eq!(actions.last().map(|(action, _)| action.as_str()), Some("chain_sealed"));
+    drop(cluster);
+    if let Some(database) = database {
+        database.drop_database().await;
+    }
 }

@@ -485,7 +485,7 @@ async fn http_get(port: u16, path: &str) -> Option<(String, String)> {
 }
 
 /// `GET /metrics` from `port`: the body.
-async fn scrape(port: u16) -> Option<String> {
+pub(crate) async fn scrape(port: u16) -> Option<String> {
     let (head, body) = http_get(port, "/metrics").await?;
     (head.starts_with("HTTP/1.1 200") && head.contains("text/plain; version=0.0.4")).then_some(body)
 }
@@ -497,7 +497,7 @@ async fn status_of_get(port: u16, path: &str) -> Option<u16> {
 }
 
 /// The value of the sample `series` (its name and labels exactly as exposed).
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 

@@ -5,6 +5,8 @@
 //!   signs it and the service department approves it; outsiders, and anyone for a classified file,
 //!   also need the general manager.
 //! - 第23条: copying or excerpting needs the general manager's or a supervisor's approval of its own.
+//! - Each signature is another person's: one call signs one, and a signer signs no other
+//!   ([`Request::sign`]).
 //! - Archived files are never lent: every read is entered in the borrowing register (done by the api),
 //!   and every read names the approved request it is made under ([`may_read`]).
 //! - A request is seen by its requester, the archives, and whoever may sign it ([`Request::visible_to`]).
@@ -200,9 +202,20 @@ impl Request {
             .collect()
     }
 
-    /// Signs every missing signature `caller` may give; approves the request when none is missing,
+    /// Signs one missing signature `caller` may give; approves the request when none is missing,
     /// good until `now` plus the policy's validity. The requester never signs their own request.
-    pub fn sign(&mut self, caller: &Caller, now: DateTime<Utc>) -> Result<Vec<Signature>, Denial> {
+    ///
+    /// Each signature is another person's (`003 第19–23条`: the requester's department head signs,
+    /// the service department approves, the general manager approves, and a copy needs an approval
+    /// of its own — checks by different people, not one person's roles counted several times). So
+    /// one call gives one signature, and whoever signed a request signs none of its others.
+    ///
+    /// When the caller could give several, they give the one the fewest others could: the general
+    /// manager's first, then a department head's (the requester's department before the service
+    /// department's), and a copy approval — any supervisor's — last. Giving the scarce one leaves
+    /// the rest to the many; the other way round, a general manager who approved the copy would
+    /// leave the request waiting for a second general manager.
+    pub fn sign(&mut self, caller: &Caller, now: DateTime<Utc>) -> Result<Signature, Denial> {
         if self.state != State::Pending {
             return Err(Denial::Precondition(format!("the request is {} already", self.state.as_str())));
         }
@@ -210,20 +223,35 @@ impl Request {
             return Err(Denial::Permission("a requester cannot approve their own access request".into()));
         }
         let missing = self.missing();
-        let signed: Vec<Signature> =
-            missing.iter().copied().filter(|needed| needed.may_sign(caller, &self.requester_department)).collect();
-        if signed.is_empty() {
+        let awaits = || {
             let who: Vec<String> = missing.iter().map(|needed| needed.who(&self.requester_department)).collect();
-            return Err(Denial::Permission(format!("this request awaits {}", who.join("; "))));
+            who.join("; ")
+        };
+        if let Some(given) = self.approvals.iter().find(|given| given.approver == caller.user) {
+            return Err(Denial::Permission(format!(
+                "you signed this request already, as {}: each of its signatures is another person's (003 第19–23条), so another person must sign; it awaits {}",
+                given.signature.as_str(),
+                awaits()
+            )));
         }
-        for signature in &signed {
-            self.approvals.push(Approval { signature: *signature, approver: caller.user.clone(), time: now });
-        }
+        const SCARCEST_FIRST: [Signature; 4] = [
+            Signature::GeneralManager,
+            Signature::DepartmentHead,
+            Signature::ServiceDepartment,
+            Signature::CopyApproval,
+        ];
+        let Some(signature) = SCARCEST_FIRST
+            .into_iter()
+            .find(|needed| missing.contains(needed) && needed.may_sign(caller, &self.requester_department))
+        else {
+            return Err(Denial::Permission(format!("this request awaits {}", awaits())));
+        };
+        self.approvals.push(Approval { signature, approver: caller.user.clone(), time: now });
         if self.missing().is_empty() {
             self.state = State::Approved;
             self.expire_time = Some(now + policy::approval_valid_for());
         }
-        Ok(signed)
+        Ok(signature)
     }
 
     /// Refuses the request; only someone whose signature it awaits may.
@@ -238,10 +266,12 @@ impl Request {
         Ok(())
     }
 
-    /// Whether the request waits for a signature `caller` may give now (never its requester's).
+    /// Whether the request waits for a signature `caller` may give now (never its requester's, nor
+    /// anyone's who signed it already).
     pub fn awaits(&self, caller: &Caller) -> bool {
         self.state == State::Pending
             && caller.user != self.requester
+            && !self.approvals.iter().any(|given| given.approver == caller.user)
             && self.missing().iter().any(|needed| needed.may_sign(caller, &self.requester_department))
     }
 

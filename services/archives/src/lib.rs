@@ -17,7 +17,8 @@
 //! then what reads and writes:
 //!
 //! - [`filing`]: intake's `case_closed` sealed into an immutable case file with its SHA-256;
-//! - [`audit`]: the hash-chained, append-only audit log, its seal and its verification;
+//! - [`audit`]: the hash-chained, append-only audit log, its seal and its verification, its head
+//!   anchored in a file outside the database, and the operator's seal (`kefu audit seal`);
 //! - [`store`]: every query, by room — `case_files`, `customers`, `access_requests`, `destruction`,
 //!   `audit_log` — and the migrations (`schema`);
 //! - [`api`]: `kefu.archives.v1.Archives`, the trait impl in `api/mod.rs` handing each RPC to its room —
@@ -75,23 +76,19 @@ pub async fn run(
         retentions: &[],
     };
     let audit_key = audit::AuditKey::load(config).map_err(|message| StartError::Config { service: NAME, message })?;
+    let anchor = audit::Anchor::new(audit::HeadFile::of(config));
     run_service(spec, config, clock, listener, shutdown, |context| {
-        // A log sealed before the key existed is sealed with it, once.
-        let adopt_key = {
-            let (db, key) = (context.db.clone(), audit_key.clone());
-            async move {
-                match audit::adopt_key(&db, &key).await {
-                    Ok(true) => tracing::info!("the audit log is now sealed with the audit key"),
-                    Ok(false) => {}
-                    Err(error) => tracing::error!(%error, "cannot seal the audit log with the audit key"),
-                }
-            }
+        // The chain is checked whole at start — an unsealed or broken one is reported, never sealed
+        // here (`kefu audit seal` is the operator's) — and its head anchored as entries are appended.
+        let watch = {
+            let (db, key, anchor) = (context.db.clone(), audit_key.clone(), anchor.clone());
+            move |shutdown| anchor.watch(db, key, shutdown)
         };
         let events =
             ArchivesEvents { clock: context.clock.clone(), time_zone: context.time_zone, audit_key: audit_key.clone() };
         let inbox = Inbox::new(context, events);
-        let api = api::ArchivesApi { context: context.clone(), audit_key };
-        Served::new(Routes::new(ArchivesServer::new(api)).add_service(inbox.into_server())).once(adopt_key)
+        let api = api::ArchivesApi { context: context.clone(), audit_key, anchor };
+        Served::new(Routes::new(ArchivesServer::new(api)).add_service(inbox.into_server())).until_shutdown(watch)
     })
     .await
 }

@@ -21,6 +21,7 @@
 //! | `KEFU_INTERNAL_KEY` | `kefu up`: made at start; `kefu serve`: required | the secret (at least 32 characters) with which the gateway and the services sign the calls they make to each other (`kit::trust`); the same in every process of one installation, from the Kubernetes Secret `kefu-internal-key` |
 //! | `KEFU_BOOTSTRAP_TOKEN` | unset: no bootstrap identity | a secret (at least 32 characters) that authenticates at the gateway as subject `bootstrap` with the single role `admin`: enough to create the first tokens, nothing else |
 //! | `KEFU_AUDIT_KEY` | unset: a key file `<KEFU_DATA_DIR>/audit.key` made on first start | the secret (at least 32 characters) archives seals its audit chain with, so that no one who can write the database can rewrite the log and have it verify; in Kubernetes the Secret `kefu-audit-key` |
+//! | `KEFU_AUDIT_HEAD_FILE` | `<KEFU_DATA_DIR>/audit.head` | the file (mode 0600) where archives anchors its audit chain's last sequence number and seal after each append, outside the database, so that entries cut off or a chain rewritten and sealed anew are reported (docs/operations.md, "The audit chain"); keep it where the database's users cannot write — in Kubernetes a volume of the archives pod |
 //! | `KEFU_WEBHOOK_KEY` | unset: a key file `<KEFU_DATA_DIR>/webhook.key` made on first start | the secret (at least 32 characters) webhook endpoints' shared secrets are encrypted with in the database; in Kubernetes the Secret `kefu-webhook-key` |
 //! | `KEFU_TLS_CERT_FILE`, `KEFU_TLS_KEY_FILE` | unset: the gateway speaks plaintext (for `kefu up` on loopback) | PEM certificate chain and key the gateway serves TLS with; both or neither |
 //! | `KEFU_TLS_CLIENT_CA_FILE` | unset: no client certificates asked for | PEM CA certificates of branch systems' client certificates: with it, a caller without a certificate signed by one of them is refused at the handshake |
@@ -135,6 +136,9 @@ pub struct Config {
     pub bootstrap_token: Option<Secret>,
     /// The key archives seals its audit chain with.
     pub audit_key: Option<Secret>,
+    /// Where archives anchors its audit chain's head (`KEFU_AUDIT_HEAD_FILE`); unset, `audit.head`
+    /// in the data directory.
+    pub audit_head_file: Option<PathBuf>,
     /// The key webhook secrets are encrypted with at rest.
     pub webhook_key: Option<Secret>,
     /// The gateway's TLS: certificate chain and key files, and the CA of client certificates.
@@ -484,6 +488,7 @@ impl Config {
             internal_key: secret("KEFU_INTERNAL_KEY")?,
             bootstrap_token: secret("KEFU_BOOTSTRAP_TOKEN")?,
             audit_key: secret("KEFU_AUDIT_KEY")?,
+            audit_head_file: get("KEFU_AUDIT_HEAD_FILE").map(PathBuf::from),
             webhook_key: secret("KEFU_WEBHOOK_KEY")?,
             access_policy: get("KEFU_ACCESS_POLICY").map(PathBuf::from),
             oidc,

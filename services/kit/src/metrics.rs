@@ -13,6 +13,7 @@
 //! | `kefu_relay_delivery_failures_total` | counter | `part`, `destination` | deliveries of a batch of events that failed (they are retried) |
 //! | `kefu_inbox_events_applied_total` | counter | `part`, `source` | events applied by a part's inbox (repeats not counted) |
 //! | `kefu_webhook_deliveries_total` | counter | `outcome` | webhook POSTs to branch systems: `delivered`, `failed` |
+//! | `kefu_archives_audit_chain_intact` | gauge | | 1 while archives finds its audit chain sealed with the audit key and reaching the head file's anchor; 0 once it finds it unsealed (plain SHA-256) or broken — the log says what, and `kefu audit seal` is the operator's answer (docs/operations.md, "The audit chain") |
 //! | `kefu_cases_overdue` | gauge | `owner` | open cases past their deadline, by the department that owns them |
 //! | `kefu_database_connections` | gauge | `part`, `state` | a part's database connections, `in_use` or `idle` |
 //! | `kefu_ready` | gauge | `part` | 1 while the part reports `SERVING`, 0 while draining or its database does not answer |
@@ -166,6 +167,12 @@ static WEBHOOK_DELIVERIES: Family<f64> = Family::new(
     "Webhook POSTs to branch systems, by outcome.",
     &["outcome"],
 );
+static AUDIT_CHAIN_INTACT: Family<f64> = Family::new(
+    "kefu_archives_audit_chain_intact",
+    "gauge",
+    "1 while archives' audit chain is sealed with the audit key and reaches the head file's anchor; 0 when unsealed or broken.",
+    &[],
+);
 static CASES_OVERDUE: Family<f64> = Family::new(
     "kefu_cases_overdue",
     "gauge",
@@ -259,6 +266,11 @@ pub fn gateway_refused(reason: &'static str) {
     GATEWAY_REFUSED.with(&[reason], |value| *value += 1.0);
 }
 
+/// What archives found when it last checked its audit chain.
+pub fn audit_chain_intact(intact: bool) {
+    AUDIT_CHAIN_INTACT.with(&[], |value| *value = if intact { 1.0 } else { 0.0 });
+}
+
 /// Whether every part of this process reports `SERVING` (and there is at least one).
 fn all_ready() -> bool {
     READY.series.lock().is_ok_and(|series| !series.is_empty() && series.values().all(|ready| *ready == 1.0))
@@ -343,6 +355,7 @@ pub fn render() -> String {
         &RELAY_FAILURES,
         &INBOX_APPLIED,
         &WEBHOOK_DELIVERIES,
+        &AUDIT_CHAIN_INTACT,
         &CASES_OVERDUE,
         &DATABASE_CONNECTIONS,
         &READY,

@@ -38,10 +38,7 @@ fn an_ordinary_read_needs_the_department_head_and_the_service_department() {
     // Another department's head may not sign for inspection.
     let other_head = person("H2", "claims", &["department_head"]);
     assert!(matches!(asked.sign(&other_head, now()), Err(Denial::Permission(_))));
-    assert_eq!(
-        asked.sign(&person("H1", "inspection", &["department_head"]), now()),
-        Ok(vec![Signature::DepartmentHead])
-    );
+    assert_eq!(asked.sign(&person("H1", "inspection", &["department_head"]), now()), Ok(Signature::DepartmentHead));
     assert_eq!(asked.state, State::Pending);
     let reader = person("Q100", "inspection", &[]);
     assert!(
@@ -56,8 +53,8 @@ fn an_ordinary_read_needs_the_department_head_and_the_service_department() {
 #[test]
 fn an_approval_expires_and_is_the_requesters_alone() {
     let mut asked = request("intake", Classification::Ordinary, Kind::Read);
-    // The head of the service center signs both as department head and as service department.
-    assert_eq!(asked.sign(&person("S1", "intake", &["department_head"]), now()).expect("signed").len(), 2);
+    asked.sign(&person("S1", "intake", &["department_head"]), now()).expect("signed");
+    asked.sign(&person("S2", "intake", &["department_head"]), now()).expect("signed");
     let file = asked.file.clone();
     let expired = asked.permits(&person("Q100", "intake", &[]), &file, now() + policy::approval_valid_for());
     assert!(matches!(expired, Err(Denial::Permission(m)) if m.contains("expired")));
@@ -77,13 +74,48 @@ fn outsiders_classified_files_and_copies_need_more() {
         request("claims", Classification::Confidential, Kind::Copy).required,
         [Signature::DepartmentHead, Signature::ServiceDepartment, Signature::GeneralManager, Signature::CopyApproval]
     );
-    // The general manager's signature also approves the copy.
+    // The general manager gives the general manager's signature; the copy is another's approval.
     let mut asked = request("external", Classification::TopSecret, Kind::Copy);
-    assert_eq!(
-        asked.sign(&person("GM", "management", &["general_manager"]), now()).expect("signed"),
-        [Signature::GeneralManager, Signature::CopyApproval]
-    );
+    assert_eq!(asked.sign(&person("GM", "management", &["general_manager"]), now()), Ok(Signature::GeneralManager));
     assert_eq!(asked.state, State::Pending);
+}
+
+#[test]
+fn each_signature_is_another_person_s() {
+    // One person who holds every role a confidential copy by claims needs: the head of claims, the
+    // general manager, a supervisor.
+    let everything = person("M1", "claims", &["department_head", "general_manager", "supervisor"]);
+    let mut asked = request("claims", Classification::Confidential, Kind::Copy);
+    assert_eq!(asked.sign(&everything, now()), Ok(Signature::GeneralManager), "the scarcest signature first");
+    assert_eq!(asked.approvals.len(), 1, "one call, one signature");
+    let again = asked.sign(&everything, now()).expect_err("signed already");
+    assert!(
+        matches!(&again, Denial::Permission(m) if m.contains("another person must sign") && m.contains("as general_manager")),
+        "{again:?}"
+    );
+    assert_eq!((asked.approvals.len(), asked.state), (1, State::Pending));
+    // The others, each by another person; the copy approval, anyone's, comes last.
+    assert_eq!(
+        asked.sign(&person("H1", "claims", &["department_head", "supervisor"]), now()),
+        Ok(Signature::DepartmentHead)
+    );
+    assert_eq!(asked.sign(&person("S1", "intake", &["department_head"]), now()), Ok(Signature::ServiceDepartment));
+    assert_eq!(asked.state, State::Pending);
+    assert_eq!(asked.sign(&person("V1", "archives", &["supervisor"]), now()), Ok(Signature::CopyApproval));
+    assert_eq!(asked.state, State::Approved);
+    let signers: Vec<&str> = asked.approvals.iter().map(|given| given.approver.as_str()).collect();
+    assert_eq!(signers, ["M1", "H1", "S1", "V1"]);
+
+    // The service center's head signs an agent's request once; a second head of it approves it.
+    let mut asked = request("intake", Classification::Ordinary, Kind::Read);
+    let head = person("S1", "intake", &["department_head"]);
+    assert_eq!(asked.sign(&head, now()), Ok(Signature::DepartmentHead));
+    assert!(matches!(asked.sign(&head, now()), Err(Denial::Permission(m)) if m.contains("another person must sign")));
+    assert_eq!(asked.state, State::Pending);
+    assert!(!asked.awaits(&head), "off the signer's queue");
+    assert!(asked.awaits(&person("S2", "intake", &["department_head"])), "on the other head's");
+    assert_eq!(asked.sign(&person("S2", "intake", &["department_head"]), now()), Ok(Signature::ServiceDepartment));
+    assert_eq!(asked.state, State::Approved);
 }
 
 #[test]

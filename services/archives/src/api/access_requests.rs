@@ -134,7 +134,6 @@ impl write::Keeper for AccessRequestKeeper<'_> {
         let decision = match command {
             Decide::Sign => {
                 let signed = kept.request.sign(caller, now)?;
-                let signed: Vec<&str> = signed.iter().map(|signature| signature.as_str()).collect();
                 let outcome = match kept.request.state {
                     access::State::Approved => format!(
                         "; approved until {}",
@@ -142,7 +141,7 @@ impl write::Keeper for AccessRequestKeeper<'_> {
                     ),
                     _ => String::new(),
                 };
-                Decision { action: "approved", detail: format!("signed as {}{outcome}", signed.join(", ")) }
+                Decision { action: "approved", detail: format!("signed as {}{outcome}", signed.as_str()) }
             }
             Decide::Refuse { reason } => {
                 kept.request.refuse(caller)?;

@@ -40,24 +40,23 @@ impl ArchivesApi {
         })
     }
 
-    /// Walks the whole chain; a break is logged as well as answered.
+    /// Walks the whole chain against the head file; a break is logged as well as answered, and
+    /// the anchor walks it again to report it (the metric).
     pub(super) async fn verify_audit_log(
         &self,
         caller: &Caller,
         _request: pb::VerifyAuditLogRequest,
     ) -> Result<pb::AuditVerification, Error> {
         custody::auditor_only(caller)?;
-        let verification =
-            audit::verify(&self.context.db, &self.audit_key).await.map_err(db("verifying the audit log"))?;
+        let verification = audit::verify(&self.context.db, &self.audit_key, self.anchor.file())
+            .await
+            .map_err(db("verifying the audit log"))?;
         if let Some((seq, problem)) = &verification.broken {
             tracing::error!(seq, %problem, "the audit log's hash chain is broken");
+            self.anchor.recheck();
         }
+        let intact = verification.broken.is_none();
         let (first_broken_seq, problem) = verification.broken.unwrap_or_default();
-        Ok(pb::AuditVerification {
-            intact: first_broken_seq == 0,
-            entries_checked: verification.checked,
-            first_broken_seq,
-            problem,
-        })
+        Ok(pb::AuditVerification { intact, entries_checked: verification.checked, first_broken_seq, problem })
     }
 }

@@ -53,6 +53,8 @@ const MAX_TEXT: usize = 1000;
 pub struct ArchivesApi {
     pub context: ServiceContext,
     pub audit_key: AuditKey,
+    /// Moved along the chain after each call: every audited change has committed by then.
+    pub anchor: crate::audit::Anchor,
 }
 
 type Answer<T> = Result<Response<T>, Status>;
@@ -60,11 +62,6 @@ type Answer<T> = Result<Response<T>, Status>;
 /// The caller, as the gateway established them, and the request.
 fn called<T>(request: Request<T>) -> (Caller, T) {
     (Caller::from_metadata(request.metadata()), request.into_inner())
-}
-
-/// A room's result as the RPC's answer.
-fn answer<T>(result: Result<T, Error>) -> Answer<T> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 impl From<Refusal> for Error {
@@ -199,6 +196,13 @@ fn case_file_to_proto(file: &case_file::Model, now: DateTime<Utc>) -> pb::CaseFi
 }
 
 impl ArchivesApi {
+    /// A room's result as the RPC's answer. Its transactions have ended, so the head file is
+    /// moved on to any entry they appended.
+    fn answer<T>(&self, result: Result<T, Error>) -> Answer<T> {
+        self.anchor.wake();
+        result.map(Response::new).map_err(Status::from)
+    }
+
     fn now(&self) -> DateTime<Utc> {
         to_micros(self.context.clock.now())
     }
@@ -288,7 +292,7 @@ impl ArchivesApi {
 impl pb::archives_server::Archives for ArchivesApi {
     async fn get_case_file(&self, request: Request<pb::GetCaseFileRequest>) -> Answer<pb::CaseFile> {
         let (caller, request) = called(request);
-        answer(self.get_case_file(&caller, request).await)
+        self.answer(self.get_case_file(&caller, request).await)
     }
 
     async fn search_case_files(
@@ -296,22 +300,22 @@ impl pb::archives_server::Archives for ArchivesApi {
         request: Request<pb::SearchCaseFilesRequest>,
     ) -> Answer<pb::SearchCaseFilesResponse> {
         let (caller, request) = called(request);
-        answer(self.search_case_files(&caller, request).await)
+        self.answer(self.search_case_files(&caller, request).await)
     }
 
     async fn read_case_file(&self, request: Request<pb::ReadCaseFileRequest>) -> Answer<pb::CaseFileContent> {
         let (caller, request) = called(request);
-        answer(self.read_case_file(&caller, request).await)
+        self.answer(self.read_case_file(&caller, request).await)
     }
 
     async fn classify_case_file(&self, request: Request<pb::ClassifyCaseFileRequest>) -> Answer<pb::CaseFile> {
         let (caller, request) = called(request);
-        answer(self.classify_case_file(&caller, request).await)
+        self.answer(self.classify_case_file(&caller, request).await)
     }
 
     async fn set_legal_hold(&self, request: Request<pb::SetLegalHoldRequest>) -> Answer<pb::CaseFile> {
         let (caller, request) = called(request);
-        answer(self.set_legal_hold(&caller, request).await)
+        self.answer(self.set_legal_hold(&caller, request).await)
     }
 
     async fn list_due_for_destruction(
@@ -319,7 +323,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         request: Request<pb::ListDueForDestructionRequest>,
     ) -> Answer<pb::ListDueForDestructionResponse> {
         let (caller, request) = called(request);
-        answer(self.list_due_for_destruction(&caller, request).await)
+        self.answer(self.list_due_for_destruction(&caller, request).await)
     }
 
     async fn propose_destruction(
@@ -327,12 +331,12 @@ impl pb::archives_server::Archives for ArchivesApi {
         request: Request<pb::ProposeDestructionRequest>,
     ) -> Answer<pb::DestructionProposal> {
         let (caller, request) = called(request);
-        answer(self.propose_destruction(&caller, request).await)
+        self.answer(self.propose_destruction(&caller, request).await)
     }
 
     async fn destroy_case_file(&self, request: Request<pb::DestroyCaseFileRequest>) -> Answer<pb::DestructionRecord> {
         let (caller, request) = called(request);
-        answer(self.destroy_case_file(&caller, request).await)
+        self.answer(self.destroy_case_file(&caller, request).await)
     }
 
     async fn list_destruction_records(
@@ -340,7 +344,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         request: Request<pb::ListDestructionRecordsRequest>,
     ) -> Answer<pb::ListDestructionRecordsResponse> {
         let (caller, request) = called(request);
-        answer(self.list_destruction_records(&caller, request).await)
+        self.answer(self.list_destruction_records(&caller, request).await)
     }
 
     async fn create_access_request(
@@ -348,12 +352,12 @@ impl pb::archives_server::Archives for ArchivesApi {
         request: Request<pb::CreateAccessRequestRequest>,
     ) -> Answer<pb::AccessRequest> {
         let (caller, request) = called(request);
-        answer(self.create_access_request(&caller, request).await)
+        self.answer(self.create_access_request(&caller, request).await)
     }
 
     async fn get_access_request(&self, request: Request<pb::GetAccessRequestRequest>) -> Answer<pb::AccessRequest> {
         let (caller, request) = called(request);
-        answer(self.get_access_request(&caller, request).await)
+        self.answer(self.get_access_request(&caller, request).await)
     }
 
     async fn list_access_requests(
@@ -361,7 +365,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         request: Request<pb::ListAccessRequestsRequest>,
     ) -> Answer<pb::ListAccessRequestsResponse> {
         let (caller, request) = called(request);
-        answer(self.list_access_requests(&caller, request).await)
+        self.answer(self.list_access_requests(&caller, request).await)
     }
 
     async fn approve_access_request(
@@ -369,7 +373,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         request: Request<pb::ApproveAccessRequestRequest>,
     ) -> Answer<pb::AccessRequest> {
         let (caller, request) = called(request);
-        answer(self.approve_access_request(&caller, request).await)
+        self.answer(self.approve_access_request(&caller, request).await)
     }
 
     async fn refuse_access_request(
@@ -377,7 +381,7 @@ impl pb::archives_server::Archives for ArchivesApi {
         request: Request<pb::RefuseAccessRequestRequest>,
     ) -> Answer<pb::AccessRequest> {
         let (caller, request) = called(request);
-        answer(self.refuse_access_request(&caller, request).await)
+        self.answer(self.refuse_access_request(&caller, request).await)
     }
 
     async fn list_borrowing_register(
@@ -385,27 +389,27 @@ impl pb::archives_server::Archives for ArchivesApi {
         request: Request<pb::ListBorrowingRegisterRequest>,
     ) -> Answer<pb::ListBorrowingRegisterResponse> {
         let (caller, request) = called(request);
-        answer(self.list_borrowing_register(&caller, request).await)
+        self.answer(self.list_borrowing_register(&caller, request).await)
     }
 
     async fn create_customer_file(&self, request: Request<pb::CreateCustomerFileRequest>) -> Answer<pb::CustomerFile> {
         let (caller, request) = called(request);
-        answer(self.create_customer_file(&caller, request).await)
+        self.answer(self.create_customer_file(&caller, request).await)
     }
 
     async fn read_customer_file(&self, request: Request<pb::ReadCustomerFileRequest>) -> Answer<pb::CustomerFile> {
         let (caller, request) = called(request);
-        answer(self.read_customer_file(&caller, request).await)
+        self.answer(self.read_customer_file(&caller, request).await)
     }
 
     async fn score_customer(&self, request: Request<pb::ScoreCustomerRequest>) -> Answer<pb::CustomerGrade> {
         let (caller, request) = called(request);
-        answer(self.score_customer(&caller, request).await)
+        self.answer(self.score_customer(&caller, request).await)
     }
 
     async fn get_customer_grade(&self, request: Request<pb::GetCustomerGradeRequest>) -> Answer<pb::CustomerGrade> {
         let (caller, request) = called(request);
-        answer(self.get_customer_grade(&caller, request).await)
+        self.answer(self.get_customer_grade(&caller, request).await)
     }
 
     async fn list_audit_entries(
@@ -413,11 +417,11 @@ impl pb::archives_server::Archives for ArchivesApi {
         request: Request<pb::ListAuditEntriesRequest>,
     ) -> Answer<pb::ListAuditEntriesResponse> {
         let (caller, request) = called(request);
-        answer(self.list_audit_entries(&caller, request).await)
+        self.answer(self.list_audit_entries(&caller, request).await)
     }
 
     async fn verify_audit_log(&self, request: Request<pb::VerifyAuditLogRequest>) -> Answer<pb::AuditVerification> {
         let (caller, request) = called(request);
-        answer(self.verify_audit_log(&caller, request).await)
+        self.answer(self.verify_audit_log(&caller, request).await)
     }
 }

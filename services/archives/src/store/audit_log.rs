@@ -73,6 +73,33 @@ pub async fn advance_head(tx: &impl ConnectionTrait) -> Result<head::Model, DbEr
 /// Writes a sealed entry and moves the head's seal to it.
 pub async fn write_entry(tx: &impl ConnectionTrait, sealed: entry::Model) -> Result<(), DbErr> {
     let hash = sealed.hash.clone();
+    insert_entry(tx, sealed).await?;
+    set_head_seal(tx, hash).await
+}
+
+/// Sets the seal the head records.
+pub async fn set_head_seal(tx: &impl ConnectionTrait, hash: String) -> Result<(), DbErr> {
+    head::Entity::update_many()
+        .col_expr(head::Column::Hash, Expr::value(hash))
+        .filter(head::Column::Id.eq(HEAD))
+        .exec(tx)
+        .await?;
+    Ok(())
+}
+
+/// Sets the head row to `seq` and `hash`, making it if there is none (an operator's seal).
+pub async fn set_head(tx: &impl ConnectionTrait, seq: i64, hash: String) -> Result<(), DbErr> {
+    head::Entity::insert(head::ActiveModel { id: Set(HEAD), seq: Set(seq), hash: Set(hash) })
+        .on_conflict(
+            OnConflict::column(head::Column::Id).update_columns([head::Column::Seq, head::Column::Hash]).to_owned(),
+        )
+        .exec_without_returning(tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes an entry without moving the head.
+pub async fn insert_entry(tx: &impl ConnectionTrait, sealed: entry::Model) -> Result<(), DbErr> {
     entry::Entity::insert(entry::ActiveModel {
         seq: Set(sealed.seq),
         time: Set(sealed.time),
@@ -85,16 +112,6 @@ pub async fn write_entry(tx: &impl ConnectionTrait, sealed: entry::Model) -> Res
     })
     .exec_without_returning(tx)
     .await?;
-    set_head_seal(tx, hash).await
-}
-
-/// Sets the seal the head records.
-pub async fn set_head_seal(tx: &impl ConnectionTrait, hash: String) -> Result<(), DbErr> {
-    head::Entity::update_many()
-        .col_expr(head::Column::Hash, Expr::value(hash))
-        .filter(head::Column::Id.eq(HEAD))
-        .exec(tx)
-        .await?;
     Ok(())
 }
 
