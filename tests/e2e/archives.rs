@@ -607,24 +607,26 @@ async fn customers_are_filed_graded_and_read_with_permission(backend: Backend) {
     let refused = archives.read_customer_file(as_user(read_customer(""), "A2048", "intake")).await;
     assert_eq!(refused.expect_err("no request").code(), Code::PermissionDenied);
     let asked = archives
-        .create_access_request(as_user(access("customers/C001", pb::AccessKind::Read, true, ""), "A2048", "intake"))
+        .create_access_request(as_user(access("customers/C001", pb::AccessKind::Read, true, ""), "D9", "archives"))
         .await
         .expect("asked")
         .into_inner();
-    // The service center's head is the requester's department head and may approve for the
-    // service department too, but signs once: each signature is another person's (003 第19–23条).
+    // The head of archives signs as the requester's department head, once: each signature is
+    // another person's (003 第19–23条), so the service department's is someone else's.
     let signed = archives
-        .approve_access_request(by(approve(&asked.name), "S1", "intake", "department_head", ""))
+        .approve_access_request(by(approve(&asked.name), "H7", "archives", "department_head,supervisor", ""))
         .await
         .expect("signed")
         .into_inner();
     assert_eq!(signed.state(), pb::AccessState::Pending, "{signed:?}");
-    assert_eq!(signed.approvals.iter().map(|a| a.approver.as_str()).collect::<Vec<_>>(), ["S1"]);
-    let again = archives.approve_access_request(by(approve(&asked.name), "S1", "intake", "department_head", "")).await;
+    assert_eq!(signed.approvals.iter().map(|a| a.approver.as_str()).collect::<Vec<_>>(), ["H7"]);
+    let again = archives
+        .approve_access_request(by(approve(&asked.name), "H7", "archives", "department_head,supervisor", ""))
+        .await;
     let again = again.expect_err("signed already");
     assert_eq!(again.code(), Code::PermissionDenied);
     assert!(again.message().contains("another person must sign"), "{}", again.message());
-    let pending = archives.read_customer_file(as_user(read_customer(&asked.name), "A2048", "intake")).await;
+    let pending = archives.read_customer_file(as_user(read_customer(&asked.name), "D9", "archives")).await;
     assert_eq!(pending.expect_err("not approved yet").code(), Code::PermissionDenied);
     let approved = archives
         .approve_access_request(by(approve(&asked.name), "S2", "intake", "department_head", ""))
@@ -632,7 +634,7 @@ async fn customers_are_filed_graded_and_read_with_permission(backend: Backend) {
         .expect("approved")
         .into_inner();
     assert_eq!(approved.state(), pb::AccessState::Approved);
-    let customer_file = archives.read_customer_file(as_user(read_customer(&asked.name), "A2048", "intake")).await;
+    let customer_file = archives.read_customer_file(as_user(read_customer(&asked.name), "D9", "archives")).await;
     let customer_file = customer_file.expect("read").into_inner();
     assert_eq!(customer_file.contact_name, "李女士");
     assert_eq!(customer_file.phones, ["13911112222"]);

@@ -124,8 +124,11 @@ pub fn is_external(department: &str) -> bool {
 pub fn required_signatures(requester_department: &str, file_level: Classification, kind: Kind) -> Vec<Signature> {
     let external = is_external(requester_department);
     let mut required = Vec::new();
-    // An outsider has no department head in the company: the general manager signs instead.
-    if !external {
+    // An outsider has no department head in the company: the general manager signs instead. For
+    // the service department's own staff, their head and the service department are one office:
+    // its approval is the one signature (each signature is another person's, so asking it twice
+    // would need two heads of one department).
+    if !external && requester_department != policy::SERVICE_DEPARTMENT {
         required.push(Signature::DepartmentHead);
     }
     required.push(Signature::ServiceDepartment);
@@ -312,23 +315,8 @@ impl Request {
     }
 }
 
-/// A name with all but its first character hidden: 张** .
-pub fn mask_name(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
-        None => String::new(),
-    }
-}
-
-/// A phone number with all but its first three and last four digits hidden: 138****5678.
-pub fn mask_phone(phone: &str) -> String {
-    let chars: Vec<char> = phone.chars().collect();
-    if chars.len() <= 7 {
-        return "*".repeat(chars.len());
-    }
-    chars.iter().enumerate().map(|(index, c)| if index < 3 || index >= chars.len() - 4 { *c } else { '*' }).collect()
-}
+/// The masks of personal data are the kit's, one for every service.
+pub use kefu_kit::personal::{mask_name, mask_phone};
 
 #[cfg(test)]
 mod tests;
