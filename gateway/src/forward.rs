@@ -37,6 +37,7 @@ use crate::{
     guard::Guard,
     identity::{self, Authenticator},
     rate::RateLimiter,
+    refusals::{Refusal, Refusals},
 };
 
 /// The largest request the gateway reads: the largest message a service takes, and its frame.
@@ -56,6 +57,7 @@ pub struct Dispatch {
     access: Arc<AccessTable>,
     guard: Arc<Guard>,
     limiter: Arc<RateLimiter>,
+    refusals: Arc<Refusals>,
 }
 
 impl Dispatch {
@@ -65,9 +67,37 @@ impl Dispatch {
         authenticator: Arc<Authenticator>,
         access: Arc<AccessTable>,
         limiter: Arc<RateLimiter>,
+        refusals: Arc<Refusals>,
     ) -> Self {
         let backends = backends.into_iter().map(|(service, channel)| (service.as_str(), channel)).collect();
-        Dispatch { local, backends: Arc::new(backends), authenticator, access, guard: Arc::new(Guard::load()), limiter }
+        let guard = Arc::new(Guard::load());
+        Dispatch { local, backends: Arc::new(backends), authenticator, access, guard, limiter, refusals }
+    }
+
+    /// A refused call's answer: `status`, or, for a peer address over its refusals,
+    /// `RESOURCE_EXHAUSTED` ([`crate::refusals`]). `record` counts it, and logs it when told to.
+    fn refusal(
+        &self,
+        request: &Request<Body>,
+        status: Status,
+        record: impl FnOnce(Option<u64>),
+    ) -> Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> {
+        let peer = kefu_kit::limits::Peer::of(request).and_then(kefu_kit::limits::Peer::ip);
+        let status = match self.refusals.refuse(peer, std::time::Instant::now()) {
+            Refusal::Answer { log } => {
+                record(log);
+                status
+            }
+            Refusal::Shed { wait } => {
+                identity::record_shed();
+                Status::resource_exhausted(format!(
+                    "too many refused calls from your address: at most {} a second; fix the credentials or the method, and retry in {} ms",
+                    self.refusals.per_second(),
+                    wait.as_millis().max(1)
+                ))
+            }
+        };
+        Box::pin(async move { Ok(status_response(status)) })
     }
 
     /// The backend owning the package of `path`, if it is a `kefu.<service>.v1` package.
@@ -99,27 +129,27 @@ impl Service<Request<Body>> for Dispatch {
             match self.authenticator.authenticate(&path, request.headers()) {
                 Ok((principal, service_assertion)) => (Some(principal), service_assertion),
                 Err(error) => {
-                    identity::record_unauthenticated(&path, &error);
-                    return refuse(Status::unauthenticated(error.message()));
+                    let status = Status::unauthenticated(error.message());
+                    return self.refusal(&request, status, |log| identity::record_unauthenticated(&path, &error, log));
                 }
             }
         };
         if let Some(principal) = &principal
             && !self.access.allows(&path, principal)
         {
-            identity::record_denied(&path, principal);
-            if let Some((_, instead)) = REFUSED.iter().find(|(refused, _)| *refused == path) {
-                return refuse(Status::permission_denied(format!(
+            let status = match REFUSED.iter().find(|(refused, _)| *refused == path) {
+                Some((_, instead)) => Status::permission_denied(format!(
                     "the access table lets no caller reach {} through the gateway: {instead}",
                     path.trim_start_matches('/')
-                )));
-            }
-            return refuse(Status::permission_denied(format!(
-                "the access table does not let {} call {}; it is for: {}",
-                principal.describe(),
-                path.trim_start_matches('/'),
-                self.access.who_may(&path)
-            )));
+                )),
+                None => Status::permission_denied(format!(
+                    "the access table does not let {} call {}; it is for: {}",
+                    principal.describe(),
+                    path.trim_start_matches('/'),
+                    self.access.who_may(&path)
+                )),
+            };
+            return self.refusal(&request, status, |log| identity::record_denied(&path, principal, log));
         }
 
         if let Some(principal) = &principal
@@ -179,7 +209,7 @@ impl Service<Request<Body>> for Dispatch {
                 if let Some(verified) = service_assertion
                     && let Err(error) = authenticator.accept_service(verified, &bytes)
                 {
-                    identity::record_unauthenticated(&path, &error);
+                    identity::record_unauthenticated(&path, &error, Some(0));
                     return Ok(status_response(Status::unauthenticated(error.message())));
                 }
                 if let Some(request_type) = &request_type

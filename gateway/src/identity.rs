@@ -175,6 +175,10 @@ pub static UNAUTHENTICATED_CALLS: AtomicU64 = AtomicU64::new(0);
 pub static DENIED_CALLS: AtomicU64 = AtomicU64::new(0);
 /// Calls refused for going over a principal's rate, since start.
 pub static LIMITED_CALLS: AtomicU64 = AtomicU64::new(0);
+/// Calls refused because their peer address was over its refused calls, since start.
+pub static SHED_CALLS: AtomicU64 = AtomicU64::new(0);
+/// Log lines written about refused calls, since start (most refusals are summed into few lines).
+pub static REFUSALS_LOGGED: AtomicU64 = AtomicU64::new(0);
 
 /// Establishes who is calling.
 pub struct Authenticator {
@@ -276,17 +280,30 @@ pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |difference, (x, y)| difference | (x ^ y)) == 0
 }
 
-/// Counts and logs a refused call (subject, method, reason; never a secret).
-pub fn record_unauthenticated(path: &str, error: &AuthError) {
+/// Counts a refused call, and logs it (subject, method, reason; never a secret) when `log` holds
+/// how many of its peer's refusals went unlogged since its last line ([`crate::refusals`]).
+pub fn record_unauthenticated(path: &str, error: &AuthError, log: Option<u64>) {
     let count = UNAUTHENTICATED_CALLS.fetch_add(1, Ordering::Relaxed) + 1;
     kefu_kit::metrics::gateway_refused("unauthenticated");
-    tracing::warn!(method = %path, reason = error.reason(), unauthenticated_calls = count, "call not authenticated");
+    if let Some(not_logged) = log {
+        REFUSALS_LOGGED.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(method = %path, reason = error.reason(), unauthenticated_calls = count, refusals_not_logged = not_logged, "call not authenticated");
+    }
 }
 
-pub fn record_denied(path: &str, principal: &Principal) {
+pub fn record_denied(path: &str, principal: &Principal, log: Option<u64>) {
     let count = DENIED_CALLS.fetch_add(1, Ordering::Relaxed) + 1;
     kefu_kit::metrics::gateway_refused("denied");
-    tracing::warn!(method = %path, subject = %principal.caller.user, roles = %principal.caller.roles.join(","), department = %principal.caller.department, denied_calls = count, "call denied by the access table");
+    if let Some(not_logged) = log {
+        REFUSALS_LOGGED.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(method = %path, subject = %principal.caller.user, roles = %principal.caller.roles.join(","), department = %principal.caller.department, denied_calls = count, refusals_not_logged = not_logged, "call denied by the access table");
+    }
+}
+
+/// Counts a call refused because its peer address was over its refusals (never logged one by one).
+pub fn record_shed() {
+    SHED_CALLS.fetch_add(1, Ordering::Relaxed);
+    kefu_kit::metrics::gateway_refused("over_peer_refusals");
 }
 
 pub fn record_limited(path: &str, principal: &Principal) {

@@ -4,7 +4,8 @@
 //!   own services; [`tokens`] (`kefu.gateway.v1.Tokens`, and every replica's cache of them) and
 //!   [`oidc`];
 //! - [`access`]: the access table, who may call which RPC, deny by default;
-//! - [`rate`]: calls per second per principal;
+//! - [`rate`]: calls per second per subject; [`refusals`]: refused calls per second per peer
+//!   address, and their log lines;
 //! - [`guard`]: every request read once against its contract: well-formed, UTF-8, no control characters;
 //! - [`policy`]: the routing policy, complaint category → owning service;
 //! - [`complaints`]: `kefu.gateway.v1.Complaints`, the public complaint API;
@@ -21,6 +22,7 @@ pub mod identity;
 pub mod oidc;
 pub mod policy;
 pub mod rate;
+pub mod refusals;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -105,8 +107,15 @@ pub async fn run(
         refreshers.push(tokio::spawn(oidc.keep_fresh(shutdown.clone())));
     }
     let limiter = rate::RateLimiter::new(config.limits.rate_per_principal);
-    let dispatch =
-        forward::Dispatch::new(local.prepare(), backends, Arc::new(authenticator), access, Arc::new(limiter));
+    let refusals = refusals::Refusals::new(config.limits.refusals_per_peer);
+    let dispatch = forward::Dispatch::new(
+        local.prepare(),
+        backends,
+        Arc::new(authenticator),
+        access,
+        Arc::new(limiter),
+        Arc::new(refusals),
+    );
     let served = serve(dispatch, listener, &config.limits, tls, readiness, shutdown, "gateway").await;
     futures_util::future::join_all(refreshers).await;
     served

@@ -126,6 +126,9 @@ pub fn test_config(dir: &Path, database: Option<&TestDatabase>) -> Config {
         ("KEFU_WEBHOOK_TIMEOUT".to_owned(), "3".to_owned()),
         // A test drives many calls as one principal; the tests of the rate set their own.
         ("KEFU_RATE_LIMIT".to_owned(), "100000".to_owned()),
+        // The authorization matrix is refused by the hundred from one address; the tests of
+        // refusals set their own.
+        ("KEFU_REFUSALS_PER_PEER".to_owned(), "100000".to_owned()),
         // The tests' webhook endpoints are servers on loopback, which production refuses.
         ("KEFU_WEBHOOK_ALLOW_PRIVATE".to_owned(), "127.0.0.0/8".to_owned()),
         // HTTPS webhook endpoints of the tests present certificates of this test CA.

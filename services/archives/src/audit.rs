@@ -346,20 +346,26 @@ const BATCH: u64 = 1000;
 /// Walks the whole chain in batches: every link, every seal, the head row and `anchor` (the head
 /// file's, if there is one).
 pub async fn examine(db: &impl ConnectionTrait, key: &AuditKey, anchor: Option<&Head>) -> Result<Examination, DbErr> {
+    // The head row first, then the entries up to it: an entry appended meanwhile (with its head
+    // row, in one transaction) lies beyond it and is left for the next look. Read the other way
+    // round, an append between the two reads looked like entries cut off the end.
+    let head = head_row(db).await?;
+    let last = head.as_ref().map_or(0, |head| head.seq);
     let mut walk = Walk::new(key, anchor);
-    loop {
-        let batch = store::audit_log::entries_from(db, walk.expected_seq, BATCH).await?;
-        let done = (batch.len() as u64) < BATCH;
+    while walk.expected_seq <= last {
+        let wanted = (last - walk.expected_seq + 1).min(BATCH as i64) as u64;
+        let batch = store::audit_log::entries_from(db, walk.expected_seq, wanted).await?;
+        let short = (batch.len() as u64) < wanted;
         for row in batch {
             if let Err(broken) = walk.step(row) {
                 return Ok(broken);
             }
         }
-        if done {
+        if short {
             break;
         }
     }
-    Ok(walk.finish(head_row(db).await?))
+    Ok(walk.finish(head))
 }
 
 /// The head row as a [`Head`], if any entry was ever appended.

@@ -28,7 +28,7 @@
 //! | `KEFU_ACCESS_POLICY` | unset: the built-in table | the access table: who may call which RPC (see `gateway/src/access-policy.txt`) |
 //! | `KEFU_OIDC_ISSUER`, `KEFU_OIDC_AUDIENCE`, `KEFU_OIDC_JWKS_FILE` | unset: no single sign-on | staff's OIDC bearer JWTs are verified against the keys in the JWKS file (re-read within 5 seconds of a change), with this `iss` and `aud`; all three or none |
 //! | `KEFU_OIDC_SUBJECT_CLAIM`, `KEFU_OIDC_DEPARTMENT_CLAIM`, `KEFU_OIDC_BRANCH_CLAIM`, `KEFU_OIDC_ROLES_CLAIM`, `KEFU_OIDC_CLEARANCE_CLAIM` | `sub`, `department`, `branch`, `roles`, `clearance` | which JWT claims carry the staff member's id, department, branch, roles (an array, or a string separated by spaces or commas) and clearance |
-//! | `KEFU_MAX_CONNECTIONS`, `KEFU_MAX_CONNECTIONS_PER_PEER`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_KEEPALIVE`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT`, `KEFU_DRAIN` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per subject |
+//! | `KEFU_MAX_CONNECTIONS`, `KEFU_MAX_CONNECTIONS_PER_PEER`, `KEFU_HANDSHAKE_TIMEOUT`, `KEFU_MAX_CALLS_PER_CONNECTION`, `KEFU_CALL_TIMEOUT`, `KEFU_KEEPALIVE`, `KEFU_MAX_CONNECTION_AGE`, `KEFU_RATE_LIMIT`, `KEFU_REFUSALS_PER_PEER`, `KEFU_DRAIN` | see `kit::limits` | what every server bounds; times in seconds, the rate in calls per second per subject |
 //! | `KEFU_EVIDENCE_FILES_PER_CLAIM`, `KEFU_EVIDENCE_MIB_PER_CLAIM`, `KEFU_EVIDENCE_FILES_PER_DAY`, `KEFU_EVIDENCE_MIB_PER_DAY` | 50, 100, 200, 200 (see `kit::limits`) | the evidence one claim may hold, and one principal attach in a company day, in files and MiB |
 //! | `KEFU_LOG` | `info` | log filter, `tracing-subscriber` syntax |
 //! | `KEFU_LOG_FORMAT` | `text` | `json`: one JSON object a line, with the `trace_id` and `span_id` of the call (for a log collector) |
@@ -422,6 +422,8 @@ impl Config {
                 defaults.max_connection_age.as_secs(),
             )?),
             rate_per_principal: number("KEFU_RATE_LIMIT", 1..=1_000_000, u64::from(defaults.rate_per_principal))?
+                as u32,
+            refusals_per_peer: number("KEFU_REFUSALS_PER_PEER", 1..=1_000_000, u64::from(defaults.refusals_per_peer))?
                 as u32,
             drain: seconds(number("KEFU_DRAIN", 0..=300, defaults.drain.as_secs())?),
             evidence: {

@@ -14,6 +14,7 @@
 //! | answering after SIGTERM while reporting `NOT_SERVING` (the drain) | 5 s | `KEFU_DRAIN` | the server takes no new connections and gives calls in flight 10 s more |
 //! | request size | 6 MiB | | `RESOURCE_EXHAUSTED` (`kefu_kit::server::MAX_REQUEST_BYTES`) |
 //! | calls per second of one subject (all its tokens together), at the gateway | 50, bursts of 100 | `KEFU_RATE_LIMIT` | `RESOURCE_EXHAUSTED`, saying when to retry |
+//! | refused calls (unauthenticated, denied) per second of one peer address, at the gateway | 10, bursts of 20 | `KEFU_REFUSALS_PER_PEER` | its further refused calls are `RESOURCE_EXHAUSTED`, saying when to retry, counted and not logged; its refusals are logged as one line per address every 10 s with how many were not |
 //! | evidence one claim holds (claims' `AttachEvidence`; each file at most 4 MiB) | 50 files, 100 MiB | `KEFU_EVIDENCE_FILES_PER_CLAIM`, `KEFU_EVIDENCE_MIB_PER_CLAIM` | `RESOURCE_EXHAUSTED` naming the quota and its size (it never resets: a claim's evidence is kept); nothing is written |
 //! | evidence one principal attaches in a day (the company's day: midnight to midnight in `KEFU_TIME_ZONE`, by the services' clock) | 200 files, 200 MiB | `KEFU_EVIDENCE_FILES_PER_DAY`, `KEFU_EVIDENCE_MIB_PER_DAY` | `RESOURCE_EXHAUSTED` naming the quota, its size and when it resets (the next midnight); nothing is written |
 //!
@@ -60,6 +61,9 @@ pub struct Limits {
     pub max_connection_age: Duration,
     /// Calls per second one principal may make at the gateway; bursts of twice as many.
     pub rate_per_principal: u32,
+    /// Refused calls per second one peer address may have at the gateway before its refused calls
+    /// are shed; bursts of twice as many.
+    pub refusals_per_peer: u32,
     /// How long a server goes on answering after SIGTERM, reporting `NOT_SERVING` so that
     /// Kubernetes and balancers stop sending it calls first (see [`crate::shutdown`]).
     pub drain: Duration,
@@ -95,6 +99,7 @@ impl Default for Limits {
             keepalive_timeout: Duration::from_secs(20),
             max_connection_age: Duration::from_secs(30 * 60),
             rate_per_principal: 50,
+            refusals_per_peer: 10,
             drain: Duration::from_secs(5),
             evidence: EvidenceQuota::default(),
         }

@@ -17,7 +17,7 @@
 //! | `kefu_cases_overdue` | gauge | `owner` | open cases past their deadline, by the department that owns them |
 //! | `kefu_database_connections` | gauge | `part`, `state` | a part's database connections, `in_use` or `idle` |
 //! | `kefu_ready` | gauge | `part` | 1 while the part reports `SERVING`, 0 while draining or its database does not answer |
-//! | `kefu_gateway_refused_calls_total` | counter | `reason` | calls the gateway refused: `unauthenticated`, `denied`, `rate_limited` |
+//! | `kefu_gateway_refused_calls_total` | counter | `reason` | calls the gateway refused: `unauthenticated`, `denied`, `rate_limited`, `over_peer_refusals` (an address over its refused calls a second, `KEFU_REFUSALS_PER_PEER`) |
 //! | `kefu_connections_closed_total` | counter | `reason` | connections a kefu server closed before serving them: `peer_share` (the peer address held its share, `KEFU_MAX_CONNECTIONS_PER_PEER`), `handshake_timeout` (no whole first request in time) |
 //! | `kefu_build_info` | gauge | `version` | 1, with the binary's version |
 //!
