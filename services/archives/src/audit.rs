@@ -351,21 +351,33 @@ pub async fn examine(db: &impl ConnectionTrait, key: &AuditKey, anchor: Option<&
     // round, an append between the two reads looked like entries cut off the end.
     let head = head_row(db).await?;
     let last = head.as_ref().map_or(0, |head| head.seq);
-    let mut walk = Walk::new(key, anchor);
+    match walk_up_to(db, Walk::new(key, anchor), last).await? {
+        Ok(walk) => Ok(walk.finish(head)),
+        Err(broken) => Ok(broken),
+    }
+}
+
+/// Steps `walk` over the entries up to entry `last`, a batch at a time: the walk, or what it found
+/// broken.
+async fn walk_up_to<'a>(
+    db: &impl ConnectionTrait,
+    mut walk: Walk<'a>,
+    last: i64,
+) -> Result<Result<Walk<'a>, Examination>, DbErr> {
     while walk.expected_seq <= last {
         let wanted = (last - walk.expected_seq + 1).min(BATCH as i64) as u64;
         let batch = store::audit_log::entries_from(db, walk.expected_seq, wanted).await?;
         let short = (batch.len() as u64) < wanted;
         for row in batch {
             if let Err(broken) = walk.step(row) {
-                return Ok(broken);
+                return Ok(Err(broken));
             }
         }
         if short {
             break;
         }
     }
-    Ok(walk.finish(head))
+    Ok(Ok(walk))
 }
 
 /// The head row as a [`Head`], if any entry was ever appended.
@@ -400,21 +412,11 @@ pub async fn examine_after(db: &impl ConnectionTrait, key: &AuditKey, anchored: 
             _ => return Ok(walk.broken(anchored.seq, format!("entry {} is missing", anchored.seq))),
         }
     }
-    let mut walk = walk;
-    while walk.expected_seq <= head.seq {
-        let wanted = (head.seq - walk.expected_seq + 1).min(BATCH as i64) as u64;
-        let batch = store::audit_log::entries_from(db, walk.expected_seq, wanted).await?;
-        let short = (batch.len() as u64) < wanted;
-        for row in batch {
-            if let Err(broken) = walk.step(row) {
-                return Ok(broken);
-            }
-        }
-        if short {
-            break;
-        }
+    let last = head.seq;
+    match walk_up_to(db, walk, last).await? {
+        Ok(walk) => Ok(walk.finish(Some(head))),
+        Err(broken) => Ok(broken),
     }
-    Ok(walk.finish(Some(head)))
 }
 
 /// Walks the whole chain against the head file's anchor, for `VerifyAuditLog`. A head file that
