@@ -216,7 +216,7 @@ async fn run_targets(mut config: Config, targets: &[Target], announce: bool) -> 
         })?),
     };
     let storage = match &bound.config.database_url {
-        Some(url) => format!("PostgreSQL {} (a schema per service)", kefu_kit::config::redact_password(url)),
+        Some(url) => format!("PostgreSQL {} (a schema per service)", kefu_kit::config::redact_password(url.expose())),
         None => format!("SQLite files under {}/", bound.config.data_dir.display()),
     };
     let mut lines = Vec::new();

@@ -108,7 +108,9 @@ pub struct Endpoint {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub database_url: Option<String>,
+    /// `KEFU_DATABASE_URL`: a secret, as it may hold a password (never in `Debug`; printed only
+    /// through [`redact_password`]).
+    pub database_url: Option<Secret>,
     /// Connections each service's PostgreSQL pool holds at most, if set (`KEFU_DATABASE_POOL`);
     /// otherwise each service's own default (`crate::db::pool_size`).
     pub database_pool: Option<u32>,
@@ -263,8 +265,8 @@ impl Config {
                 problem: "expected an IANA time zone name like Asia/Shanghai".into(),
             })?,
         };
-        let database_url = get("KEFU_DATABASE_URL");
-        if let Some(url) = &database_url
+        let database_url = get("KEFU_DATABASE_URL").map(Secret::new);
+        if let Some(url) = database_url.as_ref().map(Secret::expose)
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
             return Err(ConfigError {
@@ -700,6 +702,16 @@ mod tests {
     }
 
     /// Every form a password takes in a PostgreSQL URL is redacted, and nothing else is.
+    #[test]
+    fn a_configuration_printed_for_debugging_shows_no_database_password() {
+        let config =
+            config(&[("KEFU_DATABASE_URL", "postgres://kefu:hunter2-secret@db:5432/kefu?password=also-secret")])
+                .expect("valid");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("also-secret"), "{printed}");
+        assert_eq!(config.database_url.as_ref().map(Secret::expose).map(|url| url.contains("hunter2")), Some(true));
+    }
+
     #[test]
     fn every_password_form_is_redacted() {
         for (url, shown) in [

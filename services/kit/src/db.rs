@@ -51,7 +51,7 @@ pub fn pool_size(config: &Config, part: &str) -> u32 {
 pub async fn connect(config: &Config, service: &str) -> Result<DatabaseConnection, DbErr> {
     let (mut db, system) = match &config.database_url {
         None => (connect_sqlite(config, service).await?, "sqlite"),
-        Some(url) => (connect_postgres(url, service, pool_size(config, service)).await?, "postgresql"),
+        Some(url) => (connect_postgres(url.expose(), service, pool_size(config, service)).await?, "postgresql"),
     };
     if crate::trace::exporting() {
         db.set_metric_callback(move |info| {
