@@ -50,7 +50,7 @@ pub const BRANCH_SYSTEM: &str = "branch_system";
 /// The departments, fixed.
 pub const DEPARTMENTS: [&str; 6] = ["intake", "inspection", "claims", "settlement", "archives", "external"];
 /// The department of outsiders who borrow files (003 第20条): never company staff.
-pub const EXTERNAL: &str = "external";
+pub const EXTERNAL: &str = kefu_kit::personal::OUTSIDERS;
 /// The clearances, lowest first.
 pub const CLEARANCES: [&str; 2] = ["confidential", "top_secret"];
 /// The bootstrap administrator's subject.

@@ -47,7 +47,7 @@ impl Refusals {
     /// One refusal of a call from `peer` at `now` (`None`: an address the socket did not give,
     /// which is then one address of its own).
     pub fn refuse(&self, peer: Option<IpAddr>, now: Instant) -> Refusal {
-        let key = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let key = address(peer).to_string();
         if let Err(wait) = self.limiter.admit(&key, now) {
             self.count_unlogged(peer, now);
             return Refusal::Shed { wait };
@@ -56,7 +56,7 @@ impl Refusals {
     }
 
     fn log_now(&self, peer: Option<IpAddr>, now: Instant) -> Option<u64> {
-        let ip = peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let ip = address(peer);
         let mut logged = self.logged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if logged.len() >= MAX_REMEMBERED && !logged.contains_key(&ip) {
             logged.retain(|_, (said, _)| now.duration_since(*said) < LOG_EVERY);
@@ -78,7 +78,7 @@ impl Refusals {
     }
 
     fn count_unlogged(&self, peer: Option<IpAddr>, now: Instant) {
-        let ip = peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let ip = address(peer);
         let mut logged = self.logged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((_, left_out)) = logged.get_mut(&ip) {
             *left_out += 1;
@@ -86,6 +86,12 @@ impl Refusals {
             logged.insert(ip, (now, 1));
         }
     }
+}
+
+/// The address a refusal is kept under; every caller whose address the socket did not give shares
+/// one.
+fn address(peer: Option<IpAddr>) -> IpAddr {
+    peer.unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
 #[cfg(test)]

@@ -20,9 +20,9 @@ pub fn approval_valid_for() -> Duration {
 pub const ARCHIVES_DEPARTMENT: &str = "archives";
 /// The service department (服务部) that approves reads of customer files (第20条 3): the customer
 /// service center, whose department is `intake`.
-pub const SERVICE_DEPARTMENT: &str = "intake";
+pub const SERVICE_DEPARTMENT: &str = kefu_kit::personal::SERVICE_CENTER;
 /// Requesters from outside the company carry this department (第20条 4).
-pub const EXTERNAL_DEPARTMENT: &str = "external";
+pub const EXTERNAL_DEPARTMENT: &str = kefu_kit::personal::OUTSIDERS;
 /// The departments whose working documents a closed case is, until it moves to the archives.
 pub const WORKING_DEPARTMENTS: &[&str] = &["intake", "settlement"];
 

@@ -226,6 +226,8 @@ pub fn is_unreachable(error: &sea_orm::DbErr) -> bool {
 
 /// How long the log stays quiet about one unreachable database after saying so.
 pub const QUIET_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+/// Kinds [`now_and_then`] remembers at most before it forgets the quiet ones.
+const MAX_KEYS: usize = 10_000;
 
 /// Logs that the database is unreachable while `context`, at most once per [`QUIET_FOR`] for each
 /// context, counting the failures it left out: while PostgreSQL is down every call and every
@@ -258,6 +260,11 @@ pub fn now_and_then(key: &str) -> Option<u64> {
     static LAST: LazyLock<Mutex<HashMap<String, (Instant, u64)>>> = LazyLock::new(Default::default);
     let mut last = LAST.lock().ok()?;
     let now = Instant::now();
+    // Keys may name peer addresses: past a bound, the quiet ones are forgotten (a forgotten key is
+    // logged at its next failure, as a new one).
+    if last.len() >= MAX_KEYS && !last.contains_key(key) {
+        last.retain(|_, (said, _)| now.duration_since(*said) < QUIET_FOR);
+    }
     match last.get_mut(key) {
         Some((said, left_out)) if now.duration_since(*said) < QUIET_FOR => {
             *left_out += 1;

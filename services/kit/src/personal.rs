@@ -6,6 +6,8 @@ use crate::caller::Caller;
 
 /// The department of the service center, which takes every complaint and calls customers back.
 pub const SERVICE_CENTER: &str = "intake";
+/// The department of outsiders who borrow files (003 第20条): never company staff.
+pub const OUTSIDERS: &str = "external";
 
 impl Caller {
     /// Whether this caller sees every customer's name and phone in the cases it may read: the
